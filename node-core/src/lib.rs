@@ -1,0 +1,21 @@
+//! Sans-I/O core of the Sutantra edge node.
+//!
+//! Nothing in this crate opens a socket, spawns a thread or reads a clock: every method that
+//! depends on time takes `now` (a [`std::time::Duration`] since an origin the caller picks), so
+//! pacing and timeouts are tested with synthetic time. The firmware crate wraps these pieces in
+//! threads and tasks.
+//!
+//! Layout, in the order a picture flows through it:
+//! - [`pool`]: the fixed frame pool between capture and encode (drop-oldest, counted);
+//! - [`codec`]: VP8 on libvpx (realtime encoder; decoder for checks);
+//! - [`rtp`]: the RFC 7741 VP8 payloader, the 90 kHz clock and the RTP packetizer;
+//! - [`pacer`]: the frame clock, `start + n * period`;
+//! - [`fanout`]: one encode to many viewers, a bounded queue each, keyframe requests;
+//! - [`observer`]: the per-frame hook (frame hashes for attestations).
+
+pub mod codec;
+pub mod fanout;
+pub mod observer;
+pub mod pacer;
+pub mod pool;
+pub mod rtp;
