@@ -6,9 +6,22 @@
 //!   stamp, Y4M files, V4L2 devices behind the `v4l2` feature), plus a scripted fake.
 //!
 //! Nothing here allocates per picture: sources write into frames the caller owns.
+//!
+//! Features: `v4l2` (default, Linux only) enables `camera::V4l2Source` and `v4l2:` specs;
+//! `fake` exports the scripted fake source for tests of other crates.
+
+#![warn(missing_docs)]
 
 pub mod camera;
 pub mod frame;
 
-pub use camera::{CameraError, ErrorKind, FrameSource, Pacing, SourceInfo, SystemClock, WallClock};
+#[cfg(all(target_os = "linux", feature = "v4l2"))]
+pub use camera::V4l2Source;
+pub use camera::stamp::{read_stamp, write_stamp};
+pub use camera::{
+    CameraError, ErrorKind, FixedClock, FrameSource, Pacing, SourceInfo, SystemClock, WallClock,
+};
+#[cfg(any(test, feature = "fake"))]
+pub use camera::{ScriptedSource, Step};
+pub use camera::{SourceRequest, SourceSpec, TestPattern, Y4mSource, open_source};
 pub use frame::I420Frame;

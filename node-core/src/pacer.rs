@@ -1,1 +1,360 @@
-//! placeholder
+//! `Pacer`: the frame clock, `deadline(n) = start + n * period`.
+//!
+//! The frame rate is the exact rational `fps_num / fps_den` (30/1, 30000/1001, ...). Each deadline
+//! is computed from `start` and the index in integer nanoseconds, never by adding a rounded period
+//! to the previous deadline, so the clock does not drift: at 30 fps deadline 18000 is exactly
+//! `start + 600 s`, at 29.97 fps deadline 30000 is exactly `start + 1001 s`. This is embassy's
+//! `Ticker` (a steady `start + n * period`), not "sleep one period after the work".
+//!
+//! The pacer reads no clock: [`Pacer::poll`] takes `now` (time since the caller's origin) and says
+//! either "wait until this deadline" or "frame `index` is due".
+//!
+//! **Missed ticks are skipped, not burst.** When `now` is already past one or more *further*
+//! deadlines (the capture or encode stalled), the pacer does not hand out every missed tick back
+//! to back the way tokio's default `MissedTickBehavior::Burst` does; a burst of stale frames only
+//! adds latency and bandwidth spikes. It emits one tick for the latest deadline `<= now`, reports
+//! how many were skipped, and counts them in [`PacerStats::skipped`]. The schedule stays anchored
+//! to `start` (no re-anchoring to `now`, unlike tokio's `Delay`), so the next deadline is still on
+//! the original grid.
+
+use std::time::Duration;
+
+const NANOS_PER_SEC: u128 = 1_000_000_000;
+
+/// Errors from [`Pacer::new`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum PacerError {
+    /// The frame rate numerator or denominator is zero.
+    #[error(
+        "frame rate {num}/{den} is not valid: both parts must be non-zero (e.g. 30/1 or 30000/1001)"
+    )]
+    ZeroRate {
+        /// Frames (numerator).
+        num: u32,
+        /// Seconds (denominator).
+        den: u32,
+    },
+}
+
+/// What [`Pacer::poll`] says to do now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Tick {
+    /// No frame is due yet; poll again at `until`.
+    Wait {
+        /// The next deadline.
+        until: Duration,
+    },
+    /// Frame `index` is due (its deadline has passed).
+    Due {
+        /// Index of the frame on the grid (`deadline = start + index * period`).
+        index: u64,
+        /// Deadline of this frame.
+        deadline: Duration,
+        /// How far `now` is past `deadline`.
+        late: Duration,
+        /// Ticks skipped just before this one (0 when on time).
+        skipped: u64,
+    },
+}
+
+/// Counters of a [`Pacer`] since construction.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PacerStats {
+    /// Ticks emitted as [`Tick::Due`].
+    pub ticks: u64,
+    /// Deadlines skipped because a later one had already passed.
+    pub skipped: u64,
+    /// Largest `late` of any emitted tick.
+    pub max_late: Duration,
+}
+
+/// A drift-free frame clock at an exact rational rate.
+#[derive(Debug, Clone)]
+pub struct Pacer {
+    fps_num: u32,
+    fps_den: u32,
+    start: Duration,
+    next: u64,
+    stats: PacerStats,
+}
+
+impl Pacer {
+    /// A clock at `fps_num / fps_den` frames per second whose frame 0 is due at `start`.
+    pub fn new(fps_num: u32, fps_den: u32, start: Duration) -> Result<Self, PacerError> {
+        if fps_num == 0 || fps_den == 0 {
+            return Err(PacerError::ZeroRate {
+                num: fps_num,
+                den: fps_den,
+            });
+        }
+        Ok(Self {
+            fps_num,
+            fps_den,
+            start,
+            next: 0,
+            stats: PacerStats::default(),
+        })
+    }
+
+    /// Deadline of frame `index`: `start + index * fps_den / fps_num` seconds, rounded down to
+    /// the nanosecond from the exact value (saturates far beyond any real run).
+    pub fn frame_time(&self, index: u64) -> Duration {
+        let nanos =
+            u128::from(index) * NANOS_PER_SEC * u128::from(self.fps_den) / u128::from(self.fps_num);
+        let nanos = u64::try_from(nanos).unwrap_or(u64::MAX);
+        self.start.saturating_add(Duration::from_nanos(nanos))
+    }
+
+    /// Deadline of the next tick [`poll`](Self::poll) will emit (when nothing is skipped).
+    pub fn next_deadline(&self) -> Duration {
+        self.frame_time(self.next)
+    }
+
+    /// Emits the due tick, if any, and advances past it. See the module docs for missed ticks.
+    pub fn poll(&mut self, now: Duration) -> Tick {
+        let due = self.next_deadline();
+        if now < due {
+            return Tick::Wait { until: due };
+        }
+        let index = self.latest_index_at(now).max(self.next);
+        let deadline = self.frame_time(index);
+        let late = now.saturating_sub(deadline);
+        let skipped = index - self.next;
+        self.next = index.saturating_add(1);
+        self.stats.ticks = self.stats.ticks.saturating_add(1);
+        self.stats.skipped = self.stats.skipped.saturating_add(skipped);
+        self.stats.max_late = self.stats.max_late.max(late);
+        Tick::Due {
+            index,
+            deadline,
+            late,
+            skipped,
+        }
+    }
+
+    /// Counters since construction.
+    pub fn stats(&self) -> PacerStats {
+        self.stats
+    }
+
+    /// The frame rate as a float (for display and metrics).
+    pub fn fps(&self) -> f64 {
+        f64::from(self.fps_num) / f64::from(self.fps_den)
+    }
+
+    /// The largest `n` with `frame_time(n) <= now` (`now >= start`).
+    ///
+    /// `frame_time(n) = start + floor(n * D / num)` ns with `D = 1e9 * den`, and
+    /// `floor(x) <= t  <=>  n * D < (t + 1) * num  <=>  n <= ((t + 1) * num - 1) / D`.
+    fn latest_index_at(&self, now: Duration) -> u64 {
+        let t = now.saturating_sub(self.start).as_nanos();
+        let d = NANOS_PER_SEC * u128::from(self.fps_den);
+        let n = ((t + 1) * u128::from(self.fps_num) - 1) / d;
+        u64::try_from(n).unwrap_or(u64::MAX)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const START: Duration = Duration::from_millis(1234);
+
+    fn pacer(num: u32, den: u32) -> Pacer {
+        Pacer::new(num, den, START).expect("valid rate")
+    }
+
+    /// Tiny deterministic PRNG (xorshift64) for jitter.
+    fn xorshift(state: &mut u64) -> u64 {
+        *state ^= *state << 13;
+        *state ^= *state >> 7;
+        *state ^= *state << 17;
+        *state
+    }
+
+    /// Polls every deadline of `ticks` frames, `jitter(n)` after it; checks each tick is on time.
+    fn run(p: &mut Pacer, ticks: u64, mut jitter: impl FnMut() -> Duration) {
+        for n in 0..ticks {
+            let deadline = p.next_deadline();
+            assert_eq!(deadline, p.frame_time(n));
+            let before = p.poll(deadline.saturating_sub(Duration::from_nanos(1)));
+            assert_eq!(before, Tick::Wait { until: deadline });
+            let j = jitter();
+            assert_eq!(
+                p.poll(deadline + j),
+                Tick::Due {
+                    index: n,
+                    deadline,
+                    late: j,
+                    skipped: 0
+                }
+            );
+        }
+    }
+
+    #[test]
+    fn rejects_zero_rate() {
+        assert_eq!(
+            Pacer::new(0, 1, START).err(),
+            Some(PacerError::ZeroRate { num: 0, den: 1 })
+        );
+        assert!(Pacer::new(30, 0, START).is_err());
+    }
+
+    #[test]
+    fn thirty_fps_for_ten_minutes_does_not_drift() {
+        let mut p = pacer(30, 1);
+        run(&mut p, 18_000, || Duration::ZERO);
+        assert_eq!(p.next_deadline(), START + Duration::from_secs(600));
+        assert_eq!(p.frame_time(18_000), START + Duration::from_secs(600));
+        let stats = p.stats();
+        assert_eq!(stats.ticks, 18_000);
+        assert_eq!(stats.skipped, 0);
+        assert_eq!(stats.max_late, Duration::ZERO);
+        let measured = stats.ticks as f64 / (p.next_deadline() - START).as_secs_f64();
+        assert_eq!(format!("{measured:.3}"), "30.000");
+        assert_eq!(p.fps(), 30.0);
+    }
+
+    #[test]
+    fn jittery_polling_keeps_the_grid() {
+        let mut p = pacer(30, 1);
+        let mut seed = 0x9e37_79b9_7f4a_7c15;
+        let mut max = Duration::ZERO;
+        run(&mut p, 18_000, || {
+            let j = Duration::from_micros(xorshift(&mut seed) % 5_000);
+            max = max.max(j);
+            j
+        });
+        assert_eq!(p.next_deadline(), START + Duration::from_secs(600));
+        assert_eq!(p.stats().ticks, 18_000);
+        assert_eq!(p.stats().skipped, 0);
+        assert_eq!(p.stats().max_late, max);
+    }
+
+    #[test]
+    fn ntsc_rate_is_exact() {
+        let mut p = pacer(30_000, 1_001);
+        run(&mut p, 30_000, || Duration::from_micros(3_000));
+        assert_eq!(p.next_deadline(), START + Duration::from_secs(1_001));
+        assert_eq!(p.stats().ticks, 30_000);
+        // One period is 33_366_666.66.. ns; deadlines round down from the exact value.
+        assert_eq!(p.frame_time(1), START + Duration::from_nanos(33_366_666));
+        assert_eq!(p.frame_time(2), START + Duration::from_nanos(66_733_333));
+        assert_eq!(p.frame_time(3), START + Duration::from_nanos(100_100_000));
+        assert!((p.fps() - 29.970_029_97).abs() < 1e-6);
+    }
+
+    #[test]
+    fn late_poll_skips_instead_of_bursting() {
+        let mut p = pacer(30, 1);
+        run(&mut p, 10, || Duration::ZERO);
+        let period = p.frame_time(1) - p.frame_time(0);
+        // Frame 10 is pending; poll one and a half periods after its deadline.
+        let now = p.frame_time(10) + period * 3 / 2;
+        assert_eq!(
+            p.poll(now),
+            Tick::Due {
+                index: 11,
+                deadline: p.frame_time(11),
+                late: period / 2,
+                skipped: 1
+            }
+        );
+        // Still on the original grid: the next deadline is frame 12's.
+        assert_eq!(
+            p.poll(now),
+            Tick::Wait {
+                until: p.frame_time(12)
+            }
+        );
+        assert_eq!(p.next_deadline(), START + Duration::from_millis(400));
+        let stats = p.stats();
+        assert_eq!((stats.ticks, stats.skipped), (11, 1));
+        assert_eq!(stats.max_late, period / 2);
+    }
+
+    #[test]
+    fn long_stall_skips_many_and_reports_them() {
+        let mut p = pacer(30, 1);
+        let now = START + Duration::from_secs(10) + Duration::from_millis(5);
+        match p.poll(now) {
+            Tick::Due {
+                index,
+                skipped,
+                late,
+                ..
+            } => {
+                assert_eq!(index, 300);
+                assert_eq!(skipped, 300);
+                assert_eq!(late, Duration::from_millis(5));
+            }
+            wait => panic!("expected a due tick, got {wait:?}"),
+        }
+        assert_eq!(p.next_deadline(), p.frame_time(301));
+        assert_eq!(p.stats().skipped, 300);
+    }
+
+    #[test]
+    fn waits_before_start_and_between_deadlines() {
+        let mut p = pacer(25, 1);
+        assert_eq!(p.poll(Duration::ZERO), Tick::Wait { until: START });
+        assert!(matches!(p.poll(START), Tick::Due { index: 0, .. }));
+        let mid = START + Duration::from_millis(20);
+        assert_eq!(
+            p.poll(mid),
+            Tick::Wait {
+                until: START + Duration::from_millis(40)
+            }
+        );
+        assert_eq!(p.stats().ticks, 1);
+    }
+
+    #[test]
+    fn latest_index_matches_definition() {
+        let mut seed = 42;
+        for (num, den) in [
+            (30, 1),
+            (30_000, 1_001),
+            (7, 3),
+            (u32::MAX, 1),
+            (1, u32::MAX),
+        ] {
+            let p = pacer(num, den);
+            let mut times = vec![START, START + Duration::from_nanos(1)];
+            // Deadlines saturate past ~584 years, so the slow rate only gets its first frames.
+            let frames = [1u64, 2, 3, 999, 1_000_003];
+            let frames = if num >= den {
+                &frames[..]
+            } else {
+                &frames[..3]
+            };
+            times.extend(frames.iter().map(|&n| p.frame_time(n)));
+            times.extend(
+                (0..1_000).map(|_| START + Duration::from_nanos(xorshift(&mut seed) >> 20)),
+            );
+            for t in times {
+                let k = p.latest_index_at(t);
+                assert!(p.frame_time(k) <= t, "{num}/{den}: frame {k} after {t:?}");
+                assert!(
+                    p.frame_time(k + 1) > t,
+                    "{num}/{den}: frame {k} not the latest"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn extreme_times_do_not_panic() {
+        let mut p = pacer(u32::MAX, 1);
+        assert!(matches!(p.poll(Duration::MAX), Tick::Due { .. }));
+        let _ = p.poll(Duration::MAX);
+        let _ = p.frame_time(u64::MAX);
+        let mut slow = Pacer::new(1, u32::MAX, Duration::MAX).expect("valid");
+        assert!(matches!(
+            slow.poll(Duration::MAX),
+            Tick::Due { index: 0, .. }
+        ));
+        let _ = slow.poll(Duration::MAX);
+    }
+}

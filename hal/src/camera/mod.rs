@@ -3,8 +3,32 @@
 //! A source fills an [`I420Frame`] the caller owns (fixed buffers: nothing is allocated per
 //! picture). Device-paced sources (V4L2) block until the device delivers; free-running sources
 //! (test pattern, Y4M) return at once and the caller paces them with its frame clock.
+//!
+//! Modules: [`spec`] parses `--source` and opens a source; [`test_pattern`] (with [`stamp`]
+//! and [`digits`]), [`y4m`] and `v4l2` (Linux, `v4l2` feature) are the sources; [`convert`]
+//! turns camera pixel formats into I420; `fake` (tests, `fake` feature) is a scripted source.
 
 use crate::frame::I420Frame;
+
+pub mod convert;
+pub mod digits;
+#[cfg(any(test, feature = "fake"))]
+pub mod fake;
+pub mod spec;
+pub mod stamp;
+pub mod test_pattern;
+#[cfg(all(target_os = "linux", feature = "v4l2"))]
+pub mod v4l2;
+pub mod y4m;
+
+pub use convert::PixelFormat;
+#[cfg(any(test, feature = "fake"))]
+pub use fake::{ScriptedSource, Step};
+pub use spec::{SourceRequest, SourceSpec, open_source};
+pub use test_pattern::TestPattern;
+#[cfg(all(target_os = "linux", feature = "v4l2"))]
+pub use v4l2::V4l2Source;
+pub use y4m::Y4mSource;
 
 /// Who decides when the next picture exists.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -114,8 +138,7 @@ pub trait FrameSource: Send {
 
     /// Fills `frame` (already sized to `info().width` x `info().height`) with the next picture,
     /// sets `frame.capture_us` from `clock` at the moment of capture and `frame.seq`.
-    fn capture(&mut self, frame: &mut I420Frame, clock: &dyn WallClock)
-    -> Result<(), CameraError>;
+    fn capture(&mut self, frame: &mut I420Frame, clock: &dyn WallClock) -> Result<(), CameraError>;
 }
 
 impl<T: FrameSource + ?Sized> FrameSource for &mut T {
@@ -125,11 +148,7 @@ impl<T: FrameSource + ?Sized> FrameSource for &mut T {
     fn pacing(&self) -> Pacing {
         (**self).pacing()
     }
-    fn capture(
-        &mut self,
-        frame: &mut I420Frame,
-        clock: &dyn WallClock,
-    ) -> Result<(), CameraError> {
+    fn capture(&mut self, frame: &mut I420Frame, clock: &dyn WallClock) -> Result<(), CameraError> {
         (**self).capture(frame, clock)
     }
 }
@@ -141,11 +160,7 @@ impl<T: FrameSource + ?Sized> FrameSource for Box<T> {
     fn pacing(&self) -> Pacing {
         (**self).pacing()
     }
-    fn capture(
-        &mut self,
-        frame: &mut I420Frame,
-        clock: &dyn WallClock,
-    ) -> Result<(), CameraError> {
+    fn capture(&mut self, frame: &mut I420Frame, clock: &dyn WallClock) -> Result<(), CameraError> {
         (**self).capture(frame, clock)
     }
 }

@@ -1,0 +1,356 @@
+//! The command line (clap) and the `run` entry point.
+//!
+//! `sutantra run` per DESIGN.md section 3: with no file it runs the embedded default (test
+//! pattern, 640x480 at 30 FPS, HTTP on 127.0.0.1:8080, data in `./sutantra-data`); flags override
+//! the file. Exit codes: 0 clean stop, 1 runtime failure, 2 bad configuration or arguments.
+
+use crate::config::{Config, ConfigError};
+use crate::http::{self, AppState};
+use crate::media::{Hub, Media, MediaConfig};
+use crate::stats::Stats;
+use crate::viewer::Viewers;
+use clap::{Args, Parser, Subcommand};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+use sutantra_core::observer::FrameStats;
+use sutantra_hal::camera::SourceRequest;
+
+/// Sutantra edge node: camera → VP8 → WebRTC viewers (WHEP).
+#[derive(Debug, Parser)]
+#[command(name = "sutantra", version, about, propagate_version = true)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Start the node (camera, encoder, viewer page, WHEP).
+    Run(Box<RunArgs>),
+    /// Work with configuration files.
+    #[command(subcommand)]
+    Config(ConfigCmd),
+}
+
+/// `sutantra config ...`
+#[derive(Debug, Subcommand)]
+pub enum ConfigCmd {
+    /// Check a configuration file: exit 0 if valid, else print `FILE:LINE: key: reason`.
+    Validate {
+        /// The TOML file.
+        file: PathBuf,
+        /// Print the result as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// `sutantra run` flags; each overrides the configuration file.
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// TOML configuration file.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Camera: `test-pattern`, `v4l2:/dev/videoN` or `y4m:PATH`.
+    #[arg(long, value_name = "SPEC")]
+    pub source: Option<String>,
+    /// HTTP listen address (viewer page, WHEP, /healthz, /metrics).
+    #[arg(long, value_name = "ADDR")]
+    pub listen: Option<SocketAddr>,
+    /// Capture width.
+    #[arg(long, value_name = "W")]
+    pub width: Option<u32>,
+    /// Capture height.
+    #[arg(long, value_name = "H")]
+    pub height: Option<u32>,
+    /// Frames per second.
+    #[arg(long, value_name = "F")]
+    pub fps: Option<u32>,
+    /// VP8 target bitrate in kbit/s.
+    #[arg(long, value_name = "KBPS")]
+    pub bitrate: Option<u32>,
+    /// Where the node keeps its state.
+    #[arg(long, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Most viewers at once (more get 503 with Retry-After).
+    #[arg(long, value_name = "N")]
+    pub max_viewers: Option<usize>,
+    /// Require this bearer token on WHEP requests.
+    #[arg(long, value_name = "TOKEN", env = "SUTANTRA_WHEP_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+    /// ICE server URL (repeatable); `--ice-server none` clears the default STUN list.
+    #[arg(long = "ice-server", value_name = "URL")]
+    pub ice_servers: Vec<String>,
+    /// Log filter (e.g. `info`, `debug`, `sutantra=debug`); RUST_LOG also works.
+    #[arg(long, value_name = "FILTER", default_value = "info")]
+    pub log_level: String,
+}
+
+fn cli_error(key: &str, reason: String) -> ConfigError {
+    ConfigError {
+        file: "<command line>".into(),
+        line: 0,
+        key: key.into(),
+        reason,
+    }
+}
+
+/// The configuration `run` uses: file (or defaults), then flags, validated.
+pub fn resolve_config(args: &RunArgs) -> Result<Config, ConfigError> {
+    let mut cfg = match &args.config {
+        Some(path) => Config::load(path)?,
+        None => Config::default(),
+    };
+    if let Some(v) = &args.source {
+        cfg.source.spec = v.clone();
+    }
+    if let Some(v) = args.listen {
+        cfg.http.listen = v;
+    }
+    if let Some(v) = args.width {
+        cfg.source.width = v;
+    }
+    if let Some(v) = args.height {
+        cfg.source.height = v;
+    }
+    if let Some(v) = args.fps {
+        cfg.source.fps = v;
+    }
+    if let Some(v) = args.bitrate {
+        cfg.encoder.bitrate_kbps = v;
+    }
+    if let Some(v) = &args.data_dir {
+        cfg.data_dir = v.clone();
+    }
+    if let Some(v) = args.max_viewers {
+        cfg.webrtc.max_viewers = v;
+    }
+    if let Some(v) = &args.token {
+        cfg.http.token = Some(v.clone());
+    }
+    if !args.ice_servers.is_empty() {
+        cfg.webrtc.ice_servers = args
+            .ice_servers
+            .iter()
+            .filter(|u| u.as_str() != "none")
+            .cloned()
+            .collect();
+    }
+    cfg.validate().map_err(|(key, reason)| {
+        // A value set in the file keeps its line; one from a flag names the flag.
+        match &args.config {
+            Some(path) => {
+                let text = std::fs::read_to_string(path).unwrap_or_default();
+                Config::parse(&text, &path.display().to_string())
+                    .err()
+                    .unwrap_or_else(|| cli_error(&key, reason.clone()))
+            }
+            None => cli_error(&key, reason),
+        }
+    })?;
+    Ok(cfg)
+}
+
+/// `sutantra config validate FILE`.
+pub fn config(cmd: ConfigCmd) -> ExitCode {
+    match cmd {
+        ConfigCmd::Validate { file, json } => match Config::load(&file) {
+            Ok(_) => {
+                if json {
+                    println!("{}", serde_json::json!({"valid": true, "file": file}));
+                } else {
+                    println!("{}: valid", file.display());
+                }
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                if json {
+                    println!(
+                        "{}",
+                        serde_json::json!({"valid": false, "file": e.file, "line": e.line,
+                                           "key": e.key, "reason": e.reason})
+                    );
+                } else {
+                    eprintln!("{e}");
+                }
+                ExitCode::from(2)
+            }
+        },
+    }
+}
+
+fn init_logging(filter: &str) {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_default_env()
+        .or_else(|_| EnvFilter::try_new(filter))
+        .unwrap_or_else(|_| EnvFilter::new("info"))
+        // The WebRTC stack logs every dropped packet at error level through `log`; keep it quiet
+        // unless asked.
+        .add_directive("webrtc=warn".parse().expect("static directive"))
+        .add_directive("rtc=warn".parse().expect("static directive"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .init();
+}
+
+/// `sutantra run`.
+pub fn run(args: RunArgs) -> ExitCode {
+    let cfg = match resolve_config(&args) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("sutantra: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    init_logging(&args.log_level);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("sutantra: cannot start the async runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    match runtime.block_on(run_node(cfg)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!("{e}");
+            eprintln!("sutantra: {e}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+async fn run_node(cfg: Config) -> Result<(), String> {
+    std::fs::create_dir_all(&cfg.data_dir).map_err(|e| {
+        format!(
+            "cannot create the data directory {}: {e}; pass --data-dir DIR",
+            cfg.data_dir.display()
+        )
+    })?;
+    let stats = Arc::new(Stats::new());
+    let hub = Arc::new(Hub::new(
+        cfg.webrtc.max_viewers,
+        cfg.webrtc.viewer_queue_packets,
+    )?);
+    let spec = cfg.source_spec();
+    let media_cfg = MediaConfig {
+        spec: spec.clone(),
+        request: SourceRequest {
+            width: cfg.source.width,
+            height: cfg.source.height,
+            fps_num: cfg.source.fps,
+            fps_den: 1,
+            buffers: cfg.source.buffers,
+        },
+        frame_pool: cfg.source.frame_pool,
+        bitrate_kbps: cfg.encoder.bitrate_kbps,
+        keyframe_interval: cfg.encoder.keyframe_interval,
+        cpu_used: cfg.encoder.cpu_used,
+        threads: cfg.encoder.threads,
+        min_keyframe_gap: Duration::from_millis(cfg.encoder.min_keyframe_gap_ms),
+        rtp_payload_bytes: cfg.webrtc.rtp_payload_bytes,
+    };
+    let media = Media::start(
+        &media_cfg,
+        hub.clone(),
+        stats.clone(),
+        Box::new(FrameStats::new()),
+    )
+    .map_err(|e| e.to_string())?;
+
+    let listener = tokio::net::TcpListener::bind(cfg.http.listen)
+        .await
+        .map_err(|e| {
+            format!(
+                "cannot listen on {}: {e}; pick another address with --listen ADDR",
+                cfg.http.listen
+            )
+        })?;
+    let local = listener.local_addr().map_err(|e| e.to_string())?;
+    let viewers = Arc::new(Viewers::new(cfg.webrtc.clone(), hub.clone(), stats.clone()));
+    let state = AppState {
+        viewers: viewers.clone(),
+        stats: stats.clone(),
+        token: cfg.http.token.clone(),
+        source_spec: spec.to_string(),
+        hub: hub.clone(),
+    };
+    let app = http::router(state, cfg.http.max_body_bytes, cfg.http.max_connections);
+    tracing::info!(
+        listen = %local,
+        source = %spec,
+        width = media.info.width,
+        height = media.info.height,
+        bitrate_kbps = cfg.encoder.bitrate_kbps,
+        "node started"
+    );
+    println!("viewer: http://{local}/");
+
+    let summary = tokio::spawn(summary_every_minute(stats.clone(), hub.clone()));
+    http::serve(listener, app, shutdown_signal())
+        .await
+        .map_err(|e| format!("HTTP server failed: {e}"))?;
+    tracing::info!("shutting down");
+    summary.abort();
+    viewers.end_all().await;
+    tokio::task::spawn_blocking(move || media.stop())
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(_) => {
+                    let _ = ctrl_c.await;
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}
+
+/// One summary line a minute: fps, bitrate, viewers, drops (never a line per frame).
+async fn summary_every_minute(stats: Arc<Stats>, hub: Arc<Hub>) {
+    let period = Duration::from_secs(60);
+    let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let (mut frames0, mut bytes0) = (0u64, 0u64);
+    loop {
+        tick.tick().await;
+        let frames = stats.frames_sent.load(Ordering::Relaxed);
+        let bytes = stats.bytes_encoded.load(Ordering::Relaxed);
+        tracing::info!(
+            fps = format!("{:.2}", (frames - frames0) as f64 / period.as_secs_f64()),
+            kbps = (bytes - bytes0) * 8 / period.as_secs() / 1000,
+            viewers = stats.viewers.load(Ordering::Relaxed),
+            frame_drops = stats.pool_dropped.load(Ordering::Relaxed),
+            packet_drops = hub.dropped(),
+            pacer_skipped = stats.pacer_skipped.load(Ordering::Relaxed),
+            "summary"
+        );
+        (frames0, bytes0) = (frames, bytes);
+    }
+}

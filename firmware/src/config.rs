@@ -1,0 +1,451 @@
+//! The node's configuration: one TOML file, defaults for everything, command-line overrides.
+//!
+//! Every setting has a default so `sutantra run` with no file runs the embedded default
+//! (test pattern, 640x480 at 30 FPS, HTTP on 127.0.0.1:8080, data in `./sutantra-data`).
+//! Errors name the file, the line and the key (`FILE:LINE: key: reason`), because an operator
+//! fixing a board over a serial console has nothing else to go on.
+
+use serde::Deserialize;
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+use sutantra_hal::camera::SourceSpec;
+
+/// The default STUN list: four operators, so one outage or block does not leave the node without
+/// a server-reflexive candidate.
+pub const DEFAULT_STUN_SERVERS: &[&str] = &[
+    "stun:global.stun.twilio.com:3478",
+    "stun:stun.relay.metered.ca:80",
+    "stun:stun.cloudflare.com:3478",
+    "stun:stun.l.google.com:19302",
+];
+
+/// The whole configuration.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Where the node keeps its state (keys, stores).
+    pub data_dir: PathBuf,
+    /// Board profile name (`sutantra boards`).
+    pub board: Option<String>,
+    /// The camera.
+    pub source: SourceConfig,
+    /// The VP8 encoder.
+    pub encoder: EncoderConfig,
+    /// The HTTP server (viewer page, WHEP, health, metrics).
+    pub http: HttpConfig,
+    /// WebRTC sessions.
+    pub webrtc: WebRtcConfig,
+}
+
+/// `[source]`: the camera.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SourceConfig {
+    /// `test-pattern`, `y4m:PATH` or `v4l2:/dev/videoN`.
+    pub spec: String,
+    /// Capture width in pixels.
+    pub width: u32,
+    /// Capture height in pixels.
+    pub height: u32,
+    /// Frames per second.
+    pub fps: u32,
+    /// Camera (V4L2 mmap) buffers.
+    pub buffers: u32,
+    /// Frames between capture and encode (drop-oldest when full).
+    pub frame_pool: usize,
+}
+
+/// `[encoder]`: VP8 on libvpx.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct EncoderConfig {
+    /// Target bitrate in kbit/s.
+    pub bitrate_kbps: u32,
+    /// Longest distance between keyframes, in frames.
+    pub keyframe_interval: u32,
+    /// libvpx speed (`cpu-used`), 4..=16 in realtime mode.
+    pub cpu_used: i32,
+    /// Encoder threads.
+    pub threads: u32,
+    /// Shortest time between forced keyframes (viewer joins, PLI, FIR), in milliseconds.
+    pub min_keyframe_gap_ms: u64,
+}
+
+/// `[http]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HttpConfig {
+    /// Listen address.
+    pub listen: SocketAddr,
+    /// Largest request body (SDP offers) in bytes.
+    pub max_body_bytes: usize,
+    /// Bearer token required on WHEP requests, if set.
+    pub token: Option<String>,
+    /// Concurrent HTTP requests served at once.
+    pub max_connections: usize,
+}
+
+/// `[webrtc]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WebRtcConfig {
+    /// ICE servers (`stun:host:port`); an empty list means host candidates only.
+    pub ice_servers: Vec<String>,
+    /// Most viewers at once; more get 503 with Retry-After.
+    pub max_viewers: usize,
+    /// Packets queued per viewer before the oldest is dropped.
+    pub viewer_queue_packets: usize,
+    /// Largest RTP payload in bytes (VP8 descriptor included).
+    pub rtp_payload_bytes: usize,
+    /// Local addresses to gather host candidates on; empty means every interface address,
+    /// loopback included.
+    pub bind_addrs: Vec<IpAddr>,
+    /// First UDP port of the fixed range (0: ephemeral ports).
+    pub udp_port_min: u16,
+    /// Last UDP port of the fixed range.
+    pub udp_port_max: u16,
+    /// Public addresses to advertise as host candidates beside the local ones (1:1 NAT, a
+    /// board behind a port forward).
+    pub public_ips: Vec<IpAddr>,
+    /// How long the WHEP answer may wait for STUN (server-reflexive) candidates, in ms.
+    pub gather_timeout_ms: u64,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            data_dir: PathBuf::from("sutantra-data"),
+            board: None,
+            source: SourceConfig::default(),
+            encoder: EncoderConfig::default(),
+            http: HttpConfig::default(),
+            webrtc: WebRtcConfig::default(),
+        }
+    }
+}
+
+impl Default for SourceConfig {
+    fn default() -> Self {
+        let b = &sutantra_boards::GENERIC;
+        Self {
+            spec: "test-pattern".into(),
+            width: b.width,
+            height: b.height,
+            fps: b.fps,
+            buffers: 4,
+            frame_pool: 4,
+        }
+    }
+}
+
+impl Default for EncoderConfig {
+    fn default() -> Self {
+        let b = &sutantra_boards::GENERIC;
+        Self {
+            bitrate_kbps: b.bitrate_kbps,
+            keyframe_interval: 300,
+            cpu_used: b.cpu_used,
+            threads: 1,
+            min_keyframe_gap_ms: 500,
+        }
+    }
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            max_body_bytes: 64 * 1024,
+            token: None,
+            max_connections: 64,
+        }
+    }
+}
+
+impl Default for WebRtcConfig {
+    fn default() -> Self {
+        Self {
+            ice_servers: DEFAULT_STUN_SERVERS.iter().map(|s| s.to_string()).collect(),
+            max_viewers: 16,
+            viewer_queue_packets: 512,
+            rtp_payload_bytes: 1200,
+            bind_addrs: Vec::new(),
+            udp_port_min: 0,
+            udp_port_max: 0,
+            public_ips: Vec::new(),
+            gather_timeout_ms: 800,
+        }
+    }
+}
+
+/// A configuration error that points at the place to fix.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{file}:{line}: {key}: {reason}")]
+pub struct ConfigError {
+    /// The file (or `<command line>`).
+    pub file: String,
+    /// 1-based line, 0 when not from a file.
+    pub line: usize,
+    /// Dotted key, e.g. `source.width`.
+    pub key: String,
+    /// What is wrong and what is accepted.
+    pub reason: String,
+}
+
+impl Config {
+    /// Reads and validates a TOML file.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let file = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
+            file: file.clone(),
+            line: 0,
+            key: "-".into(),
+            reason: format!("cannot read the file: {e}"),
+        })?;
+        Self::parse(&text, &file)
+    }
+
+    /// Parses and validates TOML text; `file` names it in errors.
+    pub fn parse(text: &str, file: &str) -> Result<Self, ConfigError> {
+        let cfg: Config = toml::from_str(text).map_err(|e| {
+            let (line, key) = match e.span() {
+                Some(span) => locate_span(text, span.start),
+                None => (0, "-".to_string()),
+            };
+            ConfigError {
+                file: file.into(),
+                line,
+                key,
+                reason: e.message().trim().to_string(),
+            }
+        })?;
+        cfg.validate().map_err(|(key, reason)| ConfigError {
+            file: file.into(),
+            line: find_key_line(text, &key),
+            key,
+            reason,
+        })?;
+        Ok(cfg)
+    }
+
+    /// Checks values that parse but cannot work. Returns `(dotted key, reason)`.
+    pub fn validate(&self) -> Result<(), (String, String)> {
+        let bad = |k: &str, r: String| Err((k.to_string(), r));
+        let s = &self.source;
+        if let Err(e) = s.spec.parse::<SourceSpec>() {
+            return bad("source.spec", e.to_string());
+        }
+        if s.width < 64 || s.width > 4096 || s.width % 2 != 0 {
+            return bad(
+                "source.width",
+                format!("{} is not usable: use an even width from 64 to 4096", s.width),
+            );
+        }
+        if s.height < 32 || s.height > 2304 || s.height % 2 != 0 {
+            return bad(
+                "source.height",
+                format!(
+                    "{} is not usable: use an even height from 32 to 2304",
+                    s.height
+                ),
+            );
+        }
+        if !(1..=120).contains(&s.fps) {
+            return bad("source.fps", format!("{} is not usable: use 1 to 120", s.fps));
+        }
+        if !(2..=32).contains(&s.buffers) {
+            return bad(
+                "source.buffers",
+                format!("{} buffers: use 2 to 32", s.buffers),
+            );
+        }
+        if !(2..=64).contains(&s.frame_pool) {
+            return bad(
+                "source.frame_pool",
+                format!("{} frames: use 2 to 64", s.frame_pool),
+            );
+        }
+        let e = &self.encoder;
+        if !(50..=20_000).contains(&e.bitrate_kbps) {
+            return bad(
+                "encoder.bitrate_kbps",
+                format!("{} kbit/s: use 50 to 20000", e.bitrate_kbps),
+            );
+        }
+        if !(1..=100_000).contains(&e.keyframe_interval) {
+            return bad(
+                "encoder.keyframe_interval",
+                format!("{} frames: use 1 to 100000", e.keyframe_interval),
+            );
+        }
+        if !(0..=16).contains(&e.cpu_used) {
+            return bad(
+                "encoder.cpu_used",
+                format!("{}: use 0 to 16 (higher is faster)", e.cpu_used),
+            );
+        }
+        if !(1..=8).contains(&e.threads) {
+            return bad("encoder.threads", format!("{}: use 1 to 8", e.threads));
+        }
+        let h = &self.http;
+        if !(1024..=1024 * 1024).contains(&h.max_body_bytes) {
+            return bad(
+                "http.max_body_bytes",
+                format!("{}: use 1024 to 1048576", h.max_body_bytes),
+            );
+        }
+        if h.token.as_deref().is_some_and(|t| t.trim().is_empty()) {
+            return bad(
+                "http.token",
+                "empty token: remove the key to serve without a token".into(),
+            );
+        }
+        if !(1..=4096).contains(&h.max_connections) {
+            return bad(
+                "http.max_connections",
+                format!("{}: use 1 to 4096", h.max_connections),
+            );
+        }
+        let w = &self.webrtc;
+        for (i, url) in w.ice_servers.iter().enumerate() {
+            if let Err(r) = crate::stun::parse_stun_url(url) {
+                return bad(&format!("webrtc.ice_servers[{i}]"), r);
+            }
+        }
+        if !(1..=256).contains(&w.max_viewers) {
+            return bad(
+                "webrtc.max_viewers",
+                format!("{}: use 1 to 256", w.max_viewers),
+            );
+        }
+        if !(16..=65_536).contains(&w.viewer_queue_packets) {
+            return bad(
+                "webrtc.viewer_queue_packets",
+                format!("{}: use 16 to 65536", w.viewer_queue_packets),
+            );
+        }
+        if !(200..=1400).contains(&w.rtp_payload_bytes) {
+            return bad(
+                "webrtc.rtp_payload_bytes",
+                format!(
+                    "{}: use 200 to 1400 (1200 fits every path MTU)",
+                    w.rtp_payload_bytes
+                ),
+            );
+        }
+        if (w.udp_port_min == 0) != (w.udp_port_max == 0) || w.udp_port_min > w.udp_port_max {
+            return bad(
+                "webrtc.udp_port_min",
+                format!(
+                    "range {}..{} is not valid: set both udp_port_min and udp_port_max \
+                     (min <= max), or neither",
+                    w.udp_port_min, w.udp_port_max
+                ),
+            );
+        }
+        if !(50..=10_000).contains(&w.gather_timeout_ms) {
+            return bad(
+                "webrtc.gather_timeout_ms",
+                format!("{}: use 50 to 10000", w.gather_timeout_ms),
+            );
+        }
+        Ok(())
+    }
+
+    /// The parsed source spec (validated).
+    pub fn source_spec(&self) -> SourceSpec {
+        self.source
+            .spec
+            .parse()
+            .unwrap_or(SourceSpec::TestPattern)
+    }
+}
+
+/// Line number (1-based) and dotted key at byte `offset` of a TOML text.
+fn locate_span(text: &str, offset: usize) -> (usize, String) {
+    let offset = offset.min(text.len());
+    let line_no = text[..offset].matches('\n').count() + 1;
+    let mut section = String::new();
+    for line in text.lines().take(line_no) {
+        let t = line.trim();
+        if t.starts_with('[') && t.ends_with(']') {
+            section = t.trim_matches(|c| c == '[' || c == ']').trim().to_string();
+        }
+    }
+    let line = text.lines().nth(line_no - 1).unwrap_or("");
+    let key = line
+        .split('=')
+        .next()
+        .map(str::trim)
+        .filter(|k| !k.is_empty() && !k.starts_with('['))
+        .unwrap_or("-");
+    let key = if section.is_empty() || key == "-" {
+        key.to_string()
+    } else {
+        format!("{section}.{key}")
+    };
+    (line_no, key)
+}
+
+/// The 1-based line where dotted `key` is set, or 0 when it is not in the text (a default).
+fn find_key_line(text: &str, key: &str) -> usize {
+    let key = key.split('[').next().unwrap_or(key);
+    let (section, leaf) = key.rsplit_once('.').unwrap_or(("", key));
+    let mut current = String::new();
+    for (i, line) in text.lines().enumerate() {
+        let t = line.trim();
+        if t.starts_with('[') && t.ends_with(']') {
+            current = t.trim_matches(|c| c == '[' || c == ']').trim().to_string();
+            continue;
+        }
+        if current == section
+            && t.split('=').next().map(str::trim) == Some(leaf)
+            && t.contains('=')
+        {
+            return i + 1;
+        }
+    }
+    0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn empty_file_is_the_embedded_default() {
+        let c = Config::parse("", "c.toml").expect("default parses");
+        assert_eq!(c.source.spec, "test-pattern");
+        assert_eq!((c.source.width, c.source.height, c.source.fps), (640, 480, 30));
+        assert_eq!(c.http.listen.to_string(), "127.0.0.1:8080");
+        assert_eq!(c.webrtc.ice_servers.len(), 4);
+    }
+
+    #[test]
+    fn unknown_key_names_file_line_and_key() {
+        let e = Config::parse("[source]\nwidth = 640\nwidht = 3\n", "node.toml").unwrap_err();
+        assert_eq!(e.line, 3);
+        assert_eq!(e.key, "source.widht");
+        assert!(e.to_string().starts_with("node.toml:3: source.widht: "), "{e}");
+    }
+
+    #[test]
+    fn wrong_type_names_the_key() {
+        let e = Config::parse("[encoder]\n\nbitrate_kbps = \"fast\"\n", "n.toml").unwrap_err();
+        assert_eq!((e.line, e.key.as_str()), (3, "encoder.bitrate_kbps"));
+    }
+
+    #[test]
+    fn bad_value_names_the_key_line() {
+        let e = Config::parse("[source]\nfps = 30\nwidth = 641\n", "n.toml").unwrap_err();
+        assert_eq!((e.line, e.key.as_str()), (3, "source.width"));
+        assert!(e.reason.contains("even width"), "{}", e.reason);
+    }
+
+    #[test]
+    fn bad_stun_url_is_reported() {
+        let e = Config::parse("[webrtc]\nice_servers = [\"http://x\"]\n", "n.toml").unwrap_err();
+        assert_eq!(e.key, "webrtc.ice_servers[0]");
+        assert_eq!(e.line, 2);
+    }
+}

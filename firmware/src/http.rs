@@ -1,0 +1,300 @@
+//! The HTTP server: viewer page, WHEP, `/healthz`, `/metrics` (DESIGN.md section 3).
+//!
+//! `serve(listener, state, shutdown)` in the mini-redis shape: the caller binds (tests use
+//! `127.0.0.1:0`), requests in flight are bounded, and every refusal is a 4xx/5xx with a
+//! plain-text reason the operator can act on.
+
+use crate::stats::Stats;
+use crate::viewer::{SessionError, Viewers};
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, Path, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::{get, post};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+const PAGE: &str = include_str!("page.html");
+
+/// What the handlers share.
+#[derive(Debug, Clone)]
+pub struct AppState {
+    /// Viewer sessions.
+    pub viewers: Arc<Viewers>,
+    /// Counters.
+    pub stats: Arc<Stats>,
+    /// Bearer token required on WHEP, if any.
+    pub token: Option<String>,
+    /// The source spec as configured (for `/healthz`).
+    pub source_spec: String,
+    /// Packets dropped for slow viewers.
+    pub hub: Arc<crate::media::Hub>,
+}
+
+/// Builds the router; `max_body` bounds request bodies, `max_in_flight` concurrent requests.
+pub fn router(state: AppState, max_body: usize, max_in_flight: usize) -> Router {
+    Router::new()
+        .route("/", get(page))
+        .route("/healthz", get(healthz))
+        .route("/metrics", get(metrics))
+        .route("/whep", post(whep_post).options(preflight))
+        .route(
+            "/whep/{id}",
+            axum::routing::delete(whep_delete)
+                .options(preflight)
+                .patch(whep_patch),
+        )
+        .layer(DefaultBodyLimit::max(max_body))
+        .layer(tower::limit::GlobalConcurrencyLimitLayer::new(max_in_flight))
+        .with_state(state)
+}
+
+/// Serves until `shutdown` resolves.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    app: Router,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown)
+        .await
+}
+
+fn cors(mut resp: Response) -> Response {
+    let h = resp.headers_mut();
+    h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, HeaderValue::from_static("*"));
+    h.insert(
+        header::ACCESS_CONTROL_EXPOSE_HEADERS,
+        HeaderValue::from_static("Location"),
+    );
+    resp
+}
+
+fn text(status: StatusCode, msg: impl Into<String>) -> Response {
+    let mut body = msg.into();
+    body.push('\n');
+    cors(
+        (
+            status,
+            [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+            body,
+        )
+            .into_response(),
+    )
+}
+
+async fn page() -> Html<&'static str> {
+    Html(PAGE)
+}
+
+async fn preflight() -> Response {
+    let mut resp = StatusCode::NO_CONTENT.into_response();
+    let h = resp.headers_mut();
+    h.insert(
+        header::ACCESS_CONTROL_ALLOW_METHODS,
+        HeaderValue::from_static("POST, DELETE, OPTIONS"),
+    );
+    h.insert(
+        header::ACCESS_CONTROL_ALLOW_HEADERS,
+        HeaderValue::from_static("Content-Type, Authorization"),
+    );
+    h.insert(header::ACCESS_CONTROL_MAX_AGE, HeaderValue::from_static("600"));
+    h.insert("Accept-Post", HeaderValue::from_static("application/sdp"));
+    cors(resp)
+}
+
+fn authorized(state: &AppState, headers: &HeaderMap) -> Result<(), Response> {
+    let Some(token) = &state.token else {
+        return Ok(());
+    };
+    let given = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "));
+    if given.is_some_and(|g| constant_time_eq(g.as_bytes(), token.as_bytes())) {
+        return Ok(());
+    }
+    let mut resp = text(
+        StatusCode::UNAUTHORIZED,
+        if given.is_some() {
+            "wrong bearer token"
+        } else {
+            "this node needs a bearer token: send Authorization: Bearer <token>"
+        },
+    );
+    resp.headers_mut()
+        .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+    Err(resp)
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+async fn whep_post(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Result<Bytes, axum::extract::rejection::BytesRejection>,
+) -> Response {
+    if let Err(resp) = authorized(&state, &headers) {
+        return resp;
+    }
+    let ctype = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let mime = ctype.split(';').next().unwrap_or("").trim();
+    if !mime.eq_ignore_ascii_case("application/sdp") {
+        return text(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            format!(
+                "Content-Type must be application/sdp (got `{}`): POST the SDP offer as the body",
+                if ctype.is_empty() { "none" } else { ctype }
+            ),
+        );
+    }
+    let body = match body {
+        Ok(b) => b,
+        Err(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+            return text(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "the offer is larger than this node accepts (http.max_body_bytes)",
+            );
+        }
+        Err(e) => return text(StatusCode::BAD_REQUEST, format!("cannot read the body: {e}")),
+    };
+    let Ok(sdp) = String::from_utf8(body.to_vec()) else {
+        return text(StatusCode::BAD_REQUEST, "the SDP offer is not UTF-8 text");
+    };
+    if !sdp.trim_start().starts_with("v=0") {
+        return text(
+            StatusCode::BAD_REQUEST,
+            "the body is not an SDP offer (it must start with v=0)",
+        );
+    }
+    match state.viewers.offer(sdp).await {
+        Ok((id, answer)) => {
+            let mut resp = (
+                StatusCode::CREATED,
+                [(header::CONTENT_TYPE, "application/sdp")],
+                answer,
+            )
+                .into_response();
+            if let Ok(loc) = HeaderValue::from_str(&format!("/whep/{id}")) {
+                resp.headers_mut().insert(header::LOCATION, loc);
+            }
+            cors(resp)
+        }
+        Err(SessionError::BadOffer(m)) => text(StatusCode::BAD_REQUEST, m),
+        Err(e @ SessionError::Full(_)) => {
+            let mut resp = text(StatusCode::SERVICE_UNAVAILABLE, e.to_string());
+            resp.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("10"));
+            resp
+        }
+        Err(SessionError::Internal(m)) => {
+            tracing::error!(error = %m, "WHEP session failed");
+            text(StatusCode::INTERNAL_SERVER_ERROR, m)
+        }
+    }
+}
+
+async fn whep_delete(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Response {
+    if let Err(resp) = authorized(&state, &headers) {
+        return resp;
+    }
+    if state.viewers.end(&id).await {
+        cors(StatusCode::OK.into_response())
+    } else {
+        text(StatusCode::NOT_FOUND, format!("no session {id}"))
+    }
+}
+
+async fn whep_patch() -> Response {
+    let mut resp = text(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "trickle ICE is not needed: the answer carries every candidate",
+    );
+    resp.headers_mut().insert(
+        header::ALLOW,
+        HeaderValue::from_static("DELETE, OPTIONS"),
+    );
+    resp
+}
+
+async fn healthz(State(state): State<AppState>) -> Response {
+    let s = &state.stats;
+    let src = s.source();
+    let since = s.since_last_frame();
+    let status = match since {
+        Some(d) if d.as_secs_f64() < 2.0 => "ok",
+        Some(_) => "stalled",
+        None => "starting",
+    };
+    let body = serde_json::json!({
+        "status": status,
+        "source": state.source_spec,
+        "source_detail": src.description,
+        "source_state": src.state,
+        "width": src.width,
+        "height": src.height,
+        "fps": (s.fps() * 10.0).round() / 10.0,
+        "fps_target": src.fps_target,
+        "viewers": s.viewers.load(Ordering::Relaxed),
+        "sessions": state.viewers.count(),
+        "frames_sent": s.frames_sent.load(Ordering::Relaxed),
+        "frames_dropped": s.pool_dropped.load(Ordering::Relaxed),
+        "packets_dropped": state.hub.dropped(),
+        "uptime_s": s.uptime().as_secs(),
+        "version": env!("CARGO_PKG_VERSION"),
+    });
+    let code = if status == "stalled" {
+        StatusCode::SERVICE_UNAVAILABLE
+    } else {
+        StatusCode::OK
+    };
+    cors((code, axum::Json(body)).into_response())
+}
+
+async fn metrics(State(state): State<AppState>) -> Response {
+    let s = &state.stats;
+    let src = s.source();
+    let mut out = String::with_capacity(2048);
+    let mut metric = |name: &str, kind: &str, help: &str, value: f64| {
+        out.push_str(&format!(
+            "# HELP sutantra_{name} {help}\n# TYPE sutantra_{name} {kind}\nsutantra_{name} {value}\n"
+        ));
+    };
+    let c = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed) as f64;
+    metric("frames_captured_total", "counter", "Frames delivered by the source.", c(&s.frames_captured));
+    metric("frames_sent_total", "counter", "Frames encoded and sent to viewers.", c(&s.frames_sent));
+    metric("encoded_bytes_total", "counter", "VP8 bytes produced.", c(&s.bytes_encoded));
+    metric("rtp_packets_total", "counter", "RTP packets produced (before fan-out).", c(&s.packets));
+    metric("keyframes_total", "counter", "Keyframes produced.", c(&s.keyframes));
+    metric("keyframe_requests_total", "counter", "PLI/FIR keyframe requests from viewers.", c(&s.keyframe_requests));
+    metric("frame_pool_dropped_total", "counter", "Frames dropped by the full frame pool (encode fell behind).", c(&s.pool_dropped));
+    metric("pacer_skipped_total", "counter", "Frame-clock ticks skipped because capture ran late.", c(&s.pacer_skipped));
+    metric("frames_decimated_total", "counter", "Camera frames left out (camera faster than configured).", c(&s.decimated));
+    metric("capture_errors_total", "counter", "Camera errors.", c(&s.capture_errors));
+    metric("encode_errors_total", "counter", "Encoder errors.", c(&s.encode_errors));
+    metric("viewer_packets_dropped_total", "counter", "Packets dropped from full per-viewer queues.", state.hub.dropped() as f64);
+    metric("viewers_joined_total", "counter", "Viewer sessions started.", c(&s.viewers_joined));
+    metric("viewers_refused_total", "counter", "WHEP offers refused at the viewer limit.", c(&s.viewers_refused));
+    metric("viewers", "gauge", "Viewers receiving video now.", s.viewers.load(Ordering::Relaxed) as f64);
+    metric("sessions", "gauge", "WHEP sessions open (connecting or connected).", state.viewers.count() as f64);
+    metric("fps", "gauge", "Frames sent in the last second.", s.fps());
+    metric("width", "gauge", "Source width.", src.width as f64);
+    metric("height", "gauge", "Source height.", src.height as f64);
+    metric("uptime_seconds", "gauge", "Seconds since start.", s.uptime().as_secs_f64());
+    (
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        out,
+    )
+        .into_response()
+}

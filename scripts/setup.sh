@@ -1,0 +1,118 @@
+#!/usr/bin/env bash
+# Installs what building and testing the Sutantra node needs on Debian 12 (run as root).
+# Idempotent: every step checks first and does nothing when its work is already done.
+#
+#   scripts/setup.sh                 build deps + test deps (Python venv, Playwright, Chromium, ffmpeg)
+#   scripts/setup.sh --runtime-only  only what `cargo build` / `sutantra run` needs
+set -euo pipefail
+
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+ROOT=$(pwd)
+
+MODE=full
+for arg in "$@"; do
+  case "$arg" in
+    --runtime-only) MODE=runtime ;;
+    -h | --help)
+      sed -n '2,7p' "$0" | sed 's/^# \{0,1\}//'
+      exit 0
+      ;;
+    *)
+      echo "setup.sh: unknown option '$arg' (try --help)" >&2
+      exit 2
+      ;;
+  esac
+done
+
+say() { printf 'setup: %s\n' "$*"; }
+die() {
+  printf 'setup: error: %s\n' "$*" >&2
+  exit 1
+}
+
+# --- Debian packages --------------------------------------------------------------------------
+BUILD_PKGS=(build-essential pkg-config libvpx-dev libclang-dev clang curl ca-certificates)
+TEST_PKGS=(chromium ffmpeg python3-venv)
+PKGS=("${BUILD_PKGS[@]}")
+[[ $MODE == full ]] && PKGS+=("${TEST_PKGS[@]}")
+# Node.js runs the Playwright browser check; the machine image may already ship a newer one.
+if [[ $MODE == full ]] && ! command -v npm >/dev/null; then PKGS+=(nodejs npm); fi
+
+missing=()
+for p in "${PKGS[@]}"; do
+  status=$(dpkg-query -W -f='${db:Status-Status}' "$p" 2>/dev/null || true)
+  [[ $status == installed ]] || missing+=("$p")
+done
+
+if ((${#missing[@]})); then
+  [[ $(id -u) -eq 0 ]] || die "packages missing (${missing[*]}); run as root: sudo $0 $*"
+  export DEBIAN_FRONTEND=noninteractive
+  APT=(apt-get -o DPkg::Lock::Timeout=900 -y -q)
+  say "apt: installing ${missing[*]}"
+  "${APT[@]}" update >/dev/null
+  if ! "${APT[@]}" install "${missing[@]}"; then
+    # Another apt run may have cleaned the shared archive cache under us ("archive not found").
+    say "apt install failed; retrying once with a private archive cache"
+    mkdir -p /tmp/apt-archives/partial
+    "${APT[@]}" -o Dir::Cache::archives=/tmp/apt-archives install "${missing[@]}"
+  fi
+else
+  say "apt: all ${#PKGS[@]} packages present"
+fi
+
+# --- Rust -------------------------------------------------------------------------------------
+if ! command -v cargo >/dev/null; then
+  [[ -x $HOME/.cargo/bin/cargo ]] && export PATH="$HOME/.cargo/bin:$PATH"
+fi
+if ! command -v cargo >/dev/null; then
+  die "no Rust toolchain found. Install rustup (Debian 13+: 'apt-get install rustup'; otherwise the
+       official rustup installer, see the Rust website), then re-run this script. The repository's
+       rust-toolchain.toml selects Rust 1.95.0 with rustfmt and clippy; rustup installs it on first use."
+fi
+# With rustup, the first cargo call installs the pinned toolchain (rust-toolchain.toml) if needed.
+cargo_version=$(cargo --version) || die "cargo is installed but does not run (see the message above)"
+minor=$(sed -E 's/^cargo 1\.([0-9]+).*/\1/' <<<"$cargo_version")
+if [[ $minor =~ ^[0-9]+$ ]] && ((minor < 85)); then
+  die "$cargo_version is too old (edition 2024 needs 1.85+; the repo pins 1.95.0). Use rustup, not Debian's cargo."
+fi
+say "rust: $cargo_version"
+
+[[ $MODE == runtime ]] && {
+  say "done (runtime only)"
+  exit 0
+}
+
+# --- Python venv with aiortc (the independent WHEP viewer) --------------------------------------
+REQ=tests/e2e/requirements.txt
+VENV=$ROOT/.venv
+PY=python3
+[[ -x /usr/bin/python3 ]] && PY=/usr/bin/python3 # Debian's, which python3-venv completes
+want=$(sha256sum "$REQ" | cut -d' ' -f1)
+have=$(cat "$VENV/.sutantra-requirements" 2>/dev/null || true)
+if [[ $want == "$have" ]] && "$VENV/bin/python3" -c 'import aiortc, aiohttp, numpy' 2>/dev/null; then
+  say "python: .venv up to date"
+else
+  if ! "$VENV/bin/python3" -c '' 2>/dev/null; then
+    say "python: creating .venv with $($PY --version)"
+    rm -rf "$VENV"
+    "$PY" -m venv "$VENV"
+  fi
+  say "python: pip install -r $REQ"
+  "$VENV/bin/python3" -m pip install --disable-pip-version-check --no-input -q -r "$REQ"
+  echo "$want" >"$VENV/.sutantra-requirements"
+fi
+
+# --- Playwright (playwright-core only: it drives Debian's /usr/bin/chromium, never downloads one) -
+node_major=$(node -p 'process.versions.node.split(".")[0]' 2>/dev/null || echo 0)
+((node_major >= 20)) || say "warning: Node.js $(node --version 2>/dev/null || echo missing) found; playwright-core wants 20+"
+pin=$(node -p 'require("./tests/e2e/package.json").dependencies["playwright-core"]')
+have=$(node -p 'require("./tests/e2e/node_modules/playwright-core/package.json").version' 2>/dev/null || true)
+if [[ $have == "$pin" ]]; then
+  say "node: playwright-core $pin present"
+else
+  say "node: npm ci (playwright-core $pin) in tests/e2e"
+  (cd tests/e2e && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund --loglevel=error)
+fi
+
+[[ -x /usr/bin/chromium ]] || die "/usr/bin/chromium is missing after apt install"
+say "done"

@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# THE test command: installs what is missing, then lint, build and every test, with a summary.
+#   sudo ./scripts/test.sh            (or as root: ./scripts/test.sh)
+#   ./scripts/test.sh FILTER          only tests whose name contains FILTER (e.g. whep::)
+# Exit status is non-zero if any step failed. The end-to-end tests run the release binary
+# (SUTANTRA_BIN, default target/release/sutantra) against aiortc and headless Chromium.
+set -euo pipefail
+
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+ROOT=$(pwd)
+export SUTANTRA_BIN=${SUTANTRA_BIN:-${CARGO_TARGET_DIR:-$ROOT/target}/release/sutantra}
+export RUST_BACKTRACE=${RUST_BACKTRACE:-1}
+
+results=()
+failed=()
+step() { # step NAME COMMAND...: run, time and record one step; keep going on failure
+  local name=$1 start=$SECONDS rc=0
+  shift
+  printf '\n=== %s: %s\n' "$name" "$*"
+  "$@" || rc=$?
+  local took=$((SECONDS - start))
+  if ((rc == 0)); then
+    results+=("ok    $name (${took}s)")
+  else
+    results+=("FAIL  $name (${took}s, exit $rc)")
+    failed+=("$name")
+  fi
+  return 0
+}
+
+step setup ./scripts/setup.sh
+if ((${#failed[@]})); then
+  echo "test.sh: setup failed; nothing else can run" >&2
+  exit 1
+fi
+
+step fmt cargo fmt --all -- --check
+step clippy cargo clippy --workspace --all-targets -- -D warnings
+step build-release cargo build --release -p sutantra
+step harness-self-check bash -c '
+  set -e
+  bash -n scripts/setup.sh scripts/test.sh .ci/run
+  node --check tests/e2e/browser_view.mjs
+  .venv/bin/python3 -m unittest discover -s tests/e2e -p "test_*.py"'
+# Unit, integration and end-to-end tests; --show-output prints the measured figures (fps, latency).
+step cargo-test cargo test --workspace --no-fail-fast -- --show-output "$@"
+
+printf '\n=== summary (SUTANTRA_BIN=%s)\n' "$SUTANTRA_BIN"
+printf '  %s\n' "${results[@]}"
+if ((${#failed[@]})); then
+  echo "test.sh: FAILED steps: ${failed[*]}"
+  exit 1
+fi
+echo "test.sh: all ${#results[@]} steps ok"

@@ -1,0 +1,20 @@
+//! End-to-end tests of the `sutantra` binary with independent clients: one test binary with a
+//! module per area (ripgrep style).
+//!
+//! - `node`: start a node on a free loopback port and wait until `/healthz` is "ok"; raw HTTP.
+//! - `clients`: the aiortc WHEP viewer (Python) and the Playwright/Chromium page viewer (Node.js).
+//! - `whep`: viewers decode the stream at full rate with readable latency stamps; sessions end
+//!   on DELETE; the viewer limit answers 503.
+//! - `http_errors`: bad input gets the contract's 4xx answers and does not hurt the node.
+//! - `browser`: the node's own page plays in a real browser.
+//! - `healthz`: `/healthz` fields and `/metrics` text.
+//!
+//! The binary under test is `SUTANTRA_BIN` (default `<workspace>/target/release/sutantra`); the
+//! clients need `scripts/setup.sh` to have run. Nodes run one at a time (see `node`).
+
+mod browser;
+mod clients;
+mod healthz;
+mod http_errors;
+mod node;
+mod whep;

@@ -1,0 +1,356 @@
+//! A running `sutantra run` under test, and raw HTTP to it.
+//!
+//! `Node::start` spawns the binary named by `SUTANTRA_BIN` (default
+//! `<workspace>/target/release/sutantra`) on a free loopback port with a temporary data dir, and
+//! returns once `GET /healthz` says `"status": "ok"` (polled, never a fixed sleep). Dropping the
+//! `Node` kills the process; if the test is failing (panicking), the node's output is printed.
+//!
+//! Nodes run one at a time (a global lock held by each `Node`): on a 2-core machine two encoders
+//! plus decoding clients at once starve each other and make frame-rate checks flaky.
+
+use std::io::Read;
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+/// How long a node may take from spawn to `/healthz` status "ok".
+const READY_TIMEOUT: Duration = Duration::from_secs(30);
+/// Timeout of one raw HTTP request.
+const HTTP_TIMEOUT: Duration = Duration::from_secs(15);
+/// How much of the node's stderr to keep for a failure report.
+const STDERR_KEEP: usize = 64 * 1024;
+
+static SERIAL: Mutex<()> = Mutex::new(());
+
+/// The workspace root (this crate lives in `<root>/tests`).
+pub fn workspace() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("the tests crate sits inside the workspace")
+        .to_path_buf()
+}
+
+/// The node binary: `SUTANTRA_BIN` (relative paths are taken from the workspace root), else the
+/// release build in the target dir.
+pub fn binary() -> PathBuf {
+    let path = match std::env::var_os("SUTANTRA_BIN") {
+        Some(p) => PathBuf::from(p),
+        None => std::env::var_os("CARGO_TARGET_DIR")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| PathBuf::from("target"))
+            .join("release/sutantra"),
+    };
+    let path = if path.is_relative() {
+        workspace().join(path)
+    } else {
+        path
+    };
+    assert!(
+        path.is_file(),
+        "node binary {} not found: build it with `cargo build --release -p sutantra` or set \
+         SUTANTRA_BIN (scripts/test.sh does both)",
+        path.display()
+    );
+    path
+}
+
+/// A free TCP port on loopback: bind port 0, read the port, release it.
+fn free_port() -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
+    listener
+        .local_addr()
+        .expect("local addr of a bound listener")
+        .port()
+}
+
+/// Collects a child's pipe on a thread so the pipe never fills; keeps the last `STDERR_KEEP` bytes.
+fn drain(mut pipe: impl Read + Send + 'static, sink: Arc<Mutex<Vec<u8>>>) {
+    thread::spawn(move || {
+        let mut buf = [0u8; 8192];
+        while let Ok(n) = pipe.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            let mut out = sink.lock().unwrap_or_else(|e| e.into_inner());
+            out.extend_from_slice(&buf[..n]);
+            if out.len() > 2 * STDERR_KEEP {
+                let cut = out.len() - STDERR_KEEP;
+                out.drain(..cut);
+            }
+        }
+    });
+}
+
+/// A reply to a raw request.
+#[derive(Debug)]
+pub struct Reply {
+    pub status: u16,
+    pub headers: ureq::http::HeaderMap,
+    pub body: String,
+}
+
+impl Reply {
+    /// A header's value as text ("" when absent).
+    pub fn header(&self, name: &str) -> &str {
+        self.headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+    }
+}
+
+/// The node's process; dropping it kills the process (and reports its output if a test failed).
+#[derive(Debug)]
+struct Proc {
+    child: Child,
+    port: u16,
+    output: Arc<Mutex<Vec<u8>>>,
+    _data_dir: tempfile::TempDir,
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        if thread::panicking() {
+            let out = self.output.lock().unwrap_or_else(|e| e.into_inner());
+            eprintln!(
+                "--- sutantra output (port {}) ---\n{}\n--- end ---",
+                self.port,
+                String::from_utf8_lossy(&out)
+            );
+        }
+    }
+}
+
+/// A running node. Dropping it kills the process, then lets the next test start its node.
+#[derive(Debug)]
+pub struct Node {
+    proc: Proc,
+    pub port: u16,
+    pub base: String,
+    _serial: MutexGuard<'static, ()>,
+}
+
+impl Node {
+    /// Starts a node with the test pattern at 640x480, 30 fps, plus `extra` arguments (later
+    /// flags win), and waits until it is healthy.
+    pub fn start(extra: &[&str]) -> Node {
+        // A failed test poisons the lock; the next test can still run.
+        let serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+        let bin = binary();
+        let mut last_failure = String::new();
+        // The port is free when picked but another process may take it before the node binds it:
+        // if the node exits during startup, try again with a new port.
+        for _attempt in 0..3 {
+            let port = free_port();
+            let data_dir = tempfile::Builder::new()
+                .prefix("sutantra-e2e-")
+                .tempdir()
+                .expect("create a temp data dir");
+            let listen = format!("127.0.0.1:{port}");
+            let mut cmd = Command::new(&bin);
+            cmd.args(["run", "--listen", &listen, "--data-dir"])
+                .arg(data_dir.path())
+                .args([
+                    "--source",
+                    "test-pattern",
+                    "--width",
+                    "640",
+                    "--height",
+                    "480",
+                ])
+                .args(["--fps", "30"])
+                .args(extra)
+                .env(
+                    "RUST_LOG",
+                    std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into()),
+                )
+                .stdin(Stdio::null())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped());
+            let mut child = cmd
+                .spawn()
+                .unwrap_or_else(|e| panic!("spawn {}: {e}", bin.display()));
+            let output = Arc::new(Mutex::new(Vec::new()));
+            if let Some(out) = child.stdout.take() {
+                drain(out, output.clone());
+            }
+            if let Some(err) = child.stderr.take() {
+                drain(err, output.clone());
+            }
+            let mut proc = Proc {
+                child,
+                port,
+                output,
+                _data_dir: data_dir,
+            };
+            match wait_ready(&mut proc, &format!("http://{listen}")) {
+                Ok(()) => {
+                    return Node {
+                        proc,
+                        port,
+                        base: format!("http://{listen}"),
+                        _serial: serial,
+                    };
+                }
+                Err(Startup::Exited(why)) => {
+                    last_failure =
+                        format!("{why}\n--- node output ---\n{}", output_of(&proc.output));
+                }
+                // The node's output is printed when `proc` drops during the panic.
+                Err(Startup::NotReady(why)) => {
+                    panic!("node on port {port} not healthy within {READY_TIMEOUT:?}: {why}")
+                }
+            }
+        }
+        panic!("the node exited during startup three times; last time: {last_failure}");
+    }
+
+    /// Everything the node printed so far (stdout and stderr, the last 64 KiB or so).
+    pub fn output(&self) -> String {
+        output_of(&self.proc.output)
+    }
+
+    /// `http://127.0.0.1:PORT` + path.
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base, path)
+    }
+
+    /// A raw request. `body` None sends no body.
+    pub fn try_request(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: Option<Vec<u8>>,
+    ) -> Result<Reply, ureq::Error> {
+        raw_request(&self.base, method, path, headers, body)
+    }
+
+    /// A raw request that must get an answer.
+    pub fn request(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: Option<Vec<u8>>,
+    ) -> Reply {
+        self.try_request(method, path, headers, body)
+            .unwrap_or_else(|e| panic!("{method} {path}: no HTTP answer: {e}"))
+    }
+
+    pub fn get(&self, path: &str) -> Reply {
+        self.request("GET", path, &[], None)
+    }
+
+    /// `GET /healthz` as JSON.
+    pub fn healthz(&self) -> Value {
+        let r = self.get("/healthz");
+        assert_eq!(r.status, 200, "GET /healthz: {}", r.body);
+        serde_json::from_str(&r.body)
+            .unwrap_or_else(|e| panic!("/healthz is not JSON ({e}): {}", r.body))
+    }
+
+    /// Polls `/healthz` until `cond` holds; panics with the last body after `timeout`.
+    pub fn wait_healthz(
+        &self,
+        what: &str,
+        timeout: Duration,
+        cond: impl Fn(&Value) -> bool,
+    ) -> Value {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let h = self.healthz();
+            if cond(&h) {
+                return h;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "waited {timeout:?} for {what}; last /healthz: {h}"
+            );
+            thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// Panics (with the node's output) if the node has exited.
+    pub fn assert_alive(&mut self) {
+        if let Ok(Some(status)) = self.proc.child.try_wait() {
+            panic!("the node exited with {status}");
+        }
+    }
+}
+
+enum Startup {
+    Exited(String),
+    NotReady(String),
+}
+
+fn output_of(sink: &Mutex<Vec<u8>>) -> String {
+    let out = sink.lock().unwrap_or_else(|e| e.into_inner());
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// A raw request to `base` + `path`. `body` None sends no body.
+pub fn raw_request(
+    base: &str,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: Option<Vec<u8>>,
+) -> Result<Reply, ureq::Error> {
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_global(Some(HTTP_TIMEOUT))
+        .max_redirects(0)
+        .build()
+        .into();
+    let mut builder = ureq::http::Request::builder()
+        .method(method)
+        .uri(format!("{base}{path}"));
+    for (k, v) in headers {
+        builder = builder.header(*k, *v);
+    }
+    let reply = match body {
+        Some(b) => agent.run(builder.body(b).expect("a valid request")),
+        None => agent.run(builder.body(()).expect("a valid request")),
+    }?;
+    let status = reply.status().as_u16();
+    let headers = reply.headers().clone();
+    let body = reply.into_body().read_to_string()?;
+    Ok(Reply {
+        status,
+        headers,
+        body,
+    })
+}
+
+/// Polls `/healthz` until status is "ok", or the process exits, or `READY_TIMEOUT` passes.
+fn wait_ready(proc: &mut Proc, base: &str) -> Result<(), Startup> {
+    let deadline = Instant::now() + READY_TIMEOUT;
+    loop {
+        if let Ok(Some(status)) = proc.child.try_wait() {
+            return Err(Startup::Exited(format!(
+                "the node exited with {status} during startup"
+            )));
+        }
+        let last = match raw_request(base, "GET", "/healthz", &[], None) {
+            Ok(r) if r.status == 200 => match serde_json::from_str::<Value>(&r.body) {
+                Ok(v) if v["status"] == "ok" => return Ok(()),
+                Ok(v) => format!("healthz: {v}"),
+                Err(e) => format!("healthz is not JSON ({e}): {}", r.body),
+            },
+            Ok(r) => format!("healthz answered {}: {}", r.status, r.body),
+            Err(e) => format!("healthz: {e}"),
+        };
+        if Instant::now() > deadline {
+            return Err(Startup::NotReady(last));
+        }
+        thread::sleep(Duration::from_millis(100));
+    }
+}

@@ -1,0 +1,200 @@
+//! WHEP viewers made with aiortc: frame rate, latency stamps, session end, viewer limit.
+
+use std::time::Duration;
+
+use serde_json::Value;
+
+use crate::clients;
+use crate::node::Node;
+
+const SDP: (&str, &str) = ("Content-Type", "application/sdp");
+
+fn u64_of(v: &Value, key: &str) -> u64 {
+    v[key]
+        .as_u64()
+        .unwrap_or_else(|| panic!("`{key}` missing in {v}"))
+}
+
+/// A viewer's figures on one line, for the test output.
+fn figures(v: &Value) -> String {
+    let l = &v["latency_ms"];
+    format!(
+        "{} frames ({} fps) {}x{}, first frame {} ms, latency ms p50 {} p95 {} max {} ({} stamped, \
+         stamp_ok {})",
+        v["frames"],
+        v["fps"],
+        v["width"],
+        v["height"],
+        v["first_frame_ms"],
+        l["p50"],
+        l["p95"],
+        l["max"],
+        l["count"],
+        v["stamp_ok"]
+    )
+}
+
+/// The checks every good viewer run passes.
+fn assert_viewer(v: &Value, min_frames: u64) {
+    assert!(v.get("error").is_none(), "viewer failed: {v}");
+    assert_eq!(v["width"], 640, "{v}");
+    assert_eq!(v["height"], 480, "{v}");
+    let frames = u64_of(v, "frames");
+    assert!(
+        frames >= min_frames,
+        "decoded {frames} frames, want >= {min_frames}: {v}"
+    );
+    let stamp_ok = v["stamp_ok"].as_f64().unwrap_or(0.0);
+    assert!(
+        stamp_ok >= 0.9,
+        "only {:.0}% of frames carry a readable stamp: {v}",
+        stamp_ok * 100.0
+    );
+    // A sanity bound, far above the real figure: the stamp is the capture time on the same clock.
+    let p50 = v["latency_ms"]["p50"].as_f64().unwrap_or(f64::MAX);
+    assert!(p50 < 1000.0, "median latency {p50} ms: {v}");
+    let delete = u64_of(v, "delete_status");
+    assert!(
+        delete == 200 || delete == 204,
+        "DELETE answered {delete}: {v}"
+    );
+}
+
+#[test]
+fn one_viewer_decodes_30_fps_with_latency_stamps() {
+    let node = Node::start(&[]);
+    let run = clients::whep(
+        &node.url("/whep"),
+        &[
+            "--seconds",
+            "10",
+            "--expect-width",
+            "640",
+            "--expect-height",
+            "480",
+        ],
+        Duration::from_secs(90),
+    );
+    let v = run.json();
+    println!("aiortc viewer: {}", figures(&v));
+    assert!(run.success, "viewer failed: {v}\nstderr:\n{}", run.stderr);
+    assert_viewer(&v, 280);
+}
+
+#[test]
+fn two_viewers_at_once_both_decode() {
+    let node = Node::start(&[]);
+    let run = clients::whep(
+        &node.url("/whep"),
+        &["--viewers", "2", "--seconds", "10"],
+        Duration::from_secs(120),
+    );
+    let list = run.json();
+    let viewers = list
+        .as_array()
+        .unwrap_or_else(|| panic!("want a JSON list: {list}"));
+    assert_eq!(viewers.len(), 2, "{list}");
+    for v in viewers {
+        println!("aiortc viewer {}: {}", v["viewer"], figures(v));
+    }
+    assert!(
+        run.success,
+        "a viewer failed: {list}\nstderr:\n{}",
+        run.stderr
+    );
+    for v in viewers {
+        assert_viewer(v, 270);
+    }
+}
+
+#[test]
+fn delete_ends_the_session() {
+    let node = Node::start(&[]);
+    let url = node.url("/whep");
+    let child = clients::spawn_whep(&url, &["--seconds", "4"]);
+    node.wait_healthz(
+        "viewers == 1 while the aiortc viewer plays",
+        Duration::from_secs(30),
+        |h| h["viewers"].as_u64() == Some(1),
+    );
+    let run = clients::finish(child, Duration::from_secs(60), "whep_client.py");
+    let v = run.json();
+    assert!(run.success, "viewer failed: {v}\nstderr:\n{}", run.stderr);
+    let delete = u64_of(&v, "delete_status");
+    assert!(
+        delete == 200 || delete == 204,
+        "DELETE answered {delete}: {v}"
+    );
+    node.wait_healthz(
+        "viewers back to 0 after DELETE",
+        Duration::from_secs(10),
+        |h| h["viewers"].as_u64() == Some(0),
+    );
+    let session = v["session"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no session path: {v}"));
+    let again = node.request("DELETE", session, &[], None);
+    assert_eq!(
+        again.status, 404,
+        "a second DELETE of {session}: {}",
+        again.body
+    );
+}
+
+#[test]
+fn viewer_limit_answers_503_with_retry_after() {
+    let node = Node::start(&["--max-viewers", "1"]);
+    let url = node.url("/whep");
+    let offer = clients::aiortc_offer(&url);
+    let child = clients::spawn_whep(&url, &["--seconds", "6"]);
+    node.wait_healthz("the first viewer counted", Duration::from_secs(30), |h| {
+        h["viewers"].as_u64() == Some(1)
+    });
+
+    let refused = node.request("POST", "/whep", &[SDP], Some(offer.clone().into_bytes()));
+    assert_eq!(
+        refused.status, 503,
+        "POST over the limit of 1: {}",
+        refused.body
+    );
+    assert!(
+        !refused.header("retry-after").is_empty(),
+        "503 without Retry-After: {:?}",
+        refused.headers
+    );
+    assert!(
+        !refused.body.trim().is_empty(),
+        "503 without a plain-text reason"
+    );
+
+    let run = clients::finish(child, Duration::from_secs(60), "whep_client.py");
+    let v = run.json();
+    assert!(
+        run.success,
+        "the admitted viewer failed: {v}\nstderr:\n{}",
+        run.stderr
+    );
+    assert!(
+        u64_of(&v, "frames") >= 150,
+        "the admitted viewer decoded too little: {v}"
+    );
+
+    // Its DELETE frees the slot: the next offer is admitted.
+    node.wait_healthz("viewers back to 0", Duration::from_secs(10), |h| {
+        h["viewers"].as_u64() == Some(0)
+    });
+    let admitted = node.request("POST", "/whep", &[SDP], Some(offer.into_bytes()));
+    assert_eq!(
+        admitted.status, 201,
+        "POST after the slot was freed: {}",
+        admitted.body
+    );
+    let location = admitted.header("location").to_string();
+    assert!(location.starts_with("/whep/"), "Location: {location:?}");
+    let end = node.request("DELETE", &location, &[], None);
+    assert!(
+        end.status == 200 || end.status == 204,
+        "DELETE {location}: {}",
+        end.status
+    );
+}
