@@ -225,7 +225,6 @@ pub fn run(args: RunArgs) -> ExitCode {
     match runtime.block_on(run_node(cfg)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            tracing::error!("{e}");
             eprintln!("sutantra: {e}");
             ExitCode::from(1)
         }
@@ -262,14 +261,6 @@ async fn run_node(cfg: Config) -> Result<(), String> {
         min_keyframe_gap: Duration::from_millis(cfg.encoder.min_keyframe_gap_ms),
         rtp_payload_bytes: cfg.webrtc.rtp_payload_bytes,
     };
-    let media = Media::start(
-        &media_cfg,
-        hub.clone(),
-        stats.clone(),
-        Box::new(FrameStats::new()),
-    )
-    .map_err(|e| e.to_string())?;
-
     let listener = tokio::net::TcpListener::bind(cfg.http.listen)
         .await
         .map_err(|e| {
@@ -278,6 +269,14 @@ async fn run_node(cfg: Config) -> Result<(), String> {
                 cfg.http.listen
             )
         })?;
+    let media = Media::start(
+        &media_cfg,
+        hub.clone(),
+        stats.clone(),
+        Box::new(FrameStats::new()),
+    )
+    .map_err(|e| e.to_string())?;
+
     let local = listener.local_addr().map_err(|e| e.to_string())?;
     let viewers = Arc::new(Viewers::new(cfg.webrtc.clone(), hub.clone(), stats.clone()));
     let state = AppState {

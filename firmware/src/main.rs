@@ -7,6 +7,7 @@
 mod cli;
 mod config;
 mod http;
+mod keyframe_requests;
 mod media;
 mod stats;
 mod stun;

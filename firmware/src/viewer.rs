@@ -15,8 +15,6 @@ use crate::stun::StunResolver;
 use rtc::interceptor::Registry;
 use rtc::media_stream::MediaStreamTrack;
 use rtc::peer_connection::configuration::media_engine::{MIME_TYPE_VP8, MediaEngine};
-use rtc::rtcp::payload_feedbacks::full_intra_request::FullIntraRequest;
-use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
 use rtc::rtp_transceiver::rtp_sender::{
     RTCPFeedback, RTCRtpCodec, RTCRtpCodecParameters, RTCRtpCodingParameters,
     RTCRtpEncodingParameters, RtpCodecKind,
@@ -253,7 +251,11 @@ impl Viewers {
                 )
                 .map_err(|e| internal("register VP8", &e))?;
             let registry = register_default_interceptors(Registry::new(), &mut media)
-                .map_err(|e| internal("interceptors", &e))?;
+                .map_err(|e| internal("interceptors", &e))?
+                .with(
+                    crate::keyframe_requests::SLOT,
+                    crate::keyframe_requests::KeyframeRequestForwarder::default(),
+                );
             Ok((media, registry))
         };
         let ice_servers = self.stun.urls().await;
@@ -392,10 +394,9 @@ impl Viewers {
             let viewer = viewer;
             tokio::spawn(async move {
                 while let Some(TrackLocalEvent::OnRtcpPacket(packets)) = track.poll().await {
-                    let wants_key = packets.iter().any(|p| {
-                        p.as_any().downcast_ref::<PictureLossIndication>().is_some()
-                            || p.as_any().downcast_ref::<FullIntraRequest>().is_some()
-                    });
+                    let wants_key = packets
+                        .iter()
+                        .any(|p| crate::keyframe_requests::is_keyframe_request(p.as_ref()));
                     if wants_key {
                         stats.keyframe_requests.fetch_add(1, Ordering::Relaxed);
                         hub.request_keyframe(viewer);

@@ -107,6 +107,37 @@ class ViewerFailure(Exception):
     pass
 
 
+class Window:
+    """Counts frames and stamp latencies in the decode window (also when it ends early)."""
+
+    def __init__(self, seconds: float):
+        self.seconds = seconds
+        self.frames = 0
+        self.stamped = 0
+        self.latencies: list[float] = []
+        self.sizes: set[tuple[int, int]] = set()
+
+    def add(self, frame, now_us: float) -> None:
+        self.frames += 1
+        self.sizes.add((frame.width, frame.height))
+        luma = frame.to_ndarray(format="yuv420p")[: frame.height, : frame.width]
+        stamp = decode_stamp(luma)
+        if stamp_plausible(stamp, now_us):
+            self.stamped += 1
+            self.latencies.append((now_us - stamp) / 1000.0)
+
+    def report(self) -> dict:
+        out = {
+            "frames": self.frames,
+            "fps": round(self.frames / self.seconds, 2),
+            "latency_ms": latency_summary(self.latencies),
+            "stamp_ok": round(self.stamped / self.frames, 4) if self.frames else 0.0,
+        }
+        if len(self.sizes) > 1:
+            out["sizes_seen"] = sorted(self.sizes)
+        return out
+
+
 async def remaining(deadline: float, what: str, aw):
     left = deadline - time.monotonic()
     if left <= 0:
@@ -139,6 +170,7 @@ async def run_viewer(args, index: int, http) -> dict:
     connect_deadline = time.monotonic() + args.connect_timeout
     pc = None
     session_url = None
+    window = None
     try:
         pc = await remaining(connect_deadline, "ICE gathering", make_offer())
         loop = asyncio.get_running_loop()
@@ -175,10 +207,7 @@ async def run_viewer(args, index: int, http) -> dict:
         result["first_frame_ms"] = round((t_first - t_post) * 1000.0, 1)
         result["width"], result["height"] = first.width, first.height
 
-        frames = 0
-        stamped = 0
-        latencies: list[float] = []
-        sizes = set()
+        window = Window(args.seconds)
         window_end = t_first + args.seconds
         while True:
             left = window_end - time.monotonic()
@@ -189,29 +218,17 @@ async def run_viewer(args, index: int, http) -> dict:
             except asyncio.TimeoutError:
                 break
             except MediaStreamError:
-                raise ViewerFailure(f"the track ended after {frames} frames in the window") from None
-            now_us = time.time() * 1e6
-            frames += 1
-            sizes.add((frame.width, frame.height))
-            luma = frame.to_ndarray(format="yuv420p")[: frame.height, : frame.width]
-            stamp = decode_stamp(luma)
-            if stamp_plausible(stamp, now_us):
-                stamped += 1
-                latencies.append((now_us - stamp) / 1000.0)
-
-        result["frames"] = frames
-        result["fps"] = round(frames / args.seconds, 2)
-        if len(sizes) > 1:
-            result["sizes_seen"] = sorted(sizes)
-        result["latency_ms"] = latency_summary(latencies)
-        result["stamp_ok"] = round(stamped / frames, 4) if frames else 0.0
-        if frames == 0:
+                raise ViewerFailure(f"the track ended after {window.frames} frames in the window") from None
+            window.add(frame, time.time() * 1e6)
+        if window.frames == 0:
             raise ViewerFailure("no frame decoded in the window after the first one")
     except ViewerFailure as e:
         result["error"] = str(e)
     except Exception as e:  # report anything else in the JSON too, with its type
         result["error"] = f"{type(e).__name__}: {e}"
     finally:
+        if window is not None:
+            result.update(window.report())
         if session_url:
             try:
                 async with asyncio.timeout(10):

@@ -21,7 +21,7 @@ fn healthz_fields_are_present_and_typed() {
     let fps = h["fps"]
         .as_f64()
         .unwrap_or_else(|| panic!("`fps` is not a number: {h}"));
-    assert!(fps > 0.0 && fps <= 60.0, "fps {fps}: {h}");
+    assert!((0.0..=120.0).contains(&fps), "fps {fps}: {h}");
     assert_eq!(
         h["viewers"].as_u64(),
         Some(0),
@@ -35,15 +35,16 @@ fn healthz_fields_are_present_and_typed() {
         .unwrap_or_else(|| panic!("`uptime_s` is not a number: {h}"));
     assert!(up >= 0.0, "uptime_s {up}");
 
-    // Frames keep flowing: about 30 a second.
-    let later = node.wait_healthz(
-        "frames_sent to grow by 30",
+    // Frames keep flowing (about 30 a second, so `fps` reaches 20+ once measured) and the uptime
+    // grows (it may count whole seconds).
+    node.wait_healthz(
+        "frames_sent +30 and uptime_s to grow",
         Duration::from_secs(10),
-        |now: &Value| now["frames_sent"].as_u64().is_some_and(|n| n >= sent + 30),
-    );
-    assert!(
-        later["uptime_s"].as_f64().unwrap_or(0.0) > up,
-        "uptime_s did not grow: {h} -> {later}"
+        |now: &Value| {
+            now["frames_sent"].as_u64().is_some_and(|n| n >= sent + 30)
+                && now["uptime_s"].as_f64().is_some_and(|u| u > up)
+                && now["fps"].as_f64().is_some_and(|f| f >= 20.0)
+        },
     );
 }
 

@@ -115,12 +115,17 @@ struct Proc {
 
 impl Drop for Proc {
     fn drop(&mut self) {
+        // Did it end before we kill it? (A crash, or a signal from outside the test.)
+        let ended = match self.child.try_wait() {
+            Ok(Some(status)) => format!(" - it had already exited by itself: {status}"),
+            _ => String::new(),
+        };
         let _ = self.child.kill();
         let _ = self.child.wait();
         if thread::panicking() {
             let out = self.output.lock().unwrap_or_else(|e| e.into_inner());
             eprintln!(
-                "--- sutantra output (port {}) ---\n{}\n--- end ---",
+                "--- sutantra output (port {}){ended} ---\n{}\n--- end ---",
                 self.port,
                 String::from_utf8_lossy(&out)
             );

@@ -1,0 +1,124 @@
+//! An interceptor that lets keyframe requests (PLI, FIR) reach the application.
+//!
+//! In `webrtc` 0.21 the interceptor chain ends in a terminus that drops all inbound RTCP unless
+//! an interceptor marks a packet [`Attribute::DeliverToApplication`]. The encoder has to hear
+//! PLI and FIR (a viewer lost a reference frame and shows garbage until the next keyframe), so
+//! this marks exactly those compound packets and nothing else; receiver reports and NACKs stay
+//! with the interceptors that act on them.
+
+use rtc::interceptor::{Attribute, Interceptor, Packet, Slot, StreamInfo, TaggedPacket};
+use rtc::rtcp::payload_feedbacks::full_intra_request::FullIntraRequest;
+use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
+use rtc::sansio::Protocol;
+use std::collections::VecDeque;
+use std::time::Instant;
+
+/// Application-most position, just before the terminus.
+pub const SLOT: Slot = Slot::Custom(14_000);
+
+/// Whether an RTCP packet asks for a keyframe.
+pub fn is_keyframe_request(p: &dyn rtc::rtcp::Packet) -> bool {
+    p.as_any().downcast_ref::<PictureLossIndication>().is_some()
+        || p.as_any().downcast_ref::<FullIntraRequest>().is_some()
+}
+
+/// Marks inbound RTCP that carries a PLI or FIR for delivery to the application.
+#[derive(Default)]
+pub struct KeyframeRequestForwarder {
+    read: VecDeque<TaggedPacket>,
+    write: VecDeque<TaggedPacket>,
+}
+
+impl std::fmt::Debug for KeyframeRequestForwarder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KeyframeRequestForwarder")
+            .field("read", &self.read.len())
+            .field("write", &self.write.len())
+            .finish()
+    }
+}
+
+impl Protocol<TaggedPacket, TaggedPacket, ()> for KeyframeRequestForwarder {
+    type Rout = TaggedPacket;
+    type Wout = TaggedPacket;
+    type Eout = ();
+    type Error = rtc::shared::error::Error;
+    type Time = Instant;
+
+    fn handle_read(&mut self, mut msg: TaggedPacket) -> Result<(), Self::Error> {
+        if let Packet::Rtcp(packets) = &msg.message.packet
+            && packets.iter().any(|p| is_keyframe_request(p.as_ref()))
+            && !msg.message.has(&Attribute::DeliverToApplication)
+        {
+            msg.message.add(Attribute::DeliverToApplication);
+        }
+        self.read.push_back(msg);
+        Ok(())
+    }
+
+    fn poll_read(&mut self) -> Option<Self::Rout> {
+        self.read.pop_front()
+    }
+
+    fn handle_write(&mut self, msg: TaggedPacket) -> Result<(), Self::Error> {
+        self.write.push_back(msg);
+        Ok(())
+    }
+
+    fn poll_write(&mut self) -> Option<Self::Wout> {
+        self.write.pop_front()
+    }
+}
+
+impl Interceptor for KeyframeRequestForwarder {
+    fn bind_local_stream(&mut self, _info: &StreamInfo) {}
+    fn unbind_local_stream(&mut self, _info: &StreamInfo) {}
+    fn bind_remote_stream(&mut self, _info: &StreamInfo) {}
+    fn unbind_remote_stream(&mut self, _info: &StreamInfo) {}
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rtc::interceptor::{AttributedPacket, Registry};
+    use rtc::rtcp::receiver_report::ReceiverReport;
+
+    fn rtcp(packets: Vec<Box<dyn rtc::rtcp::Packet>>) -> TaggedPacket {
+        TaggedPacket {
+            now: Instant::now(),
+            transport: Default::default(),
+            message: AttributedPacket::new(Packet::Rtcp(packets)),
+        }
+    }
+
+    #[test]
+    fn pli_and_fir_pass_the_terminus_receiver_reports_do_not() {
+        let mut chain = Registry::new()
+            .with(SLOT, KeyframeRequestForwarder::default())
+            .build();
+        chain
+            .handle_read(rtcp(vec![Box::new(ReceiverReport::default())]))
+            .expect("read");
+        assert!(chain.poll_read().is_none(), "receiver reports stay in the chain");
+
+        chain
+            .handle_read(rtcp(vec![
+                Box::new(ReceiverReport::default()),
+                Box::new(PictureLossIndication {
+                    sender_ssrc: 1,
+                    media_ssrc: 2,
+                }),
+            ]))
+            .expect("read");
+        let out = chain.poll_read().expect("PLI is delivered");
+        let Packet::Rtcp(packets) = out.message.packet else {
+            panic!("not RTCP");
+        };
+        assert!(packets.iter().any(|p| is_keyframe_request(p.as_ref())));
+
+        chain
+            .handle_read(rtcp(vec![Box::new(FullIntraRequest::default())]))
+            .expect("read");
+        assert!(chain.poll_read().is_some(), "FIR is delivered");
+    }
+}
