@@ -14,7 +14,7 @@ for arg in "$@"; do
   case "$arg" in
     --runtime-only) MODE=runtime ;;
     -h | --help)
-      sed -n '2,7p' "$0" | sed 's/^# \{0,1\}//'
+      sed -n '2,6p' "$0" | sed 's/^# \{0,1\}//'
       exit 0
       ;;
     *)

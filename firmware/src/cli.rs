@@ -82,7 +82,12 @@ pub struct RunArgs {
     #[arg(long, value_name = "N")]
     pub max_viewers: Option<usize>,
     /// Require this bearer token on WHEP requests.
-    #[arg(long, value_name = "TOKEN", env = "SUTANTRA_WHEP_TOKEN", hide_env_values = true)]
+    #[arg(
+        long,
+        value_name = "TOKEN",
+        env = "SUTANTRA_WHEP_TOKEN",
+        hide_env_values = true
+    )]
     pub token: Option<String>,
     /// ICE server URL (repeatable); `--ice-server none` clears the default STUN list.
     #[arg(long = "ice-server", value_name = "URL")]

@@ -238,7 +238,10 @@ impl Config {
         if s.width < 64 || s.width > 4096 || s.width % 2 != 0 {
             return bad(
                 "source.width",
-                format!("{} is not usable: use an even width from 64 to 4096", s.width),
+                format!(
+                    "{} is not usable: use an even width from 64 to 4096",
+                    s.width
+                ),
             );
         }
         if s.height < 32 || s.height > 2304 || s.height % 2 != 0 {
@@ -251,7 +254,10 @@ impl Config {
             );
         }
         if !(1..=120).contains(&s.fps) {
-            return bad("source.fps", format!("{} is not usable: use 1 to 120", s.fps));
+            return bad(
+                "source.fps",
+                format!("{} is not usable: use 1 to 120", s.fps),
+            );
         }
         if !(2..=32).contains(&s.buffers) {
             return bad(
@@ -354,10 +360,7 @@ impl Config {
 
     /// The parsed source spec (validated).
     pub fn source_spec(&self) -> SourceSpec {
-        self.source
-            .spec
-            .parse()
-            .unwrap_or(SourceSpec::TestPattern)
+        self.source.spec.parse().unwrap_or(SourceSpec::TestPattern)
     }
 }
 
@@ -398,9 +401,7 @@ fn find_key_line(text: &str, key: &str) -> usize {
             current = t.trim_matches(|c| c == '[' || c == ']').trim().to_string();
             continue;
         }
-        if current == section
-            && t.split('=').next().map(str::trim) == Some(leaf)
-            && t.contains('=')
+        if current == section && t.split('=').next().map(str::trim) == Some(leaf) && t.contains('=')
         {
             return i + 1;
         }
@@ -416,35 +417,45 @@ mod tests {
     fn empty_file_is_the_embedded_default() {
         let c = Config::parse("", "c.toml").expect("default parses");
         assert_eq!(c.source.spec, "test-pattern");
-        assert_eq!((c.source.width, c.source.height, c.source.fps), (640, 480, 30));
+        assert_eq!(
+            (c.source.width, c.source.height, c.source.fps),
+            (640, 480, 30)
+        );
         assert_eq!(c.http.listen.to_string(), "127.0.0.1:8080");
         assert_eq!(c.webrtc.ice_servers.len(), 4);
     }
 
     #[test]
     fn unknown_key_names_file_line_and_key() {
-        let e = Config::parse("[source]\nwidth = 640\nwidht = 3\n", "node.toml").unwrap_err();
+        let e = Config::parse("[source]\nwidth = 640\nwidht = 3\n", "node.toml")
+            .expect_err("must be refused");
         assert_eq!(e.line, 3);
         assert_eq!(e.key, "source.widht");
-        assert!(e.to_string().starts_with("node.toml:3: source.widht: "), "{e}");
+        assert!(
+            e.to_string().starts_with("node.toml:3: source.widht: "),
+            "{e}"
+        );
     }
 
     #[test]
     fn wrong_type_names_the_key() {
-        let e = Config::parse("[encoder]\n\nbitrate_kbps = \"fast\"\n", "n.toml").unwrap_err();
+        let e = Config::parse("[encoder]\n\nbitrate_kbps = \"fast\"\n", "n.toml")
+            .expect_err("must be refused");
         assert_eq!((e.line, e.key.as_str()), (3, "encoder.bitrate_kbps"));
     }
 
     #[test]
     fn bad_value_names_the_key_line() {
-        let e = Config::parse("[source]\nfps = 30\nwidth = 641\n", "n.toml").unwrap_err();
+        let e = Config::parse("[source]\nfps = 30\nwidth = 641\n", "n.toml")
+            .expect_err("must be refused");
         assert_eq!((e.line, e.key.as_str()), (3, "source.width"));
         assert!(e.reason.contains("even width"), "{}", e.reason);
     }
 
     #[test]
     fn bad_stun_url_is_reported() {
-        let e = Config::parse("[webrtc]\nice_servers = [\"http://x\"]\n", "n.toml").unwrap_err();
+        let e = Config::parse("[webrtc]\nice_servers = [\"http://x\"]\n", "n.toml")
+            .expect_err("must be refused");
         assert_eq!(e.key, "webrtc.ice_servers[0]");
         assert_eq!(e.line, 2);
     }

@@ -46,7 +46,9 @@ pub fn router(state: AppState, max_body: usize, max_in_flight: usize) -> Router 
                 .patch(whep_patch),
         )
         .layer(DefaultBodyLimit::max(max_body))
-        .layer(tower::limit::GlobalConcurrencyLimitLayer::new(max_in_flight))
+        .layer(tower::limit::GlobalConcurrencyLimitLayer::new(
+            max_in_flight,
+        ))
         .with_state(state)
 }
 
@@ -63,7 +65,10 @@ pub async fn serve(
 
 fn cors(mut resp: Response) -> Response {
     let h = resp.headers_mut();
-    h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, HeaderValue::from_static("*"));
+    h.insert(
+        header::ACCESS_CONTROL_ALLOW_ORIGIN,
+        HeaderValue::from_static("*"),
+    );
     h.insert(
         header::ACCESS_CONTROL_EXPOSE_HEADERS,
         HeaderValue::from_static("Location"),
@@ -99,12 +104,15 @@ async fn preflight() -> Response {
         header::ACCESS_CONTROL_ALLOW_HEADERS,
         HeaderValue::from_static("Content-Type, Authorization"),
     );
-    h.insert(header::ACCESS_CONTROL_MAX_AGE, HeaderValue::from_static("600"));
+    h.insert(
+        header::ACCESS_CONTROL_MAX_AGE,
+        HeaderValue::from_static("600"),
+    );
     h.insert("Accept-Post", HeaderValue::from_static("application/sdp"));
     cors(resp)
 }
 
-fn authorized(state: &AppState, headers: &HeaderMap) -> Result<(), Response> {
+fn authorized(state: &AppState, headers: &HeaderMap) -> Result<(), Box<Response>> {
     let Some(token) = &state.token else {
         return Ok(());
     };
@@ -125,7 +133,7 @@ fn authorized(state: &AppState, headers: &HeaderMap) -> Result<(), Response> {
     );
     resp.headers_mut()
         .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
-    Err(resp)
+    Err(Box::new(resp))
 }
 
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
@@ -138,7 +146,7 @@ async fn whep_post(
     body: Result<Bytes, axum::extract::rejection::BytesRejection>,
 ) -> Response {
     if let Err(resp) = authorized(&state, &headers) {
-        return resp;
+        return *resp;
     }
     let ctype = headers
         .get(header::CONTENT_TYPE)
@@ -162,7 +170,12 @@ async fn whep_post(
                 "the offer is larger than this node accepts (http.max_body_bytes)",
             );
         }
-        Err(e) => return text(StatusCode::BAD_REQUEST, format!("cannot read the body: {e}")),
+        Err(e) => {
+            return text(
+                StatusCode::BAD_REQUEST,
+                format!("cannot read the body: {e}"),
+            );
+        }
     };
     let Ok(sdp) = String::from_utf8(body.to_vec()) else {
         return text(StatusCode::BAD_REQUEST, "the SDP offer is not UTF-8 text");
@@ -206,7 +219,7 @@ async fn whep_delete(
     Path(id): Path<String>,
 ) -> Response {
     if let Err(resp) = authorized(&state, &headers) {
-        return resp;
+        return *resp;
     }
     if state.viewers.end(&id).await {
         cors(StatusCode::OK.into_response())
@@ -220,10 +233,8 @@ async fn whep_patch() -> Response {
         StatusCode::METHOD_NOT_ALLOWED,
         "trickle ICE is not needed: the answer carries every candidate",
     );
-    resp.headers_mut().insert(
-        header::ALLOW,
-        HeaderValue::from_static("DELETE, OPTIONS"),
-    );
+    resp.headers_mut()
+        .insert(header::ALLOW, HeaderValue::from_static("DELETE, OPTIONS"));
     resp
 }
 
@@ -271,26 +282,111 @@ async fn metrics(State(state): State<AppState>) -> Response {
         ));
     };
     let c = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed) as f64;
-    metric("frames_captured_total", "counter", "Frames delivered by the source.", c(&s.frames_captured));
-    metric("frames_sent_total", "counter", "Frames encoded and sent to viewers.", c(&s.frames_sent));
-    metric("encoded_bytes_total", "counter", "VP8 bytes produced.", c(&s.bytes_encoded));
-    metric("rtp_packets_total", "counter", "RTP packets produced (before fan-out).", c(&s.packets));
-    metric("keyframes_total", "counter", "Keyframes produced.", c(&s.keyframes));
-    metric("keyframe_requests_total", "counter", "PLI/FIR keyframe requests from viewers.", c(&s.keyframe_requests));
-    metric("frame_pool_dropped_total", "counter", "Frames dropped by the full frame pool (encode fell behind).", c(&s.pool_dropped));
-    metric("pacer_skipped_total", "counter", "Frame-clock ticks skipped because capture ran late.", c(&s.pacer_skipped));
-    metric("frames_decimated_total", "counter", "Camera frames left out (camera faster than configured).", c(&s.decimated));
-    metric("capture_errors_total", "counter", "Camera errors.", c(&s.capture_errors));
-    metric("encode_errors_total", "counter", "Encoder errors.", c(&s.encode_errors));
-    metric("viewer_packets_dropped_total", "counter", "Packets dropped from full per-viewer queues.", state.hub.dropped() as f64);
-    metric("viewers_joined_total", "counter", "Viewer sessions started.", c(&s.viewers_joined));
-    metric("viewers_refused_total", "counter", "WHEP offers refused at the viewer limit.", c(&s.viewers_refused));
-    metric("viewers", "gauge", "Viewers receiving video now.", s.viewers.load(Ordering::Relaxed) as f64);
-    metric("sessions", "gauge", "WHEP sessions open (connecting or connected).", state.viewers.count() as f64);
+    metric(
+        "frames_captured_total",
+        "counter",
+        "Frames delivered by the source.",
+        c(&s.frames_captured),
+    );
+    metric(
+        "frames_sent_total",
+        "counter",
+        "Frames encoded and sent to viewers.",
+        c(&s.frames_sent),
+    );
+    metric(
+        "encoded_bytes_total",
+        "counter",
+        "VP8 bytes produced.",
+        c(&s.bytes_encoded),
+    );
+    metric(
+        "rtp_packets_total",
+        "counter",
+        "RTP packets produced (before fan-out).",
+        c(&s.packets),
+    );
+    metric(
+        "keyframes_total",
+        "counter",
+        "Keyframes produced.",
+        c(&s.keyframes),
+    );
+    metric(
+        "keyframe_requests_total",
+        "counter",
+        "PLI/FIR keyframe requests from viewers.",
+        c(&s.keyframe_requests),
+    );
+    metric(
+        "frame_pool_dropped_total",
+        "counter",
+        "Frames dropped by the full frame pool (encode fell behind).",
+        c(&s.pool_dropped),
+    );
+    metric(
+        "pacer_skipped_total",
+        "counter",
+        "Frame-clock ticks skipped because capture ran late.",
+        c(&s.pacer_skipped),
+    );
+    metric(
+        "frames_decimated_total",
+        "counter",
+        "Camera frames left out (camera faster than configured).",
+        c(&s.decimated),
+    );
+    metric(
+        "capture_errors_total",
+        "counter",
+        "Camera errors.",
+        c(&s.capture_errors),
+    );
+    metric(
+        "encode_errors_total",
+        "counter",
+        "Encoder errors.",
+        c(&s.encode_errors),
+    );
+    metric(
+        "viewer_packets_dropped_total",
+        "counter",
+        "Packets dropped from full per-viewer queues.",
+        state.hub.dropped() as f64,
+    );
+    metric(
+        "viewers_joined_total",
+        "counter",
+        "Viewer sessions started.",
+        c(&s.viewers_joined),
+    );
+    metric(
+        "viewers_refused_total",
+        "counter",
+        "WHEP offers refused at the viewer limit.",
+        c(&s.viewers_refused),
+    );
+    metric(
+        "viewers",
+        "gauge",
+        "Viewers receiving video now.",
+        s.viewers.load(Ordering::Relaxed) as f64,
+    );
+    metric(
+        "sessions",
+        "gauge",
+        "WHEP sessions open (connecting or connected).",
+        state.viewers.count() as f64,
+    );
     metric("fps", "gauge", "Frames sent in the last second.", s.fps());
     metric("width", "gauge", "Source width.", src.width as f64);
     metric("height", "gauge", "Source height.", src.height as f64);
-    metric("uptime_seconds", "gauge", "Seconds since start.", s.uptime().as_secs_f64());
+    metric(
+        "uptime_seconds",
+        "gauge",
+        "Seconds since start.",
+        s.uptime().as_secs_f64(),
+    );
     (
         StatusCode::OK,
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],

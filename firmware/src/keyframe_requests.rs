@@ -99,7 +99,10 @@ mod tests {
         chain
             .handle_read(rtcp(vec![Box::new(ReceiverReport::default())]))
             .expect("read");
-        assert!(chain.poll_read().is_none(), "receiver reports stay in the chain");
+        assert!(
+            chain.poll_read().is_none(),
+            "receiver reports stay in the chain"
+        );
 
         chain
             .handle_read(rtcp(vec![

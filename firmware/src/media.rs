@@ -258,7 +258,7 @@ impl Media {
                 stop.clone(),
                 stats.clone(),
                 cfg.spec.clone(),
-                cfg.request.clone(),
+                cfg.request,
             );
             let fps = (info.fps_num, info.fps_den);
             std::thread::Builder::new()
@@ -277,8 +277,8 @@ impl Media {
                     let mut index = 0u64;
                     while let Some(id) = wait_ready(&pool, &stop) {
                         let now = origin.elapsed();
-                        let force =
-                            (hub.take_keyframe_request() && limiter.allow(now)) || limiter.poll(now);
+                        let force = (hub.take_keyframe_request() && limiter.allow(now))
+                            || limiter.poll(now);
                         let Some(frame) = pool.frame(id) else {
                             continue;
                         };
@@ -441,8 +441,9 @@ fn capture_loop(
                 std::thread::sleep(backoff);
                 backoff = (backoff * 2).min(Duration::from_secs(30));
                 match open_source(&spec, &req) {
-                    Ok(s) if s.info().width == source.info().width
-                        && s.info().height == source.info().height =>
+                    Ok(s)
+                        if s.info().width == source.info().width
+                            && s.info().height == source.info().height =>
                     {
                         source = s;
                         stats.set_source_state("running");
@@ -451,7 +452,9 @@ fn capture_loop(
                     Ok(_) => {
                         tracing::error!(source = %spec, "source reopened with another size; keeping the old one closed until restart");
                     }
-                    Err(e) => tracing::warn!(source = %spec, error = %e, "source still unavailable"),
+                    Err(e) => {
+                        tracing::warn!(source = %spec, error = %e, "source still unavailable")
+                    }
                 }
             }
         }

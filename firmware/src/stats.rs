@@ -141,7 +141,8 @@ impl Stats {
     pub fn on_encoded(&self, bytes: usize, keyframe: bool, packets: usize, _at: Duration) {
         let now = self.started.elapsed();
         self.frames_sent.fetch_add(1, Ordering::Relaxed);
-        self.bytes_encoded.fetch_add(bytes as u64, Ordering::Relaxed);
+        self.bytes_encoded
+            .fetch_add(bytes as u64, Ordering::Relaxed);
         self.packets.fetch_add(packets as u64, Ordering::Relaxed);
         if keyframe {
             self.keyframes.fetch_add(1, Ordering::Relaxed);
@@ -180,7 +181,11 @@ impl Stats {
     /// Time since the last encoded frame, if any.
     pub fn since_last_frame(&self) -> Option<Duration> {
         let us = self.last_frame_us.load(Ordering::Relaxed);
-        (us > 0).then(|| self.started.elapsed().saturating_sub(Duration::from_micros(us)))
+        (us > 0).then(|| {
+            self.started
+                .elapsed()
+                .saturating_sub(Duration::from_micros(us))
+        })
     }
 
     /// Seconds since start.

@@ -77,7 +77,11 @@ impl StunResolver {
         if let Ok(cache) = self.cache.lock()
             && let Some((at, urls)) = cache.as_ref()
         {
-            let max_age = if urls.is_empty() { RETRY_AFTER } else { CACHE_FOR };
+            let max_age = if urls.is_empty() {
+                RETRY_AFTER
+            } else {
+                CACHE_FOR
+            };
             if at.elapsed() < max_age {
                 return urls.clone();
             }
@@ -122,9 +126,9 @@ impl StunResolver {
 }
 
 /// Runs futures concurrently and collects their outputs in order (small, no extra crate).
-async fn futures_join_all<F: std::future::Future>(futs: impl Iterator<Item = F>) -> Vec<F::Output>
+async fn futures_join_all<F>(futs: impl Iterator<Item = F>) -> Vec<F::Output>
 where
-    F: Send + 'static,
+    F: std::future::Future + Send + 'static,
     F::Output: Send + 'static,
 {
     let mut set = Vec::new();
@@ -154,12 +158,21 @@ mod tests {
             Ok(("stun.relay.metered.ca".into(), 80))
         );
         assert_eq!(parse_stun_url("stun:1.2.3.4"), Ok(("1.2.3.4".into(), 3478)));
-        assert_eq!(parse_stun_url("stun:[::1]:19302"), Ok(("::1".into(), 19302)));
+        assert_eq!(
+            parse_stun_url("stun:[::1]:19302"),
+            Ok(("::1".into(), 19302))
+        );
     }
 
     #[test]
     fn rejects_bad_urls() {
-        for u in ["turn:x:1", "stun:", "stun:host:0", "stun:host:http", "stun:[::1"] {
+        for u in [
+            "turn:x:1",
+            "stun:",
+            "stun:host:0",
+            "stun:host:http",
+            "stun:[::1",
+        ] {
             assert!(parse_stun_url(u).is_err(), "{u}");
         }
     }

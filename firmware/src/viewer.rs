@@ -134,13 +134,17 @@ impl Viewers {
     }
 
     /// Answers a WHEP offer: returns the session id and the SDP answer.
-    pub async fn offer(self: &Arc<Self>, offer_sdp: String) -> Result<(String, String), SessionError> {
+    pub async fn offer(
+        self: &Arc<Self>,
+        offer_sdp: String,
+    ) -> Result<(String, String), SessionError> {
         if self.count() >= self.cfg.max_viewers {
             self.stats.viewers_refused.fetch_add(1, Ordering::Relaxed);
             return Err(SessionError::Full(self.cfg.max_viewers));
         }
-        let offer = RTCSessionDescription::offer(offer_sdp)
-            .map_err(|e| SessionError::BadOffer(format!("the body is not a usable SDP offer: {e}")))?;
+        let offer = RTCSessionDescription::offer(offer_sdp).map_err(|e| {
+            SessionError::BadOffer(format!("the body is not a usable SDP offer: {e}"))
+        })?;
         if !offer.sdp.contains("m=video") {
             return Err(SessionError::BadOffer(
                 "the offer has no video section (m=video): add a recvonly video transceiver".into(),
@@ -148,7 +152,8 @@ impl Viewers {
         }
         if !offer.sdp.to_ascii_uppercase().contains("VP8/90000") {
             return Err(SessionError::BadOffer(
-                "the offer does not accept VP8 (a=rtpmap:... VP8/90000): this node sends VP8".into(),
+                "the offer does not accept VP8 (a=rtpmap:... VP8/90000): this node sends VP8"
+                    .into(),
             ));
         }
 
@@ -224,9 +229,8 @@ impl Viewers {
         &self,
         events: mpsc::Sender<PcEvent>,
     ) -> Result<(impl PeerConnection + use<>, Arc<TrackLocalStaticRTP>), SessionError> {
-        let internal = |what: &str, e: &dyn std::fmt::Display| {
-            SessionError::Internal(format!("{what}: {e}"))
-        };
+        let internal =
+            |what: &str, e: &dyn std::fmt::Display| SessionError::Internal(format!("{what}: {e}"));
         let vp8 = RTCRtpCodec {
             mime_type: MIME_TYPE_VP8.to_owned(),
             clock_rate: 90_000,
@@ -245,7 +249,6 @@ impl Viewers {
                     RTCRtpCodecParameters {
                         rtp_codec: vp8.clone(),
                         payload_type: VP8_PAYLOAD_TYPE,
-                        ..Default::default()
                     },
                     RtpCodecKind::Video,
                 )
@@ -391,7 +394,6 @@ impl Viewers {
 
         let rtcp_task = {
             let (track, hub, stats) = (track.clone(), self.hub.clone(), self.stats.clone());
-            let viewer = viewer;
             tokio::spawn(async move {
                 while let Some(TrackLocalEvent::OnRtcpPacket(packets)) = track.poll().await {
                     let wants_key = packets
@@ -573,7 +575,10 @@ pub fn add_public_candidates(sdp: &str, public_ips: &[IpAddr]) -> String {
             if !added.insert((public.to_string(), f[5].to_string())) {
                 continue;
             }
-            let prio = f[3].parse::<u32>().unwrap_or(1).saturating_sub(1 + i as u32);
+            let prio = f[3]
+                .parse::<u32>()
+                .unwrap_or(1)
+                .saturating_sub(1 + i as u32);
             out.push_str(&format!(
                 "a=candidate:{}{} {} {} {} {} {} typ host\r\n",
                 f[0],
@@ -599,8 +604,15 @@ mod tests {
                    a=candidate:1 1 udp 2130706431 192.168.1.5 40000 typ host\r\n\
                    a=candidate:2 1 udp 2130706431 127.0.0.1 40001 typ host\r\n";
         let out = add_public_candidates(sdp, &["203.0.113.7".parse().expect("ip")]);
-        assert!(out.contains("a=candidate:19 1 udp 2130706430 203.0.113.7 40000 typ host\r\n"), "{out}");
-        assert_eq!(out.matches("203.0.113.7").count(), 1, "loopback is not mapped");
+        assert!(
+            out.contains("a=candidate:19 1 udp 2130706430 203.0.113.7 40000 typ host\r\n"),
+            "{out}"
+        );
+        assert_eq!(
+            out.matches("203.0.113.7").count(),
+            1,
+            "loopback is not mapped"
+        );
         assert_eq!(add_public_candidates(sdp, &[]), sdp);
     }
 

@@ -53,7 +53,10 @@ fn stamp_survives_encode_packetize_reassemble_decode() {
         });
         assert!(marker_seen);
         assert_eq!(info.packets, packets);
-        assert_eq!(rebuilt, enc.data, "reassembled frame equals the encoder output");
+        assert_eq!(
+            rebuilt, enc.data,
+            "reassembled frame equals the encoder output"
+        );
         if let Some(prev) = last_ts {
             // 33 333 µs at 90 kHz is 2 999.97 ticks: 2 999 or 3 000 per frame.
             let step = info.timestamp.wrapping_sub(prev);

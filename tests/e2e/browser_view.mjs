@@ -122,7 +122,7 @@ async function main() {
       }),
     });
     if (opts.screenshot) {
-      await page.screenshot({ path: opts.screenshot });
+      await page.screenshot({ path: opts.screenshot, fullPage: true });
       out.screenshot = opts.screenshot;
     }
   } catch (e) {

@@ -222,6 +222,22 @@ async def run_viewer(args, index: int, http) -> dict:
             window.add(frame, time.time() * 1e6)
         if window.frames == 0:
             raise ViewerFailure("no frame decoded in the window after the first one")
+        if args.pli:
+            # Ask for keyframes the way a receiver that lost a picture does (RTCP PLI, RFC 4585),
+            # spaced wider than the node's keyframe rate limit; keep decoding meanwhile.
+            receiver = pc.getTransceivers()[0].receiver
+            streams = getattr(receiver, "_RTCRtpReceiver__remote_streams", {})
+            if not streams:
+                raise ViewerFailure("cannot find the remote SSRC to address a PLI to")
+            media_ssrc = next(iter(streams))
+            sent = 0
+            for _ in range(args.pli):
+                await receiver._send_rtcp_pli(media_ssrc)
+                sent += 1
+                until = time.monotonic() + 0.8
+                while time.monotonic() < until:
+                    await asyncio.wait_for(track.recv(), timeout=5)
+            result["pli_sent"] = sent
     except ViewerFailure as e:
         result["error"] = str(e)
     except Exception as e:  # report anything else in the JSON too, with its type
@@ -289,6 +305,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--expect-width", type=int)
     p.add_argument("--expect-height", type=int)
     p.add_argument("--viewers", type=int, default=1, help="concurrent viewers in this process")
+    p.add_argument("--pli", type=int, default=0, help="after the window, send N RTCP PLIs 0.8 s apart")
     p.add_argument("--connect-timeout", type=float, default=15.0, help="POST to first frame, seconds")
     p.add_argument("--json", action="store_true", help="print JSON (a list when --viewers > 1)")
     p.add_argument("--offer-only", action="store_true", help="print a recvonly SDP offer and exit")

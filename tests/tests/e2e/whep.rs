@@ -198,3 +198,71 @@ fn viewer_limit_answers_503_with_retry_after() {
         end.status
     );
 }
+
+/// A counter from `/metrics`.
+fn metric(node: &Node, name: &str) -> f64 {
+    let text = node.get("/metrics").body;
+    text.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
+        .unwrap_or_else(|| panic!("{name} missing from /metrics:\n{text}"))
+}
+
+#[test]
+fn pli_from_the_viewer_forces_keyframes() {
+    // Keyframe gap far below 0.8 s (the client's PLI spacing) and a keyframe interval far above
+    // the test's length: every keyframe after the join comes from a PLI.
+    let node = Node::start(&[]);
+    let before = metric(&node, "sutantra_keyframes_total");
+    let run = clients::whep(
+        &node.url("/whep"),
+        &["--seconds", "2", "--pli", "3"],
+        Duration::from_secs(90),
+    );
+    let v = run.json();
+    assert!(run.success, "viewer failed: {v}\nstderr:\n{}", run.stderr);
+    assert_eq!(v["pli_sent"], 3, "{v}");
+    let requests = metric(&node, "sutantra_keyframe_requests_total");
+    let keyframes = metric(&node, "sutantra_keyframes_total") - before;
+    println!("PLI: {requests} requests seen, {keyframes} keyframes since the viewer came");
+    assert!(requests >= 3.0, "the node saw {requests} keyframe requests for 3 PLIs");
+    // One keyframe for the join, one per PLI (0.8 s apart, above the 0.5 s rate limit).
+    assert!(keyframes >= 4.0, "{keyframes} keyframes for a join and 3 PLIs");
+}
+
+#[test]
+fn unreachable_stun_servers_do_not_delay_the_answer() {
+    // A STUN "server" on loopback that never answers, plus names that do not resolve here: the
+    // answer must still come within about a second, with the host candidates in it.
+    let blackhole = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind a silent UDP socket");
+    let silent = format!(
+        "stun:{}",
+        blackhole.local_addr().expect("local addr")
+    );
+    let node = Node::start(&[
+        "--ice-server",
+        &silent,
+        "--ice-server",
+        "stun:stun.invalid:3478",
+        "--ice-server",
+        "stun:global.stun.twilio.com:3478",
+    ]);
+    let offer = clients::aiortc_offer(&node.url("/whep"));
+    for attempt in 0..2 {
+        let started = std::time::Instant::now();
+        let answer = node.request("POST", "/whep", &[SDP], Some(offer.clone().into_bytes()));
+        let took = started.elapsed();
+        println!("WHEP answer with unreachable STUN servers, attempt {attempt}: {took:?}");
+        assert_eq!(answer.status, 201, "{}", answer.body);
+        assert!(
+            answer.body.contains("typ host") && answer.body.contains("127.0.0.1"),
+            "the answer lacks the loopback host candidate:\n{}",
+            answer.body
+        );
+        assert!(
+            took < Duration::from_millis(1500),
+            "the answer took {took:?} with unreachable STUN servers"
+        );
+        let location = answer.header("location").to_string();
+        node.request("DELETE", &location, &[], None);
+    }
+}
