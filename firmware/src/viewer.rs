@@ -236,10 +236,13 @@ impl Viewers {
             clock_rate: 90_000,
             channels: 0,
             sdp_fmtp_line: String::new(),
-            rtcp_feedback: vec![RTCPFeedback {
-                typ: "ccm".into(),
-                parameter: "fir".into(),
-            }],
+            rtcp_feedback: [("nack", ""), ("nack", "pli"), ("ccm", "fir")]
+                .into_iter()
+                .map(|(typ, parameter)| RTCPFeedback {
+                    typ: typ.into(),
+                    parameter: parameter.into(),
+                })
+                .collect(),
         };
         // The interceptor registry is consumed by a connection, so each attempt builds its own.
         let engine = || -> Result<(MediaEngine, Registry), SessionError> {

@@ -209,6 +209,8 @@ async def run_viewer(args, index: int, http) -> dict:
 
         window = Window(args.seconds)
         window_end = t_first + args.seconds
+        if LOSS is not None:
+            LOSS.armed = True
         while True:
             left = window_end - time.monotonic()
             if left <= 0:
@@ -245,6 +247,9 @@ async def run_viewer(args, index: int, http) -> dict:
     finally:
         if window is not None:
             result.update(window.report())
+        if LOSS is not None:
+            LOSS.armed = False
+            result["loss"] = LOSS.report()
         if session_url:
             try:
                 async with asyncio.timeout(10):
@@ -267,6 +272,51 @@ async def run_viewer(args, index: int, http) -> dict:
     if errors:
         result["expect_errors"] = errors
     return result
+
+
+class LossInjector:
+    """Simulates loss on the wire: drops the first arrival of every Nth RTP packet (after the
+    first frame) before SRTP sees it, so aiortc NACKs it as it would a packet lost in the network.
+    A later arrival of the same sequence number is the node's retransmission; it is let through
+    and counted. (Dropping after SRTP would not do: SRTP's replay check would then reject the
+    retransmission.)"""
+
+    def __init__(self, every: int):
+        self.every = every
+        self.dropped: set[int] = set()
+        self.recovered: set[int] = set()
+        self.armed = False
+
+    def install(self) -> None:
+        import pylibsrtp
+        from aiortc import rtcdtlstransport
+
+        real_session = rtcdtlstransport.Session
+        injector = self
+
+        class LossySession:
+            def __init__(self, policy):
+                self._session = real_session(policy)
+
+            def unprotect(self, data: bytes) -> bytes:
+                seq = int.from_bytes(data[2:4], "big")  # the RTP header is not encrypted
+                if injector.armed and seq % injector.every == 0:
+                    if seq not in injector.dropped:
+                        injector.dropped.add(seq)
+                        raise pylibsrtp.Error("injected loss")
+                    injector.recovered.add(seq)
+                return self._session.unprotect(data)
+
+            def __getattr__(self, name):
+                return getattr(self._session, name)
+
+        rtcdtlstransport.Session = LossySession
+
+    def report(self) -> dict:
+        return {"dropped": len(self.dropped), "recovered": len(self.recovered)}
+
+
+LOSS: LossInjector | None = None
 
 
 async def run(args) -> list[dict]:
@@ -305,6 +355,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--expect-width", type=int)
     p.add_argument("--expect-height", type=int)
     p.add_argument("--viewers", type=int, default=1, help="concurrent viewers in this process")
+    p.add_argument("--drop-every", type=int, default=0, help="drop the first arrival of every Nth RTP packet (NACK test)")
     p.add_argument("--pli", type=int, default=0, help="after the window, send N RTCP PLIs 0.8 s apart")
     p.add_argument("--connect-timeout", type=float, default=15.0, help="POST to first frame, seconds")
     p.add_argument("--json", action="store_true", help="print JSON (a list when --viewers > 1)")
@@ -319,6 +370,10 @@ def main(argv: list[str] | None = None) -> int:
 
         logging.basicConfig(level=logging.DEBUG, stream=sys.stderr)
     mode = use_loopback_candidates(args.url)
+    if args.drop_every:
+        global LOSS
+        LOSS = LossInjector(args.drop_every)
+        LOSS.install()
 
     if args.offer_only:
         sys.stdout.write(asyncio.run(asyncio.wait_for(offer_only(), timeout=20)))

@@ -224,9 +224,15 @@ fn pli_from_the_viewer_forces_keyframes() {
     let requests = metric(&node, "sutantra_keyframe_requests_total");
     let keyframes = metric(&node, "sutantra_keyframes_total") - before;
     println!("PLI: {requests} requests seen, {keyframes} keyframes since the viewer came");
-    assert!(requests >= 3.0, "the node saw {requests} keyframe requests for 3 PLIs");
+    assert!(
+        requests >= 3.0,
+        "the node saw {requests} keyframe requests for 3 PLIs"
+    );
     // One keyframe for the join, one per PLI (0.8 s apart, above the 0.5 s rate limit).
-    assert!(keyframes >= 4.0, "{keyframes} keyframes for a join and 3 PLIs");
+    assert!(
+        keyframes >= 4.0,
+        "{keyframes} keyframes for a join and 3 PLIs"
+    );
 }
 
 #[test]
@@ -234,10 +240,7 @@ fn unreachable_stun_servers_do_not_delay_the_answer() {
     // A STUN "server" on loopback that never answers, plus names that do not resolve here: the
     // answer must still come within about a second, with the host candidates in it.
     let blackhole = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind a silent UDP socket");
-    let silent = format!(
-        "stun:{}",
-        blackhole.local_addr().expect("local addr")
-    );
+    let silent = format!("stun:{}", blackhole.local_addr().expect("local addr"));
     let node = Node::start(&[
         "--ice-server",
         &silent,
@@ -265,4 +268,104 @@ fn unreachable_stun_servers_do_not_delay_the_answer() {
         let location = answer.header("location").to_string();
         node.request("DELETE", &location, &[], None);
     }
+}
+
+#[test]
+fn fixed_udp_port_range_and_public_address_are_advertised() {
+    // A board behind a port forward: a fixed UDP range and a public (1:1 NAT) address. The
+    // public address is only written into the answer; no traffic goes to it.
+    let probe = std::net::UdpSocket::bind("127.0.0.1:0").expect("probe a free UDP port");
+    let low = probe.local_addr().expect("addr").port().clamp(1024, 65_000);
+    drop(probe);
+    let high = low + 7;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let config = dir.path().join("node.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[webrtc]\nudp_port_min = {low}\nudp_port_max = {high}\n\
+             public_ips = [\"203.0.113.7\"]\nice_servers = []\n"
+        ),
+    )
+    .expect("write config");
+    let config = config.to_string_lossy().to_string();
+    let node = Node::start(&["--config", &config]);
+    let offer = clients::aiortc_offer(&node.url("/whep"));
+    let answer = node.request("POST", "/whep", &[SDP], Some(offer.into_bytes()));
+    assert_eq!(answer.status, 201, "{}", answer.body);
+    let candidates: Vec<Vec<&str>> = answer
+        .body
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("a=candidate:"))
+        .map(|c| c.split_whitespace().collect())
+        .collect();
+    assert!(!candidates.is_empty(), "no candidates:\n{}", answer.body);
+    for c in &candidates {
+        let port: u16 = c[5].parse().expect("candidate port");
+        assert!(
+            (low..=high).contains(&port),
+            "candidate port {port} outside {low}..={high}: {c:?}"
+        );
+    }
+    let lan: Vec<&Vec<&str>> = candidates
+        .iter()
+        .filter(|c| {
+            c[4].parse::<std::net::IpAddr>()
+                .is_ok_and(|ip| !ip.is_loopback())
+        })
+        .filter(|c| c[4] != "203.0.113.7")
+        .collect();
+    for c in &lan {
+        assert!(
+            candidates
+                .iter()
+                .any(|p| p[4] == "203.0.113.7" && p[5] == c[5]),
+            "no public candidate for {c:?}:\n{}",
+            answer.body
+        );
+    }
+    println!(
+        "fixed range {low}..={high}: {} candidates, {} LAN ones mapped to 203.0.113.7",
+        candidates.len(),
+        lan.len()
+    );
+    let location = answer.header("location").to_string();
+    node.request("DELETE", &location, &[], None);
+
+    // A real viewer plays through the fixed range.
+    let run = clients::whep(
+        &node.url("/whep"),
+        &["--seconds", "3"],
+        Duration::from_secs(60),
+    );
+    let v = run.json();
+    assert!(run.success, "viewer failed: {v}\nstderr:\n{}", run.stderr);
+    assert!(u64_of(&v, "frames") >= 80, "{v}");
+}
+
+#[test]
+fn lost_packets_are_resent_on_nack() {
+    // The viewer drops the first arrival of every 50th packet (2% loss) and NACKs it; the node
+    // resends from its bounded history and the picture keeps its 30 fps.
+    let node = Node::start(&[]);
+    let run = clients::whep(
+        &node.url("/whep"),
+        &["--seconds", "10", "--drop-every", "50"],
+        Duration::from_secs(90),
+    );
+    let v = run.json();
+    assert!(run.success, "viewer failed: {v}\nstderr:\n{}", run.stderr);
+    let dropped = u64_of(&v["loss"], "dropped");
+    let recovered = u64_of(&v["loss"], "recovered");
+    println!(
+        "NACK: {dropped} packets dropped at the viewer, {recovered} resent; {}",
+        figures(&v)
+    );
+    assert!(dropped >= 20, "too few packets dropped to judge: {v}");
+    // The last few drops may be NACKed after the window closes.
+    assert!(
+        recovered * 10 >= dropped * 9,
+        "only {recovered} of {dropped} dropped packets were resent: {v}"
+    );
+    assert!(u64_of(&v, "frames") >= 280, "{v}");
 }
