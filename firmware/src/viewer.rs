@@ -89,7 +89,7 @@ impl Viewers {
         };
         let stun = StunResolver::new(
             &cfg.ice_servers,
-            Duration::from_millis(cfg.gather_timeout_ms.min(1000) / 2),
+            Duration::from_millis((cfg.gather_timeout_ms / 2).min(300)),
         );
         let next_port = AtomicU16::new(cfg.udp_port_min);
         Self {
@@ -157,6 +157,9 @@ impl Viewers {
             ));
         }
 
+        // One budget for the whole answer: STUN name resolution and gathering both come out of it.
+        let deadline =
+            tokio::time::Instant::now() + Duration::from_millis(self.cfg.gather_timeout_ms);
         let (events_tx, events_rx) = mpsc::channel(32);
         let (pc, track) = self.build_connection(events_tx).await?;
         let pc: Arc<dyn PeerConnection> = Arc::new(pc);
@@ -179,11 +182,7 @@ impl Viewers {
             return Err(e);
         }
         let mut events_rx = events_rx;
-        wait_gathering(
-            &mut events_rx,
-            Duration::from_millis(self.cfg.gather_timeout_ms),
-        )
-        .await;
+        wait_gathering(&mut events_rx, deadline).await;
         let Some(local) = pc.local_description().await else {
             let _ = pc.close().await;
             return Err(SessionError::Internal("no local description".into()));
@@ -492,10 +491,10 @@ async fn negotiated(
     None
 }
 
-/// Waits until ICE gathering completes, at most `limit` (host candidates are there from the
-/// start; only STUN can be slow).
-async fn wait_gathering(events: &mut mpsc::Receiver<PcEvent>, limit: Duration) {
-    let _ = tokio::time::timeout(limit, async {
+/// Waits until ICE gathering completes, at most until `deadline` (host candidates are there from
+/// the start; only STUN can be slow).
+async fn wait_gathering(events: &mut mpsc::Receiver<PcEvent>, deadline: tokio::time::Instant) {
+    let _ = tokio::time::timeout_at(deadline, async {
         while let Some(ev) = events.recv().await {
             if let PcEvent::GatheringComplete = ev {
                 return;
