@@ -5,5 +5,5 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ./scripts/setup.sh --runtime-only
-cargo build --release --locked -p sutantra
+cargo build --release -p sutantra
 exec ./target/release/sutantra run "$@"

@@ -4,6 +4,7 @@
 #
 #   scripts/setup.sh                 build deps + test deps (Python venv, Playwright, Chromium, ffmpeg)
 #   scripts/setup.sh --runtime-only  only what `cargo build` / `sutantra run` needs
+#   scripts/setup.sh --qemu          only the emulated-board part (QEMU, busybox, aarch64 cross)
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -13,8 +14,9 @@ MODE=full
 for arg in "$@"; do
   case "$arg" in
     --runtime-only) MODE=runtime ;;
+    --qemu) MODE=qemu ;;
     -h | --help)
-      sed -n '2,6p' "$0" | sed 's/^# \{0,1\}//'
+      sed -n '2,7p' "$0" | sed 's/^# \{0,1\}//'
       exit 0
       ;;
     *)
@@ -29,6 +31,84 @@ die() {
   printf 'setup: error: %s\n' "$*" >&2
   exit 1
 }
+
+# === Emulated board (tests/qemu, tests/tests/e2e/board.rs) ======================================
+# QEMU (software emulation), Debian's static busybox, cpio, and the container-free aarch64 cross
+# build of the node (cross gcc, multiarch libvpx-dev:arm64, the Rust target). The guest kernels
+# and the arm64 busybox are fetched by tests/qemu/build-guest.sh into target/qemu-cache/.
+# Runs in the full setup and alone with --qemu.
+qemu_setup() {
+  local qemu_pkgs=(qemu-system-x86 qemu-system-arm)
+  local pkgs=(busybox-static cpio xz-utils gzip gcc-aarch64-linux-gnu libc6-dev-arm64-cross
+    qemu-user-static)
+  local apt=(apt-get -o DPkg::Lock::Timeout=900 -y -q)
+  local need=() need_qemu=() from=() p status
+  if ! dpkg --print-foreign-architectures | grep -qx arm64; then
+    [[ $(id -u) -eq 0 ]] || die "the arm64 architecture is not enabled; run as root: sudo $0 --qemu"
+    say "qemu: dpkg --add-architecture arm64 (for libvpx-dev:arm64)"
+    dpkg --add-architecture arm64
+  fi
+  pkgs+=(libvpx-dev:arm64)
+  # Some machine images ship qemu-utils from bookworm-backports, which Breaks bookworm's
+  # qemu-system-common 7.2: then take the QEMU system emulators from backports too.
+  if [[ $(dpkg-query -W -f='${Version}' qemu-utils 2>/dev/null || true) == *bpo12* ]]; then
+    from=(-t bookworm-backports)
+    local bpo=/etc/apt/sources.list.d/sutantra-bookworm-backports.sources
+    if ! grep -rqs 'bookworm-backports' /etc/apt/sources.list /etc/apt/sources.list.d/; then
+      [[ $(id -u) -eq 0 ]] || die "bookworm-backports is not in apt's sources; run as root: sudo $0 --qemu"
+      say "qemu: adding bookworm-backports to apt's sources (qemu-utils came from there)"
+      printf '%s\n' 'Types: deb' 'URIs: http://deb.debian.org/debian' 'Suites: bookworm-backports' \
+        'Components: main' 'Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg' >"$bpo"
+    fi
+  fi
+  for p in "${pkgs[@]}"; do
+    status=$(dpkg-query -W -f='${db:Status-Status}' "$p" 2>/dev/null || true)
+    [[ $status == installed ]] || need+=("$p")
+  done
+  for p in "${qemu_pkgs[@]}"; do
+    status=$(dpkg-query -W -f='${db:Status-Status}' "$p" 2>/dev/null || true)
+    [[ $status == installed ]] || need_qemu+=("$p")
+  done
+  if ((${#need[@]} + ${#need_qemu[@]})); then
+    [[ $(id -u) -eq 0 ]] || die "packages missing (${need[*]} ${need_qemu[*]}); run as root: sudo $0 --qemu"
+    export DEBIAN_FRONTEND=noninteractive
+    # A fresh index: it must list the arm64 packages (and backports) added above.
+    "${apt[@]}" update >/dev/null
+    local set
+    for set in need_qemu need; do
+      local -n list=$set
+      ((${#list[@]})) || continue
+      local opts=()
+      [[ $set == need_qemu ]] && opts=("${from[@]}")
+      say "qemu: apt: installing ${list[*]} ${opts[*]}"
+      if ! "${apt[@]}" "${opts[@]}" install "${list[@]}"; then
+        say "apt install failed; retrying once with a private archive cache"
+        mkdir -p /tmp/apt-archives/partial
+        "${apt[@]}" "${opts[@]}" -o Dir::Cache::archives=/tmp/apt-archives install "${list[@]}"
+      fi
+      unset -n list
+    done
+  else
+    say "qemu: all $((${#pkgs[@]} + ${#qemu_pkgs[@]})) packages present"
+  fi
+  command -v rustup >/dev/null || export PATH="$HOME/.cargo/bin:$PATH"
+  if command -v rustup >/dev/null; then
+    if rustup target list --installed | grep -qx aarch64-unknown-linux-gnu; then
+      say "qemu: rust target aarch64-unknown-linux-gnu present"
+    else
+      say "qemu: rustup target add aarch64-unknown-linux-gnu"
+      rustup target add aarch64-unknown-linux-gnu
+    fi
+  else
+    die "rustup not found: the aarch64 guest needs 'rustup target add aarch64-unknown-linux-gnu'"
+  fi
+}
+if [[ $MODE == qemu ]]; then
+  qemu_setup
+  say "done (qemu)"
+  exit 0
+fi
+# === end of the emulated-board block =============================================================
 
 # --- Debian packages --------------------------------------------------------------------------
 BUILD_PKGS=(build-essential pkg-config libvpx-dev libclang-dev clang curl ca-certificates)
@@ -115,4 +195,5 @@ else
 fi
 
 [[ -x /usr/bin/chromium ]] || die "/usr/bin/chromium is missing after apt install"
+qemu_setup # the emulated-board block above
 say "done"

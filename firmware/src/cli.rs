@@ -8,6 +8,8 @@ use crate::config::{Config, ConfigError};
 use crate::http::{self, AppState};
 use crate::media::{Hub, Media, MediaConfig};
 use crate::stats::Stats;
+use crate::store::Store;
+use crate::validator::LightValidator;
 use crate::viewer::Viewers;
 use clap::{Args, Parser, Subcommand};
 use std::net::SocketAddr;
@@ -16,12 +18,18 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
-use sutantra_core::observer::FrameStats;
+use sutantra_core::observer::{FrameObserver, FrameStats};
 use sutantra_hal::camera::SourceRequest;
 
 /// Sutantra edge node: camera → VP8 → WebRTC viewers (WHEP).
 #[derive(Debug, Parser)]
-#[command(name = "sutantra", version, about, propagate_version = true)]
+#[command(
+    name = "sutantra",
+    version,
+    about,
+    propagate_version = true,
+    args_override_self = true
+)]
 pub struct Cli {
     /// What to do.
     #[command(subcommand)]
@@ -36,6 +44,16 @@ pub enum Command {
     /// Work with configuration files.
     #[command(subcommand)]
     Config(ConfigCmd),
+    /// The light client: verify a light block offline, show the trusted state, resume after a
+    /// witness conflict.
+    #[command(subcommand)]
+    Chain(crate::cli_chain::ChainCmd),
+    /// The node's identity key.
+    #[command(subcommand)]
+    Keys(crate::cli_chain::KeysCmd),
+    /// Signed attestations: the outbox, export, and checking any node's attestations.
+    #[command(subcommand)]
+    Attest(crate::cli_chain::AttestCmd),
 }
 
 /// `sutantra config ...`
@@ -243,6 +261,18 @@ async fn run_node(cfg: Config) -> Result<(), String> {
             cfg.data_dir.display()
         )
     })?;
+    // The identity key: created on the first start (mode 0600); a key open to group or others
+    // stops the node with the chmod that fixes it.
+    let (key, created) = crate::keys::load_or_create(&cfg.data_dir).map_err(|e| e.to_string())?;
+    tracing::info!(
+        node_id = %sutantra_core::attest::node_id(&key.pk),
+        created,
+        "node key"
+    );
+    // The store; holding it marks this data dir as in use by a running node.
+    let store =
+        Arc::new(Store::open(&cfg.data_dir, Duration::from_secs(3)).map_err(|e| e.to_string())?);
+    crate::store::write_pid_file(&cfg.data_dir);
     let stats = Arc::new(Stats::new());
     let hub = Arc::new(Hub::new(
         cfg.webrtc.max_viewers,
@@ -274,13 +304,22 @@ async fn run_node(cfg: Config) -> Result<(), String> {
                 cfg.http.listen
             )
         })?;
-    let media = Media::start(
-        &media_cfg,
-        hub.clone(),
-        stats.clone(),
-        Box::new(FrameStats::new()),
-    )
-    .map_err(|e| e.to_string())?;
+    let (validator, observer): (Option<LightValidator>, Box<dyn FrameObserver>) =
+        if cfg.chain.enabled() {
+            let (v, o) = LightValidator::start(&cfg, key, store.clone(), stats.clone())?;
+            (Some(v), o)
+        } else {
+            (None, Box::new(FrameStats::new()))
+        };
+    let media = match Media::start(&media_cfg, hub.clone(), stats.clone(), observer) {
+        Ok(m) => m,
+        Err(e) => {
+            if let Some(v) = validator {
+                v.shutdown();
+            }
+            return Err(e.to_string());
+        }
+    };
 
     let local = listener.local_addr().map_err(|e| e.to_string())?;
     let viewers = Arc::new(Viewers::new(cfg.webrtc.clone(), hub.clone(), stats.clone()));
@@ -309,9 +348,18 @@ async fn run_node(cfg: Config) -> Result<(), String> {
     tracing::info!("shutting down");
     summary.abort();
     viewers.end_all().await;
-    tokio::task::spawn_blocking(move || media.stop())
-        .await
-        .map_err(|e| e.to_string())?;
+    tokio::task::spawn_blocking(move || {
+        // Media first: the encode thread drops the segment observer, which flushes the open
+        // segment; then the attestation thread commits it and the chain threads stop.
+        media.stop();
+        if let Some(v) = validator {
+            v.shutdown();
+        }
+    })
+    .await
+    .map_err(|e| e.to_string())?;
+    crate::store::remove_pid_file(&cfg.data_dir);
+    drop(store);
     Ok(())
 }
 

@@ -35,6 +35,10 @@ pub struct Config {
     pub http: HttpConfig,
     /// WebRTC sessions.
     pub webrtc: WebRtcConfig,
+    /// The chain this node follows as a light client (`[chain]`; empty `chain_id`: none).
+    pub chain: ChainConfig,
+    /// Stream attestations (`[attest]`; only with a chain).
+    pub attest: AttestConfig,
 }
 
 /// `[source]`: the camera.
@@ -111,6 +115,118 @@ pub struct WebRtcConfig {
     pub gather_timeout_ms: u64,
 }
 
+/// `[chain]`: the CometBFT chain the node follows as a light client.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ChainConfig {
+    /// Chain id; empty means no chain (no sync, no attestations).
+    pub chain_id: String,
+    /// CometBFT RPC base URLs (`http://host:26657`): the first is the primary, the rest witnesses.
+    pub rpc: Vec<String>,
+    /// Height of the trust root (required with a chain id).
+    pub trust_height: u64,
+    /// Hex header hash at `trust_height`.
+    pub trust_hash: String,
+    /// Trusting period in seconds (CometBFT's default is two weeks).
+    pub trusting_period_s: u64,
+    /// Largest clock difference tolerated, in seconds.
+    pub clock_drift_s: u64,
+    /// Trust level `N/D`, from 1/3 to 1.
+    pub trust_level: String,
+    /// Verified light blocks kept in the store (the newest).
+    pub headers_kept: usize,
+    /// Time between polls of the primary, in milliseconds.
+    pub poll_interval_ms: u64,
+    /// Largest RPC response body, in bytes; larger ones are refused before parsing.
+    pub max_response_bytes: u64,
+    /// Most validators accepted in one set (CometBFT's own cap is 10 000).
+    pub max_validators: usize,
+}
+
+/// `[attest]`: signed attestations of what the node broadcast.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AttestConfig {
+    /// Length of one attested segment of video, in milliseconds.
+    pub segment_ms: u64,
+    /// The stream id written into every attestation.
+    pub stream_id: String,
+    /// Attestations kept in the outbox; when full the oldest is dropped (counted).
+    pub outbox_capacity: usize,
+    /// First retry delay of a failed submission, in milliseconds.
+    pub retry_min_ms: u64,
+    /// Longest retry delay, in milliseconds.
+    pub retry_max_ms: u64,
+}
+
+impl Default for ChainConfig {
+    fn default() -> Self {
+        Self {
+            chain_id: String::new(),
+            rpc: Vec::new(),
+            trust_height: 0,
+            trust_hash: String::new(),
+            trusting_period_s: 1_209_600,
+            clock_drift_s: 10,
+            trust_level: "1/3".into(),
+            headers_kept: 8,
+            poll_interval_ms: 5_000,
+            max_response_bytes: 4 * 1024 * 1024,
+            max_validators: 10_000,
+        }
+    }
+}
+
+impl Default for AttestConfig {
+    fn default() -> Self {
+        Self {
+            segment_ms: 10_000,
+            stream_id: "camera0".into(),
+            outbox_capacity: 4096,
+            retry_min_ms: 1_000,
+            retry_max_ms: 60_000,
+        }
+    }
+}
+
+impl ChainConfig {
+    /// A chain is configured (sync and attestations run).
+    pub fn enabled(&self) -> bool {
+        !self.chain_id.is_empty()
+    }
+
+    /// The trust level as `(numerator, denominator)` (validated).
+    pub fn trust_level(&self) -> (u64, u64) {
+        parse_trust_level(&self.trust_level).unwrap_or((1, 3))
+    }
+
+    /// The trust hash as bytes (validated).
+    pub fn trust_hash_bytes(&self) -> Vec<u8> {
+        hex::decode(self.trust_hash.trim()).unwrap_or_default()
+    }
+}
+
+/// Parses a trust level `N/D`; CometBFT accepts 1/3 <= N/D <= 1.
+pub fn parse_trust_level(text: &str) -> Result<(u64, u64), String> {
+    let (n, d) = text
+        .split_once('/')
+        .ok_or_else(|| format!("`{text}` is not N/D (e.g. 1/3)"))?;
+    let n: u64 = n
+        .trim()
+        .parse()
+        .map_err(|_| format!("`{text}`: the numerator is not a number"))?;
+    let d: u64 = d
+        .trim()
+        .parse()
+        .map_err(|_| format!("`{text}`: the denominator is not a number"))?;
+    if d == 0 || n > d || u128::from(n) * 3 < u128::from(d) {
+        return Err(format!(
+            "`{text}`: the trust level must be between 1/3 and 1 (the light-client spec's range)"
+        ));
+    }
+    Ok((n, d))
+}
+
 impl Default for Config {
     fn default() -> Self {
         Self {
@@ -120,6 +236,8 @@ impl Default for Config {
             encoder: EncoderConfig::default(),
             http: HttpConfig::default(),
             webrtc: WebRtcConfig::default(),
+            chain: ChainConfig::default(),
+            attest: AttestConfig::default(),
         }
     }
 }
@@ -235,7 +353,7 @@ impl Config {
         if let Err(e) = s.spec.parse::<SourceSpec>() {
             return bad("source.spec", e.to_string());
         }
-        if s.width < 64 || s.width > 4096 || s.width % 2 != 0 {
+        if s.width < 64 || s.width > 4096 || !s.width.is_multiple_of(2) {
             return bad(
                 "source.width",
                 format!(
@@ -244,7 +362,7 @@ impl Config {
                 ),
             );
         }
-        if s.height < 32 || s.height > 2304 || s.height % 2 != 0 {
+        if s.height < 32 || s.height > 2304 || !s.height.is_multiple_of(2) {
             return bad(
                 "source.height",
                 format!(
@@ -355,6 +473,153 @@ impl Config {
                 format!("{}: use 50 to 10000", w.gather_timeout_ms),
             );
         }
+        self.validate_chain()
+    }
+
+    /// Checks `[chain]` and `[attest]`.
+    fn validate_chain(&self) -> Result<(), (String, String)> {
+        let bad = |k: &str, r: String| Err((k.to_string(), r));
+        let c = &self.chain;
+        if c.chain_id.len() > 50 || c.chain_id.chars().any(|ch| ch.is_whitespace()) {
+            // CometBFT's own limit is 50 bytes (MaxChainIDLen).
+            return bad(
+                "chain.chain_id",
+                format!(
+                    "`{}`: use the chain's id, at most 50 characters, no spaces",
+                    c.chain_id
+                ),
+            );
+        }
+        for (i, url) in c.rpc.iter().enumerate() {
+            if let Err(r) = check_rpc_url(url) {
+                return bad(&format!("chain.rpc[{i}]"), r);
+            }
+        }
+        if c.enabled() {
+            if c.rpc.is_empty() {
+                return bad(
+                    "chain.rpc",
+                    "a chain needs at least one RPC URL (http://host:26657); the first is the \
+                     primary, the others witnesses"
+                        .into(),
+                );
+            }
+            if c.trust_height == 0 {
+                return bad(
+                    "chain.trust_height",
+                    "a chain needs a trust root: set trust_height and trust_hash to a header \
+                     you trust (e.g. from a block explorer or your own full node)"
+                        .into(),
+                );
+            }
+            let hash_ok = hex::decode(c.trust_hash.trim()).is_ok_and(|h| h.len() == 32);
+            if !hash_ok {
+                return bad(
+                    "chain.trust_hash",
+                    format!(
+                        "`{}`: use the 64 hex digits of the header hash at trust_height",
+                        c.trust_hash
+                    ),
+                );
+            }
+        }
+        if !(1..=36_500 * 86_400).contains(&c.trusting_period_s) {
+            return bad(
+                "chain.trusting_period_s",
+                format!(
+                    "{}: use seconds, e.g. 1209600 (two weeks); keep it below the chain's \
+                     unbonding period",
+                    c.trusting_period_s
+                ),
+            );
+        }
+        if c.clock_drift_s > 3_600 {
+            return bad(
+                "chain.clock_drift_s",
+                format!("{}: use 0 to 3600 seconds", c.clock_drift_s),
+            );
+        }
+        match parse_trust_level(&c.trust_level) {
+            Err(r) => return bad("chain.trust_level", r),
+            Ok(level) => {
+                // The verifier's own checks (e.g. the largest denominator it computes with).
+                let opts = sutantra_core::chain::VerifyOptions {
+                    trust_threshold: level,
+                    trusting_period: std::time::Duration::from_secs(c.trusting_period_s.max(1)),
+                    clock_drift: std::time::Duration::from_secs(c.clock_drift_s),
+                };
+                if let Err(e) = opts.validate() {
+                    return bad("chain.trust_level", format!("`{}`: {e}", c.trust_level));
+                }
+            }
+        }
+        if !(1..=1_000).contains(&c.headers_kept) {
+            return bad(
+                "chain.headers_kept",
+                format!("{}: use 1 to 1000", c.headers_kept),
+            );
+        }
+        if !(100..=3_600_000).contains(&c.poll_interval_ms) {
+            return bad(
+                "chain.poll_interval_ms",
+                format!("{}: use 100 to 3600000", c.poll_interval_ms),
+            );
+        }
+        if !(4_096..=256 * 1024 * 1024).contains(&c.max_response_bytes) {
+            return bad(
+                "chain.max_response_bytes",
+                format!("{}: use 4096 to 268435456", c.max_response_bytes),
+            );
+        }
+        if !(1..=10_000).contains(&c.max_validators) {
+            return bad(
+                "chain.max_validators",
+                format!("{}: use 1 to 10000 (CometBFT's own cap)", c.max_validators),
+            );
+        }
+        let a = &self.attest;
+        if !(1_000..=3_600_000).contains(&a.segment_ms) {
+            return bad(
+                "attest.segment_ms",
+                format!("{}: use 1000 to 3600000", a.segment_ms),
+            );
+        }
+        if a.stream_id.is_empty()
+            || a.stream_id.len() > 64
+            || !a
+                .stream_id
+                .chars()
+                .all(|ch| ch.is_ascii_alphanumeric() || "-_.:/".contains(ch))
+        {
+            return bad(
+                "attest.stream_id",
+                format!(
+                    "`{}`: use 1 to 64 characters from A-Z a-z 0-9 - _ . : /",
+                    a.stream_id
+                ),
+            );
+        }
+        if !(1..=1_000_000).contains(&a.outbox_capacity) {
+            return bad(
+                "attest.outbox_capacity",
+                format!("{}: use 1 to 1000000", a.outbox_capacity),
+            );
+        }
+        if !(10..=3_600_000).contains(&a.retry_min_ms) {
+            return bad(
+                "attest.retry_min_ms",
+                format!("{}: use 10 to 3600000", a.retry_min_ms),
+            );
+        }
+        if a.retry_max_ms < a.retry_min_ms || a.retry_max_ms > 3_600_000 {
+            return bad(
+                "attest.retry_max_ms",
+                format!(
+                    "{}: use retry_min_ms ({}) to 3600000",
+                    a.retry_max_ms, a.retry_min_ms
+                ),
+            );
+        }
         Ok(())
     }
 
@@ -362,6 +627,22 @@ impl Config {
     pub fn source_spec(&self) -> SourceSpec {
         self.source.spec.parse().unwrap_or(SourceSpec::TestPattern)
     }
+}
+
+/// Checks a CometBFT RPC base URL: `http://host:port` with an optional path, no query.
+pub fn check_rpc_url(url: &str) -> Result<(), String> {
+    let Some(rest) = url.strip_prefix("http://") else {
+        return Err(format!(
+            "`{url}`: use http://host:26657 (plain HTTP, as CometBFT serves RPC)"
+        ));
+    };
+    let host = rest.split('/').next().unwrap_or("");
+    if host.is_empty() || url.contains(['?', '#', ' ']) {
+        return Err(format!(
+            "`{url}`: use http://host:26657 (no query, no spaces)"
+        ));
+    }
+    Ok(())
 }
 
 /// Line number (1-based) and dotted key at byte `offset` of a TOML text.
@@ -450,6 +731,97 @@ mod tests {
             .expect_err("must be refused");
         assert_eq!((e.line, e.key.as_str()), (3, "source.width"));
         assert!(e.reason.contains("even width"), "{}", e.reason);
+    }
+
+    const CHAIN: &str = "[chain]\nchain_id = \"dockerchain\"\nrpc = [\"http://127.0.0.1:26657\"]\n\
+        trust_height = 10\n\
+        trust_hash = \"00ECDAC463C201ECD4BDBBAAE4A53A4C80291D4051FD69ED97F6420CE1388BFE\"\n";
+
+    #[test]
+    fn chain_and_attest_defaults() {
+        let c = Config::parse("", "c.toml").expect("default parses");
+        assert!(!c.chain.enabled());
+        assert_eq!(c.chain.headers_kept, 8);
+        assert_eq!(c.chain.trust_level(), (1, 3));
+        assert_eq!(c.chain.trusting_period_s, 1_209_600);
+        assert_eq!(c.attest.segment_ms, 10_000);
+        assert_eq!(c.attest.outbox_capacity, 4096);
+        let c = Config::parse(CHAIN, "c.toml").expect("chain parses");
+        assert!(c.chain.enabled());
+        assert_eq!(c.chain.trust_hash_bytes().len(), 32);
+    }
+
+    #[test]
+    fn chain_needs_a_trust_root_and_an_rpc() {
+        let e = Config::parse(
+            "[chain]\nchain_id = \"x\"\nrpc = [\"http://h:1\"]\n",
+            "n.toml",
+        )
+        .expect_err("no trust root");
+        assert_eq!(e.key, "chain.trust_height");
+        let e = Config::parse("[chain]\nchain_id = \"x\"\n", "n.toml").expect_err("no rpc");
+        assert_eq!((e.key.as_str(), e.line), ("chain.rpc", 0));
+        let text = CHAIN.replace("00ECDAC4", "zz");
+        let e = Config::parse(&text, "n.toml").expect_err("bad hash");
+        assert_eq!((e.key.as_str(), e.line), ("chain.trust_hash", 5));
+    }
+
+    #[test]
+    fn bad_chain_and_attest_values_name_key_and_line() {
+        let cases = [
+            ("[chain]\nrpc = [\"https://x\"]\n", "chain.rpc[0]", 2),
+            ("[chain]\n\ntrust_level = \"1/4\"\n", "chain.trust_level", 3),
+            ("[chain]\ntrust_level = \"2/1\"\n", "chain.trust_level", 2),
+            ("[chain]\ntrust_level = \"x\"\n", "chain.trust_level", 2),
+            ("[chain]\ntrust_level = \"7/17\"\n", "chain.trust_level", 2),
+            ("[chain]\nheaders_kept = 0\n", "chain.headers_kept", 2),
+            (
+                "[chain]\nmax_validators = 10001\n",
+                "chain.max_validators",
+                2,
+            ),
+            (
+                "[chain]\nmax_response_bytes = 10\n",
+                "chain.max_response_bytes",
+                2,
+            ),
+            (
+                "[chain]\npoll_interval_ms = 5\n",
+                "chain.poll_interval_ms",
+                2,
+            ),
+            (
+                "[chain]\ntrusting_period_s = 0\n",
+                "chain.trusting_period_s",
+                2,
+            ),
+            ("[attest]\nsegment_ms = 999\n", "attest.segment_ms", 2),
+            ("[attest]\nstream_id = \"a b\"\n", "attest.stream_id", 2),
+            (
+                "[attest]\noutbox_capacity = 0\n",
+                "attest.outbox_capacity",
+                2,
+            ),
+            (
+                "[attest]\nretry_min_ms = 5000\nretry_max_ms = 10\n",
+                "attest.retry_max_ms",
+                3,
+            ),
+            ("[attest]\nsegmnt_ms = 1000\n", "attest.segmnt_ms", 2),
+            ("[chain]\ntrust_height = \"ten\"\n", "chain.trust_height", 2),
+        ];
+        for (text, key, line) in cases {
+            let e = Config::parse(text, "n.toml").expect_err(text);
+            assert_eq!((e.key.as_str(), e.line), (key, line), "{text}: {e}");
+            assert!(
+                e.to_string()
+                    .starts_with(&format!("n.toml:{line}: {key}: ")),
+                "{e}"
+            );
+        }
+        assert_eq!(parse_trust_level("2/3"), Ok((2, 3)));
+        assert_eq!(parse_trust_level("1/1"), Ok((1, 1)));
+        assert!(parse_trust_level("1/0").is_err());
     }
 
     #[test]

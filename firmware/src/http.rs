@@ -263,6 +263,10 @@ async fn healthz(State(state): State<AppState>) -> Response {
         "packets_dropped": state.hub.dropped(),
         "uptime_s": s.uptime().as_secs(),
         "version": env!("CARGO_PKG_VERSION"),
+        "chain_height": s.chain.height(),
+        "chain_halted": s.chain.halted.load(Ordering::Relaxed),
+        "chain_error": s.chain.last_error(),
+        "outbox_depth": s.chain.outbox_depth.load(Ordering::Relaxed),
     });
     let code = if status == "stalled" {
         StatusCode::SERVICE_UNAVAILABLE
@@ -275,7 +279,7 @@ async fn healthz(State(state): State<AppState>) -> Response {
 async fn metrics(State(state): State<AppState>) -> Response {
     let s = &state.stats;
     let src = s.source();
-    let mut out = String::with_capacity(2048);
+    let mut out = String::with_capacity(6144);
     let mut metric = |name: &str, kind: &str, help: &str, value: f64| {
         out.push_str(&format!(
             "# HELP sutantra_{name} {help}\n# TYPE sutantra_{name} {kind}\nsutantra_{name} {value}\n"
@@ -386,6 +390,79 @@ async fn metrics(State(state): State<AppState>) -> Response {
         "gauge",
         "Seconds since start.",
         s.uptime().as_secs_f64(),
+    );
+    let ch = &s.chain;
+    metric(
+        "chain_trusted_height",
+        "gauge",
+        "Height of the newest light block this node verified (0: none).",
+        c(&ch.trusted_height),
+    );
+    metric(
+        "chain_last_verified_timestamp_seconds",
+        "gauge",
+        "When the newest light block was verified (UNIX seconds; 0: never).",
+        ch.last_verified_ms.load(Ordering::Relaxed) as f64 / 1000.0,
+    );
+    metric(
+        "chain_verify_errors_total",
+        "counter",
+        "Chain polls that failed: RPC unreachable or lying, verification refused.",
+        c(&ch.verify_errors),
+    );
+    metric(
+        "chain_halted",
+        "gauge",
+        "1 when a witness conflict stopped attestations (sutantra chain resume clears it).",
+        f64::from(u8::from(ch.halted.load(Ordering::Relaxed))),
+    );
+    metric(
+        "attestations_total",
+        "counter",
+        "Attestations signed and committed to the outbox.",
+        c(&ch.attestations),
+    );
+    metric(
+        "attest_outbox_depth",
+        "gauge",
+        "Attestations in the outbox waiting for submission.",
+        c(&ch.outbox_depth),
+    );
+    metric(
+        "attest_outbox_dropped_total",
+        "counter",
+        "Attestations dropped from the full outbox (oldest first).",
+        c(&ch.outbox_dropped),
+    );
+    metric(
+        "attest_submitted_total",
+        "counter",
+        "Attestations accepted by broadcast_tx_sync (code 0).",
+        c(&ch.submitted),
+    );
+    metric(
+        "attest_submit_failures_total",
+        "counter",
+        "Submission attempts that failed and will be retried.",
+        c(&ch.submit_failures),
+    );
+    metric(
+        "attest_rejected_total",
+        "counter",
+        "Attestations the chain rejected (code != 0); kept with the reason.",
+        c(&ch.rejected),
+    );
+    metric(
+        "attest_unanchored_total",
+        "counter",
+        "Segments not attested: no verified header yet, or halted.",
+        c(&ch.unanchored),
+    );
+    metric(
+        "attest_segments_dropped_total",
+        "counter",
+        "Closed segments dropped because the attestation thread fell behind.",
+        c(&ch.segments_dropped),
     );
     (
         StatusCode::OK,

@@ -3,14 +3,26 @@
 //! Layout: [`cli`] parses the command line; [`config`] is the TOML model; [`media`] runs the
 //! capture and encode threads; [`viewer`] the WHEP sessions on `webrtc`; [`http`] the server;
 //! [`stats`] the counters; [`stun`] STUN resolution with a deadline. `run` wires them up.
+//!
+//! The light validator: [`keys`] (the node's Ed25519 identity), [`store`] (redb: trusted light
+//! blocks, outbox), [`chain`] (RPC client and the chain thread), [`attest`] (segments to signed,
+//! committed, submitted attestations), [`validator`] (their threads in `run`), [`cli_chain`]
+//! (`chain`, `keys`, `attest` commands) and [`duration`] (`10s`, `2h`, nanoseconds).
 
+mod attest;
+mod chain;
 mod cli;
+mod cli_chain;
 mod config;
+mod duration;
 mod http;
 mod keyframe_requests;
+mod keys;
 mod media;
 mod stats;
+mod store;
 mod stun;
+mod validator;
 mod viewer;
 
 use clap::Parser;
@@ -21,5 +33,8 @@ fn main() -> ExitCode {
     match cli.command {
         cli::Command::Run(args) => cli::run(*args),
         cli::Command::Config(cmd) => cli::config(cmd),
+        cli::Command::Chain(cmd) => cli_chain::chain(cmd),
+        cli::Command::Keys(cmd) => cli_chain::keys(cmd),
+        cli::Command::Attest(cmd) => cli_chain::attest(cmd),
     }
 }

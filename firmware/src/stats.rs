@@ -4,7 +4,7 @@
 //! them. The frame rate is measured over a sliding one-second window of encode times.
 
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 use sutantra_hal::SourceInfo;
 
@@ -43,8 +43,68 @@ pub struct Stats {
     pub keyframe_requests: AtomicU64,
     /// Microseconds since `started` of the last encoded frame (0: none yet).
     pub last_frame_us: AtomicU64,
+    /// The light client and the attestations (`sutantra_chain_*`, `sutantra_attest_*`).
+    pub chain: ChainStats,
     window: Mutex<FpsWindow>,
     source: Mutex<SourceState>,
+}
+
+/// Gauges and counters of the light client and the attestation pipeline.
+#[derive(Debug, Default)]
+pub struct ChainStats {
+    /// A chain is configured (otherwise `/healthz` says `chain_height: null`).
+    pub enabled: AtomicBool,
+    /// Height of the newest verified light block (0: none yet).
+    pub trusted_height: AtomicU64,
+    /// When it was verified, milliseconds since the UNIX epoch (0: never).
+    pub last_verified_ms: AtomicU64,
+    /// Failed polls: unreachable or lying primary, verification refused.
+    pub verify_errors: AtomicU64,
+    /// A witness conflict stopped attestations.
+    pub halted: AtomicBool,
+    /// Attestations signed and committed to the outbox.
+    pub attestations: AtomicU64,
+    /// Outbox entries waiting for submission.
+    pub outbox_depth: AtomicU64,
+    /// Outbox entries dropped because it was full (persisted total).
+    pub outbox_dropped: AtomicU64,
+    /// Attestations accepted by `broadcast_tx_sync` (code 0).
+    pub submitted: AtomicU64,
+    /// Submission attempts that failed (unreachable, RPC error) and will be retried.
+    pub submit_failures: AtomicU64,
+    /// Attestations rejected by the chain (code != 0), kept, not retried.
+    pub rejected: AtomicU64,
+    /// Segments not attested: no verified header yet, or halted.
+    pub unanchored: AtomicU64,
+    /// Closed segments dropped because the attestation thread fell behind.
+    pub segments_dropped: AtomicU64,
+    /// The last error of the chain thread, for logs and status.
+    pub last_error: Mutex<Option<String>>,
+}
+
+impl ChainStats {
+    /// Adds one to a counter.
+    pub fn inc(counter: &AtomicU64) {
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// The trusted height, `None` before the first verified block or without a chain.
+    pub fn height(&self) -> Option<u64> {
+        let h = self.trusted_height.load(Ordering::Relaxed);
+        (self.enabled.load(Ordering::Relaxed) && h > 0).then_some(h)
+    }
+
+    /// Records the chain thread's last error (`None`: the last poll went well).
+    pub fn set_last_error(&self, e: Option<String>) {
+        if let Ok(mut g) = self.last_error.lock() {
+            *g = e;
+        }
+    }
+
+    /// The chain thread's last error.
+    pub fn last_error(&self) -> Option<String> {
+        self.last_error.lock().ok().and_then(|g| g.clone())
+    }
 }
 
 #[derive(Debug, Default)]
@@ -94,6 +154,7 @@ impl Stats {
             viewers: AtomicUsize::new(0),
             keyframe_requests: AtomicU64::new(0),
             last_frame_us: AtomicU64::new(0),
+            chain: ChainStats::default(),
             window: Mutex::new(FpsWindow {
                 times: std::collections::VecDeque::with_capacity(256),
             }),

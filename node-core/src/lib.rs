@@ -11,8 +11,14 @@
 //! - [`rtp`]: the RFC 7741 VP8 payloader, the 90 kHz clock and the RTP packetizer;
 //! - [`pacer`]: the frame clock, `start + n * period`;
 //! - [`fanout`]: one encode to many viewers, a bounded queue each, keyframe requests;
-//! - [`observer`]: the per-frame hook (frame hashes for attestations).
+//! - [`observer`]: the per-frame hook (frame hashes for attestations);
+//! - [`attest`]: signed stream attestations (RFC 6962 roots of frame hashes per segment,
+//!   postcard + Ed25519, hash-linked) proving to the chain what this node broadcast.
+//! - [`chain`]: CometBFT light-client verification (parse RPC JSON, verify a step or skip to a
+//!   height with bisection), so the node checks the chain's headers itself.
 
+pub mod attest;
+pub mod chain;
 pub mod codec;
 pub mod fanout;
 pub mod observer;

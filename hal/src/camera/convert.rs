@@ -294,7 +294,7 @@ fn packed_to_i420<const Y0: usize, const U: usize, const Y1: usize, const V: usi
     dst: &mut I420Frame,
 ) -> Result<(), CameraError> {
     check_dst(width, height, dst)?;
-    if width % 2 != 0 {
+    if !width.is_multiple_of(2) {
         return Err(invalid(format!(
             "{format} pictures must have an even width, got {width}"
         )));

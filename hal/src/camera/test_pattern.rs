@@ -93,8 +93,8 @@ impl TestPattern {
             || height < MIN_HEIGHT
             || width > MAX_DIMENSION
             || height > MAX_DIMENSION
-            || width % 2 != 0
-            || height % 2 != 0
+            || !width.is_multiple_of(2)
+            || !height.is_multiple_of(2)
         {
             return Err(CameraError::new(
                 ErrorKind::InvalidInput,

@@ -347,10 +347,11 @@ impl V4l2Source {
 
     /// Extends the driver's 32-bit sequence number to 64 bits.
     fn extend_seq(&mut self, seq: u32) -> u64 {
-        if let Some(last) = self.last_seq {
-            if seq < last && last - seq > u32::MAX / 2 {
-                self.seq_high += 1 << 32;
-            }
+        if let Some(last) = self.last_seq
+            && seq < last
+            && last - seq > u32::MAX / 2
+        {
+            self.seq_high += 1 << 32;
         }
         self.last_seq = Some(seq);
         self.seq_high + u64::from(seq)

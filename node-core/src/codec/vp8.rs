@@ -167,7 +167,7 @@ fn invalid(field: &'static str, problem: String) -> CodecError {
 }
 
 fn check_side(field: &'static str, v: u32) -> Result<(), CodecError> {
-    if v == 0 || v % 2 != 0 || v > MAX_SIDE {
+    if v == 0 || !v.is_multiple_of(2) || v > MAX_SIDE {
         return Err(invalid(
             field,
             format!("is {v}; it must be even and 2..={MAX_SIDE} pixels"),

@@ -40,11 +40,11 @@ impl Run {
     }
 }
 
-fn e2e_dir() -> PathBuf {
+pub fn e2e_dir() -> PathBuf {
     workspace().join("tests/e2e")
 }
 
-fn python() -> PathBuf {
+pub fn python() -> PathBuf {
     let py = workspace().join(".venv/bin/python3");
     assert!(
         py.is_file(),
@@ -148,4 +148,34 @@ fn collect(pipe: Option<impl Read + Send + 'static>) -> thread::JoinHandle<Strin
         }
         s
     })
+}
+
+/// Waits for a command with a deadline (killing it when the deadline passes, which fails the
+/// test); returns its exit code (None: killed by a signal), stdout and stderr.
+pub fn finish_raw(
+    child: &mut Child,
+    timeout: Duration,
+    name: &str,
+) -> (Option<i32>, String, String) {
+    let out = collect(child.stdout.take());
+    let err = collect(child.stderr.take());
+    let deadline = Instant::now() + timeout;
+    let status = loop {
+        match child.try_wait() {
+            Ok(Some(status)) => break status,
+            Ok(None) if Instant::now() < deadline => thread::sleep(Duration::from_millis(5)),
+            Ok(None) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                let stderr = err.join().unwrap_or_default();
+                panic!("{name} did not finish within {timeout:?}; stderr:\n{stderr}");
+            }
+            Err(e) => panic!("wait for {name}: {e}"),
+        }
+    };
+    (
+        status.code(),
+        out.join().unwrap_or_default(),
+        err.join().unwrap_or_default(),
+    )
 }

@@ -8,12 +8,19 @@
 //! - `http_errors`: bad input gets the contract's 4xx answers and does not hurt the node.
 //! - `browser`: the node's own page plays in a real browser.
 //! - `healthz`: `/healthz` fields and `/metrics` text.
+//! - `cometbft`: the fake CometBFT RPC server (`tests/e2e/fake_cometbft.py`) and the CLI runner.
+//! - `chain`: the light validator: `chain verify` over the upstream vectors, sync with skipping
+//!   verification, restart, a lying server, a witness conflict, attestations, `kill -9`, and
+//!   store-and-forward submission.
 //!
 //! The binary under test is `SUTANTRA_BIN` (default `<workspace>/target/release/sutantra`); the
 //! clients need `scripts/setup.sh` to have run. Nodes run one at a time (see `node`).
 
+mod board;
 mod browser;
+mod chain;
 mod clients;
+mod cometbft;
 mod healthz;
 mod http_errors;
 mod node;

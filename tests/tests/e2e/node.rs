@@ -110,7 +110,8 @@ struct Proc {
     child: Child,
     port: u16,
     output: Arc<Mutex<Vec<u8>>>,
-    _data_dir: tempfile::TempDir,
+    /// The temporary data dir (None when the test supplied its own, to keep across restarts).
+    _data_dir: Option<tempfile::TempDir>,
 }
 
 impl Drop for Proc {
@@ -146,6 +147,16 @@ impl Node {
     /// Starts a node with the test pattern at 640x480, 30 fps, plus `extra` arguments (later
     /// flags win), and waits until it is healthy.
     pub fn start(extra: &[&str]) -> Node {
+        Node::start_inner(None, extra)
+    }
+
+    /// Like `start`, with the data dir `data_dir` (kept after the node ends, so a later node can
+    /// resume from it).
+    pub fn start_in(data_dir: &Path, extra: &[&str]) -> Node {
+        Node::start_inner(Some(data_dir), extra)
+    }
+
+    fn start_inner(keep_dir: Option<&Path>, extra: &[&str]) -> Node {
         // A failed test poisons the lock; the next test can still run.
         let serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
         let bin = binary();
@@ -154,14 +165,24 @@ impl Node {
         // if the node exits during startup, try again with a new port.
         for _attempt in 0..3 {
             let port = free_port();
-            let data_dir = tempfile::Builder::new()
-                .prefix("sutantra-e2e-")
-                .tempdir()
-                .expect("create a temp data dir");
+            let data_dir = match keep_dir {
+                Some(_) => None,
+                None => Some(
+                    tempfile::Builder::new()
+                        .prefix("sutantra-e2e-")
+                        .tempdir()
+                        .expect("create a temp data dir"),
+                ),
+            };
+            let data_path = match (&data_dir, keep_dir) {
+                (Some(t), _) => t.path().to_path_buf(),
+                (None, Some(p)) => p.to_path_buf(),
+                (None, None) => unreachable!("a data dir is either given or temporary"),
+            };
             let listen = format!("127.0.0.1:{port}");
             let mut cmd = Command::new(&bin);
             cmd.args(["run", "--listen", &listen, "--data-dir"])
-                .arg(data_dir.path())
+                .arg(&data_path)
                 .args([
                     "--source",
                     "test-pattern",
@@ -283,6 +304,91 @@ impl Node {
         }
     }
 
+    /// The node's process id.
+    pub fn pid(&self) -> u32 {
+        self.proc.child.id()
+    }
+
+    /// `kill -9`: ends the node at once (no shutdown path runs); returns its output.
+    pub fn kill9(mut self) -> String {
+        let _ = self.proc.child.kill(); // SIGKILL on Unix
+        let _ = self.proc.child.wait();
+        self.output()
+    }
+
+    /// Asks the node to stop (SIGTERM), waits up to `timeout`, then SIGKILLs it. Returns whether
+    /// it ended by itself, and its output.
+    pub fn stop(mut self, timeout: Duration) -> (bool, String) {
+        let pid = self.pid().to_string();
+        let _ = Command::new("kill").args(["-TERM", &pid]).status();
+        let deadline = Instant::now() + timeout;
+        let by_itself = loop {
+            match self.proc.child.try_wait() {
+                Ok(Some(_)) => break true,
+                Ok(None) if Instant::now() < deadline => thread::sleep(Duration::from_millis(50)),
+                _ => break false,
+            }
+        };
+        let _ = self.proc.child.kill();
+        let _ = self.proc.child.wait();
+        (by_itself, self.output())
+    }
+
+    /// `GET /metrics` as `name -> value` (samples with labels are summed under their name).
+    pub fn metrics(&self) -> std::collections::HashMap<String, f64> {
+        let r = self.get("/metrics");
+        assert_eq!(r.status, 200, "GET /metrics: {}", r.body);
+        let mut out = std::collections::HashMap::new();
+        for line in r.body.lines().map(str::trim) {
+            if line.is_empty() || line.starts_with('#') {
+                continue;
+            }
+            let (name, rest) = match line.find('{') {
+                Some(i) => (&line[..i], line.rfind('}').map_or("", |j| &line[j + 1..])),
+                None => line.split_once(char::is_whitespace).unwrap_or((line, "")),
+            };
+            if let Some(v) = rest
+                .split_whitespace()
+                .next()
+                .and_then(|v| v.parse::<f64>().ok())
+            {
+                *out.entry(name.to_string()).or_insert(0.0) += v;
+            }
+        }
+        out
+    }
+
+    /// One metric's value (None when the node does not export it).
+    pub fn metric(&self, name: &str) -> Option<f64> {
+        self.metrics().get(name).copied()
+    }
+
+    /// Polls `/metrics` until `cond(value of name)` holds (a missing metric counts as absent);
+    /// panics after `timeout` with the last value and the node's output tail.
+    pub fn wait_metric(
+        &self,
+        name: &str,
+        what: &str,
+        timeout: Duration,
+        cond: impl Fn(f64) -> bool,
+    ) -> f64 {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let v = self.metric(name);
+            if let Some(v) = v.filter(|v| cond(*v)) {
+                return v;
+            }
+            if Instant::now() > deadline {
+                let out = self.output();
+                let tail = tail(&out, 4000);
+                panic!(
+                    "waited {timeout:?} for {what}; last {name} = {v:?}\n--- node output tail ---\n{tail}"
+                );
+            }
+            thread::sleep(Duration::from_millis(50));
+        }
+    }
+
     /// Panics (with the node's output) if the node has exited.
     pub fn assert_alive(&mut self) {
         if let Ok(Some(status)) = self.proc.child.try_wait() {
@@ -294,6 +400,15 @@ impl Node {
 enum Startup {
     Exited(String),
     NotReady(String),
+}
+
+/// The last `n` bytes of `s` or a little more (cut on a character boundary).
+pub fn tail(s: &str, n: usize) -> &str {
+    let mut start = s.len().saturating_sub(n);
+    while !s.is_char_boundary(start) {
+        start -= 1;
+    }
+    &s[start..]
 }
 
 fn output_of(sink: &Mutex<Vec<u8>>) -> String {

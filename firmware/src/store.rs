@@ -1,0 +1,889 @@
+//! The node's durable state in `<data_dir>/node.redb`: trusted light blocks, chain metadata and
+//! the attestation outbox.
+//!
+//! Why `redb` (4.x, the latest major): it is embedded (one file, no server, pure Rust, so it
+//! cross-compiles for every board), ACID, and crash-safe by default: a commit with
+//! `Durability::Immediate` (the default, and the only one used here) has been fsync'd when
+//! `commit()` returns, and its copy-on-write B-trees never leave a half-written state behind, so
+//! nothing this module reports as stored is lost on `kill -9` or a power cut. Its
+//! `SingleWriter` concurrency mode lets the CLI open the file read-only beside the running node
+//! (byte-range locks), so `sutantra attest list` and `chain status` work live; anything that
+//! writes (`chain resume`) needs the node stopped.
+//!
+//! Tables:
+//! - `trusted_light_blocks`: height → light block JSON (`signed_header`, `validator_set`,
+//!   `next_validator_set`, CometBFT RPC encoding); only the newest `chain.headers_kept` stay.
+//! - `meta`: chain id, trust root, next attestation seq, previous attestation hash, halted flag
+//!   and reason, outbox drops, last verification time.
+//! - `outbox`: seq → entry (signed attestation bytes, status, attempts); bounded, the oldest
+//!   entry goes when it is full (counted in `meta`).
+//! - `outbox_pending`: the seqs still to submit, so the submitter finds the oldest in O(log n).
+
+use redb::{
+    ConcurrencyMode, Database, ReadOnlyDatabase, ReadTransaction, ReadableDatabase, ReadableTable,
+    ReadableTableMetadata, TableDefinition, WriteTransaction,
+};
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// The store file's name inside the data directory.
+pub const STORE_FILE: &str = "node.redb";
+/// The file where a running node writes its pid (for the "node is running" message).
+pub const PID_FILE: &str = "node.pid";
+
+const HEADERS: TableDefinition<'_, u64, &[u8]> = TableDefinition::new("trusted_light_blocks");
+const META: TableDefinition<'_, &str, &[u8]> = TableDefinition::new("meta");
+const OUTBOX: TableDefinition<'_, u64, &[u8]> = TableDefinition::new("outbox");
+const PENDING: TableDefinition<'_, u64, ()> = TableDefinition::new("outbox_pending");
+
+const K_SCHEMA: &str = "schema";
+const K_CHAIN_ID: &str = "chain_id";
+const K_TRUST_ROOT: &str = "trust_root";
+const K_NEXT_SEQ: &str = "next_seq";
+const K_PREV_HASH: &str = "prev_hash";
+const K_HALTED: &str = "halted";
+const K_DROPPED: &str = "outbox_dropped";
+const K_LAST_VERIFIED: &str = "last_verified_unix";
+const SCHEMA: u64 = 1;
+
+/// Why the store could not be used. Messages say what to do.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// Another process (the node) holds the store for writing.
+    #[error(
+        "the store {path} is in use: the node is running{pid} — stop it first; live queries come \
+         with the control socket"
+    )]
+    Running {
+        /// The store file.
+        path: String,
+        /// ` (pid N)` when known.
+        pid: String,
+    },
+    /// The store belongs to another chain.
+    #[error(
+        "the store {path} belongs to chain `{stored}`, not `{configured}`: use another --data-dir \
+         or move {path} away"
+    )]
+    OtherChain {
+        /// The store file.
+        path: String,
+        /// The chain id in the store.
+        stored: String,
+        /// The configured chain id.
+        configured: String,
+    },
+    /// An attestation arrived out of sequence.
+    #[error("attestation seq {got} does not follow the stored chain (next is {expected})")]
+    OutOfSequence {
+        /// What the store expected.
+        expected: u64,
+        /// What was offered.
+        got: u64,
+    },
+    /// A record in the file is not what this version wrote.
+    #[error("the store {path} holds a damaged record ({what}); back it up and move it away")]
+    Corrupt {
+        /// The store file.
+        path: String,
+        /// Which record.
+        what: String,
+    },
+    /// The database itself failed.
+    #[error("store {path}: {reason}")]
+    Db {
+        /// The store file.
+        path: String,
+        /// redb's error.
+        reason: String,
+    },
+}
+
+/// Where an attestation is on its way to the chain.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "state", rename_all = "snake_case")]
+pub enum OutboxStatus {
+    /// Not yet accepted by an RPC node.
+    Pending,
+    /// `broadcast_tx_sync` answered code 0.
+    Submitted {
+        /// The transaction hash (hex) the node answered.
+        tx_hash: String,
+        /// The block it landed in, when known.
+        height: Option<u64>,
+    },
+    /// `broadcast_tx_sync` answered a non-zero code: kept, not retried.
+    Rejected {
+        /// The ABCI code.
+        code: u32,
+        /// The node's log line.
+        log: String,
+    },
+}
+
+impl OutboxStatus {
+    /// `pending`, `submitted` or `rejected`.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::Pending => "pending",
+            Self::Submitted { .. } => "submitted",
+            Self::Rejected { .. } => "rejected",
+        }
+    }
+}
+
+/// One outbox entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutboxEntry {
+    /// Attestation sequence number.
+    pub seq: u64,
+    /// The signed attestation bytes (what is sent as the transaction).
+    pub signed: Vec<u8>,
+    /// Where it is.
+    pub status: OutboxStatus,
+    /// Submission attempts so far.
+    pub attempts: u32,
+    /// The last transport error, if the last attempt failed.
+    pub last_error: Option<String>,
+    /// When it was stored (UNIX seconds).
+    pub stored_unix: u64,
+}
+
+/// The stored form of an entry (JSON; the attestation bytes as hex).
+#[derive(Serialize, Deserialize)]
+struct Record {
+    signed: String,
+    status: OutboxStatus,
+    attempts: u32,
+    last_error: Option<String>,
+    stored_unix: u64,
+}
+
+/// Why attestations are stopped.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Halted {
+    /// What happened (both hashes and URLs of the conflict).
+    pub reason: String,
+    /// When (UNIX seconds).
+    pub since_unix: u64,
+}
+
+/// The chain metadata.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Meta {
+    /// Chain id (empty before the first start with a chain).
+    pub chain_id: String,
+    /// `height:HEXHASH` of the trust root the trusted state grew from.
+    pub trust_root: String,
+    /// Sequence number of the next attestation.
+    pub next_seq: u64,
+    /// Hash of the last attestation (zero before the first).
+    pub prev_hash: [u8; 32],
+    /// Set after a witness conflict, until an operator runs `sutantra chain resume`.
+    pub halted: Option<Halted>,
+    /// Outbox entries dropped because the outbox was full.
+    pub outbox_dropped: u64,
+    /// When the newest trusted block was verified (UNIX seconds), 0 if never.
+    pub last_verified_unix: u64,
+}
+
+/// What [`Store::append_attestation`] did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Appended {
+    /// Seqs of older entries dropped to make room.
+    pub dropped: Vec<u64>,
+    /// Entries still pending after the insert.
+    pub pending: u64,
+}
+
+enum Db {
+    Rw(Database),
+    Ro(ReadOnlyDatabase),
+}
+
+/// The open store.
+pub struct Store {
+    db: Db,
+    path: PathBuf,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store")
+            .field("path", &self.path)
+            .field("writable", &matches!(self.db, Db::Rw(_)))
+            .finish()
+    }
+}
+
+fn builder() -> redb::Builder {
+    let mut b = Database::builder();
+    b.set_concurrency_mode(ConcurrencyMode::SingleWriter);
+    b
+}
+
+/// The pid in `<data_dir>/node.pid`, if that process is alive.
+fn running_pid(data_dir: &Path) -> Option<u32> {
+    let text = std::fs::read_to_string(data_dir.join(PID_FILE)).ok()?;
+    let pid: u32 = text.trim().parse().ok()?;
+    Path::new(&format!("/proc/{pid}")).exists().then_some(pid)
+}
+
+/// The store file path in `data_dir`.
+pub fn store_path(data_dir: &Path) -> PathBuf {
+    data_dir.join(STORE_FILE)
+}
+
+impl Store {
+    /// Opens (creating if needed) the store for writing: the node, or a CLI command that
+    /// changes state. Another writer (a running node) gives [`StoreError::Running`]; a brief
+    /// holder (another CLI command) is waited for up to `wait`.
+    pub fn open(data_dir: &Path, wait: Duration) -> Result<Self, StoreError> {
+        let path = store_path(data_dir);
+        let start = std::time::Instant::now();
+        let db = loop {
+            match builder().create(&path) {
+                Ok(db) => break db,
+                Err(redb::DatabaseError::DatabaseAlreadyOpen) if start.elapsed() < wait => {
+                    std::thread::sleep(Duration::from_millis(100));
+                }
+                Err(redb::DatabaseError::DatabaseAlreadyOpen) => {
+                    return Err(StoreError::Running {
+                        path: path.display().to_string(),
+                        pid: running_pid(data_dir)
+                            .map(|p| format!(" (pid {p})"))
+                            .unwrap_or_default(),
+                    });
+                }
+                Err(e) => {
+                    return Err(StoreError::Db {
+                        path: path.display().to_string(),
+                        reason: e.to_string(),
+                    });
+                }
+            }
+        };
+        let store = Self {
+            db: Db::Rw(db),
+            path,
+        };
+        store.init()?;
+        Ok(store)
+    }
+
+    /// Opens an existing store for reading: read-only beside a running node; when no node holds
+    /// it and it needs the recovery a crash leaves behind (a read-only handle cannot repair),
+    /// opened for writing just long enough to read (the repair keeps every committed
+    /// transaction). `None` when there is no store yet.
+    pub fn open_read_only(data_dir: &Path) -> Result<Option<Self>, StoreError> {
+        let path = store_path(data_dir);
+        if !path.exists() {
+            return Ok(None);
+        }
+        match builder().open_read_only(&path) {
+            Ok(db) => Ok(Some(Self {
+                db: Db::Ro(db),
+                path,
+            })),
+            Err(redb::DatabaseError::RepairAborted) => {
+                // Nobody has it open for writing (a writer would have repaired it): a node
+                // that was killed. A node starting right now waits for this brief hold.
+                Self::open(data_dir, Duration::from_secs(2)).map(Some)
+            }
+            // An older node holding the whole file, or a platform without range locks.
+            Err(redb::DatabaseError::DatabaseAlreadyOpen) => Err(StoreError::Running {
+                path: path.display().to_string(),
+                pid: running_pid(data_dir)
+                    .map(|p| format!(" (pid {p})"))
+                    .unwrap_or_default(),
+            }),
+            Err(e) => Err(StoreError::Db {
+                path: path.display().to_string(),
+                reason: e.to_string(),
+            }),
+        }
+    }
+
+    /// The file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn err(&self, e: impl Into<redb::Error>) -> StoreError {
+        StoreError::Db {
+            path: self.path.display().to_string(),
+            reason: e.into().to_string(),
+        }
+    }
+
+    fn corrupt(&self, what: impl Into<String>) -> StoreError {
+        StoreError::Corrupt {
+            path: self.path.display().to_string(),
+            what: what.into(),
+        }
+    }
+
+    fn read(&self) -> Result<ReadTransaction, StoreError> {
+        match &self.db {
+            Db::Rw(db) => db.begin_read().map_err(|e| self.err(e)),
+            Db::Ro(db) => db.begin_read().map_err(|e| self.err(e)),
+        }
+    }
+
+    fn write(&self) -> Result<WriteTransaction, StoreError> {
+        match &self.db {
+            // Durability::Immediate is redb's default: commit() returns after the fsync.
+            Db::Rw(db) => db.begin_write().map_err(|e| self.err(e)),
+            Db::Ro(_) => Err(StoreError::Db {
+                path: self.path.display().to_string(),
+                reason: "opened read-only".into(),
+            }),
+        }
+    }
+
+    /// Runs `f` in one write transaction and commits it durably.
+    fn transact<T>(
+        &self,
+        f: impl FnOnce(&WriteTransaction) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let txn = self.write()?;
+        let out = f(&txn)?;
+        txn.commit().map_err(|e| self.err(e))?;
+        Ok(out)
+    }
+
+    fn init(&self) -> Result<(), StoreError> {
+        self.transact(|txn| {
+            txn.open_table(HEADERS).map_err(|e| self.err(e))?;
+            txn.open_table(OUTBOX).map_err(|e| self.err(e))?;
+            txn.open_table(PENDING).map_err(|e| self.err(e))?;
+            let mut meta = txn.open_table(META).map_err(|e| self.err(e))?;
+            let schema = meta
+                .get(K_SCHEMA)
+                .map_err(|e| self.err(e))?
+                .map(|v| u64_of(v.value()));
+            match schema {
+                None => {
+                    meta.insert(K_SCHEMA, SCHEMA.to_le_bytes().as_slice())
+                        .map_err(|e| self.err(e))?;
+                }
+                Some(Some(SCHEMA)) => {}
+                Some(other) => {
+                    return Err(self.corrupt(format!(
+                        "schema {other:?}; this sutantra writes schema {SCHEMA}"
+                    )));
+                }
+            }
+            Ok(())
+        })
+    }
+
+    // ---- meta ----
+
+    /// Reads the chain metadata.
+    pub fn meta(&self) -> Result<Meta, StoreError> {
+        let txn = self.read()?;
+        let Ok(t) = txn.open_table(META) else {
+            return Ok(Meta::default());
+        };
+        let get = |k: &str| -> Result<Option<Vec<u8>>, StoreError> {
+            Ok(t.get(k)
+                .map_err(|e| self.err(e))?
+                .map(|v| v.value().to_vec()))
+        };
+        let text = |v: Option<Vec<u8>>| {
+            v.and_then(|b| String::from_utf8(b).ok())
+                .unwrap_or_default()
+        };
+        let num = |k: &str| -> Result<u64, StoreError> {
+            match get(k)? {
+                None => Ok(0),
+                Some(b) => u64_of(&b).ok_or_else(|| self.corrupt(format!("meta {k}"))),
+            }
+        };
+        let prev_hash = match get(K_PREV_HASH)? {
+            None => [0; 32],
+            Some(b) => {
+                <[u8; 32]>::try_from(b.as_slice()).map_err(|_| self.corrupt("meta prev_hash"))?
+            }
+        };
+        let halted = match get(K_HALTED)? {
+            None => None,
+            Some(b) => Some(serde_json::from_slice(&b).map_err(|_| self.corrupt("meta halted"))?),
+        };
+        Ok(Meta {
+            chain_id: text(get(K_CHAIN_ID)?),
+            trust_root: text(get(K_TRUST_ROOT)?),
+            next_seq: num(K_NEXT_SEQ)?,
+            prev_hash,
+            halted,
+            outbox_dropped: num(K_DROPPED)?,
+            last_verified_unix: num(K_LAST_VERIFIED)?,
+        })
+    }
+
+    /// Binds the store to `chain_id` on first use; refuses a store of another chain. When the
+    /// configured trust root differs from the one the trusted state grew from, the stored light
+    /// blocks are dropped (the operator re-rooted) and `true` is returned.
+    pub fn bind_chain(&self, chain_id: &str, trust_root: &str) -> Result<bool, StoreError> {
+        let meta = self.meta()?;
+        if !meta.chain_id.is_empty() && meta.chain_id != chain_id {
+            return Err(StoreError::OtherChain {
+                path: self.path.display().to_string(),
+                stored: meta.chain_id,
+                configured: chain_id.into(),
+            });
+        }
+        let rerooted = meta.trust_root != trust_root;
+        if meta.chain_id.is_empty() || rerooted {
+            self.transact(|txn| {
+                let mut t = txn.open_table(META).map_err(|e| self.err(e))?;
+                t.insert(K_CHAIN_ID, chain_id.as_bytes())
+                    .map_err(|e| self.err(e))?;
+                t.insert(K_TRUST_ROOT, trust_root.as_bytes())
+                    .map_err(|e| self.err(e))?;
+                if rerooted {
+                    let mut h = txn.open_table(HEADERS).map_err(|e| self.err(e))?;
+                    h.retain(|_, _| false).map_err(|e| self.err(e))?;
+                }
+                Ok(())
+            })?;
+        }
+        Ok(rerooted && !meta.trust_root.is_empty())
+    }
+
+    /// Sets the halted flag (a witness conflict); it persists until [`Store::clear_halted`].
+    pub fn set_halted(&self, reason: &str, now_unix: u64) -> Result<(), StoreError> {
+        let value = serde_json::to_vec(&Halted {
+            reason: reason.into(),
+            since_unix: now_unix,
+        })
+        .map_err(|e| self.corrupt(e.to_string()))?;
+        self.transact(|txn| {
+            let mut t = txn.open_table(META).map_err(|e| self.err(e))?;
+            t.insert(K_HALTED, value.as_slice())
+                .map_err(|e| self.err(e))?;
+            Ok(())
+        })
+    }
+
+    /// Clears the halted flag; returns what it was.
+    pub fn clear_halted(&self) -> Result<Option<Halted>, StoreError> {
+        let was = self.meta()?.halted;
+        self.transact(|txn| {
+            let mut t = txn.open_table(META).map_err(|e| self.err(e))?;
+            t.remove(K_HALTED).map_err(|e| self.err(e))?;
+            Ok(())
+        })?;
+        Ok(was)
+    }
+
+    // ---- trusted light blocks ----
+
+    /// Stores a verified light block and keeps only the newest `keep`.
+    pub fn put_trusted(
+        &self,
+        height: u64,
+        light_block_json: &[u8],
+        keep: usize,
+        verified_unix: u64,
+    ) -> Result<(), StoreError> {
+        self.transact(|txn| {
+            let mut h = txn.open_table(HEADERS).map_err(|e| self.err(e))?;
+            h.insert(height, light_block_json)
+                .map_err(|e| self.err(e))?;
+            while h.len().map_err(|e| self.err(e))? > keep.max(1) as u64 {
+                if h.pop_first().map_err(|e| self.err(e))?.is_none() {
+                    break;
+                }
+            }
+            drop(h);
+            let mut m = txn.open_table(META).map_err(|e| self.err(e))?;
+            m.insert(K_LAST_VERIFIED, verified_unix.to_le_bytes().as_slice())
+                .map_err(|e| self.err(e))?;
+            Ok(())
+        })
+    }
+
+    /// The newest trusted light block: `(height, JSON)`.
+    pub fn latest_trusted(&self) -> Result<Option<(u64, Vec<u8>)>, StoreError> {
+        let txn = self.read()?;
+        let Ok(t) = txn.open_table(HEADERS) else {
+            return Ok(None);
+        };
+        Ok(t.last()
+            .map_err(|e| self.err(e))?
+            .map(|(k, v)| (k.value(), v.value().to_vec())))
+    }
+
+    /// The trusted light block at `height`, if kept.
+    pub fn trusted_at(&self, height: u64) -> Result<Option<Vec<u8>>, StoreError> {
+        let txn = self.read()?;
+        let Ok(t) = txn.open_table(HEADERS) else {
+            return Ok(None);
+        };
+        Ok(t.get(height)
+            .map_err(|e| self.err(e))?
+            .map(|v| v.value().to_vec()))
+    }
+
+    /// Heights of the kept light blocks, oldest first.
+    pub fn trusted_heights(&self) -> Result<Vec<u64>, StoreError> {
+        let txn = self.read()?;
+        let Ok(t) = txn.open_table(HEADERS) else {
+            return Ok(Vec::new());
+        };
+        let mut out = Vec::new();
+        for item in t.iter().map_err(|e| self.err(e))? {
+            let (k, _) = item.map_err(|e| self.err(e))?;
+            out.push(k.value());
+        }
+        Ok(out)
+    }
+
+    // ---- outbox ----
+
+    /// Commits a signed attestation and advances the attestation chain (`next_seq = seq + 1`,
+    /// `prev_hash = hash`) in ONE durable transaction. When the outbox holds `capacity` entries
+    /// the oldest are dropped first (counted in meta). Returns only after the fsync.
+    pub fn append_attestation(
+        &self,
+        seq: u64,
+        hash: [u8; 32],
+        signed: &[u8],
+        capacity: usize,
+        now_unix: u64,
+    ) -> Result<Appended, StoreError> {
+        let record = serde_json::to_vec(&Record {
+            signed: hex::encode(signed),
+            status: OutboxStatus::Pending,
+            attempts: 0,
+            last_error: None,
+            stored_unix: now_unix,
+        })
+        .map_err(|e| self.corrupt(e.to_string()))?;
+        let expected = self.meta()?.next_seq;
+        if seq != expected {
+            return Err(StoreError::OutOfSequence { expected, got: seq });
+        }
+        self.transact(|txn| {
+            let mut out = txn.open_table(OUTBOX).map_err(|e| self.err(e))?;
+            let mut pending = txn.open_table(PENDING).map_err(|e| self.err(e))?;
+            let mut meta = txn.open_table(META).map_err(|e| self.err(e))?;
+            // Re-check inside the transaction: only one writer runs at a time.
+            let next = meta
+                .get(K_NEXT_SEQ)
+                .map_err(|e| self.err(e))?
+                .and_then(|v| u64_of(v.value()))
+                .unwrap_or(0);
+            if next != seq {
+                return Err(StoreError::OutOfSequence {
+                    expected: next,
+                    got: seq,
+                });
+            }
+            let mut appended = Appended::default();
+            while out.len().map_err(|e| self.err(e))? >= capacity.max(1) as u64 {
+                let Some(old) = out
+                    .pop_first()
+                    .map_err(|e| self.err(e))?
+                    .map(|(k, _)| k.value())
+                else {
+                    break;
+                };
+                pending.remove(old).map_err(|e| self.err(e))?;
+                appended.dropped.push(old);
+            }
+            out.insert(seq, record.as_slice())
+                .map_err(|e| self.err(e))?;
+            pending.insert(seq, ()).map_err(|e| self.err(e))?;
+            meta.insert(K_NEXT_SEQ, (seq + 1).to_le_bytes().as_slice())
+                .map_err(|e| self.err(e))?;
+            meta.insert(K_PREV_HASH, hash.as_slice())
+                .map_err(|e| self.err(e))?;
+            if !appended.dropped.is_empty() {
+                let dropped = meta
+                    .get(K_DROPPED)
+                    .map_err(|e| self.err(e))?
+                    .and_then(|v| u64_of(v.value()))
+                    .unwrap_or(0)
+                    + appended.dropped.len() as u64;
+                meta.insert(K_DROPPED, dropped.to_le_bytes().as_slice())
+                    .map_err(|e| self.err(e))?;
+            }
+            appended.pending = pending.len().map_err(|e| self.err(e))?;
+            Ok(appended)
+        })
+    }
+
+    fn decode(&self, seq: u64, bytes: &[u8]) -> Result<OutboxEntry, StoreError> {
+        let r: Record = serde_json::from_slice(bytes)
+            .map_err(|_| self.corrupt(format!("outbox entry {seq}")))?;
+        Ok(OutboxEntry {
+            seq,
+            signed: hex::decode(&r.signed)
+                .map_err(|_| self.corrupt(format!("outbox entry {seq}")))?,
+            status: r.status,
+            attempts: r.attempts,
+            last_error: r.last_error,
+            stored_unix: r.stored_unix,
+        })
+    }
+
+    /// Outbox entries with `from <= seq <= to`, oldest first.
+    pub fn outbox(&self, from: u64, to: u64) -> Result<Vec<OutboxEntry>, StoreError> {
+        let txn = self.read()?;
+        let Ok(t) = txn.open_table(OUTBOX) else {
+            return Ok(Vec::new());
+        };
+        let mut out = Vec::new();
+        if from > to {
+            return Ok(out);
+        }
+        for item in t.range(from..=to).map_err(|e| self.err(e))? {
+            let (k, v) = item.map_err(|e| self.err(e))?;
+            out.push(self.decode(k.value(), v.value())?);
+        }
+        Ok(out)
+    }
+
+    /// One outbox entry.
+    pub fn outbox_entry(&self, seq: u64) -> Result<Option<OutboxEntry>, StoreError> {
+        let txn = self.read()?;
+        let Ok(t) = txn.open_table(OUTBOX) else {
+            return Ok(None);
+        };
+        match t.get(seq).map_err(|e| self.err(e))? {
+            None => Ok(None),
+            Some(v) => self.decode(seq, v.value()).map(Some),
+        }
+    }
+
+    /// The oldest pending entry.
+    pub fn oldest_pending(&self) -> Result<Option<OutboxEntry>, StoreError> {
+        let seq = {
+            let txn = self.read()?;
+            let Ok(t) = txn.open_table(PENDING) else {
+                return Ok(None);
+            };
+            match t.first().map_err(|e| self.err(e))? {
+                None => return Ok(None),
+                Some((k, _)) => k.value(),
+            }
+        };
+        self.outbox_entry(seq)
+    }
+
+    /// Entries waiting for submission.
+    pub fn pending_count(&self) -> Result<u64, StoreError> {
+        let txn = self.read()?;
+        let Ok(t) = txn.open_table(PENDING) else {
+            return Ok(0);
+        };
+        t.len().map_err(|e| self.err(e))
+    }
+
+    /// Entries in the outbox.
+    pub fn outbox_len(&self) -> Result<u64, StoreError> {
+        let txn = self.read()?;
+        let Ok(t) = txn.open_table(OUTBOX) else {
+            return Ok(0);
+        };
+        t.len().map_err(|e| self.err(e))
+    }
+
+    /// Sets the status of entry `seq` (leaving pending when it is no longer pending) and, for a
+    /// failed attempt, counts it with its error. An entry dropped meanwhile is not an error.
+    pub fn update_entry(
+        &self,
+        seq: u64,
+        status: OutboxStatus,
+        failed_attempt: Option<&str>,
+    ) -> Result<(), StoreError> {
+        self.transact(|txn| {
+            let mut out = txn.open_table(OUTBOX).map_err(|e| self.err(e))?;
+            let current = match out.get(seq).map_err(|e| self.err(e))? {
+                None => return Ok(()),
+                Some(v) => v.value().to_vec(),
+            };
+            let mut r: Record = serde_json::from_slice(&current)
+                .map_err(|_| self.corrupt(format!("outbox entry {seq}")))?;
+            r.attempts = r.attempts.saturating_add(1);
+            r.last_error = failed_attempt.map(|e| e.chars().take(300).collect());
+            let still_pending = status == OutboxStatus::Pending;
+            r.status = status;
+            let bytes = serde_json::to_vec(&r).map_err(|e| self.corrupt(e.to_string()))?;
+            out.insert(seq, bytes.as_slice()).map_err(|e| self.err(e))?;
+            if !still_pending {
+                let mut p = txn.open_table(PENDING).map_err(|e| self.err(e))?;
+                p.remove(seq).map_err(|e| self.err(e))?;
+            }
+            Ok(())
+        })
+    }
+}
+
+fn u64_of(b: &[u8]) -> Option<u64> {
+    <[u8; 8]>::try_from(b).ok().map(u64::from_le_bytes)
+}
+
+/// Writes `<data_dir>/node.pid` for the running node (best effort: it only improves a message).
+pub fn write_pid_file(data_dir: &Path) {
+    let _ = std::fs::write(data_dir.join(PID_FILE), format!("{}\n", std::process::id()));
+}
+
+/// Removes the pid file on a clean stop.
+pub fn remove_pid_file(data_dir: &Path) {
+    let _ = std::fs::remove_file(data_dir.join(PID_FILE));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn att(seq: u64) -> (Vec<u8>, [u8; 32]) {
+        (vec![seq as u8; 40], [seq as u8 ^ 0xA5; 32])
+    }
+
+    #[test]
+    fn outbox_is_bounded_and_drops_the_oldest() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let s = Store::open(dir.path(), Duration::ZERO).expect("open");
+        for seq in 0..10 {
+            let (bytes, hash) = att(seq);
+            let a = s
+                .append_attestation(seq, hash, &bytes, 4, 1_700_000_000 + seq)
+                .expect("append");
+            if seq < 4 {
+                assert!(a.dropped.is_empty());
+            } else {
+                assert_eq!(a.dropped, vec![seq - 4]);
+            }
+        }
+        assert_eq!(s.outbox_len().expect("len"), 4);
+        assert_eq!(s.pending_count().expect("pending"), 4);
+        let seqs: Vec<u64> = s
+            .outbox(0, u64::MAX)
+            .expect("list")
+            .iter()
+            .map(|e| e.seq)
+            .collect();
+        assert_eq!(seqs, vec![6, 7, 8, 9]);
+        let m = s.meta().expect("meta");
+        assert_eq!((m.next_seq, m.outbox_dropped), (10, 6));
+        assert_eq!(m.prev_hash, att(9).1);
+        // Out of sequence is refused and changes nothing.
+        let e = s
+            .append_attestation(12, [0; 32], b"x", 4, 0)
+            .expect_err("gap");
+        assert!(matches!(
+            e,
+            StoreError::OutOfSequence {
+                expected: 10,
+                got: 12
+            }
+        ));
+        assert_eq!(s.outbox_len().expect("len"), 4);
+    }
+
+    #[test]
+    fn everything_survives_reopen() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        {
+            let s = Store::open(dir.path(), Duration::ZERO).expect("open");
+            assert!(!s.bind_chain("dockerchain", "10:AB").expect("bind"));
+            for h in 1..=12u64 {
+                s.put_trusted(h, format!("{{\"h\":{h}}}").as_bytes(), 8, 100 + h)
+                    .expect("put");
+            }
+            for seq in 0..3 {
+                let (bytes, hash) = att(seq);
+                s.append_attestation(seq, hash, &bytes, 16, 5)
+                    .expect("append");
+            }
+            s.update_entry(
+                0,
+                OutboxStatus::Submitted {
+                    tx_hash: "AB".into(),
+                    height: None,
+                },
+                None,
+            )
+            .expect("submitted");
+            s.update_entry(
+                1,
+                OutboxStatus::Rejected {
+                    code: 7,
+                    log: "bad".into(),
+                },
+                None,
+            )
+            .expect("rejected");
+            s.update_entry(2, OutboxStatus::Pending, Some("connection refused"))
+                .expect("attempt");
+            s.set_halted("conflict", 9).expect("halt");
+        }
+        let s = Store::open(dir.path(), Duration::ZERO).expect("reopen");
+        assert_eq!(
+            s.trusted_heights().expect("heights"),
+            (5..=12).collect::<Vec<_>>()
+        );
+        let (h, json) = s.latest_trusted().expect("latest").expect("some");
+        assert_eq!((h, json.as_slice()), (12, b"{\"h\":12}".as_slice()));
+        let m = s.meta().expect("meta");
+        assert_eq!(m.chain_id, "dockerchain");
+        assert_eq!(m.next_seq, 3);
+        assert_eq!(m.last_verified_unix, 112);
+        assert_eq!(
+            m.halted.as_ref().map(|h| h.reason.as_str()),
+            Some("conflict")
+        );
+        let e = s.outbox(0, 10).expect("list");
+        assert_eq!(e[0].status.name(), "submitted");
+        assert_eq!(
+            e[1].status,
+            OutboxStatus::Rejected {
+                code: 7,
+                log: "bad".into()
+            }
+        );
+        assert_eq!(
+            (e[2].attempts, e[2].last_error.as_deref()),
+            (1, Some("connection refused"))
+        );
+        assert_eq!(s.oldest_pending().expect("pending").map(|e| e.seq), Some(2));
+        assert_eq!(e[2].signed, att(2).0);
+        // Another chain is refused; a new trust root drops the trusted blocks.
+        assert!(matches!(
+            s.bind_chain("other", "10:AB"),
+            Err(StoreError::OtherChain { .. })
+        ));
+        assert!(s.bind_chain("dockerchain", "20:CD").expect("reroot"));
+        assert!(s.latest_trusted().expect("latest").is_none());
+        assert!(s.clear_halted().expect("clear").is_some());
+        assert!(s.meta().expect("meta").halted.is_none());
+    }
+
+    #[test]
+    fn a_second_writer_is_told_the_node_is_running_and_readers_still_read() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let s = Store::open(dir.path(), Duration::ZERO).expect("open");
+        s.append_attestation(0, [1; 32], b"abc", 8, 0)
+            .expect("append");
+        let e = Store::open(dir.path(), Duration::from_millis(200)).expect_err("held");
+        let msg = e.to_string();
+        assert!(msg.contains("the node is running"), "{msg}");
+        assert!(msg.contains("stop it first"), "{msg}");
+        let r = Store::open_read_only(dir.path())
+            .expect("read-only beside the writer")
+            .expect("exists");
+        assert_eq!(r.outbox_len().expect("len"), 1);
+        drop(s);
+        assert!(
+            Store::open_read_only(&dir.path().join("none"))
+                .expect("no store")
+                .is_none()
+        );
+    }
+}
