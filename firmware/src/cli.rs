@@ -54,6 +54,12 @@ pub enum Command {
     /// Signed attestations: the outbox, export, and checking any node's attestations.
     #[command(subcommand)]
     Attest(crate::cli_chain::AttestCmd),
+    /// The board profiles (defaults per board); `run --board NAME` selects one.
+    Boards {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 /// `sutantra config ...`
@@ -110,6 +116,9 @@ pub struct RunArgs {
     /// ICE server URL (repeatable); `--ice-server none` clears the default STUN list.
     #[arg(long = "ice-server", value_name = "URL")]
     pub ice_servers: Vec<String>,
+    /// Board profile for the defaults (`sutantra boards`); detected on a Raspberry Pi.
+    #[arg(long, value_name = "NAME")]
+    pub board: Option<String>,
     /// Log filter (e.g. `info`, `debug`, `sutantra=debug`); RUST_LOG also works.
     #[arg(long, value_name = "FILTER", default_value = "info")]
     pub log_level: String,
@@ -126,10 +135,27 @@ fn cli_error(key: &str, reason: String) -> ConfigError {
 
 /// The configuration `run` uses: file (or defaults), then flags, validated.
 pub fn resolve_config(args: &RunArgs) -> Result<Config, ConfigError> {
-    let mut cfg = match &args.config {
-        Some(path) => Config::load(path)?,
-        None => Config::default(),
+    let (mut cfg, table) = match &args.config {
+        Some(path) => {
+            let cfg = Config::load(path)?;
+            let table = std::fs::read_to_string(path)
+                .ok()
+                .and_then(|t| t.parse::<toml::Table>().ok());
+            (cfg, table)
+        }
+        None => (Config::default(), None),
     };
+    // Profile defaults go under the file: they fill only what the file leaves out.
+    let (board, chosen) = crate::board::choose(args.board.as_deref(), cfg.board.as_deref())
+        .map_err(|reason| crate::board::error(args.config.as_deref(), reason))?;
+    crate::board::apply(&mut cfg, board, table.as_ref());
+    cfg.board = Some(board.name.to_string());
+    if chosen == crate::board::Chosen::Detected {
+        eprintln!(
+            "sutantra: detected board {} ({})",
+            board.name, board.description
+        );
+    }
     if let Some(v) = &args.source {
         cfg.source.spec = v.clone();
     }
@@ -341,11 +367,19 @@ async fn run_node(cfg: Config) -> Result<(), String> {
     );
     println!("viewer: http://{local}/");
 
+    let notifier = Arc::new(crate::notify::Notifier::from_env());
+    notifier.send("READY=1\nSTATUS=streaming");
+    let watchdog = tokio::spawn(crate::notify::watchdog_loop(
+        notifier.clone(),
+        stats.clone(),
+    ));
     let summary = tokio::spawn(summary_every_minute(stats.clone(), hub.clone()));
     http::serve(listener, app, shutdown_signal())
         .await
         .map_err(|e| format!("HTTP server failed: {e}"))?;
     tracing::info!("shutting down");
+    notifier.send("STOPPING=1");
+    watchdog.abort();
     summary.abort();
     viewers.end_all().await;
     tokio::task::spawn_blocking(move || {

@@ -10,6 +10,7 @@
 //! (`chain`, `keys`, `attest` commands) and [`duration`] (`10s`, `2h`, nanoseconds).
 
 mod attest;
+mod board;
 mod chain;
 mod cli;
 mod cli_chain;
@@ -19,6 +20,7 @@ mod http;
 mod keyframe_requests;
 mod keys;
 mod media;
+mod notify;
 mod stats;
 mod store;
 mod stun;
@@ -30,11 +32,20 @@ use std::process::ExitCode;
 
 fn main() -> ExitCode {
     let cli = cli::Cli::parse();
+    if !matches!(cli.command, cli::Command::Run(_)) {
+        // A CLI command piped into `head` should end quietly like any Unix tool, not panic on
+        // EPIPE. (The daemon keeps Rust's default of ignoring SIGPIPE: its sockets report it.)
+        // SAFETY: called before any other thread exists; SIG_DFL is a valid disposition.
+        unsafe {
+            libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+        }
+    }
     match cli.command {
         cli::Command::Run(args) => cli::run(*args),
         cli::Command::Config(cmd) => cli::config(cmd),
         cli::Command::Chain(cmd) => cli_chain::chain(cmd),
         cli::Command::Keys(cmd) => cli_chain::keys(cmd),
         cli::Command::Attest(cmd) => cli_chain::attest(cmd),
+        cli::Command::Boards { json } => board::list(json),
     }
 }

@@ -365,7 +365,7 @@ fn wait_ready(pool: &PoolShared, stop: &AtomicBool) -> Option<SlotId> {
 /// sources that run faster than configured, and reopens a failed camera with backoff.
 #[allow(clippy::too_many_arguments)]
 fn capture_loop(
-    mut source: Box<dyn FrameSource>,
+    source: Box<dyn FrameSource>,
     spec: SourceSpec,
     req: SourceRequest,
     (fps_num, fps_den): (u32, u32),
@@ -380,9 +380,33 @@ fn capture_loop(
         tracing::error!(fps_num, fps_den, "invalid frame rate; capture stopped");
         return;
     };
+    let info = source.info();
+    let free = source.pacing() == Pacing::Free;
+    // `None` while a failed camera is closed and being reopened.
+    let mut source = Some(source);
     let mut backoff = Duration::from_millis(500);
     while !stop.load(Ordering::SeqCst) {
-        let free = source.pacing() == Pacing::Free;
+        let Some(src) = source.as_mut() else {
+            sleep_unless_stopped(backoff, stop);
+            backoff = (backoff * 2).min(Duration::from_secs(30));
+            match open_source(&spec, &req) {
+                Ok(s) if s.info().width == info.width && s.info().height == info.height => {
+                    source = Some(s);
+                    backoff = Duration::from_millis(500);
+                    stats.set_source_state("running");
+                    tracing::info!(source = %spec, "source reopened");
+                }
+                Ok(s) => tracing::error!(
+                    source = %spec,
+                    size = format!("{}x{}", s.info().width, s.info().height),
+                    "source came back with another size; restart the node to use it"
+                ),
+                Err(e) => {
+                    tracing::warn!(source = %spec, error = %e, retry_in = ?backoff, "source still unavailable")
+                }
+            }
+            continue;
+        };
         if free {
             // Free-running source: the frame clock decides when the picture is taken.
             match pacer.poll(origin.elapsed()) {
@@ -409,12 +433,11 @@ fn capture_loop(
             }
         };
         let result = match pool.frame(id) {
-            Some(mut frame) => source.capture(&mut frame, &clock),
+            Some(mut frame) => src.capture(&mut frame, &clock),
             None => continue,
         };
         match result {
             Ok(()) => {
-                backoff = Duration::from_millis(500);
                 stats.on_captured();
                 if !free {
                     // Device-paced: keep only the frames the frame clock wants (a camera that
@@ -437,26 +460,24 @@ fn capture_loop(
                 pool.lock().discard(id).ok();
                 stats.capture_errors.fetch_add(1, Ordering::Relaxed);
                 stats.set_source_state("error");
-                tracing::warn!(source = %spec, error = %e, retry_in = ?backoff, "capture failed; reopening the source");
-                std::thread::sleep(backoff);
-                backoff = (backoff * 2).min(Duration::from_secs(30));
-                match open_source(&spec, &req) {
-                    Ok(s)
-                        if s.info().width == source.info().width
-                            && s.info().height == source.info().height =>
-                    {
-                        source = s;
-                        stats.set_source_state("running");
-                        tracing::info!(source = %spec, "source reopened");
-                    }
-                    Ok(_) => {
-                        tracing::error!(source = %spec, "source reopened with another size; keeping the old one closed until restart");
-                    }
-                    Err(e) => {
-                        tracing::warn!(source = %spec, error = %e, "source still unavailable")
-                    }
-                }
+                tracing::warn!(source = %spec, error = %e, "capture failed; closing the source to reopen it");
+                // Close the failed device before reopening: while its file stays open, a camera
+                // that comes back is registered as another /dev/videoN.
+                source = None;
+                backoff = Duration::from_millis(500);
             }
         }
+    }
+}
+
+/// Sleeps for `d`, waking early when the node stops (shutdown never waits for a backoff).
+fn sleep_unless_stopped(d: Duration, stop: &AtomicBool) {
+    let end = Instant::now() + d;
+    while !stop.load(Ordering::SeqCst) {
+        let now = Instant::now();
+        if now >= end {
+            return;
+        }
+        std::thread::sleep((end - now).min(Duration::from_millis(100)));
     }
 }

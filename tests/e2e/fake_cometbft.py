@@ -24,9 +24,12 @@ RPC (GET with query parameters, or JSON-RPC POST on `/`): /status, /commit?heigh
 Control (on the RPC port under /_control/, and always on the control port, which stays up while
 the RPC port is "down"):
 
-  /_control/mode?value=ok|down|reject   down: the RPC port stops listening (connection refused) and
-                                        open connections are closed; reject: broadcast_tx_sync
-                                        answers code 1 with a log
+  /_control/mode?value=MODE              ok; down: the RPC port stops listening (connection refused)
+                                        and open connections are closed; reject: broadcast_tx_sync
+                                        answers code 1 with a log; garbage: every answer is
+                                        truncated JSON; huge: every answer carries 6 MiB of padding
+                                        (with Content-Length); huge_chunked: the same, chunked, no
+                                        length; wrongheight: /commit?height=H serves H-1
   /_control/tamper?height=H[&kind=sig|all|header]   serve H with the first commit signature's first
                                         byte flipped (sig), every signature flipped (all), or a
                                         different app_hash under the honest commit (header);
@@ -72,6 +75,8 @@ from cometbft_codec import (  # noqa: E402
 EMPTY_HASH = hashlib.sha256(b"").hexdigest().upper()
 CONSENSUS_HASH = "048091BC7DDC283F77BFBF91D73C44DA58C3DF8A9CBC867405D8B7F3DAADA22F"
 STATUS_TEMPLATE = "status.json"  # from the recorded kvstore responses
+MODES = ("ok", "down", "reject", "garbage", "huge", "huge_chunked", "wrongheight")
+HUGE = 6 * 1024 * 1024  # above the node's default max_response_bytes (4 MiB)
 
 
 class RpcError(Exception):
@@ -406,6 +411,8 @@ class Server:
             }
         if method == "commit":
             height = int_param(request, "height", self.chain.latest())
+            if self.mode == "wrongheight" and height - 1 in self.chain.blocks:
+                height -= 1
             if self.kvstore and height in self.chain.blocks and not self.tampers:
                 return self.chain.load("commit_at_height_10")["result"]
             return {"signed_header": self.light_block(height)["signed_header"], "canonical": True}
@@ -446,7 +453,7 @@ class Server:
     async def handle_get(self, request: web.Request) -> web.Response:
         method = request.path.strip("/")
         self.requests.append(request.path_qs)
-        return self.answer(method, dict(request.query), -1)
+        return await self.answer(method, dict(request.query), -1, request)
 
     async def handle_post(self, request: web.Request) -> web.Response:
         try:
@@ -462,11 +469,30 @@ class Server:
             query["tx"] = "0x" + base64.b64decode(query["tx"]).hex()
         query = {k: str(v) for k, v in query.items()}
         self.requests.append(str(request.rel_url.with_path("/" + method).with_query(query)))
-        return self.answer(method, query, rid)
+        return await self.answer(method, query, rid, request)
 
-    def answer(self, method: str, request: dict, rid) -> web.Response:
+    async def answer(self, method: str, request: dict, rid, http: web.Request) -> web.StreamResponse:
+        if self.mode == "garbage":
+            return web.Response(body=b'{"jsonrpc":"2.0","id":-1,"result":{"signed_header":[1,2,', content_type="application/json")
         try:
             result = self.rpc(method, request)
+            if self.mode == "huge":
+                result = dict(result, padding="A" * HUGE)
+            if self.mode == "huge_chunked":
+                resp = web.StreamResponse(headers={"Content-Type": "application/json"})
+                resp.enable_chunked_encoding()
+                await resp.prepare(http)
+                body = json.dumps({"jsonrpc": "2.0", "id": rid, "result": dict(result, padding="")})
+                try:
+                    await resp.write(body[:-3].encode())  # up to the open padding string
+                    chunk = b"A" * 65536
+                    for _ in range(HUGE // len(chunk)):
+                        await resp.write(chunk)
+                    await resp.write(b'"}}')
+                    await resp.write_eof()
+                except (ConnectionError, RuntimeError):
+                    pass  # the client hung up at its limit, as it should
+                return resp
             return web.json_response({"jsonrpc": "2.0", "id": rid, "result": result})
         except RpcError as e:
             return web.json_response(
@@ -487,8 +513,8 @@ class Server:
         q = request.query
         if what == "mode":
             value = q["value"]
-            if value not in ("ok", "down", "reject"):
-                raise ValueError(f"mode {value!r}: ok, down or reject")
+            if value not in MODES:
+                raise ValueError(f"mode {value!r}: one of {', '.join(MODES)}")
             old, self.mode = self.mode, value
             if value == "down" and old != "down":
                 await self.stop_rpc()

@@ -622,9 +622,6 @@ fn emulated_board_aarch64() {
 /// any file of the old device is open, its minor number stays taken and the kernel registers
 /// the returning camera as `/dev/video1` (a real USB camera behaves the same).
 #[test]
-#[ignore = "the node keeps the failed V4L2 source open while it reopens (firmware/src/media.rs \
-            capture_loop), so the replugged camera becomes /dev/video1 and the node never \
-            recovers; run with --include-ignored once media.rs closes the source first"]
 fn emulated_board_unplug_x86_64() {
     let arch = Arch::X86_64;
     let _lock = exclusive();

@@ -67,6 +67,7 @@ struct Conf {
     poll_interval_ms: u64,
     segment_ms: u64,
     retry: (u64, u64),
+    outbox_capacity: usize,
 }
 
 impl Conf {
@@ -80,6 +81,7 @@ impl Conf {
             poll_interval_ms: 200,
             segment_ms: 10_000,
             retry: (200, 1_000),
+            outbox_capacity: 4096,
         }
     }
 
@@ -89,7 +91,7 @@ impl Conf {
             "[chain]\nchain_id = \"{}\"\nrpc = [{}]\ntrust_height = {}\ntrust_hash = \"{}\"\n\
              trusting_period_s = {}\nclock_drift_s = 10\ntrust_level = \"1/3\"\n\
              poll_interval_ms = {}\n\n[attest]\nsegment_ms = {}\nstream_id = \"camera0\"\n\
-             retry_min_ms = {}\nretry_max_ms = {}\n",
+             retry_min_ms = {}\nretry_max_ms = {}\noutbox_capacity = {}\n",
             self.chain_id,
             rpcs.join(", "),
             self.trust_height,
@@ -99,6 +101,7 @@ impl Conf {
             self.segment_ms,
             self.retry.0,
             self.retry.1,
+            self.outbox_capacity,
         );
         let path = dir.join("sutantra.toml");
         std::fs::write(&path, text).expect("write the config");
@@ -673,6 +676,7 @@ fn chain_bootstraps_from_recorded_kvstore_responses() {
         poll_interval_ms: 200,
         segment_ms: 10_000,
         retry: (200, 1_000),
+        outbox_capacity: 4096,
     };
     let cfg = conf.write(&d.scratch);
     let mut node = start(&d, &cfg);
@@ -845,6 +849,40 @@ fn chain_witness_conflict_halts_attestations() {
         node.metric(ATTESTATIONS).unwrap_or(0.0),
         0.0,
         "attestations after a restart while halted"
+    );
+    let (_, _) = node.stop(Duration::from_secs(10));
+
+    // The operator checks both servers (the witness is fixed) and clears the halt.
+    witness.control("fork?height=0");
+    assert_eq!(primary.hash(12), witness.hash(12));
+    let resume = sutantra_in(&d.data, &["chain", "resume"]).ok("sutantra chain resume");
+    let status = sutantra_in(&d.data, &["chain", "status", "--json"]).ok("chain status --json");
+    assert!(
+        !halted_in(&status.json()),
+        "still halted after `chain resume`: {}",
+        status.stdout
+    );
+    let node = start(&d, &cfg);
+    node.wait_metric(
+        ATTESTATIONS,
+        "attestations again after `chain resume`",
+        Duration::from_secs(30),
+        |n| n >= 1.0,
+    );
+    node.wait_metric(
+        TRUSTED,
+        "trusted height 12 after `chain resume`",
+        Duration::from_secs(30),
+        |h| h >= 12.0,
+    );
+    assert_eq!(
+        node.metric(HALTED),
+        Some(0.0),
+        "halted again though the witness agrees"
+    );
+    println!(
+        "after `chain resume` ({}): attesting again, trusted 12",
+        resume.stdout.trim()
     );
 }
 
@@ -1020,6 +1058,64 @@ fn attestations_are_submitted_exported_and_verify() {
         not_caught.is_empty(),
         "flipped bits that verified:\n{}",
         not_caught.join("\n")
+    );
+
+    // The identity: made on first start, mode 0600, shown without the secret, and the key that
+    // signed the attestations; a key others can read stops the node.
+    use std::os::unix::fs::PermissionsExt;
+    let key_file = d.data.join("node.key");
+    let mode = std::fs::metadata(&key_file)
+        .unwrap_or_else(|e| panic!("{}: {e}", key_file.display()))
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o600, "node.key has mode {:o}", mode & 0o777);
+    let keys = sutantra_in(&d.data, &["keys", "show", "--json"]).ok("keys show --json");
+    let secret = std::fs::read(&key_file).expect("read node.key");
+    let secret_text = String::from_utf8_lossy(&secret).trim().to_ascii_lowercase();
+    let printed = format!("{}{}", keys.stdout, keys.stderr).to_ascii_lowercase();
+    assert!(
+        secret_text.len() < 16 || !printed.contains(&secret_text),
+        "keys show prints the key file's contents"
+    );
+    assert!(
+        !printed.contains(&hex_encode(&secret[..secret.len().min(32)])),
+        "keys show prints the secret"
+    );
+    let public = keys.json()["public_key"]
+        .as_str()
+        .map(str::to_ascii_lowercase);
+    assert!(
+        public.is_some(),
+        "keys show --json has no public_key: {}",
+        keys.stdout
+    );
+    assert_eq!(
+        list[0]["public_key"].as_str().map(str::to_ascii_lowercase),
+        public,
+        "the attestations were not signed by the node's key"
+    );
+    std::fs::set_permissions(&key_file, std::fs::Permissions::from_mode(0o644)).expect("chmod 644");
+    let listen = "127.0.0.1:0"; // if it wrongly starts, the CLI runner's deadline fails the test
+    let run = crate::cometbft::sutantra_os(&[
+        "run".as_ref(),
+        "--config".as_ref(),
+        cfg.as_os_str(),
+        "--data-dir".as_ref(),
+        d.data.as_os_str(),
+        "--listen".as_ref(),
+        listen.as_ref(),
+        "--source".as_ref(),
+        "test-pattern".as_ref(),
+    ]);
+    let said = format!("{}{}", run.stdout, run.stderr);
+    assert!(
+        run.code.is_some_and(|c| c != 0) && said.contains("chmod"),
+        "a group/other-readable node.key must stop the node and say how to fix it: exit {:?}: {said}",
+        run.code
+    );
+    println!(
+        "node.key 0600; with 0644 the node refuses: {}",
+        said.lines().last().unwrap_or("").trim()
     );
 }
 
@@ -1276,5 +1372,116 @@ fn attestation_submission_resumes_and_rejections_are_kept() {
         "reject: {} rejected and kept with the reason, each sent once; {} submitted, {pending} pending at stop",
         rejected_entries.len(),
         list.iter().filter(|a| status_of(a) == "submitted").count()
+    );
+}
+
+// --- a server that answers garbage, too much, or the wrong height ---------------------------------------
+
+#[test]
+fn chain_survives_malformed_oversized_and_wrong_height_answers() {
+    let rpc = FakeRpc::generated(11, 4, genesis());
+    let d = dirs();
+    let cfg = Conf::for_rpc(&rpc).write(&d.scratch);
+    let mut node = start(&d, &cfg);
+    node.wait_metric(TRUSTED, "trusted height 11", Duration::from_secs(60), |h| {
+        h >= 11.0
+    });
+    let mut figures = Vec::new();
+    let mut target = 11.0;
+    for mode in ["garbage", "huge", "huge_chunked", "wrongheight"] {
+        rpc.set_mode(mode);
+        rpc.control("grow?n=1");
+        target += 1.0;
+        let before = node.metric(VERIFY_ERRORS).unwrap_or(0.0);
+        let t0 = Instant::now();
+        node.wait_metric(
+            VERIFY_ERRORS,
+            &format!("errors counted in mode {mode}"),
+            Duration::from_secs(60),
+            |e| e >= before + 2.0,
+        );
+        let trusted = node.metric(TRUSTED).unwrap_or(0.0);
+        assert!(
+            trusted < target,
+            "mode {mode}: the node trusts {trusted}, a height it could not have verified"
+        );
+        node.assert_alive();
+        assert_eq!(node.healthz()["status"], "ok", "mode {mode}: not healthy");
+        figures.push(format!(
+            "{mode}: 2 errors in {:.2}s",
+            t0.elapsed().as_secs_f64()
+        ));
+    }
+    rpc.set_mode("ok");
+    node.wait_metric(
+        TRUSTED,
+        "the node to catch up once answers are sane",
+        Duration::from_secs(60),
+        |h| h >= target,
+    );
+    println!(
+        "bad answers, each refused, node healthy: {}",
+        figures.join("; ")
+    );
+}
+
+// --- the outbox is bounded: the oldest goes, counted ------------------------------------------------------
+
+#[test]
+fn attestation_outbox_is_bounded_oldest_dropped() {
+    let rpc = FakeRpc::generated(11, 4, genesis());
+    let d = dirs();
+    let mut conf = Conf::for_rpc(&rpc);
+    conf.segment_ms = 1_000;
+    conf.outbox_capacity = 3;
+    let cfg = conf.write(&d.scratch);
+    let node = start(&d, &cfg);
+    node.wait_metric(TRUSTED, "trusted height 11", Duration::from_secs(60), |h| {
+        h >= 11.0
+    });
+    rpc.set_mode("down");
+    let a0 = node.metric(ATTESTATIONS).unwrap_or(0.0);
+    node.wait_metric(
+        ATTESTATIONS,
+        "6 attestations while the chain is down",
+        Duration::from_secs(60),
+        |n| n >= a0 + 6.0,
+    );
+    let depth = node.metric(OUTBOX).unwrap_or(0.0);
+    let dropped = node
+        .metric("sutantra_attest_outbox_dropped_total")
+        .unwrap_or(0.0);
+    let made = node.metric(ATTESTATIONS).unwrap_or(0.0);
+    node.kill9();
+    let list = attest_list(&d.data);
+    let seqs: Vec<u64> = list.iter().map(seq_of).collect();
+    println!(
+        "outbox capacity 3: {made} made, depth {depth}, {dropped} dropped; store holds seqs {seqs:?}"
+    );
+    assert!(depth <= 3.0, "outbox depth {depth} above its capacity 3");
+    assert!(
+        list.len() <= 3,
+        "the store holds {} attestations, capacity 3",
+        list.len()
+    );
+    assert!(
+        dropped >= 3.0,
+        "{dropped} counted as dropped, {made} made with room for 3"
+    );
+    for w in seqs.windows(2) {
+        assert_eq!(w[1], w[0] + 1, "not the newest consecutive: {seqs:?}");
+    }
+    let last = *seqs.last().expect("some attestations kept");
+    assert!(
+        last + 1 >= made as u64,
+        "the newest ({last}) is not kept; {made} were made"
+    );
+    let export = d.scratch.join("export.json");
+    attest_export(&d.data, &export);
+    assert_verdict(
+        &attest_verify(&export, None),
+        true,
+        "OK",
+        "attest verify of what the bounded outbox kept",
     );
 }

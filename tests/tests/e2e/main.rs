@@ -24,4 +24,5 @@ mod cometbft;
 mod healthz;
 mod http_errors;
 mod node;
+mod package;
 mod whep;

@@ -1,0 +1,77 @@
+#!/usr/bin/env bash
+# Builds the Debian package of the node for a target (dpkg-deb, no extra tool needed):
+#   cross/package-deb.sh aarch64-unknown-linux-gnu     -> target/deb/sutantra_VERSION_arm64.deb
+# Contents: /usr/bin/sutantra, the hardened systemd unit, a commented /etc/sutantra/config.toml
+# (a conffile: upgrades and removal keep the operator's edits), maintainer scripts that create the
+# `sutantra` user (video, gpio) and keep /var/lib/sutantra (key, chain state, outbox) on removal.
+# Set SUTANTRA_PREBUILT=1 to package an already built binary without rebuilding.
+set -euo pipefail
+target=${1:?usage: cross/package-deb.sh TARGET}
+cd "$(dirname "$0")/.."
+case "$target" in
+  x86_64-unknown-linux-gnu) arch=amd64 ;;
+  aarch64-unknown-linux-gnu) arch=arm64 ;;
+  armv7-unknown-linux-gnueabihf | arm-unknown-linux-gnueabihf) arch=armhf ;;
+  *) echo "package-deb: unknown target $target" >&2; exit 2 ;;
+esac
+bin="target/$target/release/sutantra"
+if [[ ${SUTANTRA_PREBUILT:-0} != 1 || ! -x $bin ]]; then
+  if [[ $target == x86_64-unknown-linux-gnu ]]; then
+    cargo build --release --target "$target" -p sutantra
+  else
+    ./cross/build.sh "$target"
+  fi
+fi
+version=$(sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -n1)
+stage=$(mktemp -d)
+trap 'rm -rf "$stage"' EXIT
+chmod 0755 "$stage"
+install -D -m 0755 "$bin" "$stage/usr/bin/sutantra"
+install -D -m 0644 firmware/debian/sutantra.service "$stage/lib/systemd/system/sutantra.service"
+install -D -m 0644 firmware/debian/config.toml "$stage/etc/sutantra/config.toml"
+install -D -m 0644 README.md "$stage/usr/share/doc/sutantra/README.md"
+install -d -m 0755 "$stage/DEBIAN"
+cat >"$stage/DEBIAN/control" <<CONTROL
+Package: sutantra
+Version: $version
+Architecture: $arch
+Maintainer: Sutantra <dev@sutantra.invalid>
+Depends: libvpx7, libc6, adduser, systemd
+Section: video
+Priority: optional
+Description: Sutantra edge node: camera broadcaster over WebRTC and chain light validator
+ Captures a V4L2 camera, encodes VP8 with libvpx, serves viewers over WebRTC (WHEP) and
+ publishes to relays (WHIP); verifies CometBFT light blocks and signs attestations of what it
+ broadcast. Runs as a hardened systemd service with a watchdog.
+CONTROL
+echo "/etc/sutantra/config.toml" >"$stage/DEBIAN/conffiles"
+# postinst: the user and state dir, then enable and (re)start the service.
+{
+  sed '/^#DEBHELPER#$/,$d' firmware/debian/postinst
+  cat <<'SNIPPET'
+if [ "$1" = "configure" ] || [ "$1" = "abort-upgrade" ]; then
+    if [ -d /run/systemd/system ]; then
+        systemctl daemon-reload >/dev/null || true
+        deb-systemd-helper enable sutantra.service >/dev/null 2>&1 || systemctl enable sutantra.service >/dev/null || true
+        deb-systemd-invoke restart sutantra.service >/dev/null 2>&1 || systemctl restart sutantra.service || true
+    fi
+fi
+exit 0
+SNIPPET
+} >"$stage/DEBIAN/postinst"
+cat >"$stage/DEBIAN/prerm" <<'PRERM'
+#!/bin/sh
+set -e
+if [ -d /run/systemd/system ] && [ "$1" = "remove" ]; then
+    deb-systemd-invoke stop sutantra.service >/dev/null 2>&1 || systemctl stop sutantra.service || true
+fi
+exit 0
+PRERM
+{
+  sed '/^#DEBHELPER#$/d' firmware/debian/postrm
+} >"$stage/DEBIAN/postrm"
+chmod 0755 "$stage/DEBIAN/postinst" "$stage/DEBIAN/prerm" "$stage/DEBIAN/postrm"
+mkdir -p target/deb
+out="target/deb/sutantra_${version}_${arch}.deb"
+dpkg-deb --root-owner-group --build "$stage" "$out" >/dev/null
+echo "$out"
