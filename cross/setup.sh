@@ -20,7 +20,12 @@ for p in "gcc-${SUTANTRA_GNU}" "libc6-dev-${SUTANTRA_DEB_ARCH}-cross" "libvpx-de
   dpkg -s "$p" >/dev/null 2>&1 || need+=("$p")
 done
 if ((${#need[@]})); then
-  apt-get update -q -o DPkg::Lock::Timeout=900
+  # A mirror caught mid-sync fails one index now and then: retry, then go on with what we have
+  # (the install below fails clearly if a package is really missing).
+  apt-get update -q -o DPkg::Lock::Timeout=900 || {
+    sleep 10
+    apt-get update -q -o DPkg::Lock::Timeout=900 || echo "cross/setup.sh: apt-get update had errors; continuing" >&2
+  }
   pkgs=()
   for p in "${need[@]}"; do [[ $p == update ]] || pkgs+=("$p"); done
   ((${#pkgs[@]} == 0)) || apt_install "${pkgs[@]}"

@@ -73,7 +73,7 @@ qemu_setup() {
     [[ $(id -u) -eq 0 ]] || die "packages missing (${need[*]} ${need_qemu[*]}); run as root: sudo $0 --qemu"
     export DEBIAN_FRONTEND=noninteractive
     # A fresh index: it must list the arm64 packages (and backports) added above.
-    "${apt[@]}" update >/dev/null
+    "${apt[@]}" update >/dev/null || { sleep 10; "${apt[@]}" update >/dev/null || say "apt-get update had errors (a mirror mid-sync?); continuing"; }
     local set
     for set in need_qemu need; do
       local -n list=$set
@@ -129,7 +129,7 @@ if ((${#missing[@]})); then
   export DEBIAN_FRONTEND=noninteractive
   APT=(apt-get -o DPkg::Lock::Timeout=900 -y -q)
   say "apt: installing ${missing[*]}"
-  "${APT[@]}" update >/dev/null
+  "${APT[@]}" update >/dev/null || { sleep 10; "${APT[@]}" update >/dev/null || say "apt-get update had errors (a mirror mid-sync?); continuing"; }
   if ! "${APT[@]}" install "${missing[@]}"; then
     # Another apt run may have cleaned the shared archive cache under us ("archive not found").
     say "apt install failed; retrying once with a private archive cache"

@@ -42,6 +42,13 @@ step harness-self-check bash -c '
   bash -n scripts/setup.sh scripts/test.sh .ci/run
   node --check tests/e2e/browser_view.mjs
   .venv/bin/python3 -m unittest discover -s tests/e2e -p "test_*.py"'
+# The boards: the aarch64 build and its unit tests under qemu-user, armv7 and armv6 builds
+# (container-free cross path, cross/README.md). Skipped when a test-name filter is given.
+if (($# == 0)); then
+  step cross-aarch64 ./cross/build.sh aarch64-unknown-linux-gnu --test
+  step cross-armv7 ./cross/build.sh armv7-unknown-linux-gnueabihf
+  step cross-armv6 ./cross/build.sh arm-unknown-linux-gnueabihf
+fi
 # Unit, integration and end-to-end tests; --show-output prints the measured figures (fps, latency).
 step cargo-test cargo test --workspace --no-fail-fast -- --show-output "$@"
 
