@@ -7,7 +7,14 @@ target=${1:?usage: cross/build.sh TARGET [--test]}
 cd "$(dirname "$0")/.."
 ./cross/setup.sh "$target"
 . cross/env.sh "$target"
-cargo build --release --target "$target" -p sutantra
+build_std=()
+if ! rustup target list --installed | grep -qx "$target"; then
+  # No prebuilt std for this target (see setup.sh): build it from rust-src. -Zbuild-std is an
+  # unstable cargo flag; RUSTC_BOOTSTRAP lets the pinned stable toolchain use it.
+  export RUSTC_BOOTSTRAP=1
+  build_std=(-Zbuild-std=std,panic_abort)
+fi
+cargo build "${build_std[@]}" --release --target "$target" -p sutantra
 ls -l "target/$target/release/sutantra"
 if [[ ${2:-} == --test ]]; then
   # The unit tests of the crates below the binary, run by qemu-user (CARGO_TARGET_*_RUNNER).

@@ -30,5 +30,12 @@ if ((${#need[@]})); then
   for p in "${need[@]}"; do [[ $p == update ]] || pkgs+=("$p"); done
   ((${#pkgs[@]} == 0)) || apt_install "${pkgs[@]}"
 fi
-rustup target list --installed | grep -qx "$target" || rustup target add "$target"
+if ! rustup target list --installed | grep -qx "$target"; then
+  # Some targets' prebuilt std is not on every mirror (arm-unknown-linux-gnueabihf answered 404
+  # here): then build std from source (`cross/build.sh` switches to -Zbuild-std).
+  rustup target add "$target" || {
+    echo "cross/setup.sh: no prebuilt std for $target; std will be built from rust-src" >&2
+    rustup component add rust-src
+  }
+fi
 echo "cross/setup.sh: ready for $target"

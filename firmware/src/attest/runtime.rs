@@ -250,6 +250,7 @@ mod tests {
         shared.set_anchor(Anchor {
             height: 9,
             hash: [9; 32],
+            expires_unix_s: u64::MAX,
         });
         for i in 11..35 {
             let (info, data) = frame(i);

@@ -24,6 +24,9 @@ pub struct Anchor {
     pub height: u64,
     /// Header hash (the block id).
     pub hash: [u8; 32],
+    /// When the header leaves the trusting period (UNIX seconds): an anchor past it proves
+    /// nothing (the validators that signed it may have unbonded), so it is not used.
+    pub expires_unix_s: u64,
 }
 
 /// State shared by the chain, attestation and submission threads.
@@ -48,7 +51,12 @@ impl ChainShared {
         if self.halted() {
             return None;
         }
-        *self.anchor.lock().unwrap_or_else(|p| p.into_inner())
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0);
+        let anchor = *self.anchor.lock().unwrap_or_else(|p| p.into_inner());
+        anchor.filter(|a| now < a.expires_unix_s)
     }
 
     /// Publishes a newly verified header.
@@ -176,9 +184,16 @@ mod tests {
         let a = Anchor {
             height: 5,
             hash: [1; 32],
+            expires_unix_s: u64::MAX,
         };
         s.set_anchor(a);
         assert_eq!(s.anchor(), Some(a));
+        s.set_anchor(Anchor {
+            expires_unix_s: 1,
+            ..a
+        });
+        assert_eq!(s.anchor(), None, "an expired anchor is not used");
+        s.set_anchor(a);
         s.set_halted(true);
         assert_eq!(s.anchor(), None);
         let s2 = s.clone();

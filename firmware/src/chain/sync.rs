@@ -159,7 +159,12 @@ impl Syncer {
             match parse_light_block_with(&json, &self.cfg.limits) {
                 Ok(block) => {
                     let hash = header_hash(&block);
-                    self.publish(height, hash, meta.last_verified_unix.saturating_mul(1000));
+                    self.publish(
+                        &block,
+                        height,
+                        hash,
+                        meta.last_verified_unix.saturating_mul(1000),
+                    );
                     tracing::info!(
                         height,
                         hash = %hex::encode_upper(hash),
@@ -177,8 +182,14 @@ impl Syncer {
         Ok(())
     }
 
-    fn publish(&self, height: u64, hash: [u8; 32], verified_ms: u64) {
-        self.shared.set_anchor(Anchor { height, hash });
+    fn publish(&self, block: &LightBlock, height: u64, hash: [u8; 32], verified_ms: u64) {
+        let header_s = u64::try_from(block.signed_header.header.time.unix_timestamp()).unwrap_or(0);
+        let expires_unix_s = header_s.saturating_add(self.cfg.opts.trusting_period.as_secs());
+        self.shared.set_anchor(Anchor {
+            height,
+            hash,
+            expires_unix_s,
+        });
         let c = self.chain_stats();
         c.trusted_height.store(height, Ordering::Relaxed);
         c.last_verified_ms.store(verified_ms, Ordering::Relaxed);
@@ -247,13 +258,14 @@ impl Syncer {
         let path = verify_to_height(trusted, target, &self.cfg.opts, now, &mut fetch)
             .map_err(|e| with_hint(&e))?;
         let hash = header_hash(&path.target);
-        self.cross_check(target, hash)?;
+        let trusted = trusted.clone();
+        self.cross_check(target, hash, &trusted, now)?;
         let json = light_block_json(&path.target)?;
         let verified_ms = unix_now_ms();
         self.store
             .put_trusted(target, &json, self.cfg.headers_kept, verified_ms / 1000)
             .map_err(|e| e.to_string())?;
-        self.publish(target, hash, verified_ms);
+        self.publish(&path.target, target, hash, verified_ms);
         tracing::info!(
             height = target,
             hash = %hex::encode_upper(hash),
@@ -298,12 +310,24 @@ impl Syncer {
             }
         }
         TrustedState::try_from(&block).map_err(|e| format!("{url}: trust root: {e}"))?;
+        // Like CometBFT's light client: a trust root older than the trusting period is refused.
+        let header_s = block.signed_header.header.time.unix_timestamp();
+        let age_s = (unix_now_ms() / 1000) as i64 - header_s;
+        if age_s >= self.cfg.opts.trusting_period.as_secs() as i64 {
+            let msg = format!(
+                "TRUST ROOT EXPIRED: the header at height {h} is {age_s} s old, beyond the trusting \
+                 period of {} s; set chain.trust_height/trust_hash to a recent block",
+                self.cfg.opts.trusting_period.as_secs()
+            );
+            tracing::error!("{msg}");
+            return Err(msg);
+        }
         let json = light_block_json(&block)?;
         let verified_ms = unix_now_ms();
         self.store
             .put_trusted(h, &json, self.cfg.headers_kept, verified_ms / 1000)
             .map_err(|e| e.to_string())?;
-        self.publish(h, hash, verified_ms);
+        self.publish(&block, h, hash, verified_ms);
         tracing::info!(height = h, hash = %hex::encode_upper(hash), rpc = %url, "trust root verified");
         self.trusted = Some(block);
         Ok(())
@@ -311,7 +335,18 @@ impl Syncer {
 
     /// Compares the header at `height` with every witness. A different hash halts
     /// attestations; an unreachable or lagging witness is logged once per streak.
-    fn cross_check(&mut self, height: u64, hash: [u8; 32]) -> Result<(), String> {
+    /// Compares the newly verified header with each witness. A different header at the same
+    /// height halts attestations only if the witness's header itself verifies from our trusted
+    /// state (two validly signed histories: a real fork or an attack); a witness whose header does
+    /// not verify is faulty, and is reported without halting (a lying witness alone must not be
+    /// able to stop the node).
+    fn cross_check(
+        &mut self,
+        height: u64,
+        hash: [u8; 32],
+        trusted: &LightBlock,
+        now: sutantra_core::chain::Time,
+    ) -> Result<(), String> {
         for i in 0..self.witnesses.len() {
             let w = &self.witnesses[i];
             let theirs = w.commit(height).and_then(|r| {
@@ -330,6 +365,23 @@ impl Syncer {
                     }
                 }
                 Ok(theirs) => {
+                    let limits = self.cfg.limits;
+                    let mut fetch =
+                        |h: u64| fetch_light_block(w, h, &limits).map_err(FetchError::new);
+                    if let Err(e) =
+                        verify_to_height(trusted, height, &self.cfg.opts, now, &mut fetch)
+                    {
+                        let e = format!(
+                            "FAULTY WITNESS: its header {} at height {height} does not verify \
+                             from our trusted state ({e}); ignoring it, attestations go on",
+                            hex::encode_upper(theirs)
+                        );
+                        if self.witness_errors[i].as_deref() != Some(e.as_str()) {
+                            tracing::warn!(witness = %w.base(), "{e}");
+                        }
+                        self.witness_errors[i] = Some(e);
+                        continue;
+                    }
                     let reason = format!(
                         "CONFLICT at height {height}: primary {} has header {}, witness {} has \
                          header {}",

@@ -1485,3 +1485,153 @@ fn attestation_outbox_is_bounded_oldest_dropped() {
         "attest verify of what the bounded outbox kept",
     );
 }
+
+// --- trust roots the node must not take ---------------------------------------------------------------------
+
+#[test]
+fn chain_refuses_trust_roots_that_do_not_match() {
+    // 1. A trust hash that is not the served header's (here: height 2's hash at height 1).
+    let rpc = FakeRpc::generated(11, 4, genesis());
+    let d = dirs();
+    let mut conf = Conf::for_rpc(&rpc);
+    conf.trust_hash = rpc.hash(2);
+    conf.segment_ms = 1_000;
+    let cfg = conf.write(&d.scratch);
+    let mut node = start(&d, &cfg);
+    node.wait_metric(
+        VERIFY_ERRORS,
+        "errors for a mismatched trust root",
+        Duration::from_secs(30),
+        |e| e >= 2.0,
+    );
+    node.wait_metric(
+        "sutantra_attest_unanchored_total",
+        "a segment left unanchored",
+        Duration::from_secs(30),
+        |n| n >= 1.0,
+    );
+    node.assert_alive();
+    assert_eq!(
+        node.metric(TRUSTED),
+        Some(0.0),
+        "trusts a header whose hash is not the trust root's"
+    );
+    assert_eq!(
+        node.metric(ATTESTATIONS),
+        Some(0.0),
+        "attests with no trusted header"
+    );
+    let why = node.healthz()["chain_error"].to_string();
+    println!("wrong trust hash: {why}");
+    drop(node);
+
+    // 2. The upstream bisection vectors, served as they are: their hashes are Tendermint 0.33
+    //    (amino), so the trust root's hash cannot match the header under CometBFT's rules.
+    let happy = vectors().join("bisection_single_peer/_happy_path.json");
+    let upstream = FakeRpc::start(&["--chain", happy.to_str().expect("utf-8 path")]);
+    let case = read_json(&happy);
+    let d = dirs();
+    let conf = Conf {
+        chain_id: upstream.chain_id(),
+        rpcs: vec![upstream.url()],
+        trust_height: 1,
+        trust_hash: case["trust_options"]["hash"]
+            .as_str()
+            .expect("trust_options.hash")
+            .into(),
+        trusting_period_s: 36_500 * 86_400 - 1,
+        poll_interval_ms: 200,
+        segment_ms: 10_000,
+        retry: (200, 1_000),
+        outbox_capacity: 4096,
+    };
+    let cfg = conf.write(&d.scratch);
+    let mut node = start(&d, &cfg);
+    node.wait_metric(
+        VERIFY_ERRORS,
+        "errors for pre-protobuf blocks",
+        Duration::from_secs(30),
+        |e| e >= 2.0,
+    );
+    node.assert_alive();
+    assert_eq!(
+        node.metric(TRUSTED),
+        Some(0.0),
+        "trusts an amino-era header"
+    );
+    println!(
+        "upstream _happy_path served as is: {}",
+        node.healthz()["chain_error"]
+    );
+}
+
+/// Like CometBFT's light client (`ErrOldHeaderExpired`), the node refuses a trust root older than
+/// the trusting period and never anchors an attestation to an expired header.
+#[test]
+fn chain_does_not_attest_on_an_expired_trust_root() {
+    let rpc = FakeRpc::generated(11, 4, genesis()); // height 1 is ~2 h old
+    let d = dirs();
+    let mut conf = Conf::for_rpc(&rpc);
+    conf.trusting_period_s = 3_600;
+    conf.segment_ms = 1_000;
+    let cfg = conf.write(&d.scratch);
+    let node = start(&d, &cfg);
+    node.wait_metric(
+        VERIFY_ERRORS,
+        "errors for an expired trust root",
+        Duration::from_secs(30),
+        |e| e >= 2.0,
+    );
+    node.wait_metric(
+        "sutantra_attest_unanchored_total",
+        "segments left unanchored",
+        Duration::from_secs(30),
+        |n| n >= 2.0,
+    );
+    assert_eq!(
+        node.metric(ATTESTATIONS),
+        Some(0.0),
+        "attested on an expired trusted header"
+    );
+}
+
+#[test]
+fn a_witness_with_an_unverifiable_header_is_faulty_not_a_fork() {
+    // A witness that serves a different header it cannot back with signatures is faulty: the node
+    // reports it and keeps attesting (a lying witness alone must not be able to stop the node).
+    let g = genesis();
+    let primary = FakeRpc::generated(11, 4, g);
+    let witness = FakeRpc::generated(11, 4, g);
+    let d = dirs();
+    let mut conf = Conf::for_rpc(&primary);
+    conf.rpcs.push(witness.url());
+    conf.segment_ms = 1_000;
+    let cfg = conf.write(&d.scratch);
+    let node = start(&d, &cfg);
+    node.wait_metric(TRUSTED, "trusted height 11", Duration::from_secs(60), |h| {
+        h >= 11.0
+    });
+    witness.control("tamper?height=12&kind=header");
+    primary.control("grow?n=1");
+    witness.control("grow?n=1");
+    node.wait_metric(TRUSTED, "trusted height 12", Duration::from_secs(60), |h| {
+        h >= 12.0
+    });
+    let before = node.metric(ATTESTATIONS).unwrap_or(0.0);
+    node.wait_metric(
+        ATTESTATIONS,
+        "attestations go on past the faulty witness",
+        Duration::from_secs(30),
+        |n| n >= before + 2.0,
+    );
+    assert_eq!(
+        node.metric(HALTED),
+        Some(0.0),
+        "a faulty witness halted the node"
+    );
+    println!(
+        "faulty witness ignored: trusted height {:?}, attestations {:?}",
+        node.metric(TRUSTED),
+        node.metric(ATTESTATIONS)
+    );
+}
