@@ -14,15 +14,21 @@ case "$target" in
   armv7-unknown-linux-gnueabihf | arm-unknown-linux-gnueabihf) arch=armhf ;;
   *) echo "package-deb: unknown target $target" >&2; exit 2 ;;
 esac
-bin="target/$target/release/sutantra"
+tdir=${CARGO_TARGET_DIR:-target}
+bin="$tdir/$target/release/sutantra"
+# The host's own build is in target/release.
+if [[ $target == x86_64-unknown-linux-gnu && $(uname -m) == x86_64 && ! -x $bin ]]; then
+  bin="$tdir/release/sutantra"
+fi
 if [[ ${SUTANTRA_PREBUILT:-0} != 1 || ! -x $bin ]]; then
   if [[ $target == x86_64-unknown-linux-gnu ]]; then
-    cargo build --release --target "$target" -p sutantra
+    cargo build --release -p sutantra
+    bin="$tdir/release/sutantra"
   else
     ./cross/build.sh "$target"
   fi
 fi
-version=$(sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -n1)
+version=${SUTANTRA_DEB_VERSION:-$(sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -n1)}
 stage=$(mktemp -d)
 trap 'rm -rf "$stage"' EXIT
 chmod 0755 "$stage"
@@ -71,7 +77,7 @@ PRERM
   sed '/^#DEBHELPER#$/d' firmware/debian/postrm
 } >"$stage/DEBIAN/postrm"
 chmod 0755 "$stage/DEBIAN/postinst" "$stage/DEBIAN/prerm" "$stage/DEBIAN/postrm"
-mkdir -p target/deb
-out="target/deb/sutantra_${version}_${arch}.deb"
+mkdir -p "$tdir/deb"
+out="$tdir/deb/sutantra_${version}_${arch}.deb"
 dpkg-deb --root-owner-group --build "$stage" "$out" >/dev/null
 echo "$out"

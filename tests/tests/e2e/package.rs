@@ -2,6 +2,7 @@
 //! hardened systemd unit (checked by `systemd-analyze verify`), the packaged configuration (checked
 //! by the node itself) and the binary (an aarch64 ELF within the size budget).
 
+use std::path::Path;
 use std::process::Command;
 
 use crate::node::{binary, workspace};
@@ -131,4 +132,118 @@ fn aarch64_deb_has_binary_unit_config_and_scripts() {
         deb.display()
     );
     assert!(mib <= 12.0, "binary is {mib:.1} MiB");
+}
+
+fn dpkg_installed(package: &str) -> bool {
+    Command::new("dpkg-query")
+        .args(["-W", "-f=${Status}", package])
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).contains("install ok installed"))
+        .unwrap_or(false)
+}
+
+fn build_host_deb(version: &str) -> std::path::PathBuf {
+    let ws = workspace();
+    let out = run(Command::new(ws.join("cross/package-deb.sh"))
+        .arg("x86_64-unknown-linux-gnu")
+        .env("SUTANTRA_PREBUILT", "1")
+        .env("SUTANTRA_DEB_VERSION", version)
+        .current_dir(&ws));
+    ws.join(out.lines().last().expect("package path").trim())
+}
+
+/// Installs the host (amd64) package for real, as CI runs as root on a throwaway machine:
+/// install, upgrade and remove must keep the operator's configuration, the node key and the
+/// outbox; purge removes the configuration and the user and still keeps the state directory.
+/// (No systemd runs as PID 1 here, so the maintainer scripts skip starting the service.)
+#[test]
+fn amd64_deb_install_upgrade_remove_keep_config_key_and_outbox() {
+    // SAFETY: geteuid has no preconditions.
+    let root = unsafe { libc_geteuid() } == 0;
+    assert!(
+        root,
+        "this test installs a package: run the suite as root (scripts/test.sh)"
+    );
+    let state = Path::new("/var/lib/sutantra");
+    let config = Path::new("/etc/sutantra/config.toml");
+    assert!(
+        !dpkg_installed("sutantra") && !state.exists(),
+        "a sutantra installation already exists on this machine; the test installs and purges \
+         its own, so it refuses to touch that one"
+    );
+    let v1 = build_host_deb("0.1.0");
+    let v2 = build_host_deb("0.1.1");
+
+    run(Command::new("dpkg").arg("-i").arg(&v1));
+    assert!(dpkg_installed("sutantra"));
+    let version = run(Command::new("/usr/bin/sutantra").arg("--version"));
+    assert!(version.starts_with("sutantra"), "{version}");
+    let groups = run(Command::new("id").args(["-nG", "sutantra"]));
+    assert!(
+        groups.contains("video") && groups.contains("gpio"),
+        "groups: {groups}"
+    );
+    let meta = std::fs::metadata(state).expect("state dir");
+    use std::os::unix::fs::MetadataExt;
+    assert_eq!(meta.mode() & 0o777, 0o700, "state dir mode");
+    assert!(config.exists());
+
+    // The operator's state: a node key (made by the node itself), an outbox, an edited config.
+    let shown = run(Command::new("/usr/bin/sutantra").args([
+        "keys",
+        "show",
+        "--json",
+        "--data-dir",
+        "/var/lib/sutantra",
+    ]));
+    assert!(shown.contains("public_key"), "{shown}");
+    let key = std::fs::read(state.join("node.key")).expect("node key");
+    let outbox = state.join("node.redb");
+    std::fs::write(&outbox, b"committed attestations").expect("outbox stand-in");
+    let mut edited = std::fs::read_to_string(config).expect("config");
+    edited.push_str("\n# edited by the operator\n");
+    std::fs::write(config, &edited).expect("edit config");
+
+    let kept = |when: &str| {
+        assert_eq!(
+            std::fs::read_to_string(config).expect("config kept"),
+            edited,
+            "{when}: the operator's config changed"
+        );
+        assert_eq!(
+            std::fs::read(state.join("node.key")).expect("node key kept"),
+            key,
+            "{when}: the node key changed"
+        );
+        assert_eq!(
+            std::fs::read(&outbox).expect("outbox kept"),
+            b"committed attestations",
+            "{when}: outbox changed"
+        );
+    };
+
+    run(Command::new("dpkg").arg("-i").arg(&v2));
+    let status = run(Command::new("dpkg-query").args(["-W", "-f=${Version}", "sutantra"]));
+    assert_eq!(status, "0.1.1", "upgraded");
+    kept("upgrade");
+
+    run(Command::new("dpkg").args(["-r", "sutantra"]));
+    assert!(!Path::new("/usr/bin/sutantra").exists(), "binary removed");
+    kept("remove");
+
+    run(Command::new("dpkg").args(["-P", "sutantra"]));
+    assert!(!config.exists(), "purge removes the configuration");
+    assert!(state.join("node.key").exists(), "purge keeps the node key");
+    assert!(outbox.exists(), "purge keeps the outbox");
+    let user = Command::new("id").arg("sutantra").output().expect("id");
+    assert!(!user.status.success(), "purge removes the user");
+    // Leave the machine as it was.
+    std::fs::remove_dir_all(state).expect("clean up the state dir");
+    let _ = std::fs::remove_dir("/etc/sutantra");
+    println!("amd64 deb: install, upgrade, remove kept config, key and outbox; purge kept the key");
+}
+
+unsafe extern "C" {
+    #[link_name = "geteuid"]
+    fn libc_geteuid() -> u32;
 }
