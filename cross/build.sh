@@ -15,7 +15,7 @@ if ! rustup target list --installed | grep -qx "$target"; then
   build_std=(-Zbuild-std=std,panic_abort)
 fi
 cargo build "${build_std[@]}" --release --target "$target" -p sutantra
-ls -l "target/$target/release/sutantra"
+ls -l "${CARGO_TARGET_DIR:-target}/$target/release/sutantra"
 if [[ ${2:-} == --test ]]; then
   # The unit tests of the crates below the binary, run by qemu-user (CARGO_TARGET_*_RUNNER).
   cargo test --target "$target" -p sutantra-hal -p sutantra-core -p sutantra-boards -p sutantra
