@@ -54,6 +54,51 @@ pub enum Command {
     /// Signed attestations: the outbox, export, and checking any node's attestations.
     #[command(subcommand)]
     Attest(crate::cli_chain::AttestCmd),
+    /// The running node: source, state, fps, bitrate, viewers, drops, uptime, chain, board health.
+    Status(crate::control::client::Target),
+    /// Control the running node's stream: keyframe, stop, start.
+    Stream {
+        /// What to do.
+        #[command(subcommand)]
+        cmd: crate::control::client::StreamCmd,
+        /// The node.
+        #[command(flatten)]
+        target: crate::control::client::Target,
+    },
+    /// The running node's viewer sessions; `--kick ID` ends one.
+    Viewers {
+        /// End this session (an id from the list).
+        #[arg(long, value_name = "ID")]
+        kick: Option<String>,
+        /// The node.
+        #[command(flatten)]
+        target: crate::control::client::Target,
+    },
+    /// The running node's recent log lines; `--follow` streams new ones.
+    Logs {
+        /// Keep printing new lines until interrupted.
+        #[arg(long, short = 'f')]
+        follow: bool,
+        /// How many recent lines (1 to 1000).
+        #[arg(short = 'n', long = "lines", value_name = "N", default_value_t = 50,
+              value_parser = clap::value_parser!(u16).range(1..=1000))]
+        lines: u16,
+        /// The node.
+        #[command(flatten)]
+        target: crate::control::client::Target,
+    },
+    /// Change the running node's log filter (e.g. `debug`, `info`, `sutantra=debug`).
+    SetLogLevel {
+        /// The new filter.
+        level: String,
+        /// The node.
+        #[command(flatten)]
+        target: crate::control::client::Target,
+    },
+    /// Restart the running node's capture source; the HTTP server and the viewers stay up.
+    RebootStream(crate::control::client::Target),
+    /// Preflight diagnostics (no running node needed): OK / WARN / FAIL with what to do.
+    Check(crate::check::CheckArgs),
     /// The board profiles (defaults per board); `run --board NAME` selects one.
     Boards {
         /// Print JSON.
@@ -73,6 +118,8 @@ pub enum ConfigCmd {
         #[arg(long)]
         json: bool,
     },
+    /// The running node's effective configuration (TOML-like text, or `--json`).
+    Show(crate::control::client::Target),
 }
 
 /// `sutantra run` flags; each overrides the configuration file.
@@ -119,6 +166,10 @@ pub struct RunArgs {
     /// Board profile for the defaults (`sutantra boards`); detected on a Raspberry Pi.
     #[arg(long, value_name = "NAME")]
     pub board: Option<String>,
+    /// Also publish the stream to this WHIP endpoint (repeatable; adds enabled `[[publish]]`
+    /// targets without a token).
+    #[arg(long = "publish", value_name = "URL")]
+    pub publish: Vec<String>,
     /// Log filter (e.g. `info`, `debug`, `sutantra=debug`); RUST_LOG also works.
     #[arg(long, value_name = "FILTER", default_value = "info")]
     pub log_level: String,
@@ -191,6 +242,10 @@ pub fn resolve_config(args: &RunArgs) -> Result<Config, ConfigError> {
             .cloned()
             .collect();
     }
+    for url in &args.publish {
+        cfg.publish
+            .push(crate::publish::target::PublishTarget::from_url(url));
+    }
     cfg.validate().map_err(|(key, reason)| {
         // A value set in the file keeps its line; one from a flag names the flag.
         match &args.config {
@@ -209,6 +264,9 @@ pub fn resolve_config(args: &RunArgs) -> Result<Config, ConfigError> {
 /// `sutantra config validate FILE`.
 pub fn config(cmd: ConfigCmd) -> ExitCode {
     match cmd {
+        ConfigCmd::Show(target) => {
+            crate::control::client::run(&target, crate::control::client::Action::ConfigShow)
+        }
         ConfigCmd::Validate { file, json } => match Config::load(&file) {
             Ok(_) => {
                 if json {
@@ -235,19 +293,8 @@ pub fn config(cmd: ConfigCmd) -> ExitCode {
 }
 
 fn init_logging(filter: &str) {
-    use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::try_from_default_env()
-        .or_else(|_| EnvFilter::try_new(filter))
-        .unwrap_or_else(|_| EnvFilter::new("info"))
-        // The WebRTC stack logs every dropped packet at error level through `log`; keep it quiet
-        // unless asked.
-        .add_directive("webrtc=warn".parse().expect("static directive"))
-        .add_directive("rtc=warn".parse().expect("static directive"));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_target(false)
-        .init();
+    // The reloadable filter and the ring `sutantra logs` reads (src/control/logging.rs).
+    crate::control::logging::init(filter);
 }
 
 /// `sutantra run`.
@@ -287,6 +334,9 @@ async fn run_node(cfg: Config) -> Result<(), String> {
             cfg.data_dir.display()
         )
     })?;
+    // The control socket first: a node already running on this data dir answers on it, and
+    // this one refuses to start before it touches the store or the camera.
+    let control_socket = crate::control::server::bind(&cfg.control.socket_path(&cfg.data_dir))?;
     // The identity key: created on the first start (mode 0600); a key open to group or others
     // stops the node with the chmod that fixes it.
     let (key, created) = crate::keys::load_or_create(&cfg.data_dir).map_err(|e| e.to_string())?;
@@ -300,8 +350,10 @@ async fn run_node(cfg: Config) -> Result<(), String> {
         Arc::new(Store::open(&cfg.data_dir, Duration::from_secs(3)).map_err(|e| e.to_string())?);
     crate::store::write_pid_file(&cfg.data_dir);
     let stats = Arc::new(Stats::new());
+    // Publish targets take hub queues like viewers do (beside the viewer limit, not from it).
+    let publish_targets = cfg.publish.iter().filter(|t| t.enabled).count();
     let hub = Arc::new(Hub::new(
-        cfg.webrtc.max_viewers,
+        cfg.webrtc.max_viewers + publish_targets,
         cfg.webrtc.viewer_queue_packets,
     )?);
     let spec = cfg.source_spec();
@@ -357,6 +409,22 @@ async fn run_node(cfg: Config) -> Result<(), String> {
         hub: hub.clone(),
     };
     let app = http::router(state, cfg.http.max_body_bytes, cfg.http.max_connections);
+    let control = crate::control::server::spawn(
+        control_socket,
+        crate::control::server::ControlState::new(
+            stats.clone(),
+            viewers.clone(),
+            hub.clone(),
+            cfg.clone(),
+        ),
+    );
+    let publishers = crate::publish::Publishers::start(
+        &cfg.publish,
+        &cfg.webrtc,
+        (cfg.encoder.min_bitrate_kbps, cfg.encoder.bitrate_kbps),
+        hub.clone(),
+        stats.clone(),
+    );
     tracing::info!(
         listen = %local,
         source = %spec,
@@ -381,7 +449,9 @@ async fn run_node(cfg: Config) -> Result<(), String> {
     notifier.send("STOPPING=1");
     watchdog.abort();
     summary.abort();
+    control.abort();
     viewers.end_all().await;
+    publishers.shutdown().await;
     tokio::task::spawn_blocking(move || {
         // Media first: the encode thread drops the segment observer, which flushes the open
         // segment; then the attestation thread commits it and the chain threads stop.

@@ -39,10 +39,14 @@ pub struct Config {
     pub chain: ChainConfig,
     /// Stream attestations (`[attest]`; only with a chain).
     pub attest: AttestConfig,
+    /// WHIP publish targets (`[[publish]]`, repeatable; `run --publish URL` adds more).
+    pub publish: Vec<crate::publish::target::PublishTarget>,
+    /// The control socket (`[control]`; `sutantra status`, `stream`, `viewers`, `logs`, ...).
+    pub control: crate::control::ControlConfig,
 }
 
 /// `[source]`: the camera.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct SourceConfig {
     /// `test-pattern`, `y4m:PATH` or `v4l2:/dev/videoN`.
@@ -60,7 +64,7 @@ pub struct SourceConfig {
 }
 
 /// `[encoder]`: VP8 on libvpx.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct EncoderConfig {
     /// Target bitrate in kbit/s.
@@ -73,10 +77,13 @@ pub struct EncoderConfig {
     pub threads: u32,
     /// Shortest time between forced keyframes (viewer joins, PLI, FIR), in milliseconds.
     pub min_keyframe_gap_ms: u64,
+    /// Lowest bitrate a WHIP relay's bandwidth estimate (REMB) may push the encoder down to, in
+    /// kbit/s (the highest is `bitrate_kbps`; without publishing the encoder stays there).
+    pub min_bitrate_kbps: u32,
 }
 
 /// `[http]`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct HttpConfig {
     /// Listen address.
@@ -90,7 +97,7 @@ pub struct HttpConfig {
 }
 
 /// `[webrtc]`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct WebRtcConfig {
     /// ICE servers (`stun:host:port`); an empty list means host candidates only.
@@ -116,7 +123,7 @@ pub struct WebRtcConfig {
 }
 
 /// `[chain]`: the CometBFT chain the node follows as a light client.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ChainConfig {
     /// Chain id; empty means no chain (no sync, no attestations).
@@ -144,7 +151,7 @@ pub struct ChainConfig {
 }
 
 /// `[attest]`: signed attestations of what the node broadcast.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct AttestConfig {
     /// Length of one attested segment of video, in milliseconds.
@@ -238,6 +245,8 @@ impl Default for Config {
             webrtc: WebRtcConfig::default(),
             chain: ChainConfig::default(),
             attest: AttestConfig::default(),
+            publish: Vec::new(),
+            control: crate::control::ControlConfig::default(),
         }
     }
 }
@@ -265,6 +274,7 @@ impl Default for EncoderConfig {
             cpu_used: b.cpu_used,
             threads: 1,
             min_keyframe_gap_ms: 500,
+            min_bitrate_kbps: 150,
         }
     }
 }
@@ -396,6 +406,12 @@ impl Config {
                 format!("{} kbit/s: use 50 to 20000", e.bitrate_kbps),
             );
         }
+        if !(50..=20_000).contains(&e.min_bitrate_kbps) {
+            return bad(
+                "encoder.min_bitrate_kbps",
+                format!("{} kbit/s: use 50 to 20000", e.min_bitrate_kbps),
+            );
+        }
         if !(1..=100_000).contains(&e.keyframe_interval) {
             return bad(
                 "encoder.keyframe_interval",
@@ -473,7 +489,8 @@ impl Config {
                 format!("{}: use 50 to 10000", w.gather_timeout_ms),
             );
         }
-        self.validate_chain()
+        self.validate_chain()?;
+        crate::publish::target::validate(&self.publish)
     }
 
     /// Checks `[chain]` and `[attest]`.
@@ -673,6 +690,14 @@ fn locate_span(text: &str, offset: usize) -> (usize, String) {
 
 /// The 1-based line where dotted `key` is set, or 0 when it is not in the text (a default).
 fn find_key_line(text: &str, key: &str) -> usize {
+    // `publish[i].key`: the i-th `[[publish]]` table.
+    if let Some((index, leaf)) = key
+        .strip_prefix("publish[")
+        .and_then(|r| r.split_once("]."))
+        .and_then(|(i, leaf)| Some((i.parse::<usize>().ok()?, leaf)))
+    {
+        return crate::publish::target::find_line(text, index, leaf);
+    }
     let key = key.split('[').next().unwrap_or(key);
     let (section, leaf) = key.rsplit_once('.').unwrap_or(("", key));
     let mut current = String::new();
@@ -822,6 +847,34 @@ mod tests {
         assert_eq!(parse_trust_level("2/3"), Ok((2, 3)));
         assert_eq!(parse_trust_level("1/1"), Ok((1, 1)));
         assert!(parse_trust_level("1/0").is_err());
+    }
+
+    #[test]
+    fn publish_targets_parse_and_bad_ones_name_table_and_line() {
+        let c = Config::parse(
+            "[[publish]]\nurl = \"http://127.0.0.1:1/whip\"\n\n[[publish]]\n\
+             url = \"http://relay/whip\"\ntoken = \"t\"\nenabled = false\n",
+            "n.toml",
+        )
+        .expect("two targets parse");
+        assert_eq!(c.publish.len(), 2);
+        assert!(c.publish[0].enabled && c.publish[0].token.is_none());
+        assert!(!c.publish[1].enabled);
+        assert_eq!(c.publish[1].token.as_deref(), Some("t"));
+        let e = Config::parse(
+            "[[publish]]\nurl = \"http://a/whip\"\n[[publish]]\nenabled = true\nurl = \"ftp://x\"\n",
+            "n.toml",
+        )
+        .expect_err("bad url");
+        assert!(
+            e.to_string().starts_with("n.toml:5: publish[1].url: "),
+            "{e}"
+        );
+        let e = Config::parse("[[publish]]\nurl = \"http://a/whip\"\nurll = 1\n", "n.toml")
+            .expect_err("unknown key");
+        assert_eq!(e.line, 3, "{e}");
+        let e = Config::parse("[[publish]]\ntoken = \"x\"\n", "n.toml").expect_err("no url");
+        assert_eq!(e.line, 1, "{e}");
     }
 
     #[test]

@@ -247,6 +247,8 @@ async fn healthz(State(state): State<AppState>) -> Response {
         Some(_) => "stalled",
         None => "starting",
     };
+    // `sutantra stream stop`: no frames on purpose, which is not a stall.
+    let status = if s.control.paused() { "paused" } else { status };
     let body = serde_json::json!({
         "status": status,
         "source": state.source_spec,
@@ -267,6 +269,7 @@ async fn healthz(State(state): State<AppState>) -> Response {
         "chain_halted": s.chain.halted.load(Ordering::Relaxed),
         "chain_error": s.chain.last_error(),
         "outbox_depth": s.chain.outbox_depth.load(Ordering::Relaxed),
+        "stream_paused": s.control.paused(),
     });
     let code = if status == "stalled" {
         StatusCode::SERVICE_UNAVAILABLE
@@ -464,6 +467,7 @@ async fn metrics(State(state): State<AppState>) -> Response {
         "Closed segments dropped because the attestation thread fell behind.",
         c(&ch.segments_dropped),
     );
+    s.publish.render(&mut out);
     (
         StatusCode::OK,
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],

@@ -8,19 +8,25 @@
 //! blocks, outbox), [`chain`] (RPC client and the chain thread), [`attest`] (segments to signed,
 //! committed, submitted attestations), [`validator`] (their threads in `run`), [`cli_chain`]
 //! (`chain`, `keys`, `attest` commands) and [`duration`] (`10s`, `2h`, nanoseconds).
+//!
+//! Field operations: [`control`] (the daemon's control socket and the commands that use it) and
+//! [`check`] (`sutantra check`, one file per preflight check).
 
 mod attest;
 mod board;
 mod chain;
+mod check;
 mod cli;
 mod cli_chain;
 mod config;
+mod control;
 mod duration;
 mod http;
 mod keyframe_requests;
 mod keys;
 mod media;
 mod notify;
+mod publish;
 mod stats;
 mod store;
 mod stun;
@@ -47,5 +53,32 @@ fn main() -> ExitCode {
         cli::Command::Keys(cmd) => cli_chain::keys(cmd),
         cli::Command::Attest(cmd) => cli_chain::attest(cmd),
         cli::Command::Boards { json } => board::list(json),
+        cli::Command::Status(target) => {
+            control::client::run(&target, control::client::Action::Status)
+        }
+        cli::Command::Stream { cmd, target } => {
+            control::client::run(&target, control::client::Action::Stream(cmd))
+        }
+        cli::Command::Viewers { kick, target } => {
+            control::client::run(&target, control::client::Action::Viewers { kick })
+        }
+        cli::Command::Logs {
+            follow,
+            lines,
+            target,
+        } => control::client::run(
+            &target,
+            control::client::Action::Logs {
+                follow,
+                lines: usize::from(lines),
+            },
+        ),
+        cli::Command::SetLogLevel { level, target } => {
+            control::client::run(&target, control::client::Action::SetLogLevel(level))
+        }
+        cli::Command::RebootStream(target) => {
+            control::client::run(&target, control::client::Action::RebootStream)
+        }
+        cli::Command::Check(args) => check::run(&args),
     }
 }

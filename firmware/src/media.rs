@@ -126,6 +126,11 @@ impl Hub {
         self.lock().fanout.total_dropped()
     }
 
+    /// Counters of viewer `id` (queued, dropped, sent), if it is attached.
+    pub fn viewer_stats(&self, id: ViewerId) -> Option<sutantra_core::fanout::ViewerStats> {
+        self.lock().fanout.stats(id)
+    }
+
     /// Viewers attached to the hub.
     pub fn viewers(&self) -> usize {
         self.lock().fanout.viewer_count()
@@ -269,6 +274,8 @@ impl Media {
         let encode = {
             let (pool, stop, stats) = (pool.clone(), stop.clone(), stats.clone());
             let gap = cfg.min_keyframe_gap;
+            // The bitrate in force; a WHIP relay's REMB may move it (checked once per frame).
+            let mut applied_kbps = cfg.bitrate_kbps;
             std::thread::Builder::new()
                 .name("encode".into())
                 .spawn(move || {
@@ -276,9 +283,22 @@ impl Media {
                     let mut packets = Vec::with_capacity(256);
                     let mut index = 0u64;
                     while let Some(id) = wait_ready(&pool, &stop) {
+                        if stats.control.paused() {
+                            // `sutantra stream stop`: frames are captured and let go unencoded.
+                            pool.lock().release(id).ok();
+                            continue;
+                        }
                         let now = origin.elapsed();
-                        let force = (hub.take_keyframe_request() && limiter.allow(now))
+                        // An operator's `stream keyframe` takes the viewers' request path.
+                        let operator = stats.control.take_keyframe();
+                        let force = ((hub.take_keyframe_request() | operator)
+                            && limiter.allow(now))
                             || limiter.poll(now);
+                        crate::publish::apply_target_bitrate(
+                            &stats,
+                            &mut encoder,
+                            &mut applied_kbps,
+                        );
                         let Some(frame) = pool.frame(id) else {
                             continue;
                         };
@@ -386,6 +406,13 @@ fn capture_loop(
     let mut source = Some(source);
     let mut backoff = Duration::from_millis(500);
     while !stop.load(Ordering::SeqCst) {
+        if stats.control.take_restart() && source.is_some() {
+            // `sutantra reboot-stream`: close the source; the reopen path below restarts it.
+            tracing::info!(source = %spec, "restarting the source on request");
+            source = None;
+            backoff = Duration::from_millis(500);
+            stats.set_source_state("restarting");
+        }
         let Some(src) = source.as_mut() else {
             sleep_unless_stopped(backoff, stop);
             backoff = (backoff * 2).min(Duration::from_secs(30));

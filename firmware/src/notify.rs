@@ -80,7 +80,8 @@ pub async fn watchdog_loop(
     loop {
         tick.tick().await;
         let now = stats.frames_sent.load(std::sync::atomic::Ordering::Relaxed);
-        if frames_advanced(last, now) {
+        // A stream stopped by the operator is not stalled: keep pinging.
+        if frames_advanced(last, now) || stats.control.paused() {
             if stalled {
                 tracing::info!("frames flow again; watchdog pings resume");
                 stalled = false;

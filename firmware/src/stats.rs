@@ -45,6 +45,10 @@ pub struct Stats {
     pub last_frame_us: AtomicU64,
     /// The light client and the attestations (`sutantra_chain_*`, `sutantra_attest_*`).
     pub chain: ChainStats,
+    /// WHIP publishing (`sutantra_publish_*`).
+    pub publish: crate::publish::PublishStats,
+    /// Operator controls (`sutantra stream ...`, `reboot-stream`), read by the media threads.
+    pub control: crate::control::MediaControl,
     window: Mutex<FpsWindow>,
     source: Mutex<SourceState>,
 }
@@ -155,6 +159,8 @@ impl Stats {
             keyframe_requests: AtomicU64::new(0),
             last_frame_us: AtomicU64::new(0),
             chain: ChainStats::default(),
+            publish: crate::publish::PublishStats::default(),
+            control: crate::control::MediaControl::default(),
             window: Mutex::new(FpsWindow {
                 times: std::collections::VecDeque::with_capacity(256),
             }),

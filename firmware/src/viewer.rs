@@ -57,6 +57,27 @@ pub enum SessionError {
 struct Session {
     pc: Arc<dyn PeerConnection>,
     stop: Arc<tokio::sync::Notify>,
+    /// When the offer was answered, seconds since the UNIX epoch (`sutantra viewers`).
+    since_unix: u64,
+    /// Its place in the hub once connected (`None` while connecting).
+    hub_id: Option<sutantra_core::fanout::ViewerId>,
+}
+
+/// One session as `sutantra viewers` lists it.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct SessionSummary {
+    /// The WHEP session id (`sutantra viewers --kick ID`).
+    pub id: String,
+    /// `connecting` or `streaming`.
+    pub state: &'static str,
+    /// When it started, seconds since the UNIX epoch.
+    pub since_unix: u64,
+    /// Packets waiting in its queue.
+    pub packets_queued: usize,
+    /// Packets dropped from its queue because it fell behind.
+    pub packets_dropped: u64,
+    /// Packets it has taken from its queue.
+    pub packets_sent: u64,
 }
 
 /// All viewer sessions of the node.
@@ -110,6 +131,31 @@ impl Viewers {
     /// Sessions open now (connecting or connected).
     pub fn count(&self) -> usize {
         self.lock().len()
+    }
+
+    /// The open sessions, oldest first.
+    pub fn list(&self) -> Vec<SessionSummary> {
+        let mut out: Vec<SessionSummary> = self
+            .lock()
+            .iter()
+            .map(|(id, s)| {
+                let st = s.hub_id.and_then(|h| self.hub.viewer_stats(h));
+                SessionSummary {
+                    id: id.clone(),
+                    state: if s.hub_id.is_some() {
+                        "streaming"
+                    } else {
+                        "connecting"
+                    },
+                    since_unix: s.since_unix,
+                    packets_queued: st.as_ref().map_or(0, |v| v.queued),
+                    packets_dropped: st.as_ref().map_or(0, |v| v.dropped),
+                    packets_sent: st.as_ref().map_or(0, |v| v.sent),
+                }
+            })
+            .collect();
+        out.sort_by(|a, b| a.since_unix.cmp(&b.since_unix).then(a.id.cmp(&b.id)));
+        out
     }
 
     /// Ends session `id`; false when there is no such session.
@@ -200,6 +246,10 @@ impl Viewers {
                     Session {
                         pc: pc.clone(),
                         stop: stop.clone(),
+                        since_unix: std::time::SystemTime::now()
+                            .duration_since(std::time::UNIX_EPOCH)
+                            .map_or(0, |d| d.as_secs()),
+                        hub_id: None,
                     },
                 );
             }
@@ -392,6 +442,9 @@ impl Viewers {
             return "viewer limit reached in the hub";
         };
         self.stats.viewers.fetch_add(1, Ordering::Relaxed);
+        if let Some(s) = self.lock().get_mut(id) {
+            s.hub_id = Some(viewer);
+        }
         tracing::info!(viewer = %id, ssrc, payload_type = pt, viewers = self.hub.viewers(), "viewer joined");
 
         let rtcp_task = {
@@ -531,7 +584,7 @@ impl PeerConnectionEventHandler for Handler {
 
 /// Every IPv4 address of the machine's interfaces, loopback included (binding 0.0.0.0 would
 /// skip loopback and, on a host with only loopback, advertise an unusable 0.0.0.0).
-fn local_ips() -> Vec<IpAddr> {
+pub fn local_ips() -> Vec<IpAddr> {
     let mut ips: Vec<IpAddr> = if_addrs::get_if_addrs()
         .map(|ifs| {
             ifs.into_iter()

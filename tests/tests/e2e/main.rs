@@ -3,12 +3,15 @@
 //!
 //! - `node`: start a node on a free loopback port and wait until `/healthz` is "ok"; raw HTTP.
 //! - `clients`: the aiortc WHEP viewer (Python) and the Playwright/Chromium page viewer (Node.js).
+//! - `whip`: publishing to an independent WHIP endpoint (`tests/e2e/whip_endpoint.py`): decode
+//!   rate, re-publish after the endpoint restarts, 401 as a configuration error with backoff, REMB.
 //! - `whep`: viewers decode the stream at full rate with readable latency stamps; sessions end
 //!   on DELETE; the viewer limit answers 503.
 //! - `http_errors`: bad input gets the contract's 4xx answers and does not hurt the node.
 //! - `browser`: the node's own page plays in a real browser.
 //! - `healthz`: `/healthz` fields and `/metrics` text.
 //! - `cometbft`: the fake CometBFT RPC server (`tests/e2e/fake_cometbft.py`) and the CLI runner.
+//! - `control`: field operations: the CLI against a running node's control socket, `check`.
 //! - `chain`: the light validator: `chain verify` over the upstream vectors, sync with skipping
 //!   verification, restart, a lying server, a witness conflict, attestations, `kill -9`, and
 //!   store-and-forward submission.
@@ -21,8 +24,10 @@ mod browser;
 mod chain;
 mod clients;
 mod cometbft;
+mod control;
 mod healthz;
 mod http_errors;
 mod node;
 mod package;
 mod whep;
+mod whip;

@@ -1,0 +1,361 @@
+//! The CLI side of the control socket: `sutantra status`, `stream`, `viewers`, `logs`,
+//! `set-log-level`, `reboot-stream`, `config show`.
+//!
+//! The socket is `--socket PATH` (or `SUTANTRA_SOCKET`), else `<--data-dir>/control.sock`.
+//! Exit codes: 0 done; 1 the node refused or failed (e.g. no such viewer), or the socket could
+//! not be used; 2 bad arguments (clap); 3 no node is running at the socket.
+
+use super::proto::{self, Request, Response};
+use clap::{Args, Subcommand};
+use serde_json::Value;
+use std::io::Write as _;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+use tokio::io::{AsyncWriteExt, BufReader};
+use tokio::net::UnixStream;
+
+/// Exit code when no node answers at the socket.
+pub const EXIT_NOT_RUNNING: u8 = 3;
+/// How long a command waits for its answer.
+const ANSWER_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Where the running node is.
+#[derive(Debug, Clone, Args)]
+pub struct Target {
+    /// The node's control socket (default `<data-dir>/control.sock`).
+    #[arg(long, value_name = "PATH", env = "SUTANTRA_SOCKET", global = true)]
+    pub socket: Option<PathBuf>,
+    /// The node's data directory (as given to `sutantra run`).
+    #[arg(
+        long,
+        value_name = "DIR",
+        default_value = "sutantra-data",
+        global = true
+    )]
+    pub data_dir: PathBuf,
+    /// Print JSON.
+    #[arg(long, global = true)]
+    pub json: bool,
+}
+
+impl Target {
+    /// The socket path.
+    pub fn socket(&self) -> PathBuf {
+        self.socket
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join(super::SOCKET_FILE))
+    }
+}
+
+/// `sutantra stream ...`
+#[derive(Debug, Clone, Copy, Subcommand)]
+pub enum StreamCmd {
+    /// Force a keyframe now (rate-limited like a viewer's picture-loss request).
+    Keyframe,
+    /// Stop sending frames to viewers; they stay connected (`/healthz` says "paused").
+    Stop,
+    /// Send frames again (starts with a keyframe).
+    Start,
+}
+
+/// A control command as the CLI parsed it.
+#[derive(Debug, Clone)]
+pub enum Action {
+    /// `status`
+    Status,
+    /// `stream ...`
+    Stream(StreamCmd),
+    /// `viewers [--kick ID]`
+    Viewers {
+        /// End this session.
+        kick: Option<String>,
+    },
+    /// `logs [--follow] [-n N]`
+    Logs {
+        /// Stream new lines.
+        follow: bool,
+        /// Recent lines.
+        lines: usize,
+    },
+    /// `set-log-level LEVEL`
+    SetLogLevel(String),
+    /// `reboot-stream`
+    RebootStream,
+    /// `config show`
+    ConfigShow,
+}
+
+/// Runs `action` against the node at `target`.
+pub fn run(target: &Target, action: Action) -> ExitCode {
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("sutantra: cannot start the async runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    runtime.block_on(run_async(target, action))
+}
+
+fn request_of(action: &Action) -> Request {
+    match action {
+        Action::Status => Request::Status,
+        Action::Stream(StreamCmd::Keyframe) => Request::Keyframe,
+        Action::Stream(StreamCmd::Stop) => Request::StreamStop,
+        Action::Stream(StreamCmd::Start) => Request::StreamStart,
+        Action::Viewers { kick: Some(id) } => Request::Kick { id: id.clone() },
+        Action::Viewers { kick: None } => Request::Viewers,
+        Action::Logs { follow, lines } => Request::Logs {
+            lines: *lines,
+            follow: *follow,
+        },
+        Action::SetLogLevel(level) => Request::SetLogLevel {
+            level: level.clone(),
+        },
+        Action::RebootStream => Request::RebootStream,
+        Action::ConfigShow => Request::ConfigShow,
+    }
+}
+
+async fn run_async(target: &Target, action: Action) -> ExitCode {
+    let path = target.socket();
+    let stream = match UnixStream::connect(&path).await {
+        Ok(s) => s,
+        Err(e)
+            if matches!(
+                e.kind(),
+                std::io::ErrorKind::NotFound | std::io::ErrorKind::ConnectionRefused
+            ) =>
+        {
+            eprintln!(
+                "sutantra: no node running at {}: start it with `sutantra run` (or `systemctl \
+                 start sutantra`)",
+                path.display()
+            );
+            return ExitCode::from(EXIT_NOT_RUNNING);
+        }
+        Err(e) => {
+            let hint = if e.kind() == std::io::ErrorKind::PermissionDenied {
+                "; run as the node's user or a member of its group"
+            } else {
+                ""
+            };
+            eprintln!("sutantra: cannot connect to {}: {e}{hint}", path.display());
+            return ExitCode::from(1);
+        }
+    };
+    let (read, mut write) = stream.into_split();
+    let mut reader = BufReader::new(read);
+    if let Err(e) = write.write_all(&request_of(&action).encode()).await {
+        eprintln!("sutantra: cannot send to {}: {e}", path.display());
+        return ExitCode::from(1);
+    }
+    let follow = matches!(action, Action::Logs { follow: true, .. });
+    let mut line = Vec::with_capacity(1024);
+    loop {
+        let got = if follow {
+            proto::read_line(&mut reader, &mut line).await
+        } else {
+            match tokio::time::timeout(ANSWER_TIMEOUT, proto::read_line(&mut reader, &mut line))
+                .await
+            {
+                Ok(r) => r,
+                Err(_) => {
+                    eprintln!(
+                        "sutantra: the node at {} did not answer within {}s",
+                        path.display(),
+                        ANSWER_TIMEOUT.as_secs()
+                    );
+                    return ExitCode::from(1);
+                }
+            }
+        };
+        let response = match got {
+            Ok(true) => Response::decode(&line),
+            Ok(false) if follow => return ExitCode::SUCCESS,
+            Ok(false) => {
+                eprintln!("sutantra: the node closed the connection without an answer");
+                return ExitCode::from(1);
+            }
+            Err(e) => Err(e),
+        };
+        let response = match response {
+            Ok(r) => r,
+            Err(e) => {
+                eprintln!("sutantra: unreadable answer from the node: {e}");
+                return ExitCode::from(1);
+            }
+        };
+        if !response.ok {
+            let error = response.error.unwrap_or_else(|| "failed".into());
+            if target.json {
+                println!("{}", serde_json::json!({ "ok": false, "error": error }));
+            } else {
+                eprintln!("sutantra: {error}");
+            }
+            return ExitCode::from(1);
+        }
+        let data = response.data.unwrap_or(Value::Null);
+        if matches!(action, Action::Logs { .. }) {
+            if data.get("end").is_some() {
+                return ExitCode::SUCCESS;
+            }
+            let text = data.get("line").and_then(Value::as_str).unwrap_or_default();
+            let out = if target.json {
+                serde_json::json!({ "line": text }).to_string()
+            } else {
+                text.to_string()
+            };
+            let mut stdout = std::io::stdout().lock();
+            if writeln!(stdout, "{out}")
+                .and_then(|()| stdout.flush())
+                .is_err()
+            {
+                return ExitCode::SUCCESS;
+            }
+            continue;
+        }
+        if target.json {
+            println!("{data}");
+        } else {
+            print!("{}", human(&action, &data));
+        }
+        return ExitCode::SUCCESS;
+    }
+}
+
+fn text(v: &Value) -> String {
+    match v {
+        Value::Null => "n/a".into(),
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+/// The human form of an answer.
+fn human(action: &Action, data: &Value) -> String {
+    match action {
+        Action::Status => {
+            let f = |k: &str| text(&data[k]);
+            let temp = match data["cpu_temp_c"].as_f64() {
+                Some(t) => format!("{t:.1} °C"),
+                None => "n/a".into(),
+            };
+            format!(
+                "source:        {} ({})\n\
+                 state:         {}\n\
+                 size:          {}x{}\n\
+                 fps:           {} (target {})\n\
+                 bitrate:       {} kbit/s (target {})\n\
+                 viewers:       {} ({} sessions)\n\
+                 frame drops:   {}\n\
+                 packet drops:  {}\n\
+                 uptime:        {} s\n\
+                 chain height:  {}\n\
+                 outbox depth:  {}\n\
+                 cpu temp:      {temp}\n\
+                 throttled:     {}\n\
+                 log level:     {}\n",
+                f("source"),
+                f("source_detail"),
+                f("state"),
+                f("width"),
+                f("height"),
+                f("fps"),
+                f("fps_target"),
+                f("bitrate_kbps"),
+                f("bitrate_target_kbps"),
+                f("viewers"),
+                f("sessions"),
+                f("frame_drops"),
+                f("packet_drops"),
+                f("uptime_s"),
+                f("chain_height"),
+                f("outbox_depth"),
+                f("throttled"),
+                f("log_level"),
+            )
+        }
+        Action::Viewers { kick: Some(id) } => format!("viewer {id} ended\n"),
+        Action::Viewers { kick: None } => {
+            let list = data["viewers"].as_array().cloned().unwrap_or_default();
+            if list.is_empty() {
+                return "no viewers\n".into();
+            }
+            let mut out = format!(
+                "{:<16}  {:<10}  {:<24}  {:>7}  {:>7}\n",
+                "ID", "STATE", "SINCE", "QUEUED", "DROPPED"
+            );
+            for v in list {
+                let since = v["since_unix"]
+                    .as_u64()
+                    .map(|s| super::logging::rfc3339_ms(s * 1000))
+                    .unwrap_or_default();
+                out.push_str(&format!(
+                    "{:<16}  {:<10}  {:<24}  {:>7}  {:>7}\n",
+                    text(&v["id"]),
+                    text(&v["state"]),
+                    since,
+                    text(&v["packets_queued"]),
+                    text(&v["packets_dropped"]),
+                ));
+            }
+            out
+        }
+        Action::Stream(StreamCmd::Keyframe) => "keyframe requested\n".into(),
+        Action::Stream(StreamCmd::Stop) => {
+            "stream stopped (viewers stay connected; `sutantra stream start` resumes)\n".into()
+        }
+        Action::Stream(StreamCmd::Start) => "stream started\n".into(),
+        Action::SetLogLevel(level) => format!("log level: {level}\n"),
+        Action::RebootStream => format!("{}\n", text(&data["reboot_stream"])),
+        Action::ConfigShow => {
+            let mut out = String::new();
+            if let Value::Object(top) = data {
+                // Top-level scalars first, then one TOML-like table per section.
+                for (k, v) in top.iter().filter(|(_, v)| !v.is_object()) {
+                    out.push_str(&format!("{k} = {v}\n"));
+                }
+                for (k, v) in top.iter().filter(|(_, v)| v.is_object()) {
+                    out.push_str(&format!("\n[{k}]\n"));
+                    if let Value::Object(section) = v {
+                        for (sk, sv) in section {
+                            out.push_str(&format!("{sk} = {sv}\n"));
+                        }
+                    }
+                }
+            }
+            out
+        }
+        Action::Logs { .. } => String::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_socket_defaults_to_the_data_dir() {
+        let t = Target {
+            socket: None,
+            data_dir: "/var/lib/sutantra".into(),
+            json: false,
+        };
+        assert_eq!(t.socket(), PathBuf::from("/var/lib/sutantra/control.sock"));
+    }
+
+    #[test]
+    fn status_text_shows_missing_readings_as_na() {
+        let out = human(
+            &Action::Status,
+            &serde_json::json!({"source": "test-pattern", "fps": 30.0, "cpu_temp_c": null}),
+        );
+        assert!(out.contains("cpu temp:      n/a"), "{out}");
+        assert!(out.contains("fps:           30.0"), "{out}");
+    }
+}

@@ -1,0 +1,234 @@
+//! The daemon's logging: stderr as before, a filter that `sutantra set-log-level` replaces at run
+//! time (a `tracing-subscriber` reload handle), and a ring of the last [`RING_LINES`] lines that
+//! `sutantra logs` reads and `logs --follow` streams (a broadcast channel; a follower that falls
+//! behind is told how many lines it missed, the daemon never waits for it).
+//!
+//! Bounded: at most [`RING_LINES`] lines of at most [`MAX_LINE`] bytes each.
+
+use std::collections::VecDeque;
+use std::fmt::Write as _;
+use std::sync::{Mutex, OnceLock};
+use tokio::sync::broadcast;
+use tracing_subscriber::layer::{Context, SubscriberExt};
+use tracing_subscriber::util::SubscriberInitExt;
+use tracing_subscriber::{EnvFilter, Layer, Registry, reload};
+
+/// Lines the ring keeps.
+pub const RING_LINES: usize = super::proto::MAX_LOG_LINES;
+/// Longest line kept (longer ones are cut at a character boundary).
+pub const MAX_LINE: usize = 2048;
+/// New lines a follower may lag behind before it misses some.
+const FOLLOW_BACKLOG: usize = 256;
+
+/// What `set-log-level` and `logs` reach.
+#[derive(Debug)]
+pub struct LogControl {
+    handle: reload::Handle<EnvFilter, Registry>,
+    level: Mutex<String>,
+    ring: Mutex<VecDeque<String>>,
+    tx: broadcast::Sender<String>,
+}
+
+static CONTROL: OnceLock<LogControl> = OnceLock::new();
+
+/// The daemon's log control, once [`init`] ran.
+pub fn control() -> Option<&'static LogControl> {
+    CONTROL.get()
+}
+
+/// The node's filter for `level`: the WebRTC stack logs every dropped packet at error level, so
+/// it stays at `warn` unless the filter names it.
+pub fn filter(level: &str) -> Result<EnvFilter, String> {
+    let mut f = EnvFilter::try_new(level).map_err(|e| {
+        format!("{level:?} is not a log filter ({e}); use e.g. info, debug, sutantra=debug")
+    })?;
+    for quiet in ["webrtc=warn", "rtc=warn"] {
+        let target = quiet.split('=').next().unwrap_or_default();
+        if !level.contains(target)
+            && let Ok(d) = quiet.parse()
+        {
+            f = f.add_directive(d);
+        }
+    }
+    Ok(f)
+}
+
+/// Installs the global subscriber: `RUST_LOG` if set, else `level` (else `info`).
+pub fn init(level: &str) {
+    let (initial, text) = match std::env::var("RUST_LOG") {
+        Ok(env) if filter(&env).is_ok() => (filter(&env), env),
+        _ => match filter(level) {
+            Ok(f) => (Ok(f), level.to_string()),
+            Err(_) => (filter("info"), "info".to_string()),
+        },
+    };
+    let initial = initial.unwrap_or_else(|_| EnvFilter::new("info"));
+    let (filter_layer, handle) = reload::Layer::new(initial);
+    let (tx, _) = broadcast::channel(FOLLOW_BACKLOG);
+    let ctl = LogControl {
+        handle,
+        level: Mutex::new(text),
+        ring: Mutex::new(VecDeque::with_capacity(RING_LINES)),
+        tx,
+    };
+    if CONTROL.set(ctl).is_err() {
+        return;
+    }
+    let _ = tracing_subscriber::registry()
+        .with(filter_layer)
+        .with(
+            tracing_subscriber::fmt::layer()
+                .with_writer(std::io::stderr)
+                .with_target(false),
+        )
+        .with(RingLayer)
+        .try_init();
+}
+
+impl LogControl {
+    /// The filter in force.
+    pub fn level(&self) -> String {
+        self.level
+            .lock()
+            .map(|l| l.clone())
+            .unwrap_or_else(|p| p.into_inner().clone())
+    }
+
+    /// Replaces the filter.
+    pub fn set_level(&self, level: &str) -> Result<(), String> {
+        let f = filter(level)?;
+        self.handle
+            .reload(f)
+            .map_err(|e| format!("cannot change the log filter: {e}"))?;
+        if let Ok(mut l) = self.level.lock() {
+            *l = level.to_string();
+        }
+        Ok(())
+    }
+
+    /// The last `n` lines, oldest first.
+    pub fn recent(&self, n: usize) -> Vec<String> {
+        let ring = self.ring.lock().unwrap_or_else(|p| p.into_inner());
+        let skip = ring.len().saturating_sub(n);
+        ring.iter().skip(skip).cloned().collect()
+    }
+
+    /// New lines from now on.
+    pub fn subscribe(&self) -> broadcast::Receiver<String> {
+        self.tx.subscribe()
+    }
+
+    fn push(&self, line: String) {
+        {
+            let mut ring = self.ring.lock().unwrap_or_else(|p| p.into_inner());
+            if ring.len() == RING_LINES {
+                ring.pop_front();
+            }
+            ring.push_back(line.clone());
+        }
+        let _ = self.tx.send(line);
+    }
+}
+
+/// Cuts `s` to at most `max` bytes at a character boundary.
+pub fn truncate(s: &mut String, max: usize) {
+    if s.len() > max {
+        let mut end = max;
+        while !s.is_char_boundary(end) {
+            end -= 1;
+        }
+        s.truncate(end);
+    }
+}
+
+/// `YYYY-MM-DDTHH:MM:SS.mmmZ` for a UNIX time in milliseconds (UTC, proleptic Gregorian).
+pub fn rfc3339_ms(unix_ms: u64) -> String {
+    let secs = unix_ms / 1000;
+    let days = (secs / 86_400) as i64;
+    let rem = secs % 86_400;
+    // Civil from days (H. Hinnant).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{:03}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60,
+        unix_ms % 1000
+    )
+}
+
+struct RingLayer;
+
+struct LineVisitor<'a>(&'a mut String, &'a mut String);
+
+impl tracing::field::Visit for LineVisitor<'_> {
+    fn record_str(&mut self, field: &tracing::field::Field, value: &str) {
+        if field.name() == "message" {
+            self.0.push_str(value);
+        } else {
+            let _ = write!(self.1, " {}={value}", field.name());
+        }
+    }
+
+    fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
+        if field.name() == "message" {
+            let _ = write!(self.0, "{value:?}");
+        } else {
+            let _ = write!(self.1, " {}={value:?}", field.name());
+        }
+    }
+}
+
+impl<S: tracing::Subscriber> Layer<S> for RingLayer {
+    fn on_event(&self, event: &tracing::Event<'_>, _ctx: Context<'_, S>) {
+        let Some(ctl) = CONTROL.get() else {
+            return;
+        };
+        let (mut message, mut fields) = (String::new(), String::new());
+        event.record(&mut LineVisitor(&mut message, &mut fields));
+        let now_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64);
+        let mut line = format!(
+            "{} {:>5} {message}{fields}",
+            rfc3339_ms(now_ms),
+            event.metadata().level()
+        );
+        truncate(&mut line, MAX_LINE);
+        ctl.push(line);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn times_are_utc() {
+        assert_eq!(rfc3339_ms(0), "1970-01-01T00:00:00.000Z");
+        assert_eq!(rfc3339_ms(1_709_210_096_789), "2024-02-29T12:34:56.789Z");
+    }
+
+    #[test]
+    fn lines_are_cut_at_a_character_boundary() {
+        let mut s = "aé".repeat(10);
+        truncate(&mut s, 4);
+        assert_eq!(s, "aéa");
+    }
+
+    #[test]
+    fn filters_keep_webrtc_quiet_unless_named() {
+        assert!(filter("debug").is_ok());
+        assert!(filter("sutantra=debug,webrtc=debug").is_ok());
+        let e = filter("debug[").expect_err("bad filter");
+        assert!(e.contains("not a log filter"), "{e}");
+    }
+}

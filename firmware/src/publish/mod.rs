@@ -1,0 +1,947 @@
+//! WHIP publishing (RFC 9725): the node pushes its one stream to relays and SFUs.
+//!
+//! One tokio task per enabled `[[publish]]` target. A task builds a sendonly peer connection the
+//! way [`crate::viewer`] builds a viewer's (its own `TrackLocalStaticRTP`, mDNS off, explicit
+//! bind addresses, the PLI/FIR interceptor), makes the offer, waits a bounded time for gathering,
+//! POSTs it ([`whip_http`]), applies the answer, and once connected joins the [`Hub`] like any
+//! viewer: a bounded queue of the shared encoder's packets (no second encode) and a keyframe on
+//! join. When the connection fails or stays disconnected, or the endpoint goes away, the session
+//! is torn down (DELETE, best effort) and a new one is published, which forces a keyframe through
+//! the new hub join. Local WHEP viewers have their own queues and never notice.
+//!
+//! Failures (HTTP errors, refused connections, sessions that never connect) are logged once per
+//! streak with the status and the endpoint's text, and retried with capped exponential backoff
+//! and jitter; 401/403 are logged as configuration errors. On shutdown every live session is
+//! DELETEd within a bounded time.
+//!
+//! Bandwidth: REMB from a relay ([`feedback`]) sets the encoder's target bitrate (the lowest
+//! estimate of the connected targets, within `encoder.min_bitrate_kbps ..= bitrate_kbps`); the
+//! encode thread applies it between frames ([`apply_target_bitrate`]). It is one encoder, so the
+//! local viewers get the same rate.
+
+pub mod feedback;
+pub mod target;
+pub mod whip_http;
+
+use crate::config::WebRtcConfig;
+use crate::media::{Hub, OutPacket};
+use crate::stats::Stats;
+use crate::stun::StunResolver;
+use rtc::interceptor::Registry;
+use rtc::media_stream::MediaStreamTrack;
+use rtc::peer_connection::configuration::media_engine::{MIME_TYPE_VP8, MediaEngine};
+use rtc::rtp_transceiver::rtp_sender::{
+    RTCPFeedback, RTCRtpCodec, RTCRtpCodecParameters, RTCRtpCodingParameters,
+    RTCRtpEncodingParameters, RtpCodecKind,
+};
+use rtc::rtp_transceiver::{RTCRtpTransceiverDirection, RTCRtpTransceiverInit};
+use std::fmt::Write as _;
+use std::net::IpAddr;
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use target::PublishTarget;
+use tokio::sync::{mpsc, watch};
+use tokio::time::Instant;
+use webrtc::media_stream::track_local::static_rtp::TrackLocalStaticRTP;
+use webrtc::media_stream::track_local::{TrackLocal, TrackLocalEvent};
+use webrtc::peer_connection::{
+    PeerConnection, PeerConnectionBuilder, PeerConnectionEventHandler, RTCConfigurationBuilder,
+    RTCIceGatheringState, RTCIceServer, RTCPeerConnectionState, RTCSessionDescription,
+    SettingEngineBuilder, register_default_interceptors,
+};
+use whip_http::{LinkIceServer, WhipError};
+
+/// Payload type we offer for VP8 (the answer keeps the offerer's numbers).
+const VP8_PAYLOAD_TYPE: u8 = 96;
+/// One POST (with its redirects) may take this long.
+const HTTP_TIMEOUT: Duration = Duration::from_secs(10);
+/// A DELETE may take this long (shutdown waits for it).
+const DELETE_TIMEOUT: Duration = Duration::from_secs(2);
+/// A published session must connect within this time, or it is dropped and published again.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(15);
+/// A connection that stays disconnected this long is torn down and published again.
+const DISCONNECTED_GRACE: Duration = Duration::from_secs(2);
+/// First retry delay; doubles per failure up to `RETRY_MAX`, with jitter (0.8x to 1.2x).
+const RETRY_MIN: Duration = Duration::from_secs(1);
+/// Longest retry delay.
+const RETRY_MAX: Duration = Duration::from_secs(30);
+/// How long shutdown waits for the publishers (their DELETEs).
+const SHUTDOWN_WAIT: Duration = Duration::from_secs(4);
+/// Packets a writer moves out of the hub per wake-up.
+const WRITE_BATCH: usize = 64;
+
+/// Publishing figures for `/metrics`.
+#[derive(Debug, Default)]
+pub struct PublishStats {
+    /// Sessions that connected, in total.
+    pub sessions: AtomicU64,
+    /// Attempts that failed (HTTP error, unreachable, never connected), in total.
+    pub failures: AtomicU64,
+    /// The encoder's target bitrate now, kbit/s.
+    pub target_bitrate_kbps: AtomicU64,
+    /// Lowest bitrate a relay's estimate may set, kbit/s.
+    min_kbps: AtomicU32,
+    /// Highest bitrate (the configured one), kbit/s.
+    max_kbps: AtomicU32,
+    /// Per target: URL, whether a session is connected now, its latest REMB in kbit/s.
+    targets: Mutex<Vec<(String, bool, Option<u32>)>>,
+}
+
+impl PublishStats {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<(String, bool, Option<u32>)>> {
+        self.targets.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn register(&self, url: &str) -> usize {
+        let mut t = self.lock();
+        t.push((url.to_string(), false, None));
+        t.len() - 1
+    }
+
+    /// Records whether target `index` is connected; a target that is not has no estimate.
+    fn set_connected(&self, index: usize, connected: bool) {
+        let changed = {
+            let mut t = self.lock();
+            match t.get_mut(index) {
+                Some(t) => {
+                    t.1 = connected;
+                    !connected && t.2.take().is_some()
+                }
+                None => false,
+            }
+        };
+        if changed {
+            self.retarget();
+        }
+    }
+
+    /// The bitrate range the relays' estimates move in (kbit/s); sets the target to `max`.
+    fn set_range(&self, min: u32, max: u32) {
+        self.min_kbps.store(min.min(max), Ordering::Relaxed);
+        self.max_kbps.store(max, Ordering::Relaxed);
+        self.target_bitrate_kbps
+            .store(u64::from(max), Ordering::Relaxed);
+    }
+
+    /// Records target `index`'s latest REMB.
+    fn set_estimate(&self, index: usize, kbps: u32) {
+        if let Some(t) = self.lock().get_mut(index) {
+            t.2 = Some(kbps);
+        }
+        self.retarget();
+    }
+
+    /// The target bitrate: the lowest estimate, clamped to the range; changes under 5 % are
+    /// ignored so libvpx is not reconfigured for noise.
+    fn retarget(&self) {
+        let (min, max) = (
+            self.min_kbps.load(Ordering::Relaxed),
+            self.max_kbps.load(Ordering::Relaxed),
+        );
+        if max == 0 {
+            return;
+        }
+        let lowest = self.lock().iter().filter_map(|t| t.2).min();
+        let want = u64::from(lowest.map_or(max, |e| e.clamp(min, max)));
+        let now = self.target_bitrate_kbps.load(Ordering::Relaxed);
+        let at_bound = want == u64::from(min) || want == u64::from(max);
+        if want != now && (at_bound || want.abs_diff(now) * 20 > now) {
+            self.target_bitrate_kbps.store(want, Ordering::Relaxed);
+            tracing::info!(
+                from_kbps = now,
+                to_kbps = want,
+                "encoder target bitrate follows the relay's estimate"
+            );
+        }
+    }
+
+    /// Appends the `sutantra_publish_*` and `sutantra_encoder_target_bitrate_kbps` metrics.
+    pub fn render(&self, out: &mut String) {
+        let targets = self.lock().clone();
+        out.push_str(
+            "# HELP sutantra_publish_connected 1 while the WHIP session to the target is \
+             connected.\n# TYPE sutantra_publish_connected gauge\n",
+        );
+        for (url, up, _) in &targets {
+            let label: String = url
+                .chars()
+                .flat_map(|c| match c {
+                    '"' => vec!['\\', '"'],
+                    '\\' => vec!['\\', '\\'],
+                    '\n' => vec!['\\', 'n'],
+                    c => vec![c],
+                })
+                .collect();
+            let _ = writeln!(
+                out,
+                "sutantra_publish_connected{{target=\"{label}\"}} {}",
+                u8::from(*up)
+            );
+        }
+        let mut metric = |name: &str, kind: &str, help: &str, value: u64| {
+            let _ = write!(
+                out,
+                "# HELP sutantra_{name} {help}\n# TYPE sutantra_{name} {kind}\nsutantra_{name} {value}\n"
+            );
+        };
+        metric(
+            "publish_targets",
+            "gauge",
+            "WHIP publish targets enabled.",
+            targets.len() as u64,
+        );
+        metric(
+            "publish_sessions_total",
+            "counter",
+            "WHIP publish sessions that connected.",
+            self.sessions.load(Ordering::Relaxed),
+        );
+        metric(
+            "publish_failures_total",
+            "counter",
+            "WHIP publish attempts that failed (HTTP error, unreachable, no connection).",
+            self.failures.load(Ordering::Relaxed),
+        );
+        metric(
+            "encoder_target_bitrate_kbps",
+            "gauge",
+            "The encoder's target bitrate.",
+            self.target_bitrate_kbps.load(Ordering::Relaxed),
+        );
+    }
+}
+
+/// The running publishers.
+#[derive(Debug)]
+pub struct Publishers {
+    stop: watch::Sender<bool>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+struct Ctx {
+    hub: Arc<Hub>,
+    stats: Arc<Stats>,
+    stun: StunResolver,
+    bind_ips: Vec<IpAddr>,
+    gather_timeout: Duration,
+}
+
+impl Publishers {
+    /// Starts one task per enabled target; REMB moves the encoder within `bitrate_kbps`
+    /// (min, max).
+    pub fn start(
+        targets: &[PublishTarget],
+        webrtc: &WebRtcConfig,
+        bitrate_kbps: (u32, u32),
+        hub: Arc<Hub>,
+        stats: Arc<Stats>,
+    ) -> Self {
+        stats.publish.set_range(bitrate_kbps.0, bitrate_kbps.1);
+        let (stop, stop_rx) = watch::channel(false);
+        let bind_ips = if webrtc.bind_addrs.is_empty() {
+            crate::viewer::local_ips()
+        } else {
+            webrtc.bind_addrs.clone()
+        };
+        let ctx = Arc::new(Ctx {
+            hub,
+            stats,
+            stun: StunResolver::new(
+                &webrtc.ice_servers,
+                Duration::from_millis((webrtc.gather_timeout_ms / 2).min(300)),
+            ),
+            bind_ips,
+            gather_timeout: Duration::from_millis(webrtc.gather_timeout_ms),
+        });
+        let tasks = targets
+            .iter()
+            .filter(|t| t.enabled)
+            .map(|t| {
+                let index = ctx.stats.publish.register(&t.url);
+                tracing::info!(
+                    target_url = %t.url,
+                    token = t.token.is_some(),
+                    "publishing over WHIP",
+                );
+                tokio::spawn(run_target(index, t.clone(), ctx.clone(), stop_rx.clone()))
+            })
+            .collect();
+        Self { stop, tasks }
+    }
+
+    /// Stops every publisher: each DELETEs its session; waits a bounded time.
+    pub async fn shutdown(self) {
+        let _ = self.stop.send(true);
+        let all = futures_join(self.tasks);
+        if tokio::time::timeout(SHUTDOWN_WAIT, all).await.is_err() {
+            tracing::warn!("publishers did not stop in time (DELETE pending); leaving them");
+        }
+    }
+}
+
+async fn futures_join(tasks: Vec<tokio::task::JoinHandle<()>>) {
+    for t in tasks {
+        let _ = t.await;
+    }
+}
+
+/// Capped exponential backoff with jitter.
+#[derive(Debug)]
+struct Backoff {
+    next: Duration,
+}
+
+impl Backoff {
+    fn new() -> Self {
+        Self { next: RETRY_MIN }
+    }
+
+    fn reset(&mut self) {
+        self.next = RETRY_MIN;
+    }
+
+    /// The delay before the next attempt (0.8x..1.2x of the current step), then doubles the step.
+    fn next(&mut self) -> Duration {
+        let step = self.next;
+        self.next = (step * 2).min(RETRY_MAX);
+        step.mul_f64(0.8 + 0.4 * rand::random::<f64>())
+    }
+}
+
+/// How one session ended.
+enum Outcome {
+    /// The node is stopping.
+    Stopped,
+    /// The endpoint refused or could not be reached.
+    Refused(WhipError),
+    /// Created but never connected, or something local failed.
+    Failed(String),
+    /// It was connected and streaming, then ended (relay gone, ICE failed).
+    Ended(&'static str),
+}
+
+async fn run_target(
+    index: usize,
+    target: PublishTarget,
+    ctx: Arc<Ctx>,
+    mut stop: watch::Receiver<bool>,
+) {
+    let mut backoff = Backoff::new();
+    let mut streak: Option<String> = None;
+    let mut link_servers: Vec<LinkIceServer> = Vec::new();
+    loop {
+        if *stop.borrow() {
+            break;
+        }
+        let outcome = session(index, &target, &ctx, &mut link_servers, &mut stop).await;
+        ctx.stats.publish.set_connected(index, false);
+        let mut delay = match outcome {
+            Outcome::Stopped => break,
+            Outcome::Ended(reason) => {
+                tracing::warn!(
+                    target_url = %target.url,
+                    reason,
+                    "WHIP session ended; publishing again",
+                );
+                backoff.reset();
+                streak = None;
+                backoff.next()
+            }
+            Outcome::Refused(e) => {
+                ctx.stats.publish.failures.fetch_add(1, Ordering::Relaxed);
+                let class = e.class();
+                let delay = backoff.next();
+                if streak.as_deref() != Some(class.as_str()) {
+                    if e.is_auth() {
+                        tracing::error!(
+                            target_url = %target.url,
+                            error = %e,
+                            retry_in = ?delay,
+                            "configuration error: the WHIP endpoint refused the token: check \
+                             [[publish]] token"
+                        );
+                    } else {
+                        tracing::warn!(
+                            target_url = %target.url,
+                            error = %e,
+                            retry_in = ?delay,
+                            "WHIP publish failed; retrying with backoff",
+                        );
+                    }
+                    streak = Some(class);
+                } else {
+                    tracing::debug!(
+                        target_url = %target.url,
+                        error = %e,
+                        retry_in = ?delay,
+                        "WHIP publish still failing",
+                    );
+                }
+                match &e {
+                    WhipError::Status {
+                        retry_after: Some(s),
+                        ..
+                    } => delay.max(Duration::from_secs(*s).min(RETRY_MAX)),
+                    _ => delay,
+                }
+            }
+            Outcome::Failed(reason) => {
+                ctx.stats.publish.failures.fetch_add(1, Ordering::Relaxed);
+                let delay = backoff.next();
+                let class = format!("failed: {reason}");
+                if streak.as_deref() != Some(class.as_str()) {
+                    tracing::warn!(
+                        target_url = %target.url,
+                        reason,
+                        retry_in = ?delay,
+                        "WHIP publish failed; retrying with backoff",
+                    );
+                    streak = Some(class);
+                }
+                delay
+            }
+        };
+        delay = delay.max(Duration::from_millis(100));
+        tokio::select! {
+            () = tokio::time::sleep(delay) => {}
+            _ = stop.changed() => break,
+        }
+    }
+    ctx.stats.publish.set_connected(index, false);
+}
+
+/// DELETEs a session resource (best effort, bounded).
+async fn delete_resource(resource: String, token: Option<String>) {
+    let url = resource.clone();
+    let done = tokio::task::spawn_blocking(move || {
+        whip_http::delete(&resource, token.as_deref(), DELETE_TIMEOUT)
+    })
+    .await;
+    match done {
+        Ok(Ok(status)) => tracing::info!(resource = %url, status, "WHIP session deleted"),
+        Ok(Err(e)) => tracing::debug!(resource = %url, error = %e, "WHIP DELETE failed"),
+        Err(e) => tracing::debug!(resource = %url, error = %e, "WHIP DELETE task failed"),
+    }
+}
+
+/// One publish session: offer, POST, answer, connect, stream until it ends.
+async fn session(
+    index: usize,
+    target: &PublishTarget,
+    ctx: &Ctx,
+    link_servers: &mut Vec<LinkIceServer>,
+    stop: &mut watch::Receiver<bool>,
+) -> Outcome {
+    let (events_tx, mut events) = mpsc::channel(32);
+    let (pc, track) = match build_connection(ctx, link_servers, events_tx).await {
+        Ok(v) => v,
+        Err(e) => return Outcome::Failed(e),
+    };
+    let pc: Arc<dyn PeerConnection> = Arc::new(pc);
+    let outcome = negotiate_and_stream(
+        index,
+        target,
+        ctx,
+        &pc,
+        &track,
+        &mut events,
+        link_servers,
+        stop,
+    )
+    .await;
+    let _ = pc.close().await;
+    outcome
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn negotiate_and_stream(
+    index: usize,
+    target: &PublishTarget,
+    ctx: &Ctx,
+    pc: &Arc<dyn PeerConnection>,
+    track: &Arc<TrackLocalStaticRTP>,
+    events: &mut mpsc::Receiver<PcEvent>,
+    link_servers: &mut Vec<LinkIceServer>,
+    stop: &mut watch::Receiver<bool>,
+) -> Outcome {
+    let deadline = Instant::now() + ctx.gather_timeout;
+    let offer = match pc.create_offer(None).await {
+        Ok(o) => o,
+        Err(e) => return Outcome::Failed(format!("create_offer: {e}")),
+    };
+    if let Err(e) = pc.set_local_description(offer).await {
+        return Outcome::Failed(format!("set_local_description: {e}"));
+    }
+    wait_gathering(events, deadline).await;
+    let Some(local) = pc.local_description().await else {
+        return Outcome::Failed("no local description".into());
+    };
+    let (url, token) = (target.url.clone(), target.token.clone());
+    let sdp = local.sdp;
+    let post = tokio::task::spawn_blocking(move || {
+        whip_http::post_offer(&url, token.as_deref(), &sdp, HTTP_TIMEOUT)
+    });
+    let created = tokio::select! {
+        r = post => match r {
+            Ok(Ok(c)) => c,
+            Ok(Err(e)) => return Outcome::Refused(e),
+            Err(e) => return Outcome::Failed(format!("POST task: {e}")),
+        },
+        _ = stop.changed() => return Outcome::Stopped,
+    };
+    if !created.ice_servers.is_empty() && created.ice_servers != *link_servers {
+        tracing::info!(
+            target_url = %target.url,
+            servers = created.ice_servers.len(),
+            "the WHIP endpoint offers ICE servers (Link); used from the next session on"
+        );
+        *link_servers = created.ice_servers.clone();
+    }
+    let resource = created.resource.clone();
+    tracing::info!(
+        target_url = %target.url,
+        endpoint = %created.endpoint,
+        resource = %resource,
+        "WHIP session created",
+    );
+    let outcome = async {
+        let answer = match RTCSessionDescription::answer(created.answer) {
+            Ok(a) => a,
+            Err(e) => return Outcome::Failed(format!("the answer is not usable SDP: {e}")),
+        };
+        if let Err(e) = pc.set_remote_description(answer).await {
+            return Outcome::Failed(format!("the answer was refused: {e}"));
+        }
+        stream(index, target, ctx, pc, track, events, stop).await
+    }
+    .await;
+    // Whatever ended the session, the resource goes (RFC 9725 section 4.3).
+    delete_resource(resource, target.token.clone()).await;
+    outcome
+}
+
+/// Waits for the connection, joins the hub and writes its packets until the session ends.
+async fn stream(
+    index: usize,
+    target: &PublishTarget,
+    ctx: &Ctx,
+    pc: &Arc<dyn PeerConnection>,
+    track: &Arc<TrackLocalStaticRTP>,
+    events: &mut mpsc::Receiver<PcEvent>,
+    stop: &mut watch::Receiver<bool>,
+) -> Outcome {
+    let connect_deadline = Instant::now() + CONNECT_TIMEOUT;
+    loop {
+        tokio::select! {
+            ev = events.recv() => match ev {
+                Some(PcEvent::State(RTCPeerConnectionState::Connected)) => break,
+                Some(PcEvent::State(RTCPeerConnectionState::Failed)) => {
+                    return Outcome::Failed("ICE/DTLS failed before connecting".into());
+                }
+                Some(PcEvent::State(RTCPeerConnectionState::Closed)) | None => {
+                    return Outcome::Failed("closed before connecting".into());
+                }
+                Some(_) => {}
+            },
+            () = tokio::time::sleep_until(connect_deadline) => {
+                let secs = CONNECT_TIMEOUT.as_secs();
+                return Outcome::Failed(format!("did not connect within {secs} s"));
+            }
+            _ = stop.changed() => return Outcome::Stopped,
+        }
+    }
+    let (ssrc, pt) = negotiated(pc, track).await.unwrap_or((0, VP8_PAYLOAD_TYPE));
+    if ssrc == 0 {
+        return Outcome::Failed("no negotiated VP8 sender".into());
+    }
+    let Some((id, wake)) = ctx.hub.join() else {
+        return Outcome::Failed("no room in the hub".into());
+    };
+    ctx.stats.publish.sessions.fetch_add(1, Ordering::Relaxed);
+    ctx.stats.publish.set_connected(index, true);
+    tracing::info!(
+        target_url = %target.url,
+        ssrc,
+        payload_type = pt,
+        "publishing to the WHIP endpoint",
+    );
+
+    let rtcp_task = {
+        let (track, hub, stats) = (track.clone(), ctx.hub.clone(), ctx.stats.clone());
+        tokio::spawn(async move {
+            while let Some(TrackLocalEvent::OnRtcpPacket(packets)) = track.poll().await {
+                if packets
+                    .iter()
+                    .any(|p| crate::keyframe_requests::is_keyframe_request(p.as_ref()))
+                {
+                    stats.keyframe_requests.fetch_add(1, Ordering::Relaxed);
+                    hub.request_keyframe(id);
+                }
+                if let Some(kbps) = packets
+                    .iter()
+                    .filter_map(|p| feedback::remb_kbps(p.as_ref()))
+                    .min()
+                {
+                    stats.publish.set_estimate(index, kbps);
+                }
+            }
+        })
+    };
+    let mut batch: Vec<Arc<OutPacket>> = Vec::with_capacity(WRITE_BATCH);
+    let mut disconnected_since: Option<Instant> = None;
+    let outcome = loop {
+        let grace = disconnected_since.map(|t| t + DISCONNECTED_GRACE);
+        tokio::select! {
+            () = wake.notified() => {}
+            ev = events.recv() => match ev {
+                Some(PcEvent::State(RTCPeerConnectionState::Failed)) => {
+                    break Outcome::Ended("connection failed");
+                }
+                Some(PcEvent::State(RTCPeerConnectionState::Closed)) | None => {
+                    break Outcome::Ended("connection closed");
+                }
+                Some(PcEvent::State(RTCPeerConnectionState::Disconnected)) => {
+                    disconnected_since.get_or_insert_with(Instant::now);
+                    continue;
+                }
+                Some(PcEvent::State(RTCPeerConnectionState::Connected)) => {
+                    disconnected_since = None;
+                    continue;
+                }
+                Some(_) => continue,
+            },
+            () = sleep_until_some(grace) => {
+                break Outcome::Ended("disconnected too long (relay gone or network changed)");
+            }
+            _ = stop.changed() => break Outcome::Stopped,
+        }
+        let mut failed = false;
+        loop {
+            batch.clear();
+            ctx.hub.drain(id, &mut batch, WRITE_BATCH);
+            if batch.is_empty() {
+                break;
+            }
+            for p in &batch {
+                let packet = rtc::rtp::Packet {
+                    header: rtc::rtp::Header {
+                        version: 2,
+                        marker: p.marker,
+                        payload_type: pt,
+                        sequence_number: p.seq,
+                        timestamp: p.timestamp,
+                        ssrc,
+                        ..Default::default()
+                    },
+                    payload: p.payload.clone(),
+                };
+                if let Err(e) = track.write_rtp(packet).await {
+                    let mut text = e.to_string();
+                    text.truncate(120);
+                    tracing::debug!(
+                        target_url = %target.url,
+                        error = %text,
+                        "publish write failed",
+                    );
+                    failed = true;
+                    break;
+                }
+            }
+            if failed {
+                break;
+            }
+        }
+        if failed {
+            break Outcome::Ended("write failed");
+        }
+    };
+    rtcp_task.abort();
+    ctx.hub.leave(id);
+    outcome
+}
+
+async fn build_connection(
+    ctx: &Ctx,
+    link_servers: &[LinkIceServer],
+    events: mpsc::Sender<PcEvent>,
+) -> Result<(impl PeerConnection + use<>, Arc<TrackLocalStaticRTP>), String> {
+    let vp8 = RTCRtpCodec {
+        mime_type: MIME_TYPE_VP8.to_owned(),
+        clock_rate: 90_000,
+        channels: 0,
+        sdp_fmtp_line: String::new(),
+        rtcp_feedback: [
+            ("nack", ""),
+            ("nack", "pli"),
+            ("ccm", "fir"),
+            ("goog-remb", ""),
+        ]
+        .into_iter()
+        .map(|(typ, parameter)| RTCPFeedback {
+            typ: typ.into(),
+            parameter: parameter.into(),
+        })
+        .collect(),
+    };
+    let mut media = MediaEngine::default();
+    media
+        .register_codec(
+            RTCRtpCodecParameters {
+                rtp_codec: vp8.clone(),
+                payload_type: VP8_PAYLOAD_TYPE,
+            },
+            RtpCodecKind::Video,
+        )
+        .map_err(|e| format!("register VP8: {e}"))?;
+    let registry = register_default_interceptors(Registry::new(), &mut media)
+        .map_err(|e| format!("interceptors: {e}"))?
+        .with(
+            crate::keyframe_requests::SLOT,
+            feedback::FeedbackForwarder::default(),
+        );
+    let mut servers = Vec::new();
+    let stun = ctx.stun.urls().await;
+    if !stun.is_empty() {
+        servers.push(RTCIceServer {
+            urls: stun,
+            ..Default::default()
+        });
+    }
+    servers.extend(usable_link_servers(link_servers));
+    let config = RTCConfigurationBuilder::new()
+        .with_ice_servers(servers)
+        .build();
+    let settings = SettingEngineBuilder::new()
+        .with_multicast_dns_mode(rtc::ice::mdns::MulticastDnsMode::Disabled)
+        .with_ice_timeouts(
+            Some(Duration::from_secs(3)),
+            Some(Duration::from_secs(10)),
+            Some(Duration::from_secs(1)),
+        )
+        .build();
+    let addrs: Vec<String> = ctx
+        .bind_ips
+        .iter()
+        .map(|ip| std::net::SocketAddr::new(*ip, 0).to_string())
+        .collect();
+    let pc = PeerConnectionBuilder::new()
+        .with_configuration(config)
+        .with_media_engine(media)
+        .with_setting_engine(settings)
+        .with_interceptor_registry(registry)
+        .with_handler(Arc::new(Handler { events }) as Arc<dyn PeerConnectionEventHandler>)
+        .with_udp_addrs(addrs)
+        .build()
+        .await
+        .map_err(|e| format!("peer connection: {e}"))?;
+    let track = Arc::new(TrackLocalStaticRTP::new(MediaStreamTrack::new(
+        "sutantra".to_string(),
+        "video".to_string(),
+        "sutantra-camera".to_string(),
+        RtpCodecKind::Video,
+        vec![RTCRtpEncodingParameters {
+            rtp_coding_parameters: RTCRtpCodingParameters {
+                ssrc: Some(rand::random::<u32>()),
+                ..Default::default()
+            },
+            codec: vp8,
+            ..Default::default()
+        }],
+    )));
+    pc.add_transceiver_from_track(
+        track.clone() as Arc<dyn TrackLocal>,
+        Some(RTCRtpTransceiverInit {
+            direction: RTCRtpTransceiverDirection::Sendonly,
+            streams: vec![],
+            send_encodings: vec![],
+        }),
+    )
+    .await
+    .map_err(|e| format!("add track: {e}"))?;
+    Ok((pc, track))
+}
+
+/// Applies the target bitrate to the encoder if it changed (called by the encode thread between
+/// frames; `applied` is the bitrate in force).
+pub fn apply_target_bitrate(
+    stats: &Stats,
+    encoder: &mut sutantra_core::codec::vp8::Vp8Encoder,
+    applied: &mut u32,
+) {
+    let want = u32::try_from(stats.publish.target_bitrate_kbps.load(Ordering::Relaxed))
+        .unwrap_or(u32::MAX);
+    if want == 0 || want == *applied {
+        return;
+    }
+    if let Err(e) = encoder.set_bitrate(want) {
+        tracing::warn!(kbps = want, error = %e, "the encoder refused the new bitrate");
+    }
+    // Also on error: try again only when the target moves.
+    *applied = want;
+}
+
+/// Sleeps until `at`; forever when `None`.
+async fn sleep_until_some(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// The endpoint's Link ICE servers that cannot stall the connection: host names would need a
+/// DNS lookup inside the stack (which can block its driver), so only literal addresses are used.
+fn usable_link_servers(servers: &[LinkIceServer]) -> Vec<RTCIceServer> {
+    servers
+        .iter()
+        .filter(|s| {
+            let rest = s.url.split_once(':').map_or("", |(_, r)| r);
+            let host = rest.split(['?']).next().unwrap_or("");
+            let host = match host.rsplit_once(':') {
+                Some((h, p)) if p.parse::<u16>().is_ok() => h,
+                _ => host,
+            };
+            let ok = host.trim_matches(['[', ']']).parse::<IpAddr>().is_ok();
+            if !ok {
+                tracing::debug!(
+                    url = %s.url,
+                    "Link ICE server with a host name left out (no DNS in the ICE agent)",
+                );
+            }
+            ok
+        })
+        .map(|s| RTCIceServer {
+            urls: vec![s.url.clone()],
+            username: s.username.clone(),
+            credential: s.credential.clone(),
+        })
+        .collect()
+}
+
+/// The SSRC of our track and the payload type negotiated for VP8.
+async fn negotiated(
+    pc: &Arc<dyn PeerConnection>,
+    track: &Arc<TrackLocalStaticRTP>,
+) -> Option<(u32, u8)> {
+    use webrtc::media_stream::Track;
+    let ssrc = *track.ssrcs().await.first()?;
+    for sender in pc.get_senders().await {
+        if let Ok(params) = sender.get_parameters().await
+            && let Some(codec) = params
+                .rtp_parameters
+                .codecs
+                .iter()
+                .find(|c| c.rtp_codec.mime_type.eq_ignore_ascii_case(MIME_TYPE_VP8))
+        {
+            return Some((ssrc, codec.payload_type));
+        }
+    }
+    Some((ssrc, VP8_PAYLOAD_TYPE))
+}
+
+/// Waits until ICE gathering completes, at most until `deadline`.
+async fn wait_gathering(events: &mut mpsc::Receiver<PcEvent>, deadline: Instant) {
+    let _ = tokio::time::timeout_at(deadline, async {
+        while let Some(ev) = events.recv().await {
+            if let PcEvent::GatheringComplete = ev {
+                return;
+            }
+        }
+    })
+    .await;
+}
+
+#[derive(Debug)]
+enum PcEvent {
+    GatheringComplete,
+    State(RTCPeerConnectionState),
+}
+
+struct Handler {
+    events: mpsc::Sender<PcEvent>,
+}
+
+#[async_trait::async_trait]
+impl PeerConnectionEventHandler for Handler {
+    async fn on_ice_gathering_state_change(&self, state: RTCIceGatheringState) {
+        if state == RTCIceGatheringState::Complete {
+            let _ = self.events.try_send(PcEvent::GatheringComplete);
+        }
+    }
+
+    async fn on_connection_state_change(&self, state: RTCPeerConnectionState) {
+        // Never block the connection's driver.
+        let _ = self.events.try_send(PcEvent::State(state));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_with_jitter_up_to_the_cap() {
+        let mut b = Backoff::new();
+        let mut steps = Vec::new();
+        for _ in 0..8 {
+            steps.push(b.next());
+        }
+        assert!(steps[0] >= Duration::from_millis(800) && steps[0] <= Duration::from_millis(1200));
+        assert!(steps[1] >= Duration::from_millis(1600) && steps[1] <= Duration::from_millis(2400));
+        assert!(steps[7] <= RETRY_MAX.mul_f64(1.2));
+        assert!(steps[7] >= RETRY_MAX.mul_f64(0.8));
+        b.reset();
+        assert!(b.next() <= Duration::from_millis(1200));
+    }
+
+    #[test]
+    fn link_servers_with_host_names_are_left_out() {
+        let s = |url: &str| LinkIceServer {
+            url: url.into(),
+            username: "u".into(),
+            credential: "c".into(),
+        };
+        let out = usable_link_servers(&[
+            s("stun:127.0.0.1:3478"),
+            s("turn:192.0.2.1?transport=udp"),
+            s("stun:stun.example.net"),
+        ]);
+        assert_eq!(out.len(), 2);
+        assert_eq!(out[1].username, "u");
+    }
+
+    #[test]
+    fn the_lowest_estimate_sets_the_bitrate_within_the_range() {
+        let s = PublishStats::default();
+        s.set_range(150, 1000);
+        let (a, b) = (s.register("a"), s.register("b"));
+        let target = || s.target_bitrate_kbps.load(Ordering::Relaxed);
+        assert_eq!(target(), 1000);
+        s.set_connected(a, true);
+        s.set_estimate(a, 600);
+        assert_eq!(target(), 600);
+        s.set_estimate(a, 610);
+        assert_eq!(target(), 600, "under 5 %: ignored");
+        s.set_connected(b, true);
+        s.set_estimate(b, 20);
+        assert_eq!(target(), 150, "clamped to the minimum");
+        s.set_connected(b, false);
+        assert_eq!(target(), 610, "a gone target's estimate no longer counts");
+        s.set_estimate(a, 5000);
+        assert_eq!(target(), 1000, "never above the configured bitrate");
+    }
+
+    #[test]
+    fn metrics_escape_the_target_label() {
+        let s = PublishStats::default();
+        let i = s.register("http://h/w\"x");
+        s.set_connected(i, true);
+        let mut out = String::new();
+        s.render(&mut out);
+        assert!(
+            out.contains("sutantra_publish_connected{target=\"http://h/w\\\"x\"} 1"),
+            "{out}"
+        );
+        assert!(out.contains("sutantra_publish_sessions_total 0"));
+    }
+}

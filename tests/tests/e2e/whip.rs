@@ -1,0 +1,475 @@
+//! WHIP publishing (RFC 9725) to an independent endpoint: `tests/e2e/whip_endpoint.py`, a server
+//! on aiortc and aiohttp that answers POST /whip with 201, a relative `Location` and its SDP
+//! answer, decodes what it receives and reports it on `GET /_control/stats`.
+//!
+//! - the node publishes (through a 307 redirect with a relative `Location`) and the endpoint
+//!   decodes >= 280 frames in 10 s at 640x480; shutdown DELETEs the session;
+//! - the endpoint is stopped for 10 s and started again on the same port: the node publishes
+//!   again by itself and decoding resumes within 5 s, while a local WHEP viewer keeps playing;
+//! - a refused token (401) is logged once as a configuration error and POSTs are spaced by the
+//!   backoff (1 s doubling, with jitter);
+//! - the endpoint's REMB (800 kbit/s) brings the encoder's target and the received bitrate down
+//!   from the configured 2500 kbit/s within a few seconds, and frames keep flowing.
+//!
+//! Every test starts its own endpoint and node on free loopback ports (`--ice-server none`, so
+//! nothing leaves the machine); readiness is polled, never slept for.
+
+use std::io::Read;
+use std::net::TcpListener;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use crate::clients;
+use crate::node::{Node, raw_request, tail};
+
+/// The WHIP endpoint under test's control, as a child process.
+struct Endpoint {
+    child: Child,
+    port: u16,
+    output: Arc<Mutex<Vec<u8>>>,
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .expect("bind 127.0.0.1:0")
+        .local_addr()
+        .expect("local addr of a bound listener")
+        .port()
+}
+
+impl Endpoint {
+    /// Starts the endpoint on `port` (a free one if `None`), requiring `token` if given, and
+    /// waits until its control endpoint answers.
+    fn start(port: Option<u16>, token: Option<&str>) -> Endpoint {
+        Endpoint::start_with(port, token, &[])
+    }
+
+    /// Like `start`, with more arguments for `whip_endpoint.py`.
+    fn start_with(port: Option<u16>, token: Option<&str>, extra: &[&str]) -> Endpoint {
+        let port = port.unwrap_or_else(free_port);
+        let mut cmd = Command::new(clients::python());
+        cmd.arg(clients::e2e_dir().join("whip_endpoint.py"))
+            .args(["--port", &port.to_string()])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        if let Some(t) = token {
+            cmd.args(["--token", t]);
+        }
+        cmd.args(extra);
+        let mut child = cmd
+            .spawn()
+            .unwrap_or_else(|e| panic!("start whip_endpoint.py: {e}"));
+        let output = Arc::new(Mutex::new(Vec::new()));
+        for pipe in [
+            child
+                .stdout
+                .take()
+                .map(|p| Box::new(p) as Box<dyn Read + Send>),
+            child
+                .stderr
+                .take()
+                .map(|p| Box::new(p) as Box<dyn Read + Send>),
+        ]
+        .into_iter()
+        .flatten()
+        {
+            let sink = output.clone();
+            thread::spawn(move || {
+                let mut pipe = pipe;
+                let mut buf = [0u8; 4096];
+                while let Ok(n) = pipe.read(&mut buf) {
+                    if n == 0 {
+                        break;
+                    }
+                    sink.lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .extend_from_slice(&buf[..n]);
+                }
+            });
+        }
+        let mut ep = Endpoint {
+            child,
+            port,
+            output,
+        };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Ok(Some(status)) = ep.child.try_wait() {
+                panic!(
+                    "whip_endpoint.py exited with {status} during startup:\n{}",
+                    ep.output()
+                );
+            }
+            if ep.try_stats().is_some() {
+                return ep;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "whip_endpoint.py not ready on port {port} within 30 s:\n{}",
+                ep.output()
+            );
+            thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    fn url(&self) -> String {
+        format!("http://127.0.0.1:{}/whip", self.port)
+    }
+
+    fn output(&self) -> String {
+        String::from_utf8_lossy(&self.output.lock().unwrap_or_else(|e| e.into_inner())).into_owned()
+    }
+
+    fn try_stats(&self) -> Option<Value> {
+        let base = format!("http://127.0.0.1:{}", self.port);
+        let r = raw_request(&base, "GET", "/_control/stats", &[], None).ok()?;
+        (r.status == 200)
+            .then(|| serde_json::from_str(&r.body).ok())
+            .flatten()
+    }
+
+    fn stats(&self) -> Value {
+        self.try_stats()
+            .unwrap_or_else(|| panic!("GET /_control/stats failed:\n{}", self.output()))
+    }
+
+    /// Polls the stats until `cond` holds; returns them, or panics after `timeout`.
+    fn wait(
+        &self,
+        node: &Node,
+        what: &str,
+        timeout: Duration,
+        cond: impl Fn(&Value) -> bool,
+    ) -> Value {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let s = self.stats();
+            if cond(&s) {
+                return s;
+            }
+            if Instant::now() > deadline {
+                panic!(
+                    "waited {timeout:?} for {what}; endpoint stats {s}\n--- endpoint output ---\n{}\n--- node output tail ---\n{}",
+                    self.output(),
+                    tail(&node.output(), 4000)
+                );
+            }
+            thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Ends the endpoint at once (SIGKILL): its peer connections vanish without a goodbye.
+    fn kill(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Endpoint {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        if thread::panicking() {
+            eprintln!(
+                "--- whip_endpoint.py (port {}) ---\n{}\n--- end ---",
+                self.port,
+                self.output()
+            );
+        }
+    }
+}
+
+fn frames(s: &Value) -> u64 {
+    s["frames"].as_u64().unwrap_or(0)
+}
+
+#[test]
+fn node_publishes_and_the_endpoint_decodes_30_fps() {
+    let ep = Endpoint::start(None, None);
+    // The configured URL answers 307 to `../whip`: the node follows it and resolves the session's
+    // relative Location against the URL that answered.
+    let url = format!("http://127.0.0.1:{}/old/whip", ep.port);
+    let node = Node::start(&["--publish", &url, "--ice-server", "none"]);
+    let t = Instant::now();
+    ep.wait(
+        &node,
+        "the first decoded frame",
+        Duration::from_secs(30),
+        |s| frames(s) > 0,
+    );
+    println!(
+        "first frame at the endpoint {} ms after the node was up",
+        t.elapsed().as_millis()
+    );
+    let s0 = ep.stats();
+    let t0 = Instant::now();
+    // The measurement window itself (not a readiness wait).
+    thread::sleep(Duration::from_secs(10));
+    let s1 = ep.stats();
+    let secs = t0.elapsed().as_secs_f64();
+    let n = frames(&s1) - frames(&s0);
+    println!(
+        "endpoint decoded {n} frames in {secs:.2} s ({:.1} fps) at {}x{}; sessions_total {}",
+        n as f64 / secs,
+        s1["width"],
+        s1["height"],
+        s1["sessions_total"]
+    );
+    assert!(
+        n >= 280,
+        "decoded {n} frames in {secs:.2} s, want >= 280: {s1}"
+    );
+    assert_eq!(
+        (s1["width"].as_u64(), s1["height"].as_u64()),
+        (Some(640), Some(480)),
+        "{s1}"
+    );
+    assert_eq!(s1["sessions"], 1, "{s1}");
+    assert_eq!(s1["redirects"], 1, "{s1}");
+    let m = node.metrics();
+    assert_eq!(m.get("sutantra_publish_connected"), Some(&1.0), "{m:?}");
+    assert_eq!(
+        m.get("sutantra_publish_sessions_total"),
+        Some(&1.0),
+        "{m:?}"
+    );
+    // Shutdown DELETEs the session.
+    let (clean, out) = node.stop(Duration::from_secs(10));
+    assert!(
+        clean,
+        "the node did not stop on SIGTERM:\n{}",
+        tail(&out, 4000)
+    );
+    let s = ep.stats();
+    assert_eq!(
+        s["deletes"],
+        1,
+        "no DELETE on shutdown: {s}\n{}",
+        tail(&out, 4000)
+    );
+    assert_eq!(s["sessions"], 0, "{s}");
+}
+
+#[test]
+fn publishing_resumes_after_the_endpoint_restarts_and_viewers_keep_playing() {
+    let ep = Endpoint::start(None, None);
+    let (port, url) = (ep.port, ep.url());
+    let node = Node::start(&["--publish", &url, "--ice-server", "none"]);
+    ep.wait(
+        &node,
+        "the first decoded frame",
+        Duration::from_secs(30),
+        |s| frames(s) > 0,
+    );
+    let viewer_secs = 30;
+    let viewer = clients::spawn_whep(
+        &node.url("/whep"),
+        &[
+            "--seconds",
+            &viewer_secs.to_string(),
+            "--expect-width",
+            "640",
+        ],
+    );
+    node.wait_healthz("the WHEP viewer connected", Duration::from_secs(30), |h| {
+        h["viewers"].as_u64() == Some(1)
+    });
+    ep.kill();
+    let down = Instant::now();
+    // The outage the test is about: the endpoint is gone for 10 s.
+    thread::sleep(Duration::from_secs(10));
+    let ep = Endpoint::start(Some(port), None);
+    let back = Instant::now();
+    println!("endpoint down for {:.1} s", (back - down).as_secs_f64());
+    ep.wait(
+        &node,
+        "decoding to resume after the endpoint came back",
+        Duration::from_secs(5),
+        |s| frames(s) > 0,
+    );
+    let resumed = back.elapsed();
+    println!(
+        "decoding resumed {} ms after the endpoint came back",
+        resumed.as_millis()
+    );
+    let s0 = ep.stats();
+    let run = clients::finish(viewer, Duration::from_secs(120), "whep_client.py");
+    let v = run.json();
+    let s1 = ep.stats();
+    println!(
+        "WHEP viewer: {} frames in {viewer_secs} s ({} fps) {}x{}; endpoint after the restart: {} \
+         frames, {} fps over the last 10 s",
+        v["frames"],
+        v["fps"],
+        v["width"],
+        v["height"],
+        frames(&s1),
+        s1["fps_last_10s"]
+    );
+    assert!(run.success, "viewer failed: {v}\nstderr:\n{}", run.stderr);
+    let want = 27 * viewer_secs;
+    assert!(
+        v["frames"].as_u64().unwrap_or(0) >= want,
+        "the WHEP viewer decoded {} frames in {viewer_secs} s, want >= {want} (270 per 10 s): {v}",
+        v["frames"]
+    );
+    assert!(
+        frames(&s1) > frames(&s0),
+        "decoding stopped again: {s0} -> {s1}"
+    );
+    assert_eq!(
+        (s1["width"].as_u64(), s1["height"].as_u64()),
+        (Some(640), Some(480)),
+        "{s1}"
+    );
+    let m = node.metrics();
+    assert!(
+        m.get("sutantra_publish_sessions_total")
+            .copied()
+            .unwrap_or(0.0)
+            >= 2.0,
+        "{m:?}"
+    );
+    assert_eq!(m.get("sutantra_publish_connected"), Some(&1.0), "{m:?}");
+    // The outage is one streak of refused connections: logged once (later attempts at debug).
+    let out = node.output();
+    let logged = out.matches("WHIP publish failed").count();
+    println!("failures logged during the outage: {logged}");
+    assert!(
+        (1..=2).contains(&logged),
+        "want the outage logged once per streak, got {logged}:\n{}",
+        tail(&out, 4000)
+    );
+}
+
+#[test]
+fn a_refused_token_is_a_configuration_error_retried_with_backoff() {
+    let ep = Endpoint::start(None, Some("the-right-token"));
+    let dir = tempfile::tempdir().expect("temp dir");
+    let cfg = dir.path().join("node.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[[publish]]\nurl = \"{}\"\ntoken = \"a-wrong-token\"\n",
+            ep.url()
+        ),
+    )
+    .expect("write the config");
+    let cfg = cfg.to_string_lossy().into_owned();
+    let node = Node::start(&["--config", &cfg, "--ice-server", "none"]);
+    let first = ep.wait(&node, "the first POST", Duration::from_secs(30), |s| {
+        s["posts"].as_u64() > Some(0)
+    });
+    let t_first = first["post_times"][0].as_f64().expect("a post time");
+    // Watch 10.5 s of attempts from the first one.
+    let s = ep.wait(&node, "10.5 s of attempts", Duration::from_secs(30), |s| {
+        s["uptime_s"].as_f64().unwrap_or(0.0) >= t_first + 10.5
+    });
+    let times: Vec<f64> = s["post_times"]
+        .as_array()
+        .expect("post_times")
+        .iter()
+        .filter_map(Value::as_f64)
+        .filter(|t| *t <= t_first + 10.0)
+        .collect();
+    let gaps: Vec<f64> = times.windows(2).map(|w| w[1] - w[0]).collect();
+    println!(
+        "{} POSTs in the first 10 s (all refused: {}); gaps {:?}",
+        times.len(),
+        s["refused"],
+        gaps.iter().map(|g| format!("{g:.2}")).collect::<Vec<_>>()
+    );
+    assert!(
+        (3..=6).contains(&times.len()),
+        "{} POSTs in 10 s, want 3 to 6 with a 1 s initial backoff doubling: {s}",
+        times.len()
+    );
+    assert!(
+        gaps.iter().all(|g| *g >= 0.7),
+        "a retry came faster than the backoff: {gaps:?}"
+    );
+    assert!(
+        gaps.windows(2).all(|w| w[1] >= w[0] * 1.2),
+        "the backoff does not grow: {gaps:?}"
+    );
+    assert_eq!(s["sessions"], 0, "{s}");
+    let out = node.output();
+    let logged = out.matches("refused the token").count();
+    assert_eq!(
+        logged,
+        1,
+        "want the configuration error logged once per streak, got {logged}:\n{}",
+        tail(&out, 4000)
+    );
+    assert!(out.contains("configuration error"), "{}", tail(&out, 4000));
+    assert!(
+        out.contains("401"),
+        "the status is not in the log:\n{}",
+        tail(&out, 4000)
+    );
+    let m = node.metrics();
+    assert!(
+        m.get("sutantra_publish_failures_total")
+            .copied()
+            .unwrap_or(0.0)
+            >= 3.0,
+        "{m:?}"
+    );
+    assert_eq!(m.get("sutantra_publish_connected"), Some(&0.0), "{m:?}");
+}
+
+#[test]
+fn the_encoder_follows_the_relays_bandwidth_estimate() {
+    // 800, not lower: at libvpx's largest quantizer the moving 640x480 test pattern still takes
+    // about 600 kbit/s (the encoder never drops frames to meet a rate).
+    let ep = Endpoint::start_with(None, None, &["--remb-kbps", "800"]);
+    let url = ep.url();
+    let node = Node::start(&[
+        "--publish",
+        &url,
+        "--ice-server",
+        "none",
+        "--bitrate",
+        "2500",
+    ]);
+    ep.wait(
+        &node,
+        "the first decoded frame",
+        Duration::from_secs(30),
+        |s| frames(s) > 0,
+    );
+    let t = Instant::now();
+    node.wait_metric(
+        "sutantra_encoder_target_bitrate_kbps",
+        "the target bitrate to follow the 800 kbit/s REMB",
+        Duration::from_secs(10),
+        |v| (v - 800.0).abs() < 1.0,
+    );
+    println!(
+        "target bitrate at 800 kbit/s {} ms after the first frame",
+        t.elapsed().as_millis()
+    );
+    // Let the rate controller settle, then measure what arrives over 5 s (a measurement window).
+    thread::sleep(Duration::from_secs(5));
+    let s0 = ep.stats();
+    thread::sleep(Duration::from_secs(5));
+    let s1 = ep.stats();
+    let kbps = s1["kbps_last_5s"].as_f64().unwrap_or(f64::MAX);
+    let n = frames(&s1) - frames(&s0);
+    println!(
+        "received {kbps} kbit/s over the last 5 s (REMB 800, configured 2500), {n} frames in 5 s; \
+         {} REMBs sent",
+        s1["rembs_sent"]
+    );
+    assert!(
+        kbps < 1100.0,
+        "the received bitrate did not follow the REMB: {s1}"
+    );
+    assert!(kbps > 300.0, "almost nothing arrives: {s1}");
+    assert!(n >= 135, "frames stopped flowing: {n} in 5 s: {s1}");
+}
