@@ -17,6 +17,8 @@ fi
 cargo build "${build_std[@]}" --release --target "$target" -p sutantra
 ls -l "${CARGO_TARGET_DIR:-target}/$target/release/sutantra"
 if [[ ${2:-} == --test ]]; then
-  # The unit tests of the crates below the binary, run by qemu-user (CARGO_TARGET_*_RUNNER).
-  cargo test --target "$target" -p sutantra-hal -p sutantra-core -p sutantra-boards -p sutantra
+  # The unit and integration tests of the library crates (camera conversions, libvpx, RTP,
+  # pacer, chain verification, attestations), run by qemu-user (CARGO_TARGET_*_RUNNER). The
+  # firmware's own tests run natively.
+  cargo test "${build_std[@]}" --target "$target" -p sutantra-hal -p sutantra-core -p sutantra-boards
 fi

@@ -14,7 +14,9 @@ sutantra_cross_env() {
   local T=${target//-/_}
   local TU=${T^^}
   export "CARGO_TARGET_${TU}_LINKER=${gnu}-gcc"
-  export "CARGO_TARGET_${TU}_RUNNER=${qemu} -L /usr/${gnu}"
+  # The multiarch libc (pulled in by libvpx-dev:ARCH) is what the binary links against: load
+  # that one (-L /). The cross libc under /usr/${gnu} deadlocked threaded test binaries.
+  export "CARGO_TARGET_${TU}_RUNNER=${qemu} -L /"
   export "CC_${T}=${gnu}-gcc"
   export "AR_${T}=${gnu}-ar"
   export PKG_CONFIG_ALLOW_CROSS=1
