@@ -1,10 +1,12 @@
-//! An interceptor that lets keyframe requests (PLI, FIR) reach the application.
+//! An interceptor that lets chosen RTCP (keyframe requests, and for publishers REMB) reach the
+//! application.
 //!
 //! In `webrtc` 0.21 the interceptor chain ends in a terminus that drops all inbound RTCP unless
 //! an interceptor marks a packet [`Attribute::DeliverToApplication`]. The encoder has to hear
 //! PLI and FIR (a viewer lost a reference frame and shows garbage until the next keyframe), so
-//! this marks exactly those compound packets and nothing else; receiver reports and NACKs stay
-//! with the interceptors that act on them.
+//! a viewer's forwarder marks exactly those compound packets and nothing else; receiver reports
+//! and NACKs stay with the interceptors that act on them. Publishers use the same forwarder with
+//! a predicate that also takes REMB (`crate::publish::feedback`).
 
 use rtc::interceptor::{Attribute, Interceptor, Packet, Slot, StreamInfo, TaggedPacket};
 use rtc::rtcp::payload_feedbacks::full_intra_request::FullIntraRequest;
@@ -22,23 +24,44 @@ pub fn is_keyframe_request(p: &dyn rtc::rtcp::Packet) -> bool {
         || p.as_any().downcast_ref::<FullIntraRequest>().is_some()
 }
 
-/// Marks inbound RTCP that carries a PLI or FIR for delivery to the application.
-#[derive(Default)]
-pub struct KeyframeRequestForwarder {
+/// Marks inbound RTCP compound packets that hold a packet `wants` accepts for delivery to the
+/// application.
+pub struct RtcpForwarder {
+    wants: fn(&dyn rtc::rtcp::Packet) -> bool,
     read: VecDeque<TaggedPacket>,
     write: VecDeque<TaggedPacket>,
 }
 
-impl std::fmt::Debug for KeyframeRequestForwarder {
+/// The viewers' forwarder: PLI and FIR.
+pub type KeyframeRequestForwarder = RtcpForwarder;
+
+impl Default for RtcpForwarder {
+    fn default() -> Self {
+        Self::new(is_keyframe_request)
+    }
+}
+
+impl RtcpForwarder {
+    /// A forwarder for the packets `wants` accepts.
+    pub fn new(wants: fn(&dyn rtc::rtcp::Packet) -> bool) -> Self {
+        Self {
+            wants,
+            read: VecDeque::new(),
+            write: VecDeque::new(),
+        }
+    }
+}
+
+impl std::fmt::Debug for RtcpForwarder {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("KeyframeRequestForwarder")
+        f.debug_struct("RtcpForwarder")
             .field("read", &self.read.len())
             .field("write", &self.write.len())
             .finish()
     }
 }
 
-impl Protocol<TaggedPacket, TaggedPacket, ()> for KeyframeRequestForwarder {
+impl Protocol<TaggedPacket, TaggedPacket, ()> for RtcpForwarder {
     type Rout = TaggedPacket;
     type Wout = TaggedPacket;
     type Eout = ();
@@ -47,7 +70,7 @@ impl Protocol<TaggedPacket, TaggedPacket, ()> for KeyframeRequestForwarder {
 
     fn handle_read(&mut self, mut msg: TaggedPacket) -> Result<(), Self::Error> {
         if let Packet::Rtcp(packets) = &msg.message.packet
-            && packets.iter().any(|p| is_keyframe_request(p.as_ref()))
+            && packets.iter().any(|p| (self.wants)(p.as_ref()))
             && !msg.message.has(&Attribute::DeliverToApplication)
         {
             msg.message.add(Attribute::DeliverToApplication);
@@ -70,7 +93,7 @@ impl Protocol<TaggedPacket, TaggedPacket, ()> for KeyframeRequestForwarder {
     }
 }
 
-impl Interceptor for KeyframeRequestForwarder {
+impl Interceptor for RtcpForwarder {
     fn bind_local_stream(&mut self, _info: &StreamInfo) {}
     fn unbind_local_stream(&mut self, _info: &StreamInfo) {}
     fn bind_remote_stream(&mut self, _info: &StreamInfo) {}

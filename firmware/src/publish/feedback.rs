@@ -2,15 +2,11 @@
 //!
 //! `webrtc` 0.21 ends the interceptor chain in a terminus that drops inbound RTCP unless an
 //! interceptor marks it for the application. Publisher connections use this forwarder in place
-//! of [`crate::keyframe_requests::KeyframeRequestForwarder`]: it lets through what a viewer's
+//! of the viewers' [`crate::keyframe_requests::RtcpForwarder`] predicate: it lets through what a viewer's
 //! does (PLI, FIR) plus REMB, which the publisher turns into the encoder's target bitrate
 //! within `encoder.min_bitrate_kbps ..= encoder.bitrate_kbps` (see [`super::PublishStats`]).
 
-use rtc::interceptor::{Attribute, Interceptor, Packet, StreamInfo, TaggedPacket};
 use rtc::rtcp::payload_feedbacks::receiver_estimated_maximum_bitrate::ReceiverEstimatedMaximumBitrate;
-use rtc::sansio::Protocol;
-use std::collections::VecDeque;
-use std::time::Instant;
 
 /// The bitrate a REMB carries, in kbit/s (`None`: not a REMB, or a nonsensical value).
 pub fn remb_kbps(p: &dyn rtc::rtcp::Packet) -> Option<u32> {
@@ -25,66 +21,18 @@ fn wanted(p: &dyn rtc::rtcp::Packet) -> bool {
     crate::keyframe_requests::is_keyframe_request(p) || remb_kbps(p).is_some()
 }
 
-/// Marks inbound RTCP with a PLI, FIR or REMB for delivery to the application.
-#[derive(Default)]
-pub struct FeedbackForwarder {
-    read: VecDeque<TaggedPacket>,
-    write: VecDeque<TaggedPacket>,
-}
-
-impl std::fmt::Debug for FeedbackForwarder {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("FeedbackForwarder")
-            .field("read", &self.read.len())
-            .field("write", &self.write.len())
-            .finish()
-    }
-}
-
-impl Protocol<TaggedPacket, TaggedPacket, ()> for FeedbackForwarder {
-    type Rout = TaggedPacket;
-    type Wout = TaggedPacket;
-    type Eout = ();
-    type Error = rtc::shared::error::Error;
-    type Time = Instant;
-
-    fn handle_read(&mut self, mut msg: TaggedPacket) -> Result<(), Self::Error> {
-        if let Packet::Rtcp(packets) = &msg.message.packet
-            && packets.iter().any(|p| wanted(p.as_ref()))
-            && !msg.message.has(&Attribute::DeliverToApplication)
-        {
-            msg.message.add(Attribute::DeliverToApplication);
-        }
-        self.read.push_back(msg);
-        Ok(())
-    }
-
-    fn poll_read(&mut self) -> Option<Self::Rout> {
-        self.read.pop_front()
-    }
-
-    fn handle_write(&mut self, msg: TaggedPacket) -> Result<(), Self::Error> {
-        self.write.push_back(msg);
-        Ok(())
-    }
-
-    fn poll_write(&mut self) -> Option<Self::Wout> {
-        self.write.pop_front()
-    }
-}
-
-impl Interceptor for FeedbackForwarder {
-    fn bind_local_stream(&mut self, _info: &StreamInfo) {}
-    fn unbind_local_stream(&mut self, _info: &StreamInfo) {}
-    fn bind_remote_stream(&mut self, _info: &StreamInfo) {}
-    fn unbind_remote_stream(&mut self, _info: &StreamInfo) {}
+/// The publisher's forwarder: PLI, FIR and REMB.
+pub fn forwarder() -> crate::keyframe_requests::RtcpForwarder {
+    crate::keyframe_requests::RtcpForwarder::new(wanted)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use rtc::interceptor::{AttributedPacket, Registry};
+    use rtc::interceptor::{AttributedPacket, Packet, Registry, TaggedPacket};
     use rtc::rtcp::receiver_report::ReceiverReport;
+    use rtc::sansio::Protocol;
+    use std::time::Instant;
 
     fn rtcp(packets: Vec<Box<dyn rtc::rtcp::Packet>>) -> TaggedPacket {
         TaggedPacket {
@@ -97,7 +45,7 @@ mod tests {
     #[test]
     fn remb_passes_the_terminus_with_its_bitrate() {
         let mut chain = Registry::new()
-            .with(crate::keyframe_requests::SLOT, FeedbackForwarder::default())
+            .with(crate::keyframe_requests::SLOT, forwarder())
             .build();
         chain
             .handle_read(rtcp(vec![Box::new(ReceiverReport::default())]))

@@ -696,10 +696,7 @@ async fn build_connection(
         .map_err(|e| format!("register VP8: {e}"))?;
     let registry = register_default_interceptors(Registry::new(), &mut media)
         .map_err(|e| format!("interceptors: {e}"))?
-        .with(
-            crate::keyframe_requests::SLOT,
-            feedback::FeedbackForwarder::default(),
-        );
+        .with(crate::keyframe_requests::SLOT, feedback::forwarder());
     let mut servers = Vec::new();
     let stun = ctx.stun.urls().await;
     if !stun.is_empty() {
