@@ -546,7 +546,10 @@ async fn negotiated(
 
 /// Waits until ICE gathering completes, at most until `deadline` (host candidates are there from
 /// the start; only STUN can be slow).
-async fn wait_gathering(events: &mut mpsc::Receiver<PcEvent>, deadline: tokio::time::Instant) {
+pub(crate) async fn wait_gathering(
+    events: &mut mpsc::Receiver<PcEvent>,
+    deadline: tokio::time::Instant,
+) {
     let _ = tokio::time::timeout_at(deadline, async {
         while let Some(ev) = events.recv().await {
             if let PcEvent::GatheringComplete = ev {
@@ -557,14 +560,16 @@ async fn wait_gathering(events: &mut mpsc::Receiver<PcEvent>, deadline: tokio::t
     .await;
 }
 
+/// What a connection's handler reports to its session task (viewers and publishers).
 #[derive(Debug)]
-enum PcEvent {
+pub(crate) enum PcEvent {
     GatheringComplete,
     State(RTCPeerConnectionState),
 }
 
-struct Handler {
-    events: mpsc::Sender<PcEvent>,
+/// Forwards connection events to the session task without ever blocking the driver.
+pub(crate) struct Handler {
+    pub(crate) events: mpsc::Sender<PcEvent>,
 }
 
 #[async_trait::async_trait]

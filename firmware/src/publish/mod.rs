@@ -27,6 +27,7 @@ use crate::config::WebRtcConfig;
 use crate::media::{Hub, OutPacket};
 use crate::stats::Stats;
 use crate::stun::StunResolver;
+use crate::viewer::{Handler, PcEvent, wait_gathering};
 use rtc::interceptor::Registry;
 use rtc::media_stream::MediaStreamTrack;
 use rtc::peer_connection::configuration::media_engine::{MIME_TYPE_VP8, MediaEngine};
@@ -47,8 +48,8 @@ use webrtc::media_stream::track_local::static_rtp::TrackLocalStaticRTP;
 use webrtc::media_stream::track_local::{TrackLocal, TrackLocalEvent};
 use webrtc::peer_connection::{
     PeerConnection, PeerConnectionBuilder, PeerConnectionEventHandler, RTCConfigurationBuilder,
-    RTCIceGatheringState, RTCIceServer, RTCPeerConnectionState, RTCSessionDescription,
-    SettingEngineBuilder, register_default_interceptors,
+    RTCIceServer, RTCPeerConnectionState, RTCSessionDescription, SettingEngineBuilder,
+    register_default_interceptors,
 };
 use whip_http::{LinkIceServer, WhipError};
 
@@ -834,42 +835,6 @@ async fn negotiated(
         }
     }
     Some((ssrc, VP8_PAYLOAD_TYPE))
-}
-
-/// Waits until ICE gathering completes, at most until `deadline`.
-async fn wait_gathering(events: &mut mpsc::Receiver<PcEvent>, deadline: Instant) {
-    let _ = tokio::time::timeout_at(deadline, async {
-        while let Some(ev) = events.recv().await {
-            if let PcEvent::GatheringComplete = ev {
-                return;
-            }
-        }
-    })
-    .await;
-}
-
-#[derive(Debug)]
-enum PcEvent {
-    GatheringComplete,
-    State(RTCPeerConnectionState),
-}
-
-struct Handler {
-    events: mpsc::Sender<PcEvent>,
-}
-
-#[async_trait::async_trait]
-impl PeerConnectionEventHandler for Handler {
-    async fn on_ice_gathering_state_change(&self, state: RTCIceGatheringState) {
-        if state == RTCIceGatheringState::Complete {
-            let _ = self.events.try_send(PcEvent::GatheringComplete);
-        }
-    }
-
-    async fn on_connection_state_change(&self, state: RTCPeerConnectionState) {
-        // Never block the connection's driver.
-        let _ = self.events.try_send(PcEvent::State(state));
-    }
 }
 
 #[cfg(test)]
