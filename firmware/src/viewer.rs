@@ -477,40 +477,9 @@ impl Viewers {
                 },
                 _ = stop.notified() => break "ended by DELETE",
             }
-            let mut failed = None;
-            loop {
-                batch.clear();
-                self.hub.drain(viewer, &mut batch, WRITE_BATCH);
-                if batch.is_empty() {
-                    break;
-                }
-                // The hub starts a joining viewer at a keyframe (one is requested on join), so it
-                // never sees an undecodable picture.
-                for p in &batch {
-                    let packet = rtc::rtp::Packet {
-                        header: rtc::rtp::Header {
-                            version: 2,
-                            marker: p.marker,
-                            payload_type: pt,
-                            sequence_number: p.seq,
-                            timestamp: p.timestamp,
-                            ssrc,
-                            ..Default::default()
-                        },
-                        payload: p.payload.clone(),
-                    };
-                    if let Err(e) = track.write_rtp(packet).await {
-                        let mut text = e.to_string();
-                        text.truncate(120);
-                        failed = Some(text);
-                        break;
-                    }
-                }
-                if failed.is_some() {
-                    break;
-                }
-            }
-            if let Some(e) = failed {
+            // The hub starts a joining viewer at a keyframe (one is requested on join), so it
+            // never sees an undecodable picture.
+            if let Err(e) = send_queued(&self.hub, viewer, &track, ssrc, pt, &mut batch).await {
                 tracing::debug!(viewer = %id, error = %e, "write failed");
                 break "write failed";
             }
@@ -520,6 +489,45 @@ impl Viewers {
         self.stats.viewers.fetch_sub(1, Ordering::Relaxed);
         let _ = pc.close().await;
         reason
+    }
+}
+
+/// Writes everything queued for `id` in the hub to `track`, stamped with this connection's SSRC
+/// and negotiated payload type (viewers and publishers alike). Stops at the first write error
+/// and returns its text (truncated: the stack's error embeds the whole packet).
+pub(crate) async fn send_queued(
+    hub: &Hub,
+    id: sutantra_core::fanout::ViewerId,
+    track: &TrackLocalStaticRTP,
+    ssrc: u32,
+    pt: u8,
+    batch: &mut Vec<Arc<OutPacket>>,
+) -> Result<(), String> {
+    loop {
+        batch.clear();
+        hub.drain(id, batch, WRITE_BATCH);
+        if batch.is_empty() {
+            return Ok(());
+        }
+        for p in batch.iter() {
+            let packet = rtc::rtp::Packet {
+                header: rtc::rtp::Header {
+                    version: 2,
+                    marker: p.marker,
+                    payload_type: pt,
+                    sequence_number: p.seq,
+                    timestamp: p.timestamp,
+                    ssrc,
+                    ..Default::default()
+                },
+                payload: p.payload.clone(),
+            };
+            if let Err(e) = track.write_rtp(packet).await {
+                let mut text = e.to_string();
+                text.truncate(120);
+                return Err(text);
+            }
+        }
     }
 }
 

@@ -617,43 +617,10 @@ async fn stream(
             }
             _ = stop.changed() => break Outcome::Stopped,
         }
-        let mut failed = false;
-        loop {
-            batch.clear();
-            ctx.hub.drain(id, &mut batch, WRITE_BATCH);
-            if batch.is_empty() {
-                break;
-            }
-            for p in &batch {
-                let packet = rtc::rtp::Packet {
-                    header: rtc::rtp::Header {
-                        version: 2,
-                        marker: p.marker,
-                        payload_type: pt,
-                        sequence_number: p.seq,
-                        timestamp: p.timestamp,
-                        ssrc,
-                        ..Default::default()
-                    },
-                    payload: p.payload.clone(),
-                };
-                if let Err(e) = track.write_rtp(packet).await {
-                    let mut text = e.to_string();
-                    text.truncate(120);
-                    tracing::debug!(
-                        target_url = %target.url,
-                        error = %text,
-                        "publish write failed",
-                    );
-                    failed = true;
-                    break;
-                }
-            }
-            if failed {
-                break;
-            }
-        }
-        if failed {
+        if let Err(text) =
+            crate::viewer::send_queued(&ctx.hub, id, track, ssrc, pt, &mut batch).await
+        {
+            tracing::debug!(target_url = %target.url, error = %text, "publish write failed");
             break Outcome::Ended("write failed");
         }
     };
