@@ -3,17 +3,21 @@
 //! Layout:
 //! - [`frame`]: the I420 picture buffer every source fills;
 //! - [`camera`]: the [`camera::FrameSource`] trait and its sources (test pattern with the latency
-//!   stamp, Y4M files, V4L2 devices behind the `v4l2` feature), plus a scripted fake.
+//!   stamp, Y4M files, V4L2 devices behind the `v4l2` feature), plus a scripted fake;
+//! - [`gpio`]: the [`gpio::StatusLed`] and [`gpio::Button`] traits, Raspberry Pi pins behind the
+//!   `rpi` feature, and fakes that record LED transitions and script button presses.
 //!
 //! Nothing here allocates per picture: sources write into frames the caller owns.
 //!
 //! Features: `v4l2` (default, Linux only) enables `camera::V4l2Source` and `v4l2:` specs;
-//! `fake` exports the scripted fake source for tests of other crates.
+//! `rpi` (Linux only) enables `gpio::rpi` (BCM pins through `rppal`); `fake` exports the
+//! scripted fakes (camera source, LED, button) for tests of other crates.
 
 #![warn(missing_docs)]
 
 pub mod camera;
 pub mod frame;
+pub mod gpio;
 
 #[cfg(all(target_os = "linux", feature = "v4l2"))]
 pub use camera::V4l2Source;
