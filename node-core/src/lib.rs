@@ -16,11 +16,14 @@
 //!   postcard + Ed25519, hash-linked) proving to the chain what this node broadcast.
 //! - [`chain`]: CometBFT light-client verification (parse RPC JSON, verify a step or skip to a
 //!   height with bisection), so the node checks the chain's headers itself.
+//! - [`led`]: the status LED's blink pattern per node state and the button's debounced short
+//!   and long presses (the firmware's GPIO thread drives the pins).
 
 pub mod attest;
 pub mod chain;
 pub mod codec;
 pub mod fanout;
+pub mod led;
 pub mod observer;
 pub mod pacer;
 pub mod pool;
