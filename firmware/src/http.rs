@@ -247,6 +247,12 @@ async fn healthz(State(state): State<AppState>) -> Response {
         Some(_) => "stalled",
         None => "starting",
     };
+    // Frames flow but the camera is away: they are the "no signal" slate.
+    let status = if status == "ok" && src.state != "running" {
+        "no_signal"
+    } else {
+        status
+    };
     // `sutantra stream stop`: no frames on purpose, which is not a stall.
     let status = if s.control.paused() { "paused" } else { status };
     let body = serde_json::json!({
@@ -271,7 +277,7 @@ async fn healthz(State(state): State<AppState>) -> Response {
         "outbox_depth": s.chain.outbox_depth.load(Ordering::Relaxed),
         "stream_paused": s.control.paused(),
     });
-    let code = if status == "stalled" {
+    let code = if status == "stalled" || status == "no_signal" {
         StatusCode::SERVICE_UNAVAILABLE
     } else {
         StatusCode::OK
@@ -354,6 +360,24 @@ async fn metrics(State(state): State<AppState>) -> Response {
         "counter",
         "Encoder errors.",
         c(&s.encode_errors),
+    );
+    metric(
+        "slate_frames_total",
+        "counter",
+        "\"No signal\" slate frames sent while the camera was away.",
+        c(&s.slate_frames),
+    );
+    metric(
+        "source_reopens_total",
+        "counter",
+        "Times a failed camera was reopened.",
+        c(&s.source_reopens),
+    );
+    metric(
+        "encoder_restarts_total",
+        "counter",
+        "Times the encoder was rebuilt after a run of errors.",
+        c(&s.encoder_restarts),
     );
     metric(
         "viewer_packets_dropped_total",
@@ -468,6 +492,7 @@ async fn metrics(State(state): State<AppState>) -> Response {
         c(&ch.segments_dropped),
     );
     s.publish.render(&mut out);
+    s.pacing.render(&mut out);
     (
         StatusCode::OK,
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],

@@ -33,6 +33,12 @@ pub struct Stats {
     pub capture_errors: AtomicU64,
     /// Encode errors.
     pub encode_errors: AtomicU64,
+    /// "No signal" slate frames sent while the camera was away.
+    pub slate_frames: AtomicU64,
+    /// Times a failed camera was reopened.
+    pub source_reopens: AtomicU64,
+    /// Times the encoder was rebuilt after a run of errors.
+    pub encoder_restarts: AtomicU64,
     /// Viewer sessions started.
     pub viewers_joined: AtomicU64,
     /// WHEP requests refused because the viewer limit was reached.
@@ -47,6 +53,8 @@ pub struct Stats {
     pub chain: ChainStats,
     /// WHIP publishing (`sutantra_publish_*`).
     pub publish: crate::publish::PublishStats,
+    /// Frame pacing: hand-off to the viewers' queues vs the frame clock's deadline.
+    pub pacing: PacingStats,
     /// Operator controls (`sutantra stream ...`, `reboot-stream`), read by the media threads.
     pub control: crate::control::MediaControl,
     window: Mutex<FpsWindow>,
@@ -153,6 +161,9 @@ impl Stats {
             decimated: AtomicU64::new(0),
             capture_errors: AtomicU64::new(0),
             encode_errors: AtomicU64::new(0),
+            slate_frames: AtomicU64::new(0),
+            source_reopens: AtomicU64::new(0),
+            encoder_restarts: AtomicU64::new(0),
             viewers_joined: AtomicU64::new(0),
             viewers_refused: AtomicU64::new(0),
             viewers: AtomicUsize::new(0),
@@ -160,6 +171,7 @@ impl Stats {
             last_frame_us: AtomicU64::new(0),
             chain: ChainStats::default(),
             publish: crate::publish::PublishStats::default(),
+            pacing: PacingStats::default(),
             control: crate::control::MediaControl::default(),
             window: Mutex::new(FpsWindow {
                 times: std::collections::VecDeque::with_capacity(256),
@@ -179,6 +191,7 @@ impl Stats {
                 state: "running",
             };
         }
+        self.pacing.set_rate(info.fps_num, info.fps_den);
     }
 
     /// Records a source state change (`running`, `error`).
@@ -205,8 +218,9 @@ impl Stats {
 
     /// A frame was encoded into `packets` packets and handed to the viewers; `at` is the time
     /// since the media origin (only differences matter).
-    pub fn on_encoded(&self, bytes: usize, keyframe: bool, packets: usize, _at: Duration) {
+    pub fn on_encoded(&self, bytes: usize, keyframe: bool, packets: usize, at: Duration) {
         let now = self.started.elapsed();
+        self.pacing.record(at);
         self.frames_sent.fetch_add(1, Ordering::Relaxed);
         self.bytes_encoded
             .fetch_add(bytes as u64, Ordering::Relaxed);
@@ -258,5 +272,112 @@ impl Stats {
     /// Seconds since start.
     pub fn uptime(&self) -> Duration {
         self.started.elapsed()
+    }
+}
+
+/// Upper bounds (µs) of the pacing histogram's buckets: 250 µs steps to 10 ms, then coarser.
+pub const PACING_BUCKETS_US: [u64; 47] = [
+    250, 500, 750, 1000, 1250, 1500, 1750, 2000, 2250, 2500, 2750, 3000, 3250, 3500, 3750, 4000,
+    4250, 4500, 4750, 5000, 5500, 6000, 6500, 7000, 7500, 8000, 8500, 9000, 9500, 10000, 11000,
+    12000, 13000, 14000, 15000, 17500, 20000, 22500, 25000, 27500, 30000, 33333, 40000, 50000,
+    66667, 100000, 200000,
+];
+
+/// Sender-side frame pacing (issue 7): for each frame handed to the viewers' queues, how long
+/// after its frame-clock deadline (`origin + n * period`, the grid of the capture pacer) that
+/// happened. A fixed-bucket histogram (cumulative counters, no allocation), its sum, count and
+/// max, exported in `/metrics` as `sutantra_frame_send_lateness_us`. The grid is anchored at the
+/// media origin; the capture pacer starts a few µs later, so the figure errs on the late side.
+/// A frame later than a whole period is attributed to the latest deadline before it.
+#[derive(Debug)]
+pub struct PacingStats {
+    fps_num: AtomicU64,
+    fps_den: AtomicU64,
+    buckets: [AtomicU64; PACING_BUCKETS_US.len() + 1],
+    count: AtomicU64,
+    sum_us: AtomicU64,
+    max_us: AtomicU64,
+}
+
+impl Default for PacingStats {
+    fn default() -> Self {
+        Self {
+            fps_num: AtomicU64::new(0),
+            fps_den: AtomicU64::new(1),
+            buckets: std::array::from_fn(|_| AtomicU64::new(0)),
+            count: AtomicU64::new(0),
+            sum_us: AtomicU64::new(0),
+            max_us: AtomicU64::new(0),
+        }
+    }
+}
+
+impl PacingStats {
+    /// The frame rate whose grid the deadlines are on.
+    pub fn set_rate(&self, num: u32, den: u32) {
+        self.fps_den.store(u64::from(den.max(1)), Ordering::Relaxed);
+        self.fps_num.store(u64::from(num), Ordering::Relaxed);
+    }
+
+    /// A frame was handed to the viewers at `at` since the media origin.
+    pub fn record(&self, at: Duration) {
+        let (num, den) = (
+            self.fps_num.load(Ordering::Relaxed) as u128,
+            self.fps_den.load(Ordering::Relaxed) as u128,
+        );
+        if num == 0 {
+            return;
+        }
+        // The pacer's exact grid: deadline(n) = n * 1e9 * den / num ns.
+        let at_ns = at.as_nanos();
+        let n = at_ns * num / (1_000_000_000 * den);
+        let deadline_ns = n * 1_000_000_000 * den / num;
+        let late_us = ((at_ns - deadline_ns) / 1000) as u64;
+        let i = PACING_BUCKETS_US.partition_point(|&le| le < late_us);
+        self.buckets[i].fetch_add(1, Ordering::Relaxed);
+        self.count.fetch_add(1, Ordering::Relaxed);
+        self.sum_us.fetch_add(late_us, Ordering::Relaxed);
+        self.max_us.fetch_max(late_us, Ordering::Relaxed);
+    }
+
+    /// Prometheus text: a histogram (cumulative buckets) and the max.
+    pub fn render(&self, out: &mut String) {
+        let name = "sutantra_frame_send_lateness_us";
+        out.push_str(&format!(
+            "# HELP {name} Frame handed to the viewers' queues, microseconds after its frame-clock deadline.\n# TYPE {name} histogram\n"
+        ));
+        let mut cum = 0u64;
+        for (i, b) in self.buckets.iter().enumerate() {
+            cum += b.load(Ordering::Relaxed);
+            match PACING_BUCKETS_US.get(i) {
+                Some(le) => out.push_str(&format!("{name}_bucket{{le=\"{le}\"}} {cum}\n")),
+                None => out.push_str(&format!("{name}_bucket{{le=\"+Inf\"}} {cum}\n")),
+            }
+        }
+        out.push_str(&format!(
+            "{name}_sum {}\n{name}_count {}\n# HELP {name}_max Largest lateness since start.\n# TYPE {name}_max gauge\n{name}_max {}\n",
+            self.sum_us.load(Ordering::Relaxed),
+            self.count.load(Ordering::Relaxed),
+            self.max_us.load(Ordering::Relaxed)
+        ));
+    }
+}
+
+#[cfg(test)]
+mod pacing_tests {
+    use super::*;
+
+    #[test]
+    fn lateness_is_measured_from_the_latest_deadline_on_the_grid() {
+        let p = PacingStats::default();
+        p.set_rate(30, 1);
+        p.record(Duration::from_micros(33_333 * 2 + 1_500)); // 1.5 ms after deadline 2
+        p.record(Duration::from_micros(100)); // 0.1 ms after deadline 0
+        let mut out = String::new();
+        p.render(&mut out);
+        assert!(out.contains("sutantra_frame_send_lateness_us_bucket{le=\"250\"} 1\n"), "{out}");
+        assert!(out.contains("sutantra_frame_send_lateness_us_bucket{le=\"1500\"} 2\n"), "{out}");
+        assert!(out.contains("sutantra_frame_send_lateness_us_count 2\n"), "{out}");
+        assert!(out.contains("sutantra_frame_send_lateness_us_max 1499\n"), "{out}");
     }
 }

@@ -1,0 +1,164 @@
+#!/usr/bin/env python3
+"""The aiortc peer of the benchmark suite: a minimal WHEP server that sends VP8 with aiortc.
+
+It speaks the same WHEP subset as the node (POST /whep -> 201 + answer + Location, DELETE
+/whep/<id>, GET /healthz), so the very same viewers (bench/viewer.py) decode both senders.
+
+    peer_sender.py --listen 127.0.0.1:0 --y4m FILE --bitrate-kbps 1000 [--stamp] [--port-file F]
+
+- Frames come from the Y4M file through aiortc's MediaPlayer (looped, paced at its frame rate);
+  one player feeds every viewer through MediaRelay, and aiortc encodes once per viewer (that is
+  how aiortc works: an encoder per RTCRtpSender).
+- The bitrate is pinned: aiortc's VP8 encoder otherwise starts at 500 kbit/s and follows REMB
+  between 250 kbit/s and 1.5 Mbit/s. Its other settings are aiortc's own (cpu-used -6, realtime).
+- --stamp draws the latency stamp of DESIGN.md section 3 (64 cells in rows 0..15 of the luma
+  plane, bit 63-i of the capture time in µs) into each frame as it leaves the player, which is
+  this sender's capture time.
+- Loopback only: aioice's host candidates are replaced by 127.0.0.1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import fractions
+import json
+import os
+import sys
+import time
+import uuid
+
+
+def loopback_only() -> None:
+    import aioice.ice
+
+    aioice.ice.get_host_addresses = lambda use_ipv4, use_ipv6: ["127.0.0.1"] if use_ipv4 else []
+
+
+def pin_bitrate(bps: int) -> None:
+    from aiortc.codecs import vpx
+
+    vpx.DEFAULT_BITRATE = vpx.MIN_BITRATE = vpx.MAX_BITRATE = bps
+
+
+def draw_stamp(frame, now_us: int):
+    """A copy of `frame` (yuv420p) with the latency stamp in rows 0..15."""
+    import numpy as np
+    from av import VideoFrame
+
+    arr = frame.to_ndarray(format="yuv420p")  # (h*3/2, w): Y, then U and V quarter planes
+    h, w = frame.height, frame.width
+    cell = w // 64
+    bits = np.array([(now_us >> (63 - i)) & 1 for i in range(64)], dtype=np.uint8)
+    row = np.repeat(np.where(bits == 1, 235, 16).astype(np.uint8), cell)
+    arr[0:16, : cell * 64] = row
+    # chroma 128 under the stamp: U and V rows 0..7 (each chroma row holds two half-width rows)
+    uv_rows = 16 // 2 * (w // 2) // w  # rows of the (h*3/2, w) array that hold U rows 0..7
+    arr[h : h + uv_rows, :] = 128
+    arr[h + h // 4 : h + h // 4 + uv_rows, :] = 128
+    out = VideoFrame.from_ndarray(arr, format="yuv420p")
+    out.pts, out.time_base = frame.pts, frame.time_base
+    return out
+
+
+async def main_async(args) -> None:
+    from aiohttp import web
+    from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
+    from aiortc.contrib.media import MediaPlayer, MediaRelay
+    from aiortc.mediastreams import MediaStreamTrack
+
+    player = MediaPlayer(args.y4m, loop=True)
+    relay = MediaRelay()
+    source = player.video
+
+    class Stamped(MediaStreamTrack):
+        kind = "video"
+
+        def __init__(self, inner):
+            super().__init__()
+            self.inner = inner
+
+        async def recv(self):
+            frame = await self.inner.recv()
+            return draw_stamp(frame, int(time.time() * 1e6))
+
+    if args.stamp:
+        source = Stamped(player.video)
+    sessions: dict[str, RTCPeerConnection] = {}
+
+    async def whep_post(request: web.Request) -> web.Response:
+        if request.content_type != "application/sdp":
+            return web.Response(status=415, text="Content-Type must be application/sdp")
+        offer = await request.text()
+        pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+        sid = uuid.uuid4().hex[:16]
+        sessions[sid] = pc
+
+        @pc.on("connectionstatechange")
+        async def _state():
+            if pc.connectionState in ("failed", "closed"):
+                sessions.pop(sid, None)
+                await pc.close()
+
+        pc.addTrack(relay.subscribe(source, buffered=False))
+        try:
+            await pc.setRemoteDescription(RTCSessionDescription(sdp=offer, type="offer"))
+            await pc.setLocalDescription(await pc.createAnswer())  # gathers (host only)
+        except Exception as e:
+            sessions.pop(sid, None)
+            await pc.close()
+            return web.Response(status=400, text=f"bad offer: {e}")
+        return web.Response(
+            status=201,
+            text=pc.localDescription.sdp,
+            content_type="application/sdp",
+            headers={"Location": f"/whep/{sid}"},
+        )
+
+    async def whep_delete(request: web.Request) -> web.Response:
+        pc = sessions.pop(request.match_info["sid"], None)
+        if pc is None:
+            return web.Response(status=404, text="no such session")
+        await pc.close()
+        return web.Response(status=200)
+
+    async def healthz(_request: web.Request) -> web.Response:
+        return web.json_response({"status": "ok", "viewers": len(sessions), "pid": os.getpid()})
+
+    app = web.Application()
+    app.router.add_post("/whep", whep_post)
+    app.router.add_delete("/whep/{sid}", whep_delete)
+    app.router.add_get("/healthz", healthz)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    host, port = args.listen.rsplit(":", 1)
+    site = web.TCPSite(runner, host, int(port))
+    await site.start()
+    bound = site._server.sockets[0].getsockname()[1]
+    if args.port_file:
+        with open(args.port_file + ".tmp", "w") as f:
+            f.write(str(bound))
+        os.replace(args.port_file + ".tmp", args.port_file)
+    print(json.dumps({"listening": f"{host}:{bound}"}), flush=True)
+    await asyncio.Event().wait()
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--listen", default="127.0.0.1:0")
+    p.add_argument("--y4m", required=True)
+    p.add_argument("--bitrate-kbps", type=int, default=1000)
+    p.add_argument("--stamp", action="store_true")
+    p.add_argument("--port-file")
+    args = p.parse_args()
+    loopback_only()
+    pin_bitrate(args.bitrate_kbps * 1000)
+    try:
+        asyncio.run(main_async(args))
+    except KeyboardInterrupt:
+        pass
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
