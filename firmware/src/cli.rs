@@ -425,6 +425,8 @@ async fn run_node(cfg: Config) -> Result<(), String> {
         hub.clone(),
         stats.clone(),
     );
+    // The status LED and the button ([gpio]; off unless this build and the board have them).
+    let gpio = crate::gpio::start(&cfg, stats.clone());
     tracing::info!(
         listen = %local,
         source = %spec,
@@ -458,6 +460,9 @@ async fn run_node(cfg: Config) -> Result<(), String> {
         media.stop();
         if let Some(v) = validator {
             v.shutdown();
+        }
+        if let Some(g) = gpio {
+            g.stop();
         }
     })
     .await

@@ -41,6 +41,8 @@ pub struct Config {
     pub attest: AttestConfig,
     /// WHIP publish targets (`[[publish]]`, repeatable; `run --publish URL` adds more).
     pub publish: Vec<crate::publish::target::PublishTarget>,
+    /// The status LED and the button (`[gpio]`; see src/gpio.rs).
+    pub gpio: crate::gpio::GpioConfig,
     /// The control socket (`[control]`; `sutantra status`, `stream`, `viewers`, `logs`, ...).
     pub control: crate::control::ControlConfig,
 }
@@ -246,6 +248,7 @@ impl Default for Config {
             chain: ChainConfig::default(),
             attest: AttestConfig::default(),
             publish: Vec::new(),
+            gpio: crate::gpio::GpioConfig::default(),
             control: crate::control::ControlConfig::default(),
         }
     }
@@ -490,6 +493,7 @@ impl Config {
             );
         }
         self.validate_chain()?;
+        crate::gpio::validate(&self.gpio)?;
         crate::publish::target::validate(&self.publish)
     }
 

@@ -9,6 +9,9 @@
 //! committed, submitted attestations), [`validator`] (their threads in `run`), [`cli_chain`]
 //! (`chain`, `keys`, `attest` commands) and [`duration`] (`10s`, `2h`, nanoseconds).
 //!
+//! The status LED and the button: [`gpio`] (a thread that shows the node's state on the LED
+//! and turns a long press into a keyframe or a stream restart).
+//!
 //! Field operations: [`control`] (the daemon's control socket and the commands that use it) and
 //! [`check`] (`sutantra check`, one file per preflight check).
 
@@ -21,6 +24,7 @@ mod cli_chain;
 mod config;
 mod control;
 mod duration;
+mod gpio;
 mod http;
 mod keyframe_requests;
 mod keys;
