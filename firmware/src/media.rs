@@ -19,8 +19,9 @@ use sutantra_core::observer::{EncodedFrameInfo, FrameObserver};
 use sutantra_core::pacer::{Pacer, Tick};
 use sutantra_core::pool::{FramePool, SlotId};
 use sutantra_core::rtp::packetizer::Packetizer;
-use sutantra_hal::camera::{SourceRequest, SourceSpec, open_source};
-use sutantra_hal::{FrameSource, I420Frame, Pacing, SourceInfo, SystemClock};
+use sutantra_core::supervisor::{ErrorRun, Restarter};
+use sutantra_hal::camera::{SourceRequest, SourceSpec, draw_slate, open_source};
+use sutantra_hal::{CameraError, FrameSource, I420Frame, Pacing, SourceInfo, SystemClock, WallClock};
 use tokio::sync::Notify;
 
 /// One RTP packet as every viewer sends it (SSRC and payload type are stamped per viewer).
@@ -151,6 +152,33 @@ impl Hub {
     }
 }
 
+/// Opens (and reopens) the camera. The node's is `open_source(spec, request)`; tests of the
+/// supervisor pass a scripted fake.
+pub type Opener = Box<dyn FnMut() -> Result<Box<dyn FrameSource>, CameraError> + Send>;
+
+/// What outlives one run of the media threads: a restart (new size, new encoder settings)
+/// hands them to the next run, so the viewers' RTP sequence numbers continue without a gap
+/// and the attestation segment stays open.
+pub struct Carry {
+    /// The frame observer (attestations).
+    pub observer: Box<dyn FrameObserver>,
+    /// The packetizer (SSRC, sequence numbers, picture ids).
+    pub packetizer: Packetizer,
+}
+
+impl std::fmt::Debug for Carry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Carry").finish_non_exhaustive()
+    }
+}
+
+/// The shortest and longest wait between attempts to reopen a failed camera. The cap bounds
+/// recovery: a camera that comes back streams again within about a second (plus its open).
+const REOPEN_MIN: Duration = Duration::from_millis(250);
+const REOPEN_MAX: Duration = Duration::from_secs(1);
+/// Encode errors in a row after which the encoder is rebuilt (half a second at 30 FPS).
+const ENCODER_ERROR_RUN: u32 = 15;
+
 /// The running media threads.
 #[derive(Debug)]
 pub struct Media {
@@ -158,7 +186,8 @@ pub struct Media {
     pub info: SourceInfo,
     stop: Arc<AtomicBool>,
     pool: Arc<PoolShared>,
-    threads: Vec<std::thread::JoinHandle<()>>,
+    capture: Option<std::thread::JoinHandle<()>>,
+    encode: Option<std::thread::JoinHandle<Carry>>,
 }
 
 /// The frame pool shared by the two threads. The pool's state machine (free → writing → ready →
@@ -209,9 +238,22 @@ impl Media {
         cfg: &MediaConfig,
         hub: Arc<Hub>,
         stats: Arc<Stats>,
-        mut observer: Box<dyn FrameObserver>,
+        observer: Box<dyn FrameObserver>,
     ) -> Result<Self, MediaError> {
-        let source = open_source(&cfg.spec, &cfg.request).map_err(|e| MediaError::Camera {
+        let (spec, req) = (cfg.spec.clone(), cfg.request);
+        let opener: Opener = Box::new(move || open_source(&spec, &req));
+        Self::start_with(cfg, opener, hub, stats, Carry::new(cfg, observer)?)
+    }
+
+    /// Starts the threads on the camera `open` opens, carrying `carry` over from an earlier run.
+    pub fn start_with(
+        cfg: &MediaConfig,
+        mut open: Opener,
+        hub: Arc<Hub>,
+        stats: Arc<Stats>,
+        carry: Carry,
+    ) -> Result<Self, MediaError> {
+        let source = open().map_err(|e| MediaError::Camera {
             spec: cfg.spec.to_string(),
             source: e,
         })?;
@@ -228,6 +270,10 @@ impl Media {
         };
         let mut encoder =
             Vp8Encoder::new(&enc_cfg).map_err(|e| MediaError::Encoder(e.to_string()))?;
+        let Carry {
+            mut observer,
+            mut packetizer,
+        } = carry;
         let slots = cfg.frame_pool.max(2);
         let pool = Arc::new(PoolShared {
             pool: Mutex::new(
@@ -238,13 +284,6 @@ impl Media {
                 .collect(),
             ready: Condvar::new(),
         });
-        let mut packetizer = Packetizer::new(
-            cfg.rtp_payload_bytes,
-            rand::random::<u16>(),
-            rand::random::<u32>(),
-            rand::random::<u16>() & 0x7fff,
-        )
-        .map_err(|e| MediaError::Encoder(e.to_string()))?;
         let stop = Arc::new(AtomicBool::new(false));
         stats.set_source(&info);
         tracing::info!(
@@ -258,17 +297,11 @@ impl Media {
 
         let origin = Instant::now();
         let capture = {
-            let (pool, stop, stats, spec, req) = (
-                pool.clone(),
-                stop.clone(),
-                stats.clone(),
-                cfg.spec.clone(),
-                cfg.request,
-            );
-            let fps = (info.fps_num, info.fps_den);
+            let (pool, stop, stats, spec) =
+                (pool.clone(), stop.clone(), stats.clone(), cfg.spec.clone());
             std::thread::Builder::new()
                 .name("capture".into())
-                .spawn(move || capture_loop(source, spec, req, fps, &pool, &stop, &stats, origin))
+                .spawn(move || capture_loop(source, open, spec, &pool, &stop, &stats, origin))
                 .map_err(|e| MediaError::Thread("capture", e))?
         };
         let encode = {
@@ -280,6 +313,7 @@ impl Media {
                 .name("encode".into())
                 .spawn(move || {
                     let mut limiter = KeyframeLimiter::new(gap);
+                    let mut errors = ErrorRun::new(ENCODER_ERROR_RUN);
                     let mut packets = Vec::with_capacity(256);
                     let mut index = 0u64;
                     while let Some(id) = wait_ready(&pool, &stop) {
@@ -331,17 +365,31 @@ impl Media {
                         pool.lock().release(id).ok();
                         match result {
                             Ok((keyframe, bytes)) if bytes > 0 => {
+                                errors.ok();
                                 index += 1;
                                 hub.publish(&packets);
                                 stats.on_encoded(bytes, keyframe, packets.len(), origin.elapsed());
                             }
-                            Ok(_) => {}
+                            Ok(_) => errors.ok(),
                             Err(e) => {
                                 tracing::error!(error = %e, "encode failed; frame skipped");
                                 stats.encode_errors.fetch_add(1, Ordering::Relaxed);
+                                if errors.error() {
+                                    // A run of failures: the encoder is broken, not unlucky.
+                                    match Vp8Encoder::new(&enc_cfg) {
+                                        Ok(e) => {
+                                            encoder = e;
+                                            applied_kbps = enc_cfg.bitrate_kbps;
+                                            stats.encoder_restarts.fetch_add(1, Ordering::Relaxed);
+                                            tracing::warn!("encoder rebuilt after {ENCODER_ERROR_RUN} errors in a row");
+                                        }
+                                        Err(e) => tracing::error!(error = %e, "cannot rebuild the encoder"),
+                                    }
+                                }
                             }
                         }
                     }
+                    Carry { observer, packetizer }
                 })
                 .map_err(|e| MediaError::Thread("encode", e))?
         };
@@ -349,17 +397,37 @@ impl Media {
             info,
             stop,
             pool,
-            threads: vec![capture, encode],
+            capture: Some(capture),
+            encode: Some(encode),
         })
     }
 
-    /// Stops both threads and waits for them.
-    pub fn stop(mut self) {
+    /// Stops both threads and waits for them; returns what a next run carries over (`None` if
+    /// the encode thread panicked). Dropping it flushes the open attestation segment.
+    pub fn stop(mut self) -> Option<Carry> {
         self.stop.store(true, Ordering::SeqCst);
         self.pool.ready.notify_all();
-        for t in self.threads.drain(..) {
+        if let Some(t) = self.capture.take() {
             let _ = t.join();
         }
+        self.encode.take().and_then(|t| t.join().ok())
+    }
+}
+
+impl Carry {
+    /// A first run's carry: `observer` and a packetizer with random SSRC and sequence start.
+    pub fn new(cfg: &MediaConfig, observer: Box<dyn FrameObserver>) -> Result<Self, MediaError> {
+        let packetizer = Packetizer::new(
+            cfg.rtp_payload_bytes,
+            rand::random::<u16>(),
+            rand::random::<u32>(),
+            rand::random::<u16>() & 0x7fff,
+        )
+        .map_err(|e| MediaError::Encoder(e.to_string()))?;
+        Ok(Self {
+            observer,
+            packetizer,
+        })
     }
 }
 
@@ -382,54 +450,103 @@ fn wait_ready(pool: &PoolShared, stop: &AtomicBool) -> Option<SlotId> {
 }
 
 /// The capture thread: paces free-running sources with the frame clock, decimates device
-/// sources that run faster than configured, and reopens a failed camera with backoff.
-#[allow(clippy::too_many_arguments)]
+/// sources that run faster than configured, and supervises the camera: a failed camera is
+/// closed and reopened with capped backoff ([`REOPEN_MIN`] to [`REOPEN_MAX`]) while the frame
+/// clock keeps the stream alive with the "no signal" slate, so viewers stay connected and see
+/// that the node is alive.
 fn capture_loop(
     source: Box<dyn FrameSource>,
+    mut open: Opener,
     spec: SourceSpec,
-    req: SourceRequest,
-    (fps_num, fps_den): (u32, u32),
     pool: &PoolShared,
     stop: &AtomicBool,
     stats: &Stats,
     origin: Instant,
 ) {
     let clock = SystemClock;
+    let info = source.info();
+    let (fps_num, fps_den) = (info.fps_num, info.fps_den);
     let period = Duration::from_nanos(1_000_000_000 * fps_den as u64 / fps_num.max(1) as u64);
     let Ok(mut pacer) = Pacer::new(fps_num, fps_den, origin.elapsed()) else {
         tracing::error!(fps_num, fps_den, "invalid frame rate; capture stopped");
         return;
     };
-    let info = source.info();
-    let free = source.pacing() == Pacing::Free;
+    let mut free = source.pacing() == Pacing::Free;
     // `None` while a failed camera is closed and being reopened.
     let mut source = Some(source);
-    let mut backoff = Duration::from_millis(500);
+    let mut restarter = Restarter::new(REOPEN_MIN, REOPEN_MAX);
+    let mut away_since = origin.elapsed();
+    let go_away = |source: &mut Option<Box<dyn FrameSource>>, restarter: &mut Restarter| {
+        // Close the failed device before reopening: while its file stays open, a camera that
+        // comes back is registered as another /dev/videoN.
+        *source = None;
+        let now = origin.elapsed();
+        restarter.failed(now);
+        now
+    };
     while !stop.load(Ordering::SeqCst) {
         if stats.control.take_restart() && source.is_some() {
             // `sutantra reboot-stream`: close the source; the reopen path below restarts it.
             tracing::info!(source = %spec, "restarting the source on request");
-            source = None;
-            backoff = Duration::from_millis(500);
             stats.set_source_state("restarting");
+            away_since = go_away(&mut source, &mut restarter);
         }
         let Some(src) = source.as_mut() else {
-            sleep_unless_stopped(backoff, stop);
-            backoff = (backoff * 2).min(Duration::from_secs(30));
-            match open_source(&spec, &req) {
-                Ok(s) if s.info().width == info.width && s.info().height == info.height => {
-                    source = Some(s);
-                    backoff = Duration::from_millis(500);
-                    stats.set_source_state("running");
-                    tracing::info!(source = %spec, "source reopened");
+            if restarter.due(origin.elapsed()) {
+                match open() {
+                    Ok(s) if s.info().width == info.width && s.info().height == info.height => {
+                        free = s.pacing() == Pacing::Free;
+                        source = Some(s);
+                        restarter.succeeded();
+                        stats.set_source_state("running");
+                        stats.source_reopens.fetch_add(1, Ordering::Relaxed);
+                        tracing::info!(
+                            source = %spec,
+                            away = ?origin.elapsed().saturating_sub(away_since),
+                            "source reopened"
+                        );
+                        continue;
+                    }
+                    Ok(s) => {
+                        let wait = restarter.attempt_failed(origin.elapsed());
+                        tracing::error!(
+                            source = %spec,
+                            size = format!("{}x{}", s.info().width, s.info().height),
+                            retry_in = ?wait,
+                            "source came back with another size; restart the node to use it"
+                        );
+                    }
+                    Err(e) => {
+                        let wait = restarter.attempt_failed(origin.elapsed());
+                        // Once a minute at most in the log; every attempt at debug level.
+                        if restarter.attempts() % 60 == 1 {
+                            tracing::warn!(source = %spec, error = %e, retry_in = ?wait, "source still unavailable; sending the no-signal slate");
+                        } else {
+                            tracing::debug!(source = %spec, error = %e, "source still unavailable");
+                        }
+                    }
                 }
-                Ok(s) => tracing::error!(
-                    source = %spec,
-                    size = format!("{}x{}", s.info().width, s.info().height),
-                    "source came back with another size; restart the node to use it"
-                ),
-                Err(e) => {
-                    tracing::warn!(source = %spec, error = %e, retry_in = ?backoff, "source still unavailable")
+            }
+            // The frame clock goes on: the slate keeps the viewers' picture alive.
+            match pacer.poll(origin.elapsed()) {
+                Tick::Wait { until } => {
+                    let now = origin.elapsed();
+                    let until = restarter.next_attempt().map_or(until, |a| a.min(until));
+                    if until > now {
+                        std::thread::sleep((until - now).min(Duration::from_millis(100)));
+                    }
+                }
+                Tick::Due { skipped, .. } => {
+                    if skipped > 0 {
+                        stats.pacer_skipped.fetch_add(skipped, Ordering::Relaxed);
+                    }
+                    let away_s = origin.elapsed().saturating_sub(away_since).as_secs();
+                    // Drawing the slate cannot fail.
+                    let _ = send_frame(pool, stats, |frame| {
+                        draw_slate(frame, clock.now_us(), away_s);
+                        Ok(())
+                    });
+                    stats.slate_frames.fetch_add(1, Ordering::Relaxed);
                 }
             }
             continue;
@@ -451,60 +568,248 @@ fn capture_loop(
                 }
             }
         }
-        let id = match pool.lock().acquire() {
-            Ok(id) => id,
-            Err(e) => {
-                tracing::error!(error = %e, "frame pool exhausted");
-                std::thread::sleep(period);
-                continue;
-            }
+        let decimate = |pacer: &mut Pacer| {
+            // Device-paced: keep only the frames the frame clock wants (a camera that runs
+            // faster than configured is decimated, not queued). A quarter period of tolerance
+            // keeps a camera at exactly the configured rate from losing frames to phase jitter.
+            !free && matches!(pacer.poll(origin.elapsed() + period / 4), Tick::Wait { .. })
         };
-        let result = match pool.frame(id) {
-            Some(mut frame) => src.capture(&mut frame, &clock),
-            None => continue,
-        };
-        match result {
-            Ok(()) => {
-                stats.on_captured();
-                if !free {
-                    // Device-paced: keep only the frames the frame clock wants (a camera that
-                    // runs faster than configured is decimated, not queued). A quarter period of
-                    // tolerance keeps a camera at exactly the configured rate from losing frames
-                    // to phase jitter.
-                    if let Tick::Wait { .. } = pacer.poll(origin.elapsed() + period / 4) {
-                        pool.lock().discard(id).ok();
-                        stats.decimated.fetch_add(1, Ordering::Relaxed);
-                        continue;
-                    }
-                }
-                let mut guard = pool.lock();
-                guard.publish(id).ok();
-                stats.set_pool_dropped(guard.dropped());
-                drop(guard);
-                pool.ready.notify_one();
+        let result = send_frame(pool, stats, |frame| {
+            src.capture(frame, &clock)?;
+            stats.on_captured();
+            if decimate(&mut pacer) {
+                stats.decimated.fetch_add(1, Ordering::Relaxed);
+                return Err(None);
             }
-            Err(e) => {
-                pool.lock().discard(id).ok();
-                stats.capture_errors.fetch_add(1, Ordering::Relaxed);
-                stats.set_source_state("error");
-                tracing::warn!(source = %spec, error = %e, "capture failed; closing the source to reopen it");
-                // Close the failed device before reopening: while its file stays open, a camera
-                // that comes back is registered as another /dev/videoN.
-                source = None;
-                backoff = Duration::from_millis(500);
-            }
+            Ok(())
+        });
+        if let Err(e) = result {
+            stats.capture_errors.fetch_add(1, Ordering::Relaxed);
+            stats.set_source_state("error");
+            tracing::warn!(source = %spec, error = %e, "capture failed; closing the source to reopen it");
+            away_since = go_away(&mut source, &mut restarter);
         }
     }
 }
 
-/// Sleeps for `d`, waking early when the node stops (shutdown never waits for a backoff).
-fn sleep_unless_stopped(d: Duration, stop: &AtomicBool) {
-    let end = Instant::now() + d;
-    while !stop.load(Ordering::SeqCst) {
-        let now = Instant::now();
-        if now >= end {
-            return;
+/// Takes a frame from the pool, lets `fill` draw it and hands it to the encoder. `fill` may
+/// fail with a camera error (returned) or decline the frame (`Err(None)`: nothing is sent).
+fn send_frame(
+    pool: &PoolShared,
+    stats: &Stats,
+    fill: impl FnOnce(&mut I420Frame) -> Result<(), Option<CameraError>>,
+) -> Result<(), CameraError> {
+    let id = match pool.lock().acquire() {
+        Ok(id) => id,
+        Err(e) => {
+            tracing::error!(error = %e, "frame pool exhausted");
+            std::thread::sleep(Duration::from_millis(10));
+            return Ok(());
         }
-        std::thread::sleep((end - now).min(Duration::from_millis(100)));
+    };
+    let result = match pool.frame(id) {
+        Some(mut frame) => fill(&mut frame),
+        None => return Ok(()),
+    };
+    match result {
+        Ok(()) => {
+            let mut guard = pool.lock();
+            guard.publish(id).ok();
+            stats.set_pool_dropped(guard.dropped());
+            drop(guard);
+            pool.ready.notify_one();
+            Ok(())
+        }
+        Err(e) => {
+            pool.lock().discard(id).ok();
+            e.map_or(Ok(()), Err)
+        }
+    }
+}
+
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Mutex as StdMutex;
+    use sutantra_core::codec::vp8::Vp8Decoder;
+    use sutantra_hal::camera::slate::looks_like_slate;
+    use sutantra_hal::camera::{CameraError, ErrorKind};
+
+    /// A camera that is there or not, as the test says: while away, `capture` fails as a
+    /// pulled USB camera does and opening it fails as a missing device does.
+    struct Camera {
+        present: Arc<AtomicBool>,
+    }
+
+    impl FrameSource for Camera {
+        fn info(&self) -> SourceInfo {
+            SourceInfo {
+                kind: "fake",
+                description: "test camera".into(),
+                width: 320,
+                height: 240,
+                fps_num: 30,
+                fps_den: 1,
+            }
+        }
+        fn pacing(&self) -> Pacing {
+            Pacing::Free
+        }
+        fn capture(
+            &mut self,
+            frame: &mut I420Frame,
+            clock: &dyn WallClock,
+        ) -> Result<(), CameraError> {
+            if !self.present.load(Ordering::SeqCst) {
+                return Err(CameraError::new(ErrorKind::Disconnected, "camera unplugged"));
+            }
+            frame.planes_mut().0.fill(100);
+            frame.capture_us = clock.now_us();
+            Ok(())
+        }
+    }
+
+    /// Decodes every encoded frame and records when it came and whether it was the slate.
+    struct Watch {
+        decoder: Vp8Decoder,
+        frame: I420Frame,
+        seen: Arc<StdMutex<Vec<(Instant, bool)>>>,
+    }
+
+    impl FrameObserver for Watch {
+        fn on_encoded(&mut self, _info: &EncodedFrameInfo, data: &[u8]) {
+            if let Ok(true) = self.decoder.decode(data, &mut self.frame) {
+                let slate = looks_like_slate(self.frame.planes().0, 320, 240);
+                self.seen.lock().expect("lock").push((Instant::now(), slate));
+            }
+        }
+    }
+
+    fn config() -> MediaConfig {
+        MediaConfig {
+            spec: SourceSpec::TestPattern,
+            request: SourceRequest {
+                width: 320,
+                height: 240,
+                fps_num: 30,
+                fps_den: 1,
+                buffers: 4,
+            },
+            frame_pool: 4,
+            bitrate_kbps: 300,
+            keyframe_interval: 60,
+            cpu_used: 8,
+            threads: 1,
+            min_keyframe_gap: Duration::from_millis(100),
+            rtp_payload_bytes: 1200,
+        }
+    }
+
+    fn wait_for(what: &str, deadline: Duration, mut ok: impl FnMut() -> bool) {
+        let end = Instant::now() + deadline;
+        while !ok() {
+            assert!(Instant::now() < end, "timed out waiting for {what}");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// The supervisor: a camera that fails and comes back. While it is away the stream goes on
+    /// with the slate (no gap a viewer would notice), and the camera's picture is back within
+    /// 2 s of its return; a viewer attached to the hub receives frames throughout.
+    #[test]
+    fn a_camera_that_fails_and_returns_is_bridged_by_the_slate() {
+        let present = Arc::new(AtomicBool::new(true));
+        let p = present.clone();
+        let opener: Opener = Box::new(move || {
+            if p.load(Ordering::SeqCst) {
+                Ok(Box::new(Camera { present: p.clone() }) as Box<dyn FrameSource>)
+            } else {
+                Err(CameraError::new(ErrorKind::NotFound, "no /dev/video0"))
+            }
+        });
+        let seen = Arc::new(StdMutex::new(Vec::new()));
+        let watch = Box::new(Watch {
+            decoder: Vp8Decoder::new().expect("test setup"),
+            frame: I420Frame::new(320, 240),
+            seen: seen.clone(),
+        });
+        let cfg = config();
+        let hub = Arc::new(Hub::new(2, 4096).expect("test setup"));
+        let stats = Arc::new(Stats::new());
+        let (viewer, _wake) = hub.join().expect("test setup");
+        let media = Media::start_with(
+            &cfg,
+            opener,
+            hub.clone(),
+            stats.clone(),
+            Carry::new(&cfg, watch).expect("test setup"),
+        )
+        .expect("test setup");
+        let camera_frames = |s: &StdMutex<Vec<(Instant, bool)>>| {
+            s.lock().expect("lock").iter().filter(|(_, slate)| !slate).count()
+        };
+        wait_for("camera frames", Duration::from_secs(10), || {
+            camera_frames(&seen) >= 15
+        });
+
+        present.store(false, Ordering::SeqCst);
+        let unplugged = Instant::now();
+        wait_for("slate frames", Duration::from_secs(5), || {
+            stats.slate_frames.load(Ordering::Relaxed) >= 30
+        });
+        assert_eq!(stats.source().state, "error");
+        // Away for a while: the reopen backoff reaches its cap.
+        std::thread::sleep(Duration::from_millis(2500));
+        let returned = Instant::now();
+        present.store(true, Ordering::SeqCst);
+        wait_for("the camera's picture again", Duration::from_secs(5), || {
+            seen.lock()
+                .expect("test setup")
+                .iter()
+                .any(|(t, slate)| *t > returned && !slate)
+        });
+        let back = seen
+            .lock()
+            .expect("test setup")
+            .iter()
+            .find(|(t, slate)| *t > returned && !slate)
+            .map(|(t, _)| *t - returned)
+            .expect("test setup");
+        std::thread::sleep(Duration::from_millis(300));
+        let mut packets = Vec::new();
+        hub.drain(viewer, &mut packets, usize::MAX);
+        let carry = media.stop().expect("encode thread");
+        drop(carry);
+
+        assert!(back <= Duration::from_secs(2), "picture back after {back:?}");
+        assert_eq!(stats.source().state, "running");
+        assert!(stats.source_reopens.load(Ordering::Relaxed) >= 1);
+        let seen = seen.lock().expect("lock");
+        // The picture during the outage was the slate, and frames never stopped: no gap
+        // between decoded frames longer than a few frame periods.
+        assert!(
+            seen.iter()
+                .filter(|(t, _)| *t > unplugged + Duration::from_millis(200) && *t < returned)
+                .all(|(_, slate)| *slate),
+            "camera frames while the camera was away"
+        );
+        let gap = seen
+            .windows(2)
+            .map(|w| w[1].0 - w[0].0)
+            .max()
+            .unwrap_or_default();
+        assert!(gap < Duration::from_millis(400), "longest gap {gap:?}");
+        // The viewer got every frame the encoder made: one marker packet per frame.
+        let frames_to_viewer = packets.iter().filter(|p| p.marker).count();
+        assert!(
+            frames_to_viewer + 5 >= seen.len(),
+            "viewer got {frames_to_viewer} of {} frames",
+            seen.len()
+        );
+        println!(
+            "camera back after {back:?}; {} slate frames; longest gap {gap:?}",
+            stats.slate_frames.load(Ordering::Relaxed)
+        );
     }
 }

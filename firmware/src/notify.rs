@@ -129,6 +129,67 @@ mod tests {
         assert_eq!(&buf[..n], b"READY=1");
     }
 
+    /// What the service manager received since the last call.
+    fn received(manager: &UnixDatagram) -> Vec<String> {
+        let mut out = Vec::new();
+        let mut buf = [0u8; 256];
+        while let Ok(n) = manager.recv(&mut buf) {
+            out.push(String::from_utf8_lossy(&buf[..n]).into_owned());
+        }
+        out
+    }
+
+    /// The watchdog pings while frames leave, stops when they stop (so systemd restarts a
+    /// stalled node), and resumes when they flow again. Paused tokio time: no real waiting.
+    #[tokio::test(start_paused = true)]
+    async fn watchdog_stops_pinging_when_frames_stop() {
+        use std::sync::Arc;
+        use std::sync::atomic::Ordering;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("notify.sock");
+        let manager = UnixDatagram::bind(&path).expect("bind");
+        manager.set_nonblocking(true).expect("nonblocking");
+        let notifier = Arc::new(Notifier {
+            socket: Some((
+                UnixDatagram::unbound().expect("socket"),
+                path.to_string_lossy().into_owned(),
+            )),
+            watchdog: Some(Duration::from_secs(2)),
+        });
+        let stats = Arc::new(crate::stats::Stats::new());
+        let task = tokio::spawn(watchdog_loop(notifier, stats.clone()));
+        let period = async |frames: u64| {
+            stats.frames_sent.fetch_add(frames, Ordering::Relaxed);
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            for _ in 0..10 {
+                tokio::task::yield_now().await;
+            }
+            received(&manager)
+        };
+        // The first tick is at once (no frames yet: not a ping); then frames flow.
+        let _ = period(0).await;
+        for _ in 0..3 {
+            let got = period(30).await;
+            assert!(
+                got.len() == 1 && got[0].starts_with("WATCHDOG=1\nSTATUS=streaming"),
+                "{got:?}"
+            );
+        }
+        // Frames stop: one STATUS line, then silence while they stay stopped.
+        let got = period(0).await;
+        assert_eq!(got, ["STATUS=stalled: no frames leaving the encoder"]);
+        for _ in 0..5 {
+            assert_eq!(period(0).await, Vec::<String>::new());
+        }
+        // They flow again: pings resume.
+        let got = period(30).await;
+        assert!(got.len() == 1 && got[0].starts_with("WATCHDOG=1"), "{got:?}");
+        // An operator's `stream stop` is not a stall: pings go on without frames.
+        stats.control.set_paused(true);
+        assert!(period(0).await[0].starts_with("WATCHDOG=1"));
+        task.abort();
+    }
+
     #[test]
     fn no_socket_means_no_pings() {
         let n = Notifier {

@@ -11,6 +11,7 @@
 //! - [`rtp`]: the RFC 7741 VP8 payloader, the 90 kHz clock and the RTP packetizer;
 //! - [`pacer`]: the frame clock, `start + n * period`;
 //! - [`fanout`]: one encode to many viewers, a bounded queue each, keyframe requests;
+//! - [`supervisor`]: when to reopen a failed camera or restart an encoder (capped backoff);
 //! - [`observer`]: the per-frame hook (frame hashes for attestations);
 //! - [`attest`]: signed stream attestations (RFC 6962 roots of frame hashes per segment,
 //!   postcard + Ed25519, hash-linked) proving to the chain what this node broadcast.
@@ -28,3 +29,4 @@ pub mod observer;
 pub mod pacer;
 pub mod pool;
 pub mod rtp;
+pub mod supervisor;

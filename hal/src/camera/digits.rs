@@ -1,8 +1,10 @@
-//! A tiny bitmap font (digits 0-9, 5x7 glyphs) for drawing frame numbers into a luma plane.
+//! A tiny bitmap font (5x7 glyphs: digits 0-9 and the letters of "NO SIGNAL") for drawing into
+//! a luma plane.
 //!
 //! The test pattern shows its frame number in readable digits (DESIGN.md section 3) so a person
 //! looking at the viewer page, or a test reading a decoded picture, can spot dropped or repeated
-//! frames. Drawing is clipped to the plane: any position and scale is safe, nothing is written
+//! frames; the "no signal" slate ([`super::slate`]) shows its text and how long the camera has
+//! been away. Drawing is clipped to the plane: any position and scale is safe, nothing is written
 //! out of bounds and nothing is allocated.
 
 /// Glyph width in font pixels.
@@ -11,7 +13,7 @@ pub const GLYPH_WIDTH: u32 = 5;
 pub const GLYPH_HEIGHT: u32 = 7;
 
 /// 5x7 glyphs for 0-9; each row's 5 low bits, most significant bit = leftmost pixel.
-const FONT: [[u8; GLYPH_HEIGHT as usize]; 10] = [
+const FONT: [Glyph; 10] = [
     [0x0E, 0x11, 0x13, 0x15, 0x19, 0x11, 0x0E], // 0
     [0x04, 0x0C, 0x04, 0x04, 0x04, 0x04, 0x0E], // 1
     [0x0E, 0x11, 0x01, 0x02, 0x04, 0x08, 0x1F], // 2
@@ -23,6 +25,25 @@ const FONT: [[u8; GLYPH_HEIGHT as usize]; 10] = [
     [0x0E, 0x11, 0x11, 0x0E, 0x11, 0x11, 0x0E], // 8
     [0x0E, 0x11, 0x11, 0x0F, 0x01, 0x02, 0x0C], // 9
 ];
+
+/// One 5x7 glyph: each row's 5 low bits, most significant bit = leftmost pixel.
+pub type Glyph = [u8; GLYPH_HEIGHT as usize];
+
+/// The glyph of an ASCII character this font has (digits, space and `A G I L N O S`).
+pub fn glyph(c: char) -> Option<Glyph> {
+    Some(match c {
+        '0'..='9' => FONT[c as usize - '0' as usize],
+        ' ' => [0; GLYPH_HEIGHT as usize],
+        'A' => [0x0E, 0x11, 0x11, 0x1F, 0x11, 0x11, 0x11],
+        'G' => [0x0E, 0x11, 0x10, 0x17, 0x11, 0x11, 0x0F],
+        'I' => [0x0E, 0x04, 0x04, 0x04, 0x04, 0x04, 0x0E],
+        'L' => [0x10, 0x10, 0x10, 0x10, 0x10, 0x10, 0x1F],
+        'N' => [0x11, 0x19, 0x15, 0x13, 0x11, 0x11, 0x11],
+        'O' => [0x0E, 0x11, 0x11, 0x11, 0x11, 0x11, 0x0E],
+        'S' => [0x0F, 0x10, 0x10, 0x0E, 0x01, 0x01, 0x1E],
+        _ => return None,
+    })
+}
 
 /// Most decimal digits a `u64` has.
 const MAX_DIGITS: usize = 20;
@@ -47,9 +68,13 @@ fn decimal_digits(mut value: u64, out: &mut [u8; MAX_DIGITS]) -> usize {
 /// `((6 * digits + 1) * scale, 9 * scale)`.
 pub fn number_size(value: u64, scale: u32) -> (u64, u64) {
     let mut digits = [0u8; MAX_DIGITS];
-    let n = decimal_digits(value, &mut digits) as u64;
+    text_size(decimal_digits(value, &mut digits), scale)
+}
+
+/// Size in pixels `(width, height)` of the box [`draw_glyphs`] fills for `glyphs` glyphs.
+pub fn text_size(glyphs: usize, scale: u32) -> (u64, u64) {
     let s = u64::from(scale);
-    ((6 * n + 1) * s, (GLYPH_HEIGHT as u64 + 2) * s)
+    ((6 * glyphs as u64 + 1) * s, (GLYPH_HEIGHT as u64 + 2) * s)
 }
 
 /// Draws `value` in decimal into the luma plane `luma` (`stride` bytes per row), each font pixel
@@ -69,12 +94,32 @@ pub fn draw_number(
     fg: u8,
     bg: u8,
 ) {
+    let mut digits = [0u8; MAX_DIGITS];
+    let n = decimal_digits(value, &mut digits);
+    let mut glyphs = [[0u8; GLYPH_HEIGHT as usize]; MAX_DIGITS];
+    for (g, &d) in glyphs.iter_mut().zip(&digits[..n]) {
+        *g = FONT[usize::from(d)];
+    }
+    draw_glyphs(luma, stride, x, y, scale, &glyphs[..n], fg, bg);
+}
+
+/// Draws `glyphs` in a row into the luma plane, like [`draw_number`] (same box, margins and
+/// clipping); [`glyph`] gives the glyph of a character.
+#[allow(clippy::too_many_arguments)] // the signature is the module's documented API
+pub fn draw_glyphs(
+    luma: &mut [u8],
+    stride: usize,
+    x: u32,
+    y: u32,
+    scale: u32,
+    glyphs: &[Glyph],
+    fg: u8,
+    bg: u8,
+) {
     if stride == 0 || scale == 0 {
         return;
     }
-    let mut digits = [0u8; MAX_DIGITS];
-    let n = decimal_digits(value, &mut digits);
-    let (box_w, box_h) = number_size(value, scale);
+    let (box_w, box_h) = text_size(glyphs.len(), scale);
     let s = u64::from(scale);
     let rows = (luma.len() / stride) as u64;
     let x0 = u64::from(x);
@@ -95,12 +140,12 @@ pub fn draw_number(
             continue; // top or bottom margin
         }
         let glyph_row = (font_row - 1) as usize;
-        for (d, &digit) in digits[..n].iter().enumerate() {
+        for (d, glyph) in glyphs.iter().enumerate() {
             let glyph_x = x0 + s + d as u64 * 6 * s;
             if glyph_x >= x_end {
                 break;
             }
-            let bits = FONT[usize::from(digit)][glyph_row];
+            let bits = glyph[glyph_row];
             for col in 0..u64::from(GLYPH_WIDTH) {
                 if bits & (0x10 >> col) == 0 {
                     continue;

@@ -14,6 +14,7 @@ pub mod convert;
 pub mod digits;
 #[cfg(any(test, feature = "fake"))]
 pub mod fake;
+pub mod slate;
 pub mod spec;
 pub mod stamp;
 pub mod test_pattern;
@@ -24,6 +25,7 @@ pub mod y4m;
 pub use convert::PixelFormat;
 #[cfg(any(test, feature = "fake"))]
 pub use fake::{ScriptedSource, Step};
+pub use slate::draw_slate;
 pub use spec::{SourceRequest, SourceSpec, open_source};
 pub use test_pattern::TestPattern;
 #[cfg(all(target_os = "linux", feature = "v4l2"))]
