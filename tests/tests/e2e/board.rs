@@ -465,13 +465,19 @@ impl Guest {
     /// Runs the aiortc viewer (`tests/qemu/whep_timed.py` = `tests/e2e/whep_client.py` plus the
     /// wall-clock time of the first frame) for `seconds`, expecting `width`x`height`.
     fn view(&self, seconds: u64, width: u64, height: u64) -> Viewed {
+        let child = self.start_viewer(seconds, width, height);
+        Viewed::finish(child, seconds)
+    }
+
+    /// Starts the viewer of [`Guest::view`] without waiting for it.
+    fn start_viewer(&self, seconds: u64, width: u64, height: u64) -> std::process::Child {
         let py = node::workspace().join(".venv/bin/python3");
         assert!(
             py.is_file(),
             "{} is missing: run `scripts/setup.sh` (as root) to create the venv with aiortc",
             py.display()
         );
-        let child = Command::new(py)
+        Command::new(py)
             .arg(qemu_dir().join("whep_timed.py"))
             .args(["--url", &format!("{}/whep", self.base), "--json"])
             .args(["--seconds", &seconds.to_string()])
@@ -482,7 +488,13 @@ impl Guest {
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
-            .unwrap_or_else(|e| panic!("start whep_timed.py: {e}"));
+            .unwrap_or_else(|e| panic!("start whep_timed.py: {e}"))
+    }
+}
+
+impl Viewed {
+    /// Waits for a viewer started by [`Guest::start_viewer`] for `seconds`.
+    fn finish(child: std::process::Child, seconds: u64) -> Viewed {
         let run = clients::finish(child, Duration::from_secs(seconds + 90), "whep_timed.py");
         let json = run.json();
         let first_unix = run.stderr.lines().find_map(|l| {
@@ -631,6 +643,18 @@ fn emulated_board_unplug_x86_64() {
     let (w, ht, fps) = negotiated(&h);
     let errors_before = guest.metric("capture_errors_total");
     let sent_before = h["frames_sent"].as_u64().unwrap_or(0);
+    let slate_before = guest.metric("slate_frames_total");
+
+    // A viewer watches through the whole unplug and replug: it must stay connected (the
+    // node bridges the outage with its "no signal" slate) and keep decoding.
+    const THROUGH: u64 = 30;
+    let through = guest.start_viewer(THROUGH, w, ht);
+    let started_viewing = Instant::now();
+    guest.wait_healthz(
+        "the viewer's session",
+        Duration::from_secs(30),
+        |h| h["viewers"].as_u64().is_some_and(|n| n >= 1),
+    );
 
     // Unplug: the node must notice (its capture fails) and say so.
     let t_unplug = guest.started.elapsed();
@@ -650,13 +674,18 @@ fn emulated_board_unplug_x86_64() {
         "capture_errors_total {errors_before} -> {errors} after the unplug"
     );
     let stalled = guest.wait_healthz(
-        "status \"stalled\" while the camera is gone",
+        "status \"no_signal\" while the camera is gone",
         Duration::from_secs(10),
-        |h| h["status"] == "stalled",
+        |h| h["status"] == "no_signal",
+    );
+    let slate = guest.metric("slate_frames_total");
+    assert!(
+        slate > slate_before,
+        "slate_frames_total {slate_before} -> {slate}: no slate while the camera is gone"
     );
     println!(
         "[unplug] reported {:.2} s after the unplug: source_state {}, status {}, \
-         capture_errors_total {errors_before} -> {errors}",
+         capture_errors_total {errors_before} -> {errors}, slate frames {slate}",
         reported.as_secs_f64(),
         down["source_state"],
         stalled["status"]
@@ -681,6 +710,31 @@ fn emulated_board_unplug_x86_64() {
         },
     );
     let recovered = t1.elapsed();
+    // The viewer that watched through it all: connected throughout, decoding all along (the
+    // slate has the camera's size). 80 % of the frame rate allows for the reopen itself.
+    let remaining = Duration::from_secs(THROUGH).saturating_sub(started_viewing.elapsed());
+    assert!(
+        remaining > Duration::from_secs(3),
+        "unplug and replug took longer than the viewer's {THROUGH} s; it cannot show the \
+         stream after the replug"
+    );
+    let through = Viewed::finish(through, THROUGH);
+    let through_frames = through.json["frames"].as_u64().unwrap_or(0);
+    assert!(
+        through.run.success && through.json.get("error").is_none(),
+        "the viewer watching through the unplug failed: {}\nstderr:\n{}",
+        through.json,
+        through.run.stderr
+    );
+    assert!(
+        through_frames as f64 >= 0.8 * fps * THROUGH as f64,
+        "the viewer watching through the unplug decoded {through_frames} frames in {THROUGH} \
+         s: {}",
+        through.json
+    );
+    println!(
+        "[unplug] viewer through the unplug and replug: {through_frames} frames in {THROUGH} s"
+    );
     let viewed = guest.view(5, w, ht);
     let frames = viewed.assert_rate("after the replug", 5, fps, w, ht);
     println!(
