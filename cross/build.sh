@@ -14,7 +14,12 @@ if ! rustup target list --installed | grep -qx "$target"; then
   export RUSTC_BOOTSTRAP=1
   build_std=(-Zbuild-std=std,panic_abort)
 fi
-cargo build "${build_std[@]}" --release --target "$target" -p sutantra
+# The boards' targets get the status LED and the button (GPIO through rppal).
+features=()
+case $target in
+  arm* | aarch64*) features=(--features rpi) ;;
+esac
+cargo build "${build_std[@]}" --release --target "$target" -p sutantra "${features[@]}"
 ls -l "${CARGO_TARGET_DIR:-target}/$target/release/sutantra"
 if [[ ${2:-} == --test ]]; then
   # The unit and integration tests of the library crates (camera conversions, libvpx, RTP,

@@ -301,6 +301,7 @@ impl GpioLogic {
     }
 
     /// The state the LED shows now.
+    #[cfg(test)]
     pub fn state(&self) -> LedState {
         self.driver.state()
     }
