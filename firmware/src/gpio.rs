@@ -805,6 +805,29 @@ mod tests {
     }
 
     #[test]
+    fn the_thread_runs_the_logic_and_leaves_the_led_dark() {
+        let time = FakeTime::new();
+        let (led, log) = FakeLed::new(time.clone());
+        let stats = Arc::new(Stats::new());
+        let logic = GpioLogic::new(
+            Some(Box::new(led)),
+            None,
+            stats,
+            ButtonAction::Keyframe,
+            ms(2000),
+            Box::new(|| true),
+        );
+        let thread = GpioThread::spawn(logic).expect("spawn");
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while log.writes() == 0 && Instant::now() < deadline {
+            std::thread::sleep(ms(5));
+        }
+        assert_eq!(log.level(), Some(true), "booting starts on");
+        thread.stop();
+        assert_eq!(log.level(), Some(false), "dark after stop");
+    }
+
+    #[test]
     fn state_rules_in_order() {
         let ok = Observed {
             since_start: ms(5000),
