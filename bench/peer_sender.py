@@ -6,14 +6,14 @@ It speaks the same WHEP subset as the node (POST /whep -> 201 + answer + Locatio
 
     peer_sender.py --listen 127.0.0.1:0 --y4m FILE --bitrate-kbps 1000 [--stamp] [--port-file F]
 
-- Frames come from the Y4M file through aiortc's MediaPlayer (looped, paced at its frame rate);
-  one player feeds every viewer through MediaRelay, and aiortc encodes once per viewer (that is
-  how aiortc works: an encoder per RTCRtpSender).
+- Frames come from the Y4M file (read per frame, looped, paced on a frame clock; see
+  make_y4m_track for why not MediaPlayer); one track feeds every viewer through MediaRelay, and
+  aiortc encodes once per viewer (that is how aiortc works: an encoder per RTCRtpSender).
 - The bitrate is pinned: aiortc's VP8 encoder otherwise starts at 500 kbit/s and follows REMB
   between 250 kbit/s and 1.5 Mbit/s. Its other settings are aiortc's own (cpu-used -6, realtime).
 - --stamp draws the latency stamp of DESIGN.md section 3 (64 cells in rows 0..15 of the luma
-  plane, bit 63-i of the capture time in µs) into each frame as it leaves the player, which is
-  this sender's capture time.
+  plane, bit 63-i of the capture time in µs) into each frame when it is taken from the file at
+  its deadline, which is this sender's capture time.
 - Loopback only: aioice's host candidates are replaced by 127.0.0.1.
 """
 
@@ -41,49 +41,92 @@ def pin_bitrate(bps: int) -> None:
     vpx.DEFAULT_BITRATE = vpx.MIN_BITRATE = vpx.MAX_BITRATE = bps
 
 
-def draw_stamp(frame, now_us: int):
-    """A copy of `frame` (yuv420p) with the latency stamp in rows 0..15."""
+def draw_stamp(arr, w: int, h: int, now_us: int) -> None:
+    """Draws the latency stamp into a (h*3/2, w) yuv420p array, in place."""
     import numpy as np
-    from av import VideoFrame
 
-    arr = frame.to_ndarray(format="yuv420p")  # (h*3/2, w): Y, then U and V quarter planes
-    h, w = frame.height, frame.width
     cell = w // 64
     bits = np.array([(now_us >> (63 - i)) & 1 for i in range(64)], dtype=np.uint8)
-    row = np.repeat(np.where(bits == 1, 235, 16).astype(np.uint8), cell)
-    arr[0:16, : cell * 64] = row
-    # chroma 128 under the stamp: U and V rows 0..7 (each chroma row holds two half-width rows)
-    uv_rows = 16 // 2 * (w // 2) // w  # rows of the (h*3/2, w) array that hold U rows 0..7
+    arr[0:16, : cell * 64] = np.repeat(np.where(bits == 1, 235, 16).astype(np.uint8), cell)
+    # chroma 128 under the stamp: U and V rows 0..7, packed two half-width rows per array row
+    uv_rows = 4
     arr[h : h + uv_rows, :] = 128
     arr[h + h // 4 : h + h // 4 + uv_rows, :] = 128
-    out = VideoFrame.from_ndarray(arr, format="yuv420p")
-    out.pts, out.time_base = frame.pts, frame.time_base
-    return out
+
+
+class Y4mFile:
+    """Reads frames of a 4:2:0 Y4M file with pread (not mmap: mapped pages would count in this
+    process's RSS, which the suite compares with the node's, and the node reads with read())."""
+
+    def __init__(self, path: str):
+        with open(path, "rb") as f:
+            header = f.readline().decode()
+        tags = {t[0]: t[1:] for t in header.split()[1:]}
+        self.w, self.h = int(tags["W"]), int(tags["H"])
+        num, den = (int(x) for x in tags.get("F", "30:1").split(":"))
+        self.fps = num / den
+        if not tags.get("C", "420").startswith("420"):
+            raise SystemExit(f"{path}: only 4:2:0 Y4M is supported")
+        self.frame_bytes = self.w * self.h * 3 // 2
+        self.start = len(header)
+        self.stride = len("FRAME\n") + self.frame_bytes  # frames without FRAME parameters
+        self.fd = os.open(path, os.O_RDONLY)
+        self.count = (os.fstat(self.fd).st_size - self.start) // self.stride
+
+    def frame(self, i: int):
+        import numpy as np
+
+        off = self.start + (i % self.count) * self.stride + len("FRAME\n")
+        buf = bytearray(os.pread(self.fd, self.frame_bytes, off))
+        return np.frombuffer(buf, dtype=np.uint8).reshape(self.h * 3 // 2, self.w)
+
+
+def make_y4m_track(path: str, stamp: bool):
+    """A live track of the Y4M file, looped, paced at its frame rate on a frame clock
+    (deadline = start + n * period, like the node's). aiortc's MediaPlayer(loop=True) is not
+    used: after the first loop its throttle compares the restarted pts with the original start
+    and stops pacing, so its unbounded queue filled with the whole file again and again
+    (hundreds of MiB, viewers starved)."""
+    from aiortc.mediastreams import MediaStreamTrack
+    from av import VideoFrame
+
+    y4m = Y4mFile(path)
+    w, h, fps = y4m.w, y4m.h, y4m.fps
+
+    class Y4mTrack(MediaStreamTrack):
+        kind = "video"
+
+        def __init__(self):
+            super().__init__()
+            self.n = 0
+            self.t0 = None
+
+        async def recv(self):
+            if self.t0 is None:
+                self.t0 = time.monotonic()
+            deadline = self.t0 + self.n / fps
+            wait = deadline - time.monotonic()
+            if wait > 0:
+                await asyncio.sleep(wait)
+            arr = y4m.frame(self.n)
+            if stamp:
+                draw_stamp(arr, w, h, int(time.time() * 1e6))
+            frame = VideoFrame.from_ndarray(arr, format="yuv420p")
+            frame.pts, frame.time_base = int(self.n * 90000 / fps), fractions.Fraction(1, 90000)
+            self.n += 1
+            return frame
+
+    return Y4mTrack()
 
 
 async def main_async(args) -> None:
     from aiohttp import web
     from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
-    from aiortc.contrib.media import MediaPlayer, MediaRelay
-    from aiortc.mediastreams import MediaStreamTrack
+    from aiortc.contrib.media import MediaRelay
 
-    player = MediaPlayer(args.y4m, loop=True)
+    source = make_y4m_track(args.y4m, args.stamp)
     relay = MediaRelay()
-    source = player.video
 
-    class Stamped(MediaStreamTrack):
-        kind = "video"
-
-        def __init__(self, inner):
-            super().__init__()
-            self.inner = inner
-
-        async def recv(self):
-            frame = await self.inner.recv()
-            return draw_stamp(frame, int(time.time() * 1e6))
-
-    if args.stamp:
-        source = Stamped(player.video)
     sessions: dict[str, RTCPeerConnection] = {}
 
     async def whep_post(request: web.Request) -> web.Response:

@@ -1,0 +1,795 @@
+#!/usr/bin/env python3
+"""The whole-process benchmark suite of issue 7 (run it through bench/run.sh).
+
+Runs the node, its peers (ffmpeg's libvpx encoder, an aiortc sender) and aiortc viewers on
+loopback, measures each figure with its peer in the same run, prints a markdown table, keeps the
+raw samples in a results directory and (full runs) rewrites the generated part of BENCHMARKS.md.
+
+    suite.py --binary target/release/sutantra [--quick] [--only encode,latency,...] [--out DIR]
+
+Phases: encode (CPU per stream, memory and cost per viewer, both sizes, node/ffmpeg/aiortc),
+latency (glass-to-glass and time to first frame, node and aiortc), pacing (soak with the other
+core loaded: pacing, fps, memory growth), capacity (viewers one core serves), verify and media
+(cargo benches), size (aarch64 binary). Every child process is in its own process group and is
+killed on exit, on error and on Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import argparse
+import atexit
+import datetime as dt
+import json
+import os
+import platform
+import re
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+PY = sys.executable
+CLK = os.sysconf("SC_CLK_TCK")
+
+SIZES = [  # name, width, height, kbit/s
+    ("640x480", 640, 480, 1000),
+    ("1280x720", 1280, 720, 2500),
+]
+
+FULL = dict(cpu_s=30, mem_s=10, viewer_steps=[1, 4, 16], lat_s=60, ttff_trials=3, soak_s=240,
+            soak_warmup_s=20, cap_step=8, cap_s=8, cap_max=96, verify_budget="1", media_frames=300)
+QUICK = dict(cpu_s=6, mem_s=3, viewer_steps=[1, 4, 16], lat_s=8, ttff_trials=1, soak_s=20,
+             soak_warmup_s=5, cap_step=16, cap_s=4, cap_max=64, verify_budget="0.2", media_frames=60)
+PHASES = ["encode", "latency", "pacing", "capacity", "verify", "media", "size"]
+
+
+def log(msg: str) -> None:
+    print(f"[bench {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
+
+
+class Fail(Exception):
+    pass
+
+
+# --- child processes ----------------------------------------------------------------------------
+
+CHILDREN: list[subprocess.Popen] = []
+TMP = tempfile.mkdtemp(prefix="sutantra-bench-")
+
+
+def spawn(cmd: list[str], *, log_name: str | None = None, stdin=None, stdout=None, cpu: str | None = None,
+          **kw) -> subprocess.Popen:
+    if cpu is not None:
+        cmd = ["taskset", "-c", cpu] + cmd
+    out = stdout
+    if out is None:
+        out = open(os.path.join(TMP, (log_name or "child") + ".log"), "ab")
+    p = subprocess.Popen(cmd, stdin=stdin, stdout=out, stderr=subprocess.STDOUT if stdout is None else
+                         open(os.path.join(TMP, (log_name or "child") + ".err"), "ab"),
+                         start_new_session=True, cwd=ROOT, **kw)
+    p.log_name = log_name or "child"
+    CHILDREN.append(p)
+    return p
+
+
+def stop(p: subprocess.Popen, grace: float = 3.0) -> None:
+    """SIGTERM the child's process group (only processes this suite started), then SIGKILL."""
+    if p.poll() is None:
+        try:
+            os.killpg(p.pid, signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+        try:
+            p.wait(grace)
+        except subprocess.TimeoutExpired:
+            try:
+                os.killpg(p.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            p.wait()
+    if p in CHILDREN:
+        CHILDREN.remove(p)
+
+
+def cleanup() -> None:
+    for p in list(CHILDREN):
+        stop(p, 2.0)
+    shutil.rmtree(TMP, ignore_errors=True)
+
+
+def on_signal(signum, _frame):
+    raise SystemExit(f"interrupted by signal {signum}")
+
+
+def log_tail(p: subprocess.Popen, n: int = 15) -> str:
+    path = os.path.join(TMP, p.log_name + ".log")
+    try:
+        with open(path, "rb") as f:
+            return "\n".join(f.read().decode(errors="replace").splitlines()[-n:])
+    except OSError:
+        return "(no log)"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_healthz(port: int, proc: subprocess.Popen, timeout: float = 30.0) -> dict:
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if proc.poll() is not None:
+            raise Fail(f"{proc.log_name} exited with {proc.returncode} before /healthz answered:\n{log_tail(proc)}")
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2) as r:
+                h = json.loads(r.read())
+                if h.get("status") == "ok":
+                    return h
+        except Exception:
+            pass
+        time.sleep(0.02)
+    raise Fail(f"{proc.log_name}: /healthz not ok within {timeout:.0f} s:\n{log_tail(proc)}")
+
+
+def cpu_s(pid: int) -> float:
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / CLK  # utime, stime (fields 14, 15)
+
+
+def mem_kib(pid: int) -> dict:
+    out = {}
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            k, _, v = line.partition(":")
+            if k in ("VmRSS", "VmHWM"):
+                out[k] = int(v.split()[0])
+    return out
+
+
+def metrics(port: int) -> dict:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as r:
+        text = r.read().decode()
+    m: dict = {"_t": time.monotonic(), "buckets": []}
+    for line in text.splitlines():
+        if line.startswith("#") or not line.strip():
+            continue
+        name, _, value = line.rpartition(" ")
+        mm = re.match(r'sutantra_frame_send_lateness_us_bucket\{le="([^"]+)"\}', name)
+        if mm:
+            le = float("inf") if mm.group(1) == "+Inf" else float(mm.group(1))
+            m["buckets"].append((le, float(value)))
+        else:
+            m[name] = float(value)
+    return m
+
+
+def hist_percentiles(m0: dict, m1: dict) -> dict:
+    """p50/p99 (bucket upper bounds, µs) and max bucket of the lateness histogram between m0, m1."""
+    if not m1.get("buckets"):
+        return {}
+    b0 = dict(m0.get("buckets", []))
+    cum = [(le, c - b0.get(le, 0.0)) for le, c in m1["buckets"]]
+    total = cum[-1][1]
+    if total <= 0:
+        return {"count": 0}
+
+    def q(p):
+        for le, c in cum:
+            if c >= p * total:
+                return le
+        return float("inf")
+
+    maxb = next(le for le, c in cum if c >= total)
+    n = m1.get("sutantra_frame_send_lateness_us_count", 0) - m0.get("sutantra_frame_send_lateness_us_count", 0)
+    s = m1.get("sutantra_frame_send_lateness_us_sum", 0) - m0.get("sutantra_frame_send_lateness_us_sum", 0)
+    return {"count": int(total), "p50_le_us": q(0.5), "p99_le_us": q(0.99), "max_le_us": maxb,
+            "mean_us": round(s / n, 1) if n else None,
+            "lifetime_max_us": m1.get("sutantra_frame_send_lateness_us_max")}
+
+
+# --- the senders ----------------------------------------------------------------------------------
+
+
+class Sender:
+    def __init__(self, kind: str, proc: subprocess.Popen, port: int, spawned: float):
+        self.kind, self.proc, self.port, self.spawned = kind, proc, port, spawned
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/whep"
+
+
+def start_node(args, source: str, w: int, h: int, kbps: int, name: str, cpu: str | None = None) -> Sender:
+    port = free_port()
+    data = tempfile.mkdtemp(prefix="data-", dir=TMP)
+    cmd = [args.binary, "run", "--source", source, "--width", str(w), "--height", str(h),
+           "--bitrate", str(kbps), "--listen", f"127.0.0.1:{port}", "--data-dir", data,
+           "--ice-server", "none", "--max-viewers", "256", "--log-level", "warn"]
+    t = time.time()
+    p = spawn(cmd, log_name=name, cpu=cpu)
+    return Sender("node", p, port, t)
+
+
+def start_peer(y4m: str, kbps: int, name: str, stamp: bool = False) -> Sender:
+    port = free_port()
+    cmd = [PY, os.path.join(HERE, "peer_sender.py"), "--listen", f"127.0.0.1:{port}", "--y4m", y4m,
+           "--bitrate-kbps", str(kbps)] + (["--stamp"] if stamp else [])
+    t = time.time()
+    p = spawn(cmd, log_name=name)
+    return Sender("aiortc", p, port, t)
+
+
+# --- the viewers ----------------------------------------------------------------------------------
+
+
+class DecodeViewer:
+    """bench/viewer.py decode: one decoding viewer; FIRST line, then a JSON line."""
+
+    def __init__(self, url: str, seconds: float, name: str, samples: str | None = None):
+        cmd = [PY, os.path.join(HERE, "viewer.py"), "decode", "--url", url, "--seconds", str(seconds)]
+        if samples:
+            cmd += ["--samples", samples]
+        self.p = spawn(cmd, log_name=name, stdout=subprocess.PIPE)
+        self.first: float | None = None
+
+    def wait_first(self) -> float:
+        line = self.p.stdout.readline().decode()
+        if not line.startswith("FIRST "):
+            rest = line + self.p.stdout.read().decode()
+            raise Fail(f"{self.p.log_name}: no first frame: {rest.strip()[:500]}")
+        self.first = float(line.split()[1])
+        return self.first
+
+    def result(self, timeout: float = 60) -> dict:
+        out, _ = self.p.communicate(timeout=timeout)
+        stop(self.p)
+        lines = [l for l in out.decode().splitlines() if l.startswith("{")]
+        if not lines:
+            raise Fail(f"{self.p.log_name}: no result")
+        return json.loads(lines[-1])
+
+
+class CountViewers:
+    """bench/viewer.py count: cheap counting viewers driven over stdin."""
+
+    def __init__(self, url: str, name: str, cpu: str | None = None):
+        cmd = [PY, os.path.join(HERE, "viewer.py"), "count", "--url", url]
+        self.p = spawn(cmd, log_name=name, stdin=subprocess.PIPE, stdout=subprocess.PIPE, cpu=cpu)
+
+    def cmd(self, line: str) -> dict:
+        self.p.stdin.write((line + "\n").encode())
+        self.p.stdin.flush()
+        out = self.p.stdout.readline().decode()
+        if not out:
+            raise Fail(f"{self.p.log_name} ended: {open(os.path.join(TMP, self.p.log_name + '.err')).read()[-800:]}")
+        return json.loads(out)
+
+    def close(self) -> None:
+        try:
+            self.p.stdin.write(b"quit\n")
+            self.p.stdin.flush()
+            self.p.wait(15)
+        except Exception:
+            pass
+        stop(self.p)
+
+
+# --- phases ---------------------------------------------------------------------------------------
+
+
+def make_y4m(args, name: str, w: int, h: int) -> str:
+    path = os.path.join(args.cache, f"testsrc2_{w}x{h}_30_10s.y4m")
+    if not os.path.exists(path):
+        os.makedirs(args.cache, exist_ok=True)
+        log(f"generating {path} (ffmpeg testsrc2, 10 s, looped by the senders)")
+        subprocess.run(["ffmpeg", "-nostdin", "-loglevel", "error", "-y", "-f", "lavfi", "-i",
+                        f"testsrc2=size={w}x{h}:rate=30", "-t", "10", "-pix_fmt", "yuv420p", path + ".tmp.y4m"],
+                       check=True)
+        os.replace(path + ".tmp.y4m", path)
+    return path
+
+
+def measure_sender_cpu(args, s: Sender, name: str, res: dict) -> None:
+    """One decoding viewer; CPU of the sender over cpu_s seconds from its first frame."""
+    v = DecodeViewer(s.url, args.c["cpu_s"] + 1.5, f"{name}-viewer")
+    v.wait_first()
+    time.sleep(0.3)
+    c0, t0 = cpu_s(s.proc.pid), time.monotonic()
+    m0 = metrics(s.port) if s.kind == "node" else None
+    time.sleep(args.c["cpu_s"])
+    c1, t1 = cpu_s(s.proc.pid), time.monotonic()
+    m1 = metrics(s.port) if s.kind == "node" else None
+    res["cpu_core_frac_1viewer"] = round((c1 - c0) / (t1 - t0), 4)
+    res["cpu_window_s"] = round(t1 - t0, 2)
+    res.update({f"{k}_kib_1viewer": v_ for k, v_ in mem_kib(s.proc.pid).items()})
+    r = v.result()
+    res["viewer_fps"] = r.get("fps_arrivals", r.get("fps"))
+    res["viewer_error"] = r.get("error")
+    if m1:
+        res["pacing_unloaded"] = hist_percentiles(m0, m1)
+        res["sender_fps"] = round((m1["sutantra_frames_sent_total"] - m0["sutantra_frames_sent_total"]) / (m1["_t"] - m0["_t"]), 3)
+
+
+def viewer_steps(args, s: Sender, name: str, res: dict) -> None:
+    cv = CountViewers(s.url, f"{name}-count")
+    steps = []
+    have = 0
+    try:
+        for n in args.c["viewer_steps"]:
+            a = cv.cmd(f"add {n - have}")
+            have = n
+            if a.get("errors"):
+                log(f"{name}: viewer errors at {n}: {a['errors']}")
+            time.sleep(1.0)
+            c0, t0 = cpu_s(s.proc.pid), time.monotonic()
+            m = cv.cmd(f"measure {args.c['mem_s']}")
+            c1, t1 = cpu_s(s.proc.pid), time.monotonic()
+            mem = mem_kib(s.proc.pid)
+            steps.append({"viewers": n, "connected": m["viewers"], "cpu_core_frac": round((c1 - c0) / (t1 - t0), 4),
+                          "rss_kib": mem["VmRSS"], "hwm_kib": mem["VmHWM"], "min_fps": m["min_fps"],
+                          "mean_fps": round(statistics.mean(m["fps"]), 2) if m["fps"] else None,
+                          "loadgen_cpu_frac": m["loadgen_cpu_frac"]})
+            log(f"{name}: {steps[-1]}")
+    finally:
+        cv.close()
+    res["steps"] = steps
+    if len(steps) >= 2:
+        a, b = steps[0], steps[-1]
+        dn = b["viewers"] - a["viewers"]
+        res["per_viewer_cpu_pct_core"] = round((b["cpu_core_frac"] - a["cpu_core_frac"]) / dn * 100, 3)
+        res["per_viewer_rss_kib"] = round((b["rss_kib"] - a["rss_kib"]) / dn, 1)
+
+
+def phase_encode(args, out: dict) -> None:
+    for label, w, h, kbps in SIZES:
+        y4m = make_y4m(args, label, w, h)
+        fig: dict = {}
+        out.setdefault("encode", {})[label] = fig
+        # the node
+        log(f"encode {label}: node")
+        s = start_node(args, f"y4m:{y4m}", w, h, kbps, f"node-{label}")
+        try:
+            wait_healthz(s.port, s.proc)
+            mem = mem_kib(s.proc.pid)
+            node = {"idle_rss_kib": mem["VmRSS"]}
+            measure_sender_cpu(args, s, f"node-{label}", node)
+            viewer_steps(args, s, f"node-{label}", node)
+            node["final_hwm_kib"] = mem_kib(s.proc.pid)["VmHWM"]
+        finally:
+            stop(s.proc)
+        fig["node"] = node
+        # ffmpeg's libvpx with the node's settings
+        log(f"encode {label}: ffmpeg")
+        secs = args.c["cpu_s"]
+        cmd = ["ffmpeg", "-nostdin", "-hide_banner", "-loglevel", "error", "-re", "-stream_loop", "-1",
+               "-i", y4m, "-t", str(secs), "-c:v", "libvpx", "-deadline", "realtime", "-cpu-used", str(args.cpu_used),
+               "-b:v", f"{kbps}k", "-minrate", f"{kbps}k", "-maxrate", f"{kbps}k", "-threads", "1",
+               "-g", "300", "-lag-in-frames", "0", "-f", "null", "-"]
+        fig["ffmpeg_cmd"] = " ".join(cmd)
+        t0 = time.monotonic()
+        p = spawn(cmd, log_name=f"ffmpeg-{label}")
+        _, status, ru = os.wait4(p.pid, 0)
+        CHILDREN.remove(p)
+        wall = time.monotonic() - t0
+        if status != 0:
+            raise Fail(f"ffmpeg failed ({status}):\n{log_tail(p)}")
+        fig["ffmpeg"] = {"cpu_core_frac": round((ru.ru_utime + ru.ru_stime) / wall, 4), "wall_s": round(wall, 2),
+                         "maxrss_kib": ru.ru_maxrss}
+        # aiortc
+        log(f"encode {label}: aiortc")
+        s = start_peer(y4m, kbps, f"aiortc-{label}")
+        try:
+            wait_healthz(s.port, s.proc)
+            peer: dict = {"idle_rss_kib": mem_kib(s.proc.pid)["VmRSS"]}
+            measure_sender_cpu(args, s, f"aiortc-{label}", peer)
+            viewer_steps(args, s, f"aiortc-{label}", peer)
+            peer["final_hwm_kib"] = mem_kib(s.proc.pid)["VmHWM"]
+        finally:
+            stop(s.proc)
+        fig["aiortc"] = peer
+        n = node["cpu_core_frac_1viewer"]
+        fig["node_vs_ffmpeg"] = round(n / fig["ffmpeg"]["cpu_core_frac"], 3)
+        fig["node_vs_aiortc"] = round(n / peer["cpu_core_frac_1viewer"], 3)
+        log(f"encode {label}: node {n:.3f} core, ffmpeg {fig['ffmpeg']['cpu_core_frac']:.3f}, aiortc {peer['cpu_core_frac_1viewer']:.3f}")
+
+
+def one_latency_run(args, kind: str, seconds: float, name: str, samples: str | None, y4m: str) -> dict:
+    if kind == "node":
+        s = start_node(args, "test-pattern", 640, 480, 1000, name)
+    else:
+        s = start_peer(y4m, 1000, name, stamp=True)
+    try:
+        v = DecodeViewer(s.url, seconds, f"{name}-viewer", samples)  # polls /healthz, then POSTs
+        first = v.wait_first()
+        r = v.result(timeout=seconds + 60)
+    finally:
+        stop(s.proc)
+    return {"start_to_first_frame_ms": round((first - s.spawned) * 1000, 1),
+            "post_to_first_frame_ms": r.get("first_frame_ms"), "latency_ms": r.get("latency_ms"),
+            "stamp_ok": r.get("stamp_ok"), "fps": r.get("fps_arrivals"), "error": r.get("error")}
+
+
+def phase_latency(args, out: dict) -> None:
+    y4m = make_y4m(args, "640x480", 640, 480)
+    lat: dict = {}
+    for kind in ("node", "aiortc"):
+        log(f"latency: {kind} ({args.c['lat_s']} s)")
+        runs = [one_latency_run(args, kind, args.c["lat_s"], f"lat-{kind}", os.path.join(args.results, f"latency_{kind}.csv"), y4m)]
+        for i in range(args.c["ttff_trials"] - 1):
+            runs.append(one_latency_run(args, kind, 1.0, f"ttff-{kind}-{i}", None, y4m))
+        lat[kind] = {"window": runs[0],
+                     "start_to_first_frame_ms": [r["start_to_first_frame_ms"] for r in runs],
+                     "post_to_first_frame_ms": [r["post_to_first_frame_ms"] for r in runs]}
+        log(f"latency {kind}: {runs[0]['latency_ms']}, ttff {lat[kind]['start_to_first_frame_ms']} / {lat[kind]['post_to_first_frame_ms']}")
+    out["latency"] = lat
+
+
+def phase_pacing(args, out: dict) -> None:
+    soak, warm = args.c["soak_s"], args.c["soak_warmup_s"]
+    log(f"pacing: {soak} s soak, node test-pattern 640x480, one counting viewer, stress-ng --cpu 1")
+    stress = spawn(["stress-ng", "--cpu", "1", "--timeout", str(int(soak + warm + 30))], log_name="stress-ng")
+    s = start_node(args, "test-pattern", 640, 480, 1000, "node-soak")
+    cv = None
+    try:
+        wait_healthz(s.port, s.proc)
+        cv = CountViewers(s.url, "soak-count")
+        cv.cmd("add 1")
+        time.sleep(warm)
+        m0 = metrics(s.port)
+        rows = []
+        t_start = time.monotonic()
+        while time.monotonic() - t_start < soak:
+            mem = mem_kib(s.proc.pid)
+            rows.append((round(time.monotonic() - t_start, 1), mem["VmRSS"], mem["VmHWM"], round(cpu_s(s.proc.pid), 2)))
+            time.sleep(min(5.0, max(0.0, soak - (time.monotonic() - t_start))))
+        m1 = metrics(s.port)
+        mem = mem_kib(s.proc.pid)
+        rows.append((round(time.monotonic() - t_start, 1), mem["VmRSS"], mem["VmHWM"], round(cpu_s(s.proc.pid), 2)))
+        vm = cv.cmd("measure 2")
+    finally:
+        if cv:
+            cv.close()
+        stop(s.proc)
+        stop(stress)
+    with open(os.path.join(args.results, "soak_memory.csv"), "w") as f:
+        f.write("t_s,rss_kib,hwm_kib,cpu_s\n")
+        for r in rows:
+            f.write(",".join(map(str, r)) + "\n")
+    dt_ = m1["_t"] - m0["_t"]
+    fps = (m1["sutantra_frames_sent_total"] - m0["sutantra_frames_sent_total"]) / dt_
+    # linear fit of RSS over the window (KiB per minute)
+    xs, ys = [r[0] for r in rows], [r[1] for r in rows]
+    slope = 0.0
+    if len(xs) > 2:
+        mx, my = statistics.mean(xs), statistics.mean(ys)
+        den = sum((x - mx) ** 2 for x in xs)
+        slope = sum((x - mx) * (y - my) for x, y in zip(xs, ys)) / den * 60 if den else 0.0
+    out["pacing"] = {"seconds": round(dt_, 1), "fps": round(fps, 3), "lateness": hist_percentiles(m0, m1),
+                     "skipped": m1.get("sutantra_pacer_skipped_total", 0) - m0.get("sutantra_pacer_skipped_total", 0),
+                     "pool_dropped": m1.get("sutantra_frame_pool_dropped_total", 0) - m0.get("sutantra_frame_pool_dropped_total", 0),
+                     "rss_start_kib": ys[0], "rss_end_kib": ys[-1], "rss_max_kib": max(ys), "hwm_end_kib": rows[-1][2],
+                     "rss_slope_kib_per_min": round(slope, 1), "viewer_fps": vm.get("min_fps")}
+    log(f"pacing: {out['pacing']}")
+
+
+def phase_capacity(args, out: dict) -> None:
+    label, w, h, kbps = SIZES[0]
+    y4m = make_y4m(args, label, w, h)
+    log("capacity: node on CPU 0 (taskset), counting viewers on CPU 1")
+    s = start_node(args, f"y4m:{y4m}", w, h, kbps, "node-cap", cpu="0")
+    cv = None
+    steps = []
+    verdict = None
+    try:
+        wait_healthz(s.port, s.proc)
+        cv = CountViewers(s.url, "cap-count", cpu="1")
+        n = 0
+        while n < args.c["cap_max"]:
+            add = args.c["cap_step"] if n else max(1, args.c["cap_step"])
+            a = cv.cmd(f"add {add}")
+            n += add
+            time.sleep(1.0)
+            c0, t0 = cpu_s(s.proc.pid), time.monotonic()
+            m = cv.cmd(f"measure {args.c['cap_s']}")
+            c1, t1 = cpu_s(s.proc.pid), time.monotonic()
+            step = {"viewers": n, "connected": m["viewers"], "connect_errors": a.get("errors"),
+                    "min_fps": m["min_fps"], "mean_fps": round(statistics.mean(m["fps"]), 2) if m["fps"] else None,
+                    "node_cpu_frac": round((c1 - c0) / (t1 - t0), 3), "loadgen_cpu_frac": m["loadgen_cpu_frac"],
+                    "rss_kib": mem_kib(s.proc.pid)["VmRSS"]}
+            steps.append(step)
+            log(f"capacity: {step}")
+            if m["viewers"] < n or (m["min_fps"] is not None and m["min_fps"] < 29):
+                good = [st["viewers"] for st in steps[:-1]]
+                verdict = {"served": good[-1] if good else 0, "limit": "a viewer fell below 29 fps or failed to connect"}
+                break
+            if m["loadgen_cpu_frac"] > 0.9:
+                verdict = {"served": n, "limit": "load generator saturated its core: lower bound", "lower_bound": True}
+                break
+        if verdict is None:
+            verdict = {"served": n, "limit": f"stopped at the suite's cap ({args.c['cap_max']}): lower bound", "lower_bound": True}
+    finally:
+        if cv:
+            cv.close()
+        stop(s.proc)
+    out["capacity"] = {"steps": steps, **verdict}
+
+
+def cargo_bench(args, bench: str, extra: list[str], env: dict | None = None) -> str:
+    cmd = ["cargo", "bench", "-q", "-p", "sutantra-core", "--bench", bench, "--"] + extra
+    log("running " + " ".join(cmd))
+    r = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, env={**os.environ, **(env or {})})
+    if r.returncode != 0:
+        raise Fail(f"{' '.join(cmd)} failed:\n{r.stderr[-2000:]}")
+    return r.stdout
+
+
+def phase_verify(args, out: dict) -> None:
+    text = cargo_bench(args, "verify", [args.c["verify_budget"]])
+    out["verify"] = {"markdown": "\n".join(l for l in text.splitlines() if l.startswith("|"))}
+
+
+def phase_media(args, out: dict) -> None:
+    env = {f"BENCH_Y4M_{w}x{h}": make_y4m(args, label, w, h) for label, w, h, _ in SIZES}
+    text = cargo_bench(args, "media", [str(args.c["media_frames"])], env)
+    rows = [json.loads(l) for l in text.splitlines() if l.startswith("{")]
+    out["media"] = rows
+
+
+def phase_size(args, out: dict) -> None:
+    path = os.path.join(ROOT, "target", "aarch64-unknown-linux-gnu", "release", "sutantra")
+    if not os.path.exists(path):
+        out["size"] = {"missing": path, "how": "./cross/build.sh aarch64-unknown-linux-gnu"}
+        return
+    strip = shutil.which("aarch64-linux-gnu-strip")
+    copy = os.path.join(TMP, "sutantra-aarch64")
+    shutil.copy(path, copy)
+    if strip:
+        subprocess.run([strip, copy], check=True)
+    out["size"] = {"path": os.path.relpath(path, ROOT), "bytes": os.path.getsize(copy), "stripped": bool(strip),
+                   "built": dt.datetime.fromtimestamp(os.path.getmtime(path), dt.timezone.utc).isoformat(timespec="minutes")}
+
+
+# --- environment and the table ----------------------------------------------------------------------
+
+
+def sh(cmd: list[str]) -> str:
+    try:
+        return subprocess.run(cmd, capture_output=True, text=True, timeout=30).stdout.strip()
+    except Exception:
+        return "?"
+
+
+def environment(args) -> dict:
+    model = "?"
+    with open("/proc/cpuinfo") as f:
+        for line in f:
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    aiortc_v = sh([PY, "-c", "import aiortc, av; print(aiortc.__version__, 'av', av.__version__)"])
+    return {
+        "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "nproc": os.cpu_count(), "cpu": model, "kernel": platform.release(),
+        "mem_total_mib": os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // 2**20,
+        "loadavg_at_start": open("/proc/loadavg").read().split()[:3],
+        "rustc": sh(["rustc", "--version"]), "libvpx": sh(["pkg-config", "--modversion", "vpx"]),
+        "ffmpeg": sh(["ffmpeg", "-version"]).splitlines()[0] if shutil.which("ffmpeg") else "?",
+        "aiortc": aiortc_v, "python": platform.python_version(),
+        "stress-ng": sh(["stress-ng", "--version"]),
+        "git": sh(["git", "-C", ROOT, "describe", "--always", "--dirty"]),
+        "command": args.command, "mode": "quick" if args.quick else "full",
+    }
+
+
+def fmt(x, nd=1, unit=""):
+    if x is None:
+        return "n/a"
+    if isinstance(x, float):
+        if x == float("inf"):
+            return "inf"
+        return f"{x:.{nd}f}{unit}"
+    return f"{x}{unit}"
+
+
+def mib(kib):
+    return None if kib is None else kib / 1024
+
+
+def verdict(ok: bool | None) -> str:
+    return "n/a" if ok is None else ("met" if ok else "**missed**")
+
+
+def table(env: dict, out: dict, args) -> str:
+    c = args.c
+    L = []
+    L.append(f"Run {env['date']} ({env['mode']}), `{env['command']}`, git `{env['git']}`.")
+    L.append(f"Machine: {env['nproc']} x {env['cpu']}, {env['mem_total_mib']} MiB, Linux {env['kernel']}, "
+             f"load average at start {' '.join(env['loadavg_at_start'])}. Versions: {env['rustc']}; libvpx "
+             f"{env['libvpx']}; {env['ffmpeg']}; aiortc {env['aiortc']} (Python {env['python']}); {env['stress-ng']}.")
+    L.append("")
+    L.append("| figure | node | peer (same run) | ratio node/peer | goal | verdict |")
+    L.append("|---|---:|---:|---:|---|---|")
+    enc = out.get("encode", {})
+    for label, _, _, kbps in SIZES:
+        f = enc.get(label)
+        if not f:
+            continue
+        n, ff, ai = f["node"], f["ffmpeg"], f["aiortc"]
+        L.append(f"| CPU per stream {label}@30 {kbps} kbit/s, 1 viewer ({c['cpu_s']} s; % of one core) | "
+                 f"{fmt(n['cpu_core_frac_1viewer'] * 100)} % | ffmpeg libvpx {fmt(ff['cpu_core_frac'] * 100)} % | "
+                 f"{fmt(f['node_vs_ffmpeg'], 2)} | <= 1.1 | {verdict(f['node_vs_ffmpeg'] <= 1.1)} |")
+        L.append(f"| ... same, vs aiortc sender | {fmt(n['cpu_core_frac_1viewer'] * 100)} % | aiortc "
+                 f"{fmt(ai['cpu_core_frac_1viewer'] * 100)} % | {fmt(f['node_vs_aiortc'], 2)} | <= 0.5 | "
+                 f"{verdict(f['node_vs_aiortc'] <= 0.5)} |")
+    for label, _, _, _ in SIZES:
+        f = enc.get(label)
+        if not f:
+            continue
+        n, ai = f["node"], f["aiortc"]
+        ns, as_ = {s["viewers"]: s for s in n.get("steps", [])}, {s["viewers"]: s for s in ai.get("steps", [])}
+        for v in c["viewer_steps"]:
+            if v not in ns:
+                continue
+            goal, ok = ("<= 24 MiB", mib(ns[v]["rss_kib"]) <= 24) if (v == 1 and label == "640x480") else ("published", None)
+            a = as_.get(v, {})
+            L.append(f"| RSS {label}, {v} viewer(s), steady (peak VmHWM) | {fmt(mib(ns[v]['rss_kib']))} MiB "
+                     f"({fmt(mib(ns[v]['hwm_kib']))}) | aiortc {fmt(mib(a.get('rss_kib')))} MiB ({fmt(mib(a.get('hwm_kib')))}), "
+                     f"min fps {fmt(a.get('min_fps'))} | {fmt(ns[v]['rss_kib'] / a['rss_kib'], 2) if a.get('rss_kib') else 'n/a'} | "
+                     f"{goal} | {verdict(ok)} |")
+    for label, _, _, _ in SIZES:
+        f = enc.get(label)
+        if not f or "per_viewer_cpu_pct_core" not in f["node"]:
+            continue
+        n = f["node"]
+        steps = n["steps"]
+        L.append(f"| cost per extra viewer {label} ({steps[0]['viewers']} -> {steps[-1]['viewers']}) | "
+                 f"{fmt(n['per_viewer_cpu_pct_core'], 2)} % core, {fmt(n['per_viewer_rss_kib'], 0)} KiB | aiortc "
+                 f"{fmt(f['aiortc'].get('per_viewer_cpu_pct_core'), 2)} % core, {fmt(f['aiortc'].get('per_viewer_rss_kib'), 0)} KiB | "
+                 f"- | <= 2 %, <= 512 KiB | {verdict(n['per_viewer_cpu_pct_core'] <= 2 and n['per_viewer_rss_kib'] <= 512)} |")
+    lat = out.get("latency")
+    if lat:
+        n, a = lat["node"]["window"]["latency_ms"] or {}, lat["aiortc"]["window"]["latency_ms"] or {}
+        ok = None if n.get("p50") is None else (n["p50"] <= 40 and (n.get("p99") or 1e9) <= 80)
+        L.append(f"| glass-to-glass latency 640x480, p50 / p95 / p99 ({c['lat_s']} s, {n.get('count')} frames) | "
+                 f"{fmt(n.get('p50'))} / {fmt(n.get('p95'))} / {fmt(n.get('p99'))} ms | aiortc {fmt(a.get('p50'))} / "
+                 f"{fmt(a.get('p95'))} / {fmt(a.get('p99'))} ms | {fmt(n['p50'] / a['p50'], 2) if n.get('p50') and a.get('p50') else 'n/a'} (p50) | "
+                 f"p50 <= 40, p99 <= 80 | {verdict(ok)} |")
+        ns, as_ = lat["node"]["start_to_first_frame_ms"], lat["aiortc"]["start_to_first_frame_ms"]
+        L.append(f"| time to first frame: process start -> first decoded frame (median of {len(ns)}) | "
+                 f"{fmt(statistics.median(ns), 0)} ms | aiortc {fmt(statistics.median(as_), 0)} ms | "
+                 f"{fmt(statistics.median(ns) / statistics.median(as_), 2)} | <= 1000 ms | {verdict(statistics.median(ns) <= 1000)} |")
+        np_, ap = lat["node"]["post_to_first_frame_ms"], lat["aiortc"]["post_to_first_frame_ms"]
+        L.append(f"| time to first frame: WHEP POST -> first decoded frame (median of {len(np_)}) | "
+                 f"{fmt(statistics.median(np_), 0)} ms | aiortc {fmt(statistics.median(ap), 0)} ms | "
+                 f"{fmt(statistics.median(np_) / statistics.median(ap), 2)} | <= 300 ms | {verdict(statistics.median(np_) <= 300)} |")
+    p = out.get("pacing")
+    if p:
+        lt = p["lateness"]
+        jit = (lt["p99_le_us"] - lt["p50_le_us"]) / 1000 if lt.get("count") else None
+        L.append(f"| frame pacing, frame handed to viewers vs deadline, other core loaded ({p['seconds']:.0f} s): p50 / p99 / max "
+                 f"(bucket bounds) | {fmt(lt.get('p50_le_us', 0) / 1000, 2)} / {fmt(lt.get('p99_le_us', 0) / 1000, 2)} / "
+                 f"{fmt(lt.get('max_le_us', 0) / 1000, 2)} ms (p99 - p50 {fmt(jit, 2)} ms) | - | - | p99 <= 2 ms | "
+                 f"{verdict(lt['p99_le_us'] <= 2000) if lt.get('count') else 'n/a'} (p99-p50: {verdict(jit <= 2) if jit is not None else 'n/a'}) |")
+        L.append(f"| frame rate sent over the soak | {p['fps']:.3f} fps (skipped ticks {p['skipped']:.0f}) | - | - | 30.00 +- 0.05 | "
+                 f"{verdict(abs(p['fps'] - 30) <= 0.05)} |")
+        L.append(f"| memory over the soak ({p['seconds']:.0f} s, 1 viewer) | RSS {fmt(mib(p['rss_start_kib']), 2)} -> "
+                 f"{fmt(mib(p['rss_end_kib']), 2)} MiB, slope {p['rss_slope_kib_per_min']} KiB/min | - | - | no growth | "
+                 f"{verdict(p['rss_end_kib'] - p['rss_start_kib'] <= 256)} |")
+    cap = out.get("capacity")
+    if cap:
+        served = f"{'>= ' if cap.get('lower_bound') else ''}{cap['served']}"
+        last = cap["steps"][-1] if cap["steps"] else {}
+        L.append(f"| viewers one core serves, 640x480 1 Mbit/s (node pinned to one CPU) | {served} | - | - | >= 50 | "
+                 f"{verdict(cap['served'] >= 50)} ({cap['limit']}; last step: {last.get('viewers')} viewers, node "
+                 f"{fmt((last.get('node_cpu_frac') or 0) * 100)} % core, load generator {fmt((last.get('loadgen_cpu_frac') or 0) * 100)} %) |")
+    med = out.get("media")
+    if med:
+        for r in med:
+            peer = None
+            f = enc.get(r["size"])
+            if f:
+                peer = f["ffmpeg"]["cpu_core_frac"] / 30 * 1000  # ms of CPU per frame
+            L.append(f"| in-process encode + packetize {r['size']} (`cargo bench --bench media`) | {fmt(r['encode_ms'], 2)} ms + "
+                     f"{fmt(r['packetize_us'], 1)} us per frame | ffmpeg {fmt(peer, 2)} ms CPU per frame | "
+                     f"{fmt(r['encode_ms'] / peer, 2) if peer else 'n/a'} | published | - |")
+    sz = out.get("size")
+    if sz:
+        if "bytes" in sz:
+            L.append(f"| aarch64 release binary, stripped (`{sz['path']}`, built {sz['built']}) | {fmt(sz['bytes'] / 2**20, 2)} MiB | - | - | "
+                     f"<= 12 MiB | {verdict(sz['bytes'] <= 12 * 2**20)} |")
+        else:
+            L.append(f"| aarch64 release binary | not built (`{sz['how']}`) | - | - | <= 12 MiB | n/a |")
+    if out.get("verify"):
+        L.append("")
+        L.append("Light-client verification (`cargo bench -p sutantra-core --bench verify`), same run:")
+        L.append("")
+        L.append(out["verify"]["markdown"])
+    return "\n".join(L)
+
+
+def write_benchmarks_md(text: str, results_rel: str) -> None:
+    path = os.path.join(ROOT, "BENCHMARKS.md")
+    begin, end = "<!-- bench:begin (generated by bench/run.sh; edits inside are overwritten) -->", "<!-- bench:end -->"
+    with open(path) as f:
+        doc = f.read()
+    block = f"{begin}\n{text}\n\nRaw samples: [`{results_rel}`]({results_rel}).\n{end}"
+    if begin in doc and end in doc:
+        doc = doc[: doc.index(begin)] + block + doc[doc.index(end) + len(end):]
+    else:
+        doc = doc.rstrip() + "\n\n## Latest run\n\n" + block + "\n"
+    with open(path, "w") as f:
+        f.write(doc)
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--binary", required=True)
+    p.add_argument("--quick", action="store_true")
+    p.add_argument("--only", help="comma list of phases: " + ",".join(PHASES))
+    p.add_argument("--out", help="results directory (default: bench/results/<date> for a full run, "
+                                 "target/bench/<date>-quick for --quick)")
+    p.add_argument("--no-write", action="store_true", help="do not rewrite BENCHMARKS.md (full runs write it)")
+    p.add_argument("--command", default="bench/suite.py")
+    args = p.parse_args()
+    args.c = dict(QUICK if args.quick else FULL)
+    for k in args.c:  # BENCH_CPU_S=60 etc. override a duration
+        e = os.environ.get("BENCH_" + k.upper())
+        if e:
+            args.c[k] = type(args.c[k])(e) if not isinstance(args.c[k], list) else [int(x) for x in e.split(",")]
+    phases = args.only.split(",") if args.only else PHASES
+    for ph in phases:
+        if ph not in PHASES:
+            p.error(f"unknown phase {ph!r}")
+    stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d-%H%M")
+    args.results = args.out or (os.path.join(ROOT, "target", "bench", stamp + "-quick") if args.quick
+                                else os.path.join(ROOT, "bench", "results", stamp))
+    os.makedirs(args.results, exist_ok=True)
+    args.cache = os.path.join(ROOT, "target", "bench", "y4m")
+    args.cpu_used = int(os.environ.get("BENCH_CPU_USED", "8"))  # the node's default encoder.cpu_used
+    atexit.register(cleanup)
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+
+    env = environment(args)
+    out: dict = {"env": env, "durations": args.c}
+    t0 = time.monotonic()
+    failed = []
+    for ph in phases:
+        ts = time.monotonic()
+        try:
+            globals()["phase_" + ph](args, out)
+        except Fail as e:
+            log(f"phase {ph} FAILED: {e}")
+            failed.append(ph)
+            out.setdefault("failed", {})[ph] = str(e)[:2000]
+        out.setdefault("phase_seconds", {})[ph] = round(time.monotonic() - ts, 1)
+        with open(os.path.join(args.results, "summary.json"), "w") as f:
+            json.dump(out, f, indent=1, default=str)
+    out["total_seconds"] = round(time.monotonic() - t0, 1)
+    text = table(env, out, args)
+    text += f"\n\nPhases took {out['phase_seconds']} s, {out['total_seconds']:.0f} s in all."
+    if failed:
+        text += f"\n\nFAILED phases: {', '.join(failed)} (see summary.json)."
+    with open(os.path.join(args.results, "summary.json"), "w") as f:
+        json.dump(out, f, indent=1, default=str)
+    with open(os.path.join(args.results, "table.md"), "w") as f:
+        f.write(text + "\n")
+    print(text)
+    if not args.quick and not args.no_write and not args.only:
+        write_benchmarks_md(text, os.path.relpath(args.results, ROOT))
+        log("BENCHMARKS.md updated")
+    log(f"results in {args.results}")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
