@@ -43,8 +43,8 @@ SIZES = [  # name, width, height, kbit/s
     ("1280x720", 1280, 720, 2500),
 ]
 
-FULL = dict(cpu_s=30, mem_s=10, viewer_steps=[1, 4, 16], lat_s=60, ttff_trials=3, soak_s=240,
-            soak_warmup_s=20, cap_step=8, cap_s=8, cap_max=96, verify_budget="1", media_frames=300)
+FULL = dict(cpu_s=30, mem_s=8, viewer_steps=[1, 4, 16], lat_s=60, ttff_trials=3, soak_s=180,
+            soak_warmup_s=20, cap_step=16, cap_s=6, cap_max=160, verify_budget="1", media_frames=300)
 QUICK = dict(cpu_s=6, mem_s=3, viewer_steps=[1, 4, 16], lat_s=8, ttff_trials=1, soak_s=20,
              soak_warmup_s=5, cap_step=16, cap_s=4, cap_max=64, verify_budget="0.2", media_frames=60)
 PHASES = ["encode", "latency", "pacing", "capacity", "verify", "media", "size"]
