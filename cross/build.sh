@@ -15,9 +15,9 @@ if ! rustup target list --installed | grep -qx "$target"; then
   build_std=(-Zbuild-std=std,panic_abort)
 fi
 # The boards' targets get the status LED and the button (GPIO through rppal).
-features=()
+features=() hal_features=()
 case $target in
-  arm* | aarch64*) features=(--features rpi) ;;
+  arm* | aarch64*) features=(--features rpi) hal_features=(--features sutantra-hal/rpi) ;;
 esac
 cargo build "${build_std[@]}" --release --target "$target" -p sutantra "${features[@]}"
 ls -l "${CARGO_TARGET_DIR:-target}/$target/release/sutantra"
@@ -25,5 +25,6 @@ if [[ ${2:-} == --test ]]; then
   # The unit and integration tests of the library crates (camera conversions, libvpx, RTP,
   # pacer, chain verification, attestations), run by qemu-user (CARGO_TARGET_*_RUNNER). The
   # firmware's own tests run natively.
-  cargo test "${build_std[@]}" --target "$target" -p sutantra-hal -p sutantra-core -p sutantra-boards
+  cargo test "${build_std[@]}" --target "$target" -p sutantra-hal -p sutantra-core -p sutantra-boards \
+    "${hal_features[@]}"
 fi
