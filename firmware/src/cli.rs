@@ -99,6 +99,13 @@ pub enum Command {
     RebootStream(crate::control::client::Target),
     /// Preflight diagnostics (no running node needed): OK / WARN / FAIL with what to do.
     Check(crate::check::CheckArgs),
+    /// The serial console: a line prompt on TTY that runs these commands against the node.
+    Console(crate::console::ConsoleArgs),
+    /// Print a shell completion script (bash, zsh, fish) to stdout.
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
     /// The board profiles (defaults per board); `run --board NAME` selects one.
     Boards {
         /// Print JSON.
@@ -120,10 +127,27 @@ pub enum ConfigCmd {
     },
     /// The running node's effective configuration (TOML-like text, or `--json`).
     Show(crate::control::client::Target),
+    /// Make the running node read its configuration file again (as SIGHUP does) and say what
+    /// it applied, what restarted the pipeline and what needs a node restart.
+    Reload(crate::control::client::Target),
+    /// Set one key in the configuration file (comments kept, validated, written atomically),
+    /// then reload the running node. Without a running node, `--file FILE` edits a file.
+    Set {
+        /// Dotted key, e.g. `encoder.bitrate_kbps` or `source.spec`.
+        key: String,
+        /// The value: TOML (`1500`, `true`, `"text"`) or plain text for a string.
+        value: String,
+        /// The file to edit (default: the running node's `--config` file).
+        #[arg(long, value_name = "FILE")]
+        file: Option<PathBuf>,
+        /// The node.
+        #[command(flatten)]
+        target: crate::control::client::Target,
+    },
 }
 
 /// `sutantra run` flags; each overrides the configuration file.
-#[derive(Debug, Args)]
+#[derive(Debug, Clone, Args)]
 pub struct RunArgs {
     /// TOML configuration file.
     #[arg(long, value_name = "FILE")]
@@ -267,6 +291,15 @@ pub fn config(cmd: ConfigCmd) -> ExitCode {
         ConfigCmd::Show(target) => {
             crate::control::client::run(&target, crate::control::client::Action::ConfigShow)
         }
+        ConfigCmd::Reload(target) => {
+            crate::control::client::run(&target, crate::control::client::Action::Reload)
+        }
+        ConfigCmd::Set {
+            key,
+            value,
+            file,
+            target,
+        } => config_set(&key, &value, file, &target),
         ConfigCmd::Validate { file, json } => match Config::load(&file) {
             Ok(_) => {
                 if json {
@@ -290,6 +323,87 @@ pub fn config(cmd: ConfigCmd) -> ExitCode {
             }
         },
     }
+}
+
+/// `sutantra config set KEY VALUE [--file FILE]`.
+fn config_set(
+    key: &str,
+    value: &str,
+    file: Option<PathBuf>,
+    target: &crate::control::client::Target,
+) -> ExitCode {
+    use crate::control::client::{Action, EXIT_NOT_RUNNING, Output, execute};
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("sutantra: cannot start the async runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    // Which file: the one given, else the one the running node was started with.
+    let quiet = crate::control::client::Target {
+        json: true,
+        ..target.clone()
+    };
+    let (mut answer, mut errors) = (Vec::new(), Vec::new());
+    let code = runtime.block_on(execute(
+        &quiet,
+        &Action::ConfigShow,
+        &mut Output {
+            out: &mut answer,
+            err: &mut errors,
+            error_prefix: "",
+        },
+    ));
+    let running = code == 0;
+    let node_file = serde_json::from_slice::<serde_json::Value>(&answer)
+        .ok()
+        .and_then(|v| v["file"].as_str().map(PathBuf::from));
+    let path = match (file, &node_file) {
+        (Some(f), _) => f,
+        (None, Some(f)) => f.clone(),
+        (None, None) if running => {
+            eprintln!(
+                "sutantra: the running node has no configuration file (it was started without \
+                 --config); pass --file FILE to edit one, and start the node with --config FILE"
+            );
+            return ExitCode::from(2);
+        }
+        (None, None) => {
+            eprint!("sutantra: {}", String::from_utf8_lossy(&errors));
+            eprintln!("sutantra: to edit a file without a running node, pass --file FILE");
+            return ExitCode::from(if code == EXIT_NOT_RUNNING {
+                EXIT_NOT_RUNNING
+            } else {
+                1
+            });
+        }
+    };
+    if let Err(e) = crate::config_edit::set_in_file(&path, key, value) {
+        eprintln!("sutantra: {e}");
+        return ExitCode::from(2);
+    }
+    let same_file = node_file
+        .as_deref()
+        .is_some_and(|f| std::fs::canonicalize(f).ok() == std::fs::canonicalize(&path).ok());
+    if !(running && same_file) {
+        if target.json {
+            println!(
+                "{}",
+                serde_json::json!({"file": path, "key": key, "set": true, "reloaded": false})
+            );
+        } else {
+            println!(
+                "{}: {key} set; the node applies it when it (re)starts with this file",
+                path.display()
+            );
+        }
+        return ExitCode::SUCCESS;
+    }
+    crate::control::client::run(target, Action::Reload)
 }
 
 fn init_logging(filter: &str) {
@@ -318,7 +432,7 @@ pub fn run(args: RunArgs) -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    match runtime.block_on(run_node(cfg)) {
+    match runtime.block_on(run_node(cfg, args)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("sutantra: {e}");
@@ -327,7 +441,7 @@ pub fn run(args: RunArgs) -> ExitCode {
     }
 }
 
-async fn run_node(cfg: Config) -> Result<(), String> {
+async fn run_node(cfg: Config, args: RunArgs) -> Result<(), String> {
     std::fs::create_dir_all(&cfg.data_dir).map_err(|e| {
         format!(
             "cannot create the data directory {}: {e}; pass --data-dir DIR",
@@ -401,23 +515,23 @@ async fn run_node(cfg: Config) -> Result<(), String> {
 
     let local = listener.local_addr().map_err(|e| e.to_string())?;
     let viewers = Arc::new(Viewers::new(cfg.webrtc.clone(), hub.clone(), stats.clone()));
+    let token = Arc::new(std::sync::RwLock::new(cfg.http.token.clone()));
     let state = AppState {
         viewers: viewers.clone(),
         stats: stats.clone(),
-        token: cfg.http.token.clone(),
+        token: token.clone(),
         source_spec: spec.to_string(),
         hub: hub.clone(),
     };
     let app = http::router(state, cfg.http.max_body_bytes, cfg.http.max_connections);
-    let control = crate::control::server::spawn(
-        control_socket,
-        crate::control::server::ControlState::new(
-            stats.clone(),
-            viewers.clone(),
-            hub.clone(),
-            cfg.clone(),
-        ),
-    );
+    if let Some(console) = &cfg.console {
+        // The hosted serial console talks to this node's own control socket like any client.
+        crate::console::spawn(
+            console,
+            cfg.control.socket_path(&cfg.data_dir),
+            cfg.data_dir.clone(),
+        )?;
+    }
     let publishers = crate::publish::Publishers::start(
         &cfg.publish,
         &cfg.webrtc,
@@ -425,13 +539,33 @@ async fn run_node(cfg: Config) -> Result<(), String> {
         hub.clone(),
         stats.clone(),
     );
+    let (width, height) = (media.info.width, media.info.height);
+    let mut control_state = crate::control::server::ControlState::new(
+        stats.clone(),
+        viewers.clone(),
+        hub.clone(),
+        cfg.clone(),
+    );
+    // Reloads (SIGHUP, `sutantra config reload|set`) own the pipeline from here on.
+    let live = Arc::new(crate::reload::Live::new(
+        args,
+        control_state.config.clone(),
+        media,
+        hub.clone(),
+        stats.clone(),
+        token,
+        publishers,
+    ));
+    control_state.live = Some(live.clone());
+    let control = crate::control::server::spawn(control_socket, control_state);
+    let hangups = tokio::spawn(reload_on_sighup(live.clone()));
     // The status LED and the button ([gpio]; off unless this build and the board have them).
     let gpio = crate::gpio::start(&cfg, stats.clone());
     tracing::info!(
         listen = %local,
         source = %spec,
-        width = media.info.width,
-        height = media.info.height,
+        width,
+        height,
         bitrate_kbps = cfg.encoder.bitrate_kbps,
         "node started"
     );
@@ -452,12 +586,13 @@ async fn run_node(cfg: Config) -> Result<(), String> {
     watchdog.abort();
     summary.abort();
     control.abort();
+    hangups.abort();
     viewers.end_all().await;
-    publishers.shutdown().await;
+    live.stop_publishers().await;
     tokio::task::spawn_blocking(move || {
         // Media first: the encode thread drops the segment observer, which flushes the open
         // segment; then the attestation thread commits it and the chain threads stop.
-        media.stop();
+        drop(live.stop_media());
         if let Some(v) = validator {
             v.shutdown();
         }
@@ -470,6 +605,20 @@ async fn run_node(cfg: Config) -> Result<(), String> {
     crate::store::remove_pid_file(&cfg.data_dir);
     drop(store);
     Ok(())
+}
+
+/// SIGHUP: read the configuration file again and apply what changed (src/reload.rs).
+async fn reload_on_sighup(live: Arc<crate::reload::Live>) {
+    let Ok(mut hup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) else {
+        tracing::warn!("cannot watch SIGHUP; use `sutantra config reload`");
+        return;
+    };
+    while hup.recv().await.is_some() {
+        tracing::info!("SIGHUP: reloading the configuration");
+        if let Err(e) = live.reload().await {
+            tracing::error!(error = %e, "configuration not reloaded; the running one stays");
+        }
+    }
 }
 
 async fn shutdown_signal() {

@@ -24,8 +24,8 @@ pub struct AppState {
     pub viewers: Arc<Viewers>,
     /// Counters.
     pub stats: Arc<Stats>,
-    /// Bearer token required on WHEP, if any.
-    pub token: Option<String>,
+    /// Bearer token required on WHEP, if any (a reload may change it).
+    pub token: Arc<std::sync::RwLock<Option<String>>>,
     /// The source spec as configured (for `/healthz`).
     pub source_spec: String,
     /// Packets dropped for slow viewers.
@@ -113,7 +113,12 @@ async fn preflight() -> Response {
 }
 
 fn authorized(state: &AppState, headers: &HeaderMap) -> Result<(), Box<Response>> {
-    let Some(token) = &state.token else {
+    let token = state
+        .token
+        .read()
+        .map(|t| t.clone())
+        .unwrap_or_else(|p| p.into_inner().clone());
+    let Some(token) = token else {
         return Ok(());
     };
     let given = headers

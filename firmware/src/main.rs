@@ -13,7 +13,8 @@
 //! and turns a long press into a keyframe or a stream restart).
 //!
 //! Field operations: [`control`] (the daemon's control socket and the commands that use it) and
-//! [`check`] (`sutantra check`, one file per preflight check).
+//! [`check`] (`sutantra check`, one file per preflight check), [`console`] (the serial console)
+//! and [`completions`] (shell completion scripts).
 
 mod attest;
 mod board;
@@ -21,7 +22,10 @@ mod chain;
 mod check;
 mod cli;
 mod cli_chain;
+mod completions;
 mod config;
+mod config_edit;
+mod console;
 mod control;
 mod duration;
 mod gpio;
@@ -31,6 +35,7 @@ mod keys;
 mod media;
 mod notify;
 mod publish;
+mod reload;
 mod stats;
 mod store;
 mod stun;
@@ -84,5 +89,7 @@ fn main() -> ExitCode {
             control::client::run(&target, control::client::Action::RebootStream)
         }
         cli::Command::Check(args) => check::run(&args),
+        cli::Command::Console(args) => console::run(&args),
+        cli::Command::Completions { shell } => completions::print(shell),
     }
 }

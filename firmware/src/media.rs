@@ -21,7 +21,9 @@ use sutantra_core::pool::{FramePool, SlotId};
 use sutantra_core::rtp::packetizer::Packetizer;
 use sutantra_core::supervisor::{ErrorRun, Restarter};
 use sutantra_hal::camera::{SourceRequest, SourceSpec, draw_slate, open_source};
-use sutantra_hal::{CameraError, FrameSource, I420Frame, Pacing, SourceInfo, SystemClock, WallClock};
+use sutantra_hal::{
+    CameraError, FrameSource, I420Frame, Pacing, SourceInfo, SystemClock, WallClock,
+};
 use tokio::sync::Notify;
 
 /// One RTP packet as every viewer sends it (SSRC and payload type are stamped per viewer).
@@ -240,18 +242,29 @@ impl Media {
         stats: Arc<Stats>,
         observer: Box<dyn FrameObserver>,
     ) -> Result<Self, MediaError> {
-        let (spec, req) = (cfg.spec.clone(), cfg.request);
-        let opener: Opener = Box::new(move || open_source(&spec, &req));
-        Self::start_with(cfg, opener, hub, stats, Carry::new(cfg, observer)?)
+        Self::start_carrying(cfg, hub, stats, &mut Some(Carry::new(cfg, observer)?))
     }
 
-    /// Starts the threads on the camera `open` opens, carrying `carry` over from an earlier run.
+    /// Starts the threads on `cfg`'s camera, carrying `carry` over from an earlier run; it is
+    /// taken only when the start succeeds (a failed start leaves it for another try).
+    pub fn start_carrying(
+        cfg: &MediaConfig,
+        hub: Arc<Hub>,
+        stats: Arc<Stats>,
+        carry: &mut Option<Carry>,
+    ) -> Result<Self, MediaError> {
+        let (spec, req) = (cfg.spec.clone(), cfg.request);
+        let opener: Opener = Box::new(move || open_source(&spec, &req));
+        Self::start_with(cfg, opener, hub, stats, carry)
+    }
+
+    /// Starts the threads on the camera `open` opens (see [`Media::start_carrying`]).
     pub fn start_with(
         cfg: &MediaConfig,
         mut open: Opener,
         hub: Arc<Hub>,
         stats: Arc<Stats>,
-        carry: Carry,
+        carry: &mut Option<Carry>,
     ) -> Result<Self, MediaError> {
         let source = open().map_err(|e| MediaError::Camera {
             spec: cfg.spec.to_string(),
@@ -270,10 +283,13 @@ impl Media {
         };
         let mut encoder =
             Vp8Encoder::new(&enc_cfg).map_err(|e| MediaError::Encoder(e.to_string()))?;
-        let Carry {
+        let Some(Carry {
             mut observer,
             mut packetizer,
-        } = carry;
+        }) = carry.take()
+        else {
+            return Err(MediaError::Encoder("no packetizer to carry over".into()));
+        };
         let slots = cfg.frame_pool.max(2);
         let pool = Arc::new(PoolShared {
             pool: Mutex::new(
@@ -627,7 +643,6 @@ fn send_frame(
     }
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -662,7 +677,10 @@ mod tests {
             clock: &dyn WallClock,
         ) -> Result<(), CameraError> {
             if !self.present.load(Ordering::SeqCst) {
-                return Err(CameraError::new(ErrorKind::Disconnected, "camera unplugged"));
+                return Err(CameraError::new(
+                    ErrorKind::Disconnected,
+                    "camera unplugged",
+                ));
             }
             frame.planes_mut().0.fill(100);
             frame.capture_us = clock.now_us();
@@ -681,7 +699,10 @@ mod tests {
         fn on_encoded(&mut self, _info: &EncodedFrameInfo, data: &[u8]) {
             if let Ok(true) = self.decoder.decode(data, &mut self.frame) {
                 let slate = looks_like_slate(self.frame.planes().0, 320, 240);
-                self.seen.lock().expect("lock").push((Instant::now(), slate));
+                self.seen
+                    .lock()
+                    .expect("lock")
+                    .push((Instant::now(), slate));
             }
         }
     }
@@ -743,11 +764,15 @@ mod tests {
             opener,
             hub.clone(),
             stats.clone(),
-            Carry::new(&cfg, watch).expect("test setup"),
+            &mut Some(Carry::new(&cfg, watch).expect("test setup")),
         )
         .expect("test setup");
         let camera_frames = |s: &StdMutex<Vec<(Instant, bool)>>| {
-            s.lock().expect("lock").iter().filter(|(_, slate)| !slate).count()
+            s.lock()
+                .expect("lock")
+                .iter()
+                .filter(|(_, slate)| !slate)
+                .count()
         };
         wait_for("camera frames", Duration::from_secs(10), || {
             camera_frames(&seen) >= 15
@@ -782,7 +807,10 @@ mod tests {
         let carry = media.stop().expect("encode thread");
         drop(carry);
 
-        assert!(back <= Duration::from_secs(2), "picture back after {back:?}");
+        assert!(
+            back <= Duration::from_secs(2),
+            "picture back after {back:?}"
+        );
         assert_eq!(stats.source().state, "running");
         assert!(stats.source_reopens.load(Ordering::Relaxed) >= 1);
         let seen = seen.lock().expect("lock");

@@ -143,7 +143,11 @@ mod tests {
             }
             r.attempt_failed(now);
         };
-        assert!(now - back <= 1000 * MS, "found {:?} after return", now - back);
+        assert!(
+            now - back <= 1000 * MS,
+            "found {:?} after return",
+            now - back
+        );
     }
 
     #[test]

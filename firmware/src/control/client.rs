@@ -8,7 +8,7 @@
 use super::proto::{self, Request, Response};
 use clap::{Args, Subcommand};
 use serde_json::Value;
-use std::io::Write as _;
+use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -84,6 +84,27 @@ pub enum Action {
     RebootStream,
     /// `config show`
     ConfigShow,
+    /// `config reload` (and the reload after `config set`)
+    Reload,
+}
+
+/// Where a command's answer and its errors go: stdout and stderr for the CLI, the serial line
+/// for the console.
+pub struct Output<'a> {
+    /// The answer.
+    pub out: &'a mut dyn Write,
+    /// Error lines.
+    pub err: &'a mut dyn Write,
+    /// Put before every error line: `sutantra: ` for the CLI, `error: ` on the console.
+    pub error_prefix: &'a str,
+}
+
+impl Output<'_> {
+    fn error(&mut self, message: std::fmt::Arguments<'_>) {
+        // A closed stdout/stderr or a hung-up serial line: nothing left to tell.
+        let _ = writeln!(self.err, "{}{message}", self.error_prefix);
+        let _ = self.err.flush();
+    }
 }
 
 /// Runs `action` against the node at `target`.
@@ -98,7 +119,14 @@ pub fn run(target: &Target, action: Action) -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    runtime.block_on(run_async(target, action))
+    let mut stdout = std::io::stdout();
+    let mut stderr = std::io::stderr();
+    let mut output = Output {
+        out: &mut stdout,
+        err: &mut stderr,
+        error_prefix: "sutantra: ",
+    };
+    ExitCode::from(runtime.block_on(execute(target, &action, &mut output)))
 }
 
 fn request_of(action: &Action) -> Request {
@@ -118,10 +146,13 @@ fn request_of(action: &Action) -> Request {
         },
         Action::RebootStream => Request::RebootStream,
         Action::ConfigShow => Request::ConfigShow,
+        Action::Reload => Request::Reload,
     }
 }
 
-async fn run_async(target: &Target, action: Action) -> ExitCode {
+/// Sends `action` to the node at `target` and renders the answer into `o`; returns the exit
+/// code (0 done, 1 refused or failed, 3 no node running).
+pub async fn execute(target: &Target, action: &Action, o: &mut Output<'_>) -> u8 {
     let path = target.socket();
     let stream = match UnixStream::connect(&path).await {
         Ok(s) => s,
@@ -131,12 +162,12 @@ async fn run_async(target: &Target, action: Action) -> ExitCode {
                 std::io::ErrorKind::NotFound | std::io::ErrorKind::ConnectionRefused
             ) =>
         {
-            eprintln!(
-                "sutantra: no node running at {}: start it with `sutantra run` (or `systemctl \
+            o.error(format_args!(
+                "no node running at {}: start it with `sutantra run` (or `systemctl \
                  start sutantra`)",
                 path.display()
-            );
-            return ExitCode::from(EXIT_NOT_RUNNING);
+            ));
+            return EXIT_NOT_RUNNING;
         }
         Err(e) => {
             let hint = if e.kind() == std::io::ErrorKind::PermissionDenied {
@@ -144,15 +175,18 @@ async fn run_async(target: &Target, action: Action) -> ExitCode {
             } else {
                 ""
             };
-            eprintln!("sutantra: cannot connect to {}: {e}{hint}", path.display());
-            return ExitCode::from(1);
+            o.error(format_args!(
+                "cannot connect to {}: {e}{hint}",
+                path.display()
+            ));
+            return 1;
         }
     };
     let (read, mut write) = stream.into_split();
     let mut reader = BufReader::new(read);
-    if let Err(e) = write.write_all(&request_of(&action).encode()).await {
-        eprintln!("sutantra: cannot send to {}: {e}", path.display());
-        return ExitCode::from(1);
+    if let Err(e) = write.write_all(&request_of(action).encode()).await {
+        o.error(format_args!("cannot send to {}: {e}", path.display()));
+        return 1;
     }
     let follow = matches!(action, Action::Logs { follow: true, .. });
     let mut line = Vec::with_capacity(1024);
@@ -165,44 +199,51 @@ async fn run_async(target: &Target, action: Action) -> ExitCode {
             {
                 Ok(r) => r,
                 Err(_) => {
-                    eprintln!(
-                        "sutantra: the node at {} did not answer within {}s",
+                    o.error(format_args!(
+                        "the node at {} did not answer within {}s",
                         path.display(),
                         ANSWER_TIMEOUT.as_secs()
-                    );
-                    return ExitCode::from(1);
+                    ));
+                    return 1;
                 }
             }
         };
         let response = match got {
             Ok(true) => Response::decode(&line),
-            Ok(false) if follow => return ExitCode::SUCCESS,
+            Ok(false) if follow => return 0,
             Ok(false) => {
-                eprintln!("sutantra: the node closed the connection without an answer");
-                return ExitCode::from(1);
+                o.error(format_args!(
+                    "the node closed the connection without an answer"
+                ));
+                return 1;
             }
             Err(e) => Err(e),
         };
         let response = match response {
             Ok(r) => r,
             Err(e) => {
-                eprintln!("sutantra: unreadable answer from the node: {e}");
-                return ExitCode::from(1);
+                o.error(format_args!("unreadable answer from the node: {e}"));
+                return 1;
             }
         };
         if !response.ok {
             let error = response.error.unwrap_or_else(|| "failed".into());
             if target.json {
-                println!("{}", serde_json::json!({ "ok": false, "error": error }));
+                let _ = writeln!(
+                    o.out,
+                    "{}",
+                    serde_json::json!({ "ok": false, "error": error })
+                );
+                let _ = o.out.flush();
             } else {
-                eprintln!("sutantra: {error}");
+                o.error(format_args!("{error}"));
             }
-            return ExitCode::from(1);
+            return 1;
         }
         let data = response.data.unwrap_or(Value::Null);
         if matches!(action, Action::Logs { .. }) {
             if data.get("end").is_some() {
-                return ExitCode::SUCCESS;
+                return 0;
             }
             let text = data.get("line").and_then(Value::as_str).unwrap_or_default();
             let out = if target.json {
@@ -210,21 +251,21 @@ async fn run_async(target: &Target, action: Action) -> ExitCode {
             } else {
                 text.to_string()
             };
-            let mut stdout = std::io::stdout().lock();
-            if writeln!(stdout, "{out}")
-                .and_then(|()| stdout.flush())
+            if writeln!(o.out, "{out}")
+                .and_then(|()| o.out.flush())
                 .is_err()
             {
-                return ExitCode::SUCCESS;
+                return 0;
             }
             continue;
         }
-        if target.json {
-            println!("{data}");
+        let _ = if target.json {
+            writeln!(o.out, "{data}")
         } else {
-            print!("{}", human(&action, &data));
-        }
-        return ExitCode::SUCCESS;
+            write!(o.out, "{}", human(action, &data))
+        };
+        let _ = o.out.flush();
+        return 0;
     }
 }
 
@@ -234,6 +275,27 @@ fn text(v: &Value) -> String {
         Value::String(s) => s.clone(),
         other => other.to_string(),
     }
+}
+
+/// `publish:` lines of `status`, one per WHIP target.
+fn publish_lines(data: &Value) -> String {
+    let mut out = String::new();
+    for t in data["publish"].as_array().into_iter().flatten() {
+        let state = if t["connected"].as_bool() == Some(true) {
+            "connected"
+        } else {
+            "connecting"
+        };
+        let remb = t["remb_kbps"].as_u64().map_or_else(
+            || "no estimate".to_string(),
+            |k| format!("relay estimate {k} kbit/s"),
+        );
+        out.push_str(&format!(
+            "publish:       {} {state}, {remb}\n",
+            text(&t["url"])
+        ));
+    }
+    out
 }
 
 /// The human form of an answer.
@@ -278,7 +340,7 @@ fn human(action: &Action, data: &Value) -> String {
                 f("outbox_depth"),
                 f("throttled"),
                 f("log_level"),
-            )
+            ) + &publish_lines(data)
         }
         Action::Viewers { kick: Some(id) } => format!("viewer {id} ended\n"),
         Action::Viewers { kick: None } => {
@@ -330,6 +392,29 @@ fn human(action: &Action, data: &Value) -> String {
                 }
             }
             out
+        }
+        Action::Reload => {
+            let list = |k: &str| {
+                let v: Vec<String> = data[k]
+                    .as_array()
+                    .map(|a| a.iter().map(text).collect())
+                    .unwrap_or_default();
+                if v.is_empty() {
+                    "-".to_string()
+                } else {
+                    v.join(", ")
+                }
+            };
+            format!(
+                "reloaded {}\n\
+                 applied now:           {}\n\
+                 applied by a pipeline restart: {}\n\
+                 needs a node restart:  {}\n",
+                text(&data["file"]),
+                list("applied"),
+                list("pipeline"),
+                list("needs_restart"),
+            )
         }
         Action::Logs { .. } => String::new(),
     }

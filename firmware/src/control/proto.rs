@@ -60,6 +60,8 @@ pub enum Request {
     RebootStream,
     /// The effective configuration.
     ConfigShow,
+    /// Read the configuration file again and apply what changed (as SIGHUP does).
+    Reload,
 }
 
 /// Why a message could not be read or understood.

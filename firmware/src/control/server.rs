@@ -101,8 +101,10 @@ pub struct ControlState {
     pub viewers: Arc<Viewers>,
     /// The hub (packet drops).
     pub hub: Arc<Hub>,
-    /// The effective configuration.
-    pub config: Arc<Config>,
+    /// The effective configuration (replaced by reloads).
+    pub config: Arc<std::sync::RwLock<Arc<Config>>>,
+    /// Reloads (absent in tests of the socket alone).
+    pub live: Option<Arc<crate::reload::Live>>,
     /// Measured bitrate over the last second, in kbit/s.
     pub kbps: Arc<AtomicU64>,
 }
@@ -114,9 +116,20 @@ impl ControlState {
             stats,
             viewers,
             hub,
-            config: Arc::new(config),
+            config: Arc::new(std::sync::RwLock::new(Arc::new(config))),
+            live: None,
             kbps: Arc::new(AtomicU64::new(0)),
         }
+    }
+}
+
+impl ControlState {
+    /// The configuration in force.
+    pub fn config(&self) -> Arc<Config> {
+        self.config
+            .read()
+            .map(|c| c.clone())
+            .unwrap_or_else(|p| p.into_inner().clone())
     }
 }
 
@@ -329,7 +342,20 @@ pub async fn handle(state: &ControlState, request: Request) -> Response {
             ctl.request_keyframe();
             Response::ok(json!({ "reboot_stream": "the capture source restarts (about 0.5 s)" }))
         }
-        Request::ConfigShow => Response::ok(config_json(&state.config)),
+        Request::ConfigShow => {
+            let mut v = config_json(&state.config());
+            if let Some(live) = &state.live {
+                v["file"] = json!(live.file());
+            }
+            Response::ok(v)
+        }
+        Request::Reload => match &state.live {
+            Some(live) => match live.reload().await {
+                Ok(report) => Response::ok(json!(report)),
+                Err(e) => Response::err(format!("configuration not reloaded: {e}")),
+            },
+            None => Response::err("this node cannot reload its configuration"),
+        },
     }
 }
 
@@ -342,7 +368,7 @@ async fn status(state: &ControlState) -> Value {
         .await
         .unwrap_or((None, None));
     json!({
-        "source": state.config.source.spec,
+        "source": state.config().source.spec,
         "source_detail": src.description,
         "state": stream_state,
         "width": src.width,
@@ -350,7 +376,10 @@ async fn status(state: &ControlState) -> Value {
         "fps": (s.fps() * 10.0).round() / 10.0,
         "fps_target": src.fps_target,
         "bitrate_kbps": state.kbps.load(Ordering::Relaxed),
-        "bitrate_target_kbps": state.config.encoder.bitrate_kbps,
+        "bitrate_target_kbps": s.publish.target_bitrate_kbps.load(Ordering::Relaxed),
+        "publish": s.publish.targets().iter().map(|(url, up, remb)| json!({
+            "url": url, "connected": up, "remb_kbps": remb,
+        })).collect::<Vec<_>>(),
         "viewers": s.viewers.load(Ordering::Relaxed),
         "sessions": state.viewers.count(),
         "frames_sent": s.frames_sent.load(Ordering::Relaxed),

@@ -94,10 +94,32 @@ impl PublishStats {
         self.targets.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// A slot for target `url` (a freed one if any, so reloads never grow the list).
     fn register(&self, url: &str) -> usize {
         let mut t = self.lock();
+        if let Some(i) = t.iter().position(|e| e.0.is_empty()) {
+            t[i] = (url.to_string(), false, None);
+            return i;
+        }
         t.push((url.to_string(), false, None));
         t.len() - 1
+    }
+
+    /// Target `index` was removed: its slot is freed and its estimate no longer counts.
+    fn unregister(&self, index: usize) {
+        if let Some(t) = self.lock().get_mut(index) {
+            *t = (String::new(), false, None);
+        }
+        self.retarget();
+    }
+
+    /// The targets now: URL, connected, the relay's latest estimate (kbit/s).
+    pub fn targets(&self) -> Vec<(String, bool, Option<u32>)> {
+        self.lock()
+            .iter()
+            .filter(|t| !t.0.is_empty())
+            .cloned()
+            .collect()
     }
 
     /// Records whether target `index` is connected; a target that is not has no estimate.
@@ -117,12 +139,14 @@ impl PublishStats {
         }
     }
 
-    /// The bitrate range the relays' estimates move in (kbit/s); sets the target to `max`.
-    fn set_range(&self, min: u32, max: u32) {
+    /// The bitrate range the relays' estimates move in (kbit/s): the target becomes `max`, or
+    /// the lowest current estimate within the range.
+    pub fn set_range(&self, min: u32, max: u32) {
         self.min_kbps.store(min.min(max), Ordering::Relaxed);
         self.max_kbps.store(max, Ordering::Relaxed);
         self.target_bitrate_kbps
             .store(u64::from(max), Ordering::Relaxed);
+        self.retarget();
     }
 
     /// Records target `index`'s latest REMB.
@@ -159,7 +183,7 @@ impl PublishStats {
 
     /// Appends the `sutantra_publish_*` and `sutantra_encoder_target_bitrate_kbps` metrics.
     pub fn render(&self, out: &mut String) {
-        let targets = self.lock().clone();
+        let targets = self.targets();
         out.push_str(
             "# HELP sutantra_publish_connected 1 while the WHIP session to the target is \
              connected.\n# TYPE sutantra_publish_connected gauge\n",
@@ -216,10 +240,34 @@ impl PublishStats {
 /// The running publishers.
 #[derive(Debug)]
 pub struct Publishers {
-    stop: watch::Sender<bool>,
-    tasks: Vec<tokio::task::JoinHandle<()>>,
+    ctx: Option<Arc<Ctx>>,
+    running: Vec<Running>,
 }
 
+/// One target's task.
+#[derive(Debug)]
+struct Running {
+    target: PublishTarget,
+    index: usize,
+    stop: watch::Sender<bool>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Running {
+    /// Stops the task (it DELETEs its session) and frees its stats slot; waits a bounded time.
+    async fn stop(self, stats: &Stats) {
+        let _ = self.stop.send(true);
+        if tokio::time::timeout(SHUTDOWN_WAIT, self.task)
+            .await
+            .is_err()
+        {
+            tracing::warn!(target_url = %self.target.url, "publisher did not stop in time (DELETE pending); leaving it");
+        }
+        stats.publish.unregister(self.index);
+    }
+}
+
+#[derive(Debug)]
 struct Ctx {
     hub: Arc<Hub>,
     stats: Arc<Stats>,
@@ -239,7 +287,6 @@ impl Publishers {
         stats: Arc<Stats>,
     ) -> Self {
         stats.publish.set_range(bitrate_kbps.0, bitrate_kbps.1);
-        let (stop, stop_rx) = watch::channel(false);
         let bind_ips = if webrtc.bind_addrs.is_empty() {
             crate::viewer::local_ips()
         } else {
@@ -255,35 +302,79 @@ impl Publishers {
             bind_ips,
             gather_timeout: Duration::from_millis(webrtc.gather_timeout_ms),
         });
-        let tasks = targets
-            .iter()
-            .filter(|t| t.enabled)
-            .map(|t| {
-                let index = ctx.stats.publish.register(&t.url);
-                tracing::info!(
-                    target_url = %t.url,
-                    token = t.token.is_some(),
-                    "publishing over WHIP",
-                );
-                tokio::spawn(run_target(index, t.clone(), ctx.clone(), stop_rx.clone()))
-            })
-            .collect();
-        Self { stop, tasks }
+        let mut this = Self {
+            ctx: Some(ctx),
+            running: Vec::new(),
+        };
+        for t in targets.iter().filter(|t| t.enabled) {
+            this.spawn(t);
+        }
+        this
+    }
+
+    /// No publishers (what is left after a shutdown).
+    pub fn none() -> Self {
+        Self {
+            ctx: None,
+            running: Vec::new(),
+        }
+    }
+
+    fn spawn(&mut self, t: &PublishTarget) {
+        let Some(ctx) = &self.ctx else { return };
+        let index = ctx.stats.publish.register(&t.url);
+        tracing::info!(
+            target_url = %t.url,
+            token = t.token.is_some(),
+            "publishing over WHIP",
+        );
+        let (stop, stop_rx) = watch::channel(false);
+        let task = tokio::spawn(run_target(index, t.clone(), ctx.clone(), stop_rx));
+        self.running.push(Running {
+            target: t.clone(),
+            index,
+            stop,
+            task,
+        });
+    }
+
+    /// Makes the running targets the enabled ones of `targets`: removed, disabled or changed
+    /// targets stop (DELETE, in the background), new ones start; the others are not touched.
+    pub fn update(&mut self, targets: &[PublishTarget]) {
+        let Some(ctx) = self.ctx.clone() else { return };
+        let wanted: Vec<&PublishTarget> = targets.iter().filter(|t| t.enabled).collect();
+        let (keep, gone): (Vec<Running>, Vec<Running>) = std::mem::take(&mut self.running)
+            .into_iter()
+            .partition(|r| wanted.contains(&&r.target));
+        self.running = keep;
+        for r in gone {
+            tracing::info!(target_url = %r.target.url, "publish target removed; ending its session");
+            let stats = ctx.stats.clone();
+            tokio::spawn(async move { r.stop(&stats).await });
+        }
+        for t in wanted {
+            if !self.running.iter().any(|r| &r.target == t) {
+                self.spawn(t);
+            }
+        }
     }
 
     /// Stops every publisher: each DELETEs its session; waits a bounded time.
     pub async fn shutdown(self) {
-        let _ = self.stop.send(true);
-        let all = futures_join(self.tasks);
+        let Some(ctx) = self.ctx else { return };
+        for r in &self.running {
+            let _ = r.stop.send(true);
+        }
+        let all = futures_join(self.running, &ctx.stats);
         if tokio::time::timeout(SHUTDOWN_WAIT, all).await.is_err() {
             tracing::warn!("publishers did not stop in time (DELETE pending); leaving them");
         }
     }
 }
 
-async fn futures_join(tasks: Vec<tokio::task::JoinHandle<()>>) {
-    for t in tasks {
-        let _ = t.await;
+async fn futures_join(running: Vec<Running>, stats: &Stats) {
+    for r in running {
+        r.stop(stats).await;
     }
 }
 

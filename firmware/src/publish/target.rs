@@ -8,7 +8,7 @@
 use serde::Deserialize;
 
 /// One `[[publish]]` table.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct PublishTarget {
     /// The WHIP endpoint, `http://host:port/path`.

@@ -14,14 +14,14 @@ use crate::node::{Node, binary, tail};
 
 /// What one CLI run printed and how it ended.
 #[derive(Debug)]
-struct Out {
-    code: i32,
-    stdout: String,
-    stderr: String,
+pub(crate) struct Out {
+    pub(crate) code: i32,
+    pub(crate) stdout: String,
+    pub(crate) stderr: String,
 }
 
 impl Out {
-    fn json(&self) -> Value {
+    pub(crate) fn json(&self) -> Value {
         serde_json::from_str(self.stdout.trim()).unwrap_or_else(|e| {
             panic!(
                 "not JSON ({e}):\nstdout: {}\nstderr: {}",
@@ -30,7 +30,7 @@ impl Out {
         })
     }
 
-    fn ok(self, what: &str) -> Self {
+    pub(crate) fn ok(self, what: &str) -> Self {
         assert_eq!(
             self.code, 0,
             "`{what}` exited {}\nstdout: {}\nstderr: {}",
@@ -41,7 +41,7 @@ impl Out {
 }
 
 /// Runs `sutantra ARGS --data-dir DIR`.
-fn cli(dir: &Path, args: &[&str]) -> Out {
+pub(crate) fn cli(dir: &Path, args: &[&str]) -> Out {
     let out = Command::new(binary())
         .args(args)
         .arg("--data-dir")
@@ -56,7 +56,7 @@ fn cli(dir: &Path, args: &[&str]) -> Out {
     }
 }
 
-fn wait_for(what: &str, timeout: Duration, mut cond: impl FnMut() -> bool) {
+pub(crate) fn wait_for(what: &str, timeout: Duration, mut cond: impl FnMut() -> bool) {
     let deadline = Instant::now() + timeout;
     while !cond() {
         assert!(Instant::now() < deadline, "timed out waiting for {what}");

@@ -12,6 +12,10 @@
 //! - `healthz`: `/healthz` fields and `/metrics` text.
 //! - `cometbft`: the fake CometBFT RPC server (`tests/e2e/fake_cometbft.py`) and the CLI runner.
 //! - `control`: field operations: the CLI against a running node's control socket, `check`.
+//! - `console`: the serial console on a pseudo-terminal (CLI and daemon-hosted), completions.
+//! - `reload`: `config set` / `config reload` / SIGHUP on a running node: live changes, a
+//!   pipeline restart at a new size while a viewer stays connected, refused edits.
+//! - `config_golden`: `config validate` on `tests/golden/config/*.toml` against `.expected` text.
 //! - `chain`: the light validator: `chain verify` over the upstream vectors, sync with skipping
 //!   verification, restart, a lying server, a witness conflict, attestations, `kill -9`, and
 //!   store-and-forward submission.
@@ -24,10 +28,13 @@ mod browser;
 mod chain;
 mod clients;
 mod cometbft;
+mod config_golden;
+mod console;
 mod control;
 mod healthz;
 mod http_errors;
 mod node;
 mod package;
+mod reload;
 mod whep;
 mod whip;

@@ -156,7 +156,17 @@ impl Node {
         Node::start_inner(Some(data_dir), extra)
     }
 
+    /// Like `start_in`, without the test-pattern 640x480 flags: the source and its size come
+    /// from `extra` or the node's `--config` file (which flags would override).
+    pub fn start_with_file(data_dir: &Path, extra: &[&str]) -> Node {
+        Node::start_full(Some(data_dir), false, extra)
+    }
+
     fn start_inner(keep_dir: Option<&Path>, extra: &[&str]) -> Node {
+        Node::start_full(keep_dir, true, extra)
+    }
+
+    fn start_full(keep_dir: Option<&Path>, source_flags: bool, extra: &[&str]) -> Node {
         // A failed test poisons the lock; the next test can still run.
         let serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
         let bin = binary();
@@ -182,8 +192,9 @@ impl Node {
             let listen = format!("127.0.0.1:{port}");
             let mut cmd = Command::new(&bin);
             cmd.args(["run", "--listen", &listen, "--data-dir"])
-                .arg(&data_path)
-                .args([
+                .arg(&data_path);
+            if source_flags {
+                cmd.args([
                     "--source",
                     "test-pattern",
                     "--width",
@@ -191,8 +202,9 @@ impl Node {
                     "--height",
                     "480",
                 ])
-                .args(["--fps", "30"])
-                .args(extra)
+                .args(["--fps", "30"]);
+            }
+            cmd.args(extra)
                 .env(
                     "RUST_LOG",
                     std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into()),

@@ -1,0 +1,238 @@
+//! `sutantra config set KEY VALUE`: one key of the TOML file changed, validated, and written
+//! atomically.
+//!
+//! The file is edited with `toml_edit`, so the operator's comments, order and layout survive;
+//! only the one value changes. The edited text must pass the same validation as a file the node
+//! starts with ([`Config::parse`]: unknown keys and bad values are errors with file, line and
+//! key), or nothing is written. Writing is atomic: a temporary file in the same directory with
+//! the original's permissions, fsync'd, renamed over the original, and the directory fsync'd,
+//! so a power cut leaves either the old file or the new one, never half of one.
+
+use crate::config::{Config, ConfigError};
+use std::io::Write;
+use std::path::Path;
+use toml_edit::{DocumentMut, Item, Table, Value};
+
+/// Why `config set` refused.
+#[derive(Debug, thiserror::Error)]
+pub enum EditError {
+    /// The key is not a dotted path of names (`encoder.bitrate_kbps`).
+    #[error(
+        "bad key {0:?}: use a dotted path such as encoder.bitrate_kbps (`sutantra config show` lists them)"
+    )]
+    BadKey(String),
+    /// The key names an array of tables (`[[publish]]`), which `set` does not edit.
+    #[error("{0} is a list of tables ([[{0}]]): edit the file and run `sutantra config reload`")]
+    List(String),
+    /// The file is not TOML.
+    #[error("{0}")]
+    Parse(String),
+    /// The edited configuration is invalid: nothing was written.
+    #[error("{0} (nothing was written)")]
+    Invalid(ConfigError),
+    /// Reading or writing the file failed.
+    #[error("{path}: {error}")]
+    Io {
+        /// The file.
+        path: String,
+        /// What failed.
+        error: std::io::Error,
+    },
+}
+
+/// The value `text` stands for: TOML if it parses as a value (`1500`, `true`, `"x"`,
+/// `["a", "b"]`), otherwise the text as a string (`v4l2:/dev/video0`).
+pub fn parse_value(text: &str) -> Value {
+    text.parse::<Value>()
+        .map(|mut v| {
+            v.decor_mut().clear();
+            v
+        })
+        .unwrap_or_else(|_| Value::from(text))
+}
+
+/// Sets `key` (dotted) to `value` in the TOML `text`; returns the new text, validated as the
+/// file `file` would be.
+pub fn set_key(text: &str, file: &str, key: &str, value: &str) -> Result<String, EditError> {
+    let mut doc: DocumentMut = text
+        .parse()
+        .map_err(|e: toml_edit::TomlError| EditError::Parse(format!("{file}: {e}")))?;
+    let parts: Vec<&str> = key.split('.').collect();
+    if parts.iter().any(|p| {
+        p.is_empty()
+            || !p
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+    }) {
+        return Err(EditError::BadKey(key.to_string()));
+    }
+    let (last, tables) = parts.split_last().ok_or(EditError::BadKey(key.into()))?;
+    let mut table: &mut Table = doc.as_table_mut();
+    for name in tables {
+        let entry = table.entry(name).or_insert_with(|| {
+            let mut t = Table::new();
+            t.set_implicit(false);
+            Item::Table(t)
+        });
+        match entry {
+            Item::Table(t) => table = t,
+            Item::ArrayOfTables(_) => return Err(EditError::List((*name).to_string())),
+            _ => return Err(EditError::BadKey(key.to_string())),
+        }
+    }
+    if matches!(table.get(last), Some(Item::ArrayOfTables(_))) {
+        return Err(EditError::List((*last).to_string()));
+    }
+    let mut new_value = parse_value(value);
+    match table.get_mut(last) {
+        // Replace the value in place: the key, its comments and a trailing comment stay.
+        Some(Item::Value(old)) => {
+            *new_value.decor_mut() = old.decor().clone();
+            *old = new_value;
+        }
+        Some(Item::Table(_)) => return Err(EditError::BadKey(key.to_string())),
+        _ => {
+            table.insert(last, Item::Value(new_value));
+        }
+    }
+    let new = doc.to_string();
+    Config::parse(&new, file).map_err(EditError::Invalid)?;
+    Ok(new)
+}
+
+/// Replaces `path`'s contents with `text` atomically (temporary file, fsync, rename, fsync of
+/// the directory), keeping the file's permissions.
+pub fn write_atomic(path: &Path, text: &str) -> Result<(), EditError> {
+    let io = |error| EditError::Io {
+        path: path.display().to_string(),
+        error,
+    };
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+        _ => std::path::PathBuf::from("."),
+    };
+    let name = path.file_name().ok_or_else(|| {
+        io(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            "not a file name",
+        ))
+    })?;
+    let tmp = dir.join(format!(
+        ".{}.tmp-{}",
+        name.to_string_lossy(),
+        std::process::id()
+    ));
+    let permissions = std::fs::metadata(path).map(|m| m.permissions()).ok();
+    let result = (|| {
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&tmp)?;
+        if let Some(p) = &permissions {
+            f.set_permissions(p.clone())?;
+        }
+        f.write_all(text.as_bytes())?;
+        f.sync_all()?;
+        drop(f);
+        std::fs::rename(&tmp, path)?;
+        std::fs::File::open(&dir)?.sync_all()
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result.map_err(io)
+}
+
+/// Reads `path`, sets `key` to `value`, validates and writes it back atomically.
+pub fn set_in_file(path: &Path, key: &str, value: &str) -> Result<(), EditError> {
+    let text = std::fs::read_to_string(path).map_err(|error| EditError::Io {
+        path: path.display().to_string(),
+        error,
+    })?;
+    let new = set_key(&text, &path.display().to_string(), key, value)?;
+    write_atomic(path, &new)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const FILE: &str = "# the camera\n[source]\nspec = \"test-pattern\" # synthetic\nwidth = 640\n\n[encoder]\n# kbit/s\nbitrate_kbps = 1000\n";
+
+    #[test]
+    fn sets_a_value_and_keeps_comments() {
+        let new = set_key(FILE, "c.toml", "encoder.bitrate_kbps", "1500").expect("set");
+        assert!(new.contains("bitrate_kbps = 1500"), "{new}");
+        assert!(
+            new.contains("# kbit/s") && new.contains("# synthetic"),
+            "{new}"
+        );
+        let cfg = Config::parse(&new, "c.toml").expect("valid");
+        assert_eq!(cfg.encoder.bitrate_kbps, 1500);
+        assert_eq!(cfg.source.width, 640);
+    }
+
+    #[test]
+    fn strings_need_no_quotes_and_new_sections_are_made() {
+        let new = set_key(FILE, "c.toml", "source.spec", "y4m:/tmp/clip.y4m").expect("set");
+        assert!(new.contains("spec = \"y4m:/tmp/clip.y4m\""), "{new}");
+        let new = set_key(FILE, "c.toml", "http.token", "s3cret").expect("set");
+        assert!(
+            new.contains("[http]") && new.contains("token = \"s3cret\""),
+            "{new}"
+        );
+        let new = set_key("", "c.toml", "encoder.cpu_used", "10").expect("set");
+        assert_eq!(
+            Config::parse(&new, "c").expect("valid").encoder.cpu_used,
+            10
+        );
+    }
+
+    #[test]
+    fn invalid_results_are_refused_with_file_line_and_key() {
+        let e = set_key(FILE, "c.toml", "encoder.bitrate_kbps", "0").expect_err("zero");
+        let text = e.to_string();
+        assert!(
+            text.starts_with("c.toml:") && text.contains("bitrate_kbps"),
+            "{text}"
+        );
+        assert!(text.ends_with("(nothing was written)"), "{text}");
+        let e = set_key(FILE, "c.toml", "encoder.bitrate", "10").expect_err("unknown key");
+        assert!(e.to_string().contains("bitrate"), "{e}");
+        let e = set_key(FILE, "c.toml", "encoder.bitrate_kbps", "fast").expect_err("type");
+        assert!(e.to_string().contains("bitrate_kbps"), "{e}");
+        for bad in ["", ".x", "a..b", "a b", "encoder.bitrate kbps"] {
+            assert!(
+                matches!(set_key(FILE, "c", bad, "1"), Err(EditError::BadKey(_))),
+                "{bad}"
+            );
+        }
+        let with_list = "[[publish]]\nurl = \"http://127.0.0.1:1/whip\"\n";
+        assert!(matches!(
+            set_key(with_list, "c", "publish.enabled", "false"),
+            Err(EditError::List(_))
+        ));
+        assert!(matches!(
+            set_key("[x", "c", "a.b", "1"),
+            Err(EditError::Parse(_))
+        ));
+    }
+
+    #[test]
+    fn atomic_write_replaces_the_file_and_keeps_its_mode() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("config.toml");
+        std::fs::write(&path, FILE).expect("write");
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o640)).expect("chmod");
+        set_in_file(&path, "source.width", "1280").expect("set");
+        let text = std::fs::read_to_string(&path).expect("read");
+        assert!(text.contains("width = 1280"), "{text}");
+        let mode = std::fs::metadata(&path).expect("meta").permissions().mode();
+        assert_eq!(mode & 0o777, 0o640);
+        // Nothing left behind, and a refused edit leaves the file as it was.
+        assert_eq!(std::fs::read_dir(dir.path()).expect("ls").count(), 1);
+        set_in_file(&path, "source.width", "-3").expect_err("negative");
+        assert_eq!(std::fs::read_to_string(&path).expect("read"), text);
+    }
+}

@@ -1,0 +1,419 @@
+//! The serial console: a line prompt on a serial device (USB gadget serial, a UART, a pty)
+//! that runs the CLI's own commands, for an operator with a laptop and a cable and no network.
+//!
+//! - [`tty`]: opening the device raw at a baud rate (termios), and `\n` to `\r\n` on output.
+//! - [`line`]: echo, backspace, CR/LF/CRLF, Ctrl-C/U/D, the length cap, and word splitting.
+//! - this file: the session (banner, prompt, one command per line) and how a line runs: its
+//!   words are parsed with the CLI's own clap definition; control commands (`status`,
+//!   `stream ...`, `viewers`, `logs`, `set-log-level`, `reboot-stream`, `config show`) go
+//!   through the same client code as the CLI ([`crate::control::client::execute`]) into the
+//!   serial line; the other commands (`keys show`, `check`, `config validate`, `chain status`,
+//!   ...) run this binary as a child with the console's data dir, and its output is copied.
+//!
+//! `sutantra console --device TTY` runs one session and exits on `exit`, `quit`, Ctrl-D or
+//! hang-up. With a `[console]` section the daemon hosts it on a thread of its own that talks to
+//! the daemon's control socket like any client, and offers a new session after each one ends
+//! (after a hang-up it reopens the device, retrying every few seconds). The hosted console asks
+//! for no login: enable it only where the serial line is physically secured.
+
+pub mod line;
+pub mod tty;
+
+use crate::cli::{Cli, Command, ConfigCmd};
+use crate::control::client::{self, Action, Output, Target};
+use clap::Parser;
+use line::{Event, LineEditor, MAX_LINE};
+use serde::{Deserialize, Serialize};
+use std::cell::RefCell;
+use std::io::{self, Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::{ExitCode, Stdio};
+use std::time::Duration;
+use tty::{Crlf, Tty};
+
+/// The prompt.
+pub const PROMPT: &str = "sutantra> ";
+/// How long a command run as a child (`check`, `keys show`, ...) may take.
+const CHILD_TIMEOUT: Duration = Duration::from_secs(120);
+/// Most output copied from one child command.
+const CHILD_OUTPUT_MAX: u64 = 1024 * 1024;
+
+/// `sutantra console` arguments.
+#[derive(Debug, clap::Args)]
+pub struct ConsoleArgs {
+    /// The serial device (e.g. /dev/ttyGS0 for USB gadget serial, /dev/ttyS0 for the UART).
+    #[arg(long, value_name = "TTY")]
+    pub device: PathBuf,
+    /// Line speed: 8N1, no flow control.
+    #[arg(long, value_name = "N", default_value_t = tty::DEFAULT_BAUD)]
+    pub baud: u32,
+    /// The node.
+    #[command(flatten)]
+    pub target: Target,
+}
+
+/// `[console]`: the daemon hosts the serial console on this device (absent: no console).
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConsoleConfig {
+    /// The serial device, e.g. `/dev/ttyGS0` (USB gadget) or `/dev/ttyS0` (UART).
+    #[serde(default)]
+    pub device: PathBuf,
+    /// Line speed (8N1, no flow control).
+    #[serde(default = "default_baud")]
+    pub baud: u32,
+}
+
+fn default_baud() -> u32 {
+    tty::DEFAULT_BAUD
+}
+
+/// Checks `[console]`. Returns `(dotted key, reason)` like `Config::validate`.
+pub fn validate(console: Option<&ConsoleConfig>) -> Result<(), (String, String)> {
+    let Some(c) = console else {
+        return Ok(());
+    };
+    if c.device.as_os_str().is_empty() {
+        return Err((
+            "console.device".into(),
+            "set the serial device, e.g. \"/dev/ttyGS0\" (USB gadget) or \"/dev/ttyS0\" (UART); \
+             remove [console] for no console"
+                .into(),
+        ));
+    }
+    if !c.device.is_absolute() {
+        return Err((
+            "console.device".into(),
+            format!(
+                "`{}`: use an absolute device path such as /dev/ttyGS0",
+                c.device.display()
+            ),
+        ));
+    }
+    tty::check_baud(c.baud).map_err(|r| ("console.baud".into(), r))?;
+    Ok(())
+}
+
+/// Where the console's commands go.
+#[derive(Debug, Clone)]
+struct Context {
+    /// The control socket.
+    socket: PathBuf,
+    /// The data dir given to commands that read it (`keys show`, `check`, `chain status`, ...).
+    data_dir: PathBuf,
+}
+
+/// How a session ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum End {
+    /// `exit`, `quit` or Ctrl-D.
+    Exit,
+    /// The line hung up (EOF, EIO) or could not be written.
+    Hangup,
+}
+
+/// `sutantra console --device TTY [--baud N]`: one session, then exit 0. Exit 2 for an
+/// unsupported baud rate, 1 when the device cannot be opened.
+pub fn run(args: &ConsoleArgs) -> ExitCode {
+    if let Err(e) = tty::check_baud(args.baud) {
+        eprintln!("sutantra: --baud {e}");
+        return ExitCode::from(2);
+    }
+    let mut tty = match Tty::open(&args.device, args.baud) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("sutantra: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let ctx = Context {
+        socket: args.target.socket(),
+        data_dir: args.target.data_dir.clone(),
+    };
+    match session(&mut tty, &args.device, args.baud, &ctx) {
+        Ok(_) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!(
+                "sutantra: the console on {} failed: {e}",
+                args.device.display()
+            );
+            ExitCode::from(1)
+        }
+    }
+}
+
+/// Starts the daemon-hosted console on its own thread; it lives as long as the process.
+pub fn spawn(cfg: &ConsoleConfig, socket: PathBuf, data_dir: PathBuf) -> Result<(), String> {
+    let device = cfg.device.clone();
+    let baud = cfg.baud;
+    let ctx = Context { socket, data_dir };
+    std::thread::Builder::new()
+        .name("console".into())
+        .spawn(move || hosted(&device, baud, &ctx))
+        .map(|_| ())
+        .map_err(|e| format!("cannot start the serial console thread: {e}"))
+}
+
+/// The hosted console: sessions one after another; reopens the device after a hang-up.
+fn hosted(device: &Path, baud: u32, ctx: &Context) {
+    tracing::info!(device = %device.display(), baud, "serial console");
+    let mut failing = false;
+    let mut delay = Duration::from_secs(1);
+    loop {
+        let mut tty = match Tty::open(device, baud) {
+            Ok(t) => {
+                if std::mem::replace(&mut failing, false) {
+                    tracing::info!(device = %device.display(), "serial console device is back");
+                }
+                delay = Duration::from_secs(1);
+                t
+            }
+            Err(e) => {
+                if !std::mem::replace(&mut failing, true) {
+                    tracing::warn!("serial console: {e}; retrying");
+                }
+                std::thread::sleep(delay);
+                delay = (delay * 2).min(Duration::from_secs(30));
+                continue;
+            }
+        };
+        loop {
+            match session(&mut tty, device, baud, ctx) {
+                Ok(End::Exit) => continue,
+                Ok(End::Hangup) => break,
+                Err(e) => {
+                    tracing::warn!("serial console on {}: {e}", device.display());
+                    break;
+                }
+            }
+        }
+        drop(tty);
+        // Whoever hung up may come back; do not spin on a line that keeps hanging up.
+        std::thread::sleep(Duration::from_secs(1));
+    }
+}
+
+/// One session: banner, then prompt and command until `exit` or a hang-up.
+fn session(tty: &mut Tty, device: &Path, baud: u32, ctx: &Context) -> io::Result<End> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    write!(
+        Crlf(&mut *tty),
+        "\nsutantra {} console on {} ({baud} baud). Commands as on the command line \
+         (`help`, `status`, `logs -n 20`, ...); `exit` ends the session.\n{PROMPT}",
+        env!("CARGO_PKG_VERSION"),
+        device.display()
+    )?;
+    let mut editor = LineEditor::default();
+    let mut buf = [0u8; 256];
+    let mut echo = Vec::with_capacity(512);
+    loop {
+        let n = tty.read(&mut buf)?;
+        if n == 0 {
+            return Ok(End::Hangup);
+        }
+        for &b in &buf[..n] {
+            let Some(event) = editor.feed(b, &mut echo) else {
+                continue;
+            };
+            tty.write_all(&echo)?;
+            echo.clear();
+            let mut out = Crlf(&mut *tty);
+            match event {
+                Event::Line(text) => match text.trim() {
+                    "" => {}
+                    "exit" | "quit" => {
+                        writeln!(out, "bye")?;
+                        return Ok(End::Exit);
+                    }
+                    text => run_line(text, ctx, &runtime, &mut out),
+                },
+                Event::TooLong => writeln!(
+                    out,
+                    "error: the line is longer than {MAX_LINE} bytes; nothing was run"
+                )?,
+                Event::Cancel => {}
+                Event::Eof => {
+                    writeln!(out, "bye")?;
+                    return Ok(End::Exit);
+                }
+            }
+            write!(out, "{PROMPT}")?;
+        }
+        tty.write_all(&echo)?;
+        echo.clear();
+    }
+}
+
+/// Runs one command line, writing everything it prints (answers and errors) to `out`.
+fn run_line(line: &str, ctx: &Context, runtime: &tokio::runtime::Runtime, out: &mut dyn Write) {
+    let words = match line::split_words(line) {
+        Ok(w) => w,
+        Err(e) => {
+            let _ = writeln!(out, "error: {e}");
+            return;
+        }
+    };
+    let argv = || std::iter::once("sutantra".to_string()).chain(words.iter().cloned());
+    let cli = match Cli::try_parse_from(argv()) {
+        Ok(c) => c,
+        Err(e) => {
+            // Help, version and usage errors alike: clap's text, without colours.
+            let _ = write!(out, "{}", e.render());
+            return;
+        }
+    };
+    let control = |target: Target, action: Action| (target.json, action);
+    let (json, action) = match cli.command {
+        Command::Run(_) => {
+            let _ = writeln!(
+                out,
+                "error: `run` is not available on the console: the node runs as a service \
+                 (`systemctl start sutantra`)"
+            );
+            return;
+        }
+        Command::Console(_) => {
+            let _ = writeln!(out, "error: this is the console already");
+            return;
+        }
+        Command::Logs { follow: true, .. } => {
+            let _ = writeln!(
+                out,
+                "error: `logs --follow` is not available on the console (it could not be \
+                 stopped): use `logs -n N`"
+            );
+            return;
+        }
+        Command::Status(t) => control(t, Action::Status),
+        Command::Stream { cmd, target } => control(target, Action::Stream(cmd)),
+        Command::Viewers { kick, target } => control(target, Action::Viewers { kick }),
+        Command::Logs { lines, target, .. } => control(
+            target,
+            Action::Logs {
+                follow: false,
+                lines: usize::from(lines),
+            },
+        ),
+        Command::SetLogLevel { level, target } => control(target, Action::SetLogLevel(level)),
+        Command::RebootStream(t) => control(t, Action::RebootStream),
+        Command::Config(ConfigCmd::Show(t)) => control(t, Action::ConfigShow),
+        _ => {
+            run_child(&words, ctx, out);
+            return;
+        }
+    };
+    // The console's node, whatever `--socket`/`--data-dir` the line had.
+    let target = Target {
+        socket: Some(ctx.socket.clone()),
+        data_dir: ctx.data_dir.clone(),
+        json,
+    };
+    // One writer for both: answers and errors reach the serial line in order.
+    let line = RefCell::new(out);
+    let (mut answers, mut errors) = (Shared(&line), Shared(&line));
+    let mut o = Output {
+        out: &mut answers,
+        err: &mut errors,
+        error_prefix: "error: ",
+    };
+    runtime.block_on(client::execute(&target, &action, &mut o));
+}
+
+/// A writer shared by the answer and the error stream of one command.
+struct Shared<'a, 'b>(&'a RefCell<&'b mut dyn Write>);
+
+impl Write for Shared<'_, '_> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.0.borrow_mut().write(buf)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.0.borrow_mut().flush()
+    }
+}
+
+/// Runs `sutantra WORDS` as a child (commands that do not talk to the control socket), with
+/// the console's data dir when the command takes one, and copies what it prints.
+fn run_child(words: &[String], ctx: &Context, out: &mut dyn Write) {
+    let exe = match std::env::current_exe() {
+        Ok(p) => p,
+        Err(e) => {
+            let _ = writeln!(out, "error: cannot find this program's binary: {e}");
+            return;
+        }
+    };
+    let mut args: Vec<String> = words.to_vec();
+    let has_dir = words
+        .iter()
+        .any(|w| w == "--data-dir" || w.starts_with("--data-dir="));
+    if !has_dir {
+        let mut with_dir = args.clone();
+        with_dir.push("--data-dir".into());
+        with_dir.push(ctx.data_dir.display().to_string());
+        let argv = std::iter::once("sutantra".to_string()).chain(with_dir.iter().cloned());
+        if Cli::try_parse_from(argv).is_ok() {
+            args = with_dir;
+        }
+    }
+    let child = std::process::Command::new(exe)
+        .args(&args)
+        // Commands that find the node themselves (e.g. `config reload`) find the console's.
+        .env("SUTANTRA_SOCKET", &ctx.socket)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn();
+    let mut child = match child {
+        Ok(c) => c,
+        Err(e) => {
+            let _ = writeln!(out, "error: cannot run `{}`: {e}", words.join(" "));
+            return;
+        }
+    };
+    let pid = child.id();
+    let (Some(stdout), Some(stderr)) = (child.stdout.take(), child.stderr.take()) else {
+        let _ = writeln!(
+            out,
+            "error: cannot read the output of `{}`",
+            words.join(" ")
+        );
+        return;
+    };
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let read = |pipe: &mut dyn Read| {
+            let mut text = Vec::new();
+            let _ = pipe.take(CHILD_OUTPUT_MAX).read_to_end(&mut text);
+            text
+        };
+        let err_thread = std::thread::spawn(move || {
+            let mut stderr = stderr;
+            read(&mut stderr)
+        });
+        let mut stdout = stdout;
+        let out = read(&mut stdout);
+        let err = err_thread.join().unwrap_or_default();
+        let _ = tx.send((out, err, child.wait()));
+    });
+    match rx.recv_timeout(CHILD_TIMEOUT) {
+        Ok((stdout, stderr, _status)) => {
+            let _ = out.write_all(&stdout);
+            let _ = out.write_all(&stderr);
+        }
+        Err(_) => {
+            // SAFETY: kill(2) on the pid of our own child, which we have not reaped yet.
+            unsafe {
+                libc::kill(pid as libc::pid_t, libc::SIGKILL);
+            }
+            let _ = writeln!(
+                out,
+                "error: `{}` did not finish within {} s and was stopped",
+                words.join(" "),
+                CHILD_TIMEOUT.as_secs()
+            );
+        }
+    }
+    let _ = out.flush();
+}
