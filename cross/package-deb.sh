@@ -4,6 +4,7 @@
 # Contents: /usr/bin/sutantra, the hardened systemd unit, a commented /etc/sutantra/config.toml
 # (a conffile: upgrades and removal keep the operator's edits), maintainer scripts that create the
 # `sutantra` user (video, gpio) and keep /var/lib/sutantra (key, chain state, outbox) on removal.
+# Also the bash completion (/usr/share/bash-completion/completions/sutantra).
 # Set SUTANTRA_PREBUILT=1 to package an already built binary without rebuilding.
 set -euo pipefail
 target=${1:?usage: cross/package-deb.sh TARGET}
@@ -36,6 +37,10 @@ install -D -m 0755 "$bin" "$stage/usr/bin/sutantra"
 install -D -m 0644 firmware/debian/sutantra.service "$stage/lib/systemd/system/sutantra.service"
 install -D -m 0644 firmware/debian/config.toml "$stage/etc/sutantra/config.toml"
 install -D -m 0644 README.md "$stage/usr/share/doc/sutantra/README.md"
+# Bash completion: checked in, since a cross build cannot run the target binary to generate it
+# (a unit test in firmware/src/completions.rs keeps it equal to `sutantra completions bash`).
+install -D -m 0644 firmware/debian/sutantra.bash-completion \
+  "$stage/usr/share/bash-completion/completions/sutantra"
 install -d -m 0755 "$stage/DEBIAN"
 cat >"$stage/DEBIAN/control" <<CONTROL
 Package: sutantra

@@ -45,6 +45,8 @@ pub struct Config {
     pub gpio: crate::gpio::GpioConfig,
     /// The control socket (`[control]`; `sutantra status`, `stream`, `viewers`, `logs`, ...).
     pub control: crate::control::ControlConfig,
+    /// The serial console hosted by the daemon (`[console]`; absent: none).
+    pub console: Option<crate::console::ConsoleConfig>,
 }
 
 /// `[source]`: the camera.
@@ -250,6 +252,7 @@ impl Default for Config {
             publish: Vec::new(),
             gpio: crate::gpio::GpioConfig::default(),
             control: crate::control::ControlConfig::default(),
+            console: None,
         }
     }
 }
@@ -494,6 +497,7 @@ impl Config {
         }
         self.validate_chain()?;
         crate::gpio::validate(&self.gpio)?;
+        crate::console::validate(self.console.as_ref())?;
         crate::publish::target::validate(&self.publish)
     }
 
@@ -678,6 +682,14 @@ fn locate_span(text: &str, offset: usize) -> (usize, String) {
         }
     }
     let line = text.lines().nth(line_no - 1).unwrap_or("");
+    // A table header (`[sourc]`, `[[publish]]`): the table is the key to fix.
+    let header = line.trim().trim_start_matches('[');
+    if header.len() < line.trim().len() {
+        let name = header.split(']').next().unwrap_or("").trim();
+        if !name.is_empty() {
+            return (line_no, name.to_string());
+        }
+    }
     let key = line
         .split('=')
         .next()
