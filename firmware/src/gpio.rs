@@ -221,14 +221,17 @@ pub fn led_state(o: &Observed) -> LedState {
 /// that cannot be read counts as up (no false alarm from a failed syscall).
 pub fn network_up() -> bool {
     match if_addrs::get_if_addrs() {
-        Ok(list) => list.iter().any(|i| {
-            let link_local = match i.ip() {
-                std::net::IpAddr::V4(a) => a.is_link_local(),
-                std::net::IpAddr::V6(a) => (a.segments()[0] & 0xffc0) == 0xfe80,
-            };
-            !i.is_loopback() && !link_local
-        }),
+        Ok(list) => list.iter().any(|i| usable_address(i.ip())),
         Err(_) => true,
+    }
+}
+
+/// An address that can reach beyond this link: not loopback, not link-local (169.254/16,
+/// fe80::/10, which a cable alone gives without DHCP).
+fn usable_address(ip: std::net::IpAddr) -> bool {
+    match ip {
+        std::net::IpAddr::V4(a) => !a.is_loopback() && !a.is_link_local(),
+        std::net::IpAddr::V6(a) => !a.is_loopback() && (a.segments()[0] & 0xffc0) != 0xfe80,
     }
 }
 
@@ -346,7 +349,7 @@ impl GpioLogic {
         let s = &self.stats;
         let frames = s.frames_sent.load(Ordering::Relaxed);
         let errors = s.encode_errors.load(Ordering::Relaxed);
-        let source_ok = !matches!(s.source().state, "error" | "restarting");
+        let source_ok = !matches!(s.source_state(), "error" | "restarting");
         // The stall clock runs only while frames should flow.
         if frames != self.frames_seen || !source_ok || s.control.paused() {
             self.frames_seen = frames;
@@ -825,6 +828,18 @@ mod tests {
         assert_eq!(log.level(), Some(true), "booting starts on");
         thread.stop();
         assert_eq!(log.level(), Some(false), "dark after stop");
+    }
+
+    #[test]
+    fn only_routable_addresses_count_as_network() {
+        let usable = |a: &str| usable_address(a.parse().expect("address"));
+        assert!(usable("192.168.1.20"));
+        assert!(usable("2001:db8::1"));
+        assert!(!usable("127.0.0.1"));
+        assert!(!usable("::1"));
+        assert!(!usable("169.254.3.4"));
+        assert!(!usable("fe80::1"));
+        assert!(!usable("febf::1"));
     }
 
     #[test]

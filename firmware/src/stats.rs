@@ -201,6 +201,12 @@ impl Stats {
         }
     }
 
+    /// The source's state alone (`running`, `error`, `restarting`), without copying the rest
+    /// (the GPIO thread reads it every 10 ms).
+    pub fn source_state(&self) -> &'static str {
+        self.source.lock().map(|s| s.state).unwrap_or("")
+    }
+
     /// The source as last recorded.
     pub fn source(&self) -> SourceState {
         self.source.lock().map(|s| s.clone()).unwrap_or_default()
