@@ -2,10 +2,11 @@
 //! that runs the CLI's own commands, for an operator with a laptop and a cable and no network.
 //!
 //! - [`tty`]: opening the device raw at a baud rate (termios), and `\n` to `\r\n` on output.
-//! - [`line`]: echo, backspace, CR/LF/CRLF, Ctrl-C/U/D, the length cap, and word splitting.
+//! - [`line`](mod@line): echo, backspace, CR/LF/CRLF, Ctrl-C/U/D, the length cap, and word
+//!   splitting.
 //! - this file: the session (banner, prompt, one command per line) and how a line runs: its
 //!   words are parsed with the CLI's own clap definition; control commands (`status`,
-//!   `stream ...`, `viewers`, `logs`, `set-log-level`, `reboot-stream`, `config show`) go
+//!   `stream ...`, `viewers`, `logs`, `set-log-level`, `reboot-stream`, `config show|reload`) go
 //!   through the same client code as the CLI ([`crate::control::client::execute`]) into the
 //!   serial line; the other commands (`keys show`, `check`, `config validate`, `chain status`,
 //!   ...) run this binary as a child with the console's data dir, and its output is copied.
@@ -299,6 +300,7 @@ fn run_line(line: &str, ctx: &Context, runtime: &tokio::runtime::Runtime, out: &
         Command::SetLogLevel { level, target } => control(target, Action::SetLogLevel(level)),
         Command::RebootStream(t) => control(t, Action::RebootStream),
         Command::Config(ConfigCmd::Show(t)) => control(t, Action::ConfigShow),
+        Command::Config(ConfigCmd::Reload(t)) => control(t, Action::Reload),
         _ => {
             run_child(&words, ctx, out);
             return;
