@@ -419,3 +419,49 @@ fn run_child(words: &[String], ctx: &Context, out: &mut dyn Write) {
     }
     let _ = out.flush();
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn console(device: &str, baud: u32) -> ConsoleConfig {
+        ConsoleConfig {
+            device: device.into(),
+            baud,
+        }
+    }
+
+    #[test]
+    fn the_console_section_is_checked() {
+        assert!(validate(None).is_ok());
+        assert!(validate(Some(&console("/dev/ttyGS0", 115_200))).is_ok());
+        let key = |c: ConsoleConfig| validate(Some(&c)).expect_err("refused").0;
+        assert_eq!(key(console("", 115_200)), "console.device");
+        assert_eq!(key(console("ttyS0", 115_200)), "console.device");
+        assert_eq!(key(console("/dev/ttyS0", 115_201)), "console.baud");
+    }
+
+    #[test]
+    fn a_line_that_is_not_a_command_prints_an_error() {
+        let ctx = Context {
+            socket: "/nonexistent/control.sock".into(),
+            data_dir: "/nonexistent".into(),
+        };
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("a runtime");
+        let run = |line: &str| {
+            let mut out = Vec::new();
+            run_line(line, &ctx, &runtime, &mut out);
+            String::from_utf8(out).expect("UTF-8")
+        };
+        assert!(run("frobnicate").starts_with("error: unrecognized subcommand"));
+        assert!(run("status").starts_with("error: no node running at /nonexistent/control.sock"));
+        assert!(run("logs --follow").starts_with("error: `logs --follow`"));
+        assert!(run("run").starts_with("error: `run` is not available"));
+        assert!(run("console --device /dev/null").starts_with("error: this is the console"));
+        assert!(run("say 'hi").starts_with("error: unterminated"));
+        assert!(run("help").contains("Usage: sutantra"));
+    }
+}
