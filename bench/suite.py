@@ -61,7 +61,7 @@ class Fail(Exception):
 # --- child processes ----------------------------------------------------------------------------
 
 CHILDREN: list[subprocess.Popen] = []
-TMP = tempfile.mkdtemp(prefix="sutantra-bench-")
+TMP = ""  # made in main(): this run's scratch directory (logs, data dirs), removed on exit
 
 
 def spawn(cmd: list[str], *, log_name: str | None = None, stdin=None, stdout=None, cpu: str | None = None,
@@ -101,7 +101,8 @@ def stop(p: subprocess.Popen, grace: float = 3.0) -> None:
 def cleanup() -> None:
     for p in list(CHILDREN):
         stop(p, 2.0)
-    shutil.rmtree(TMP, ignore_errors=True)
+    if TMP:
+        shutil.rmtree(TMP, ignore_errors=True)
 
 
 def on_signal(signum, _frame):
@@ -684,6 +685,13 @@ def table(env: dict, out: dict, args) -> str:
         L.append(f"| memory over the soak ({p['seconds']:.0f} s, 1 viewer) | RSS {fmt(mib(p['rss_start_kib']), 2)} -> "
                  f"{fmt(mib(p['rss_end_kib']), 2)} MiB, slope {p['rss_slope_kib_per_min']} KiB/min | - | - | no growth | "
                  f"{verdict(p['rss_end_kib'] - p['rss_start_kib'] <= 256)} |")
+    for label, _, _, _ in SIZES:
+        pu = (enc.get(label) or {}).get("node", {}).get("pacing_unloaded")
+        if pu and pu.get("count"):
+            L.append(f"| frame pacing {label}, y4m, 1 decoding viewer, no extra load ({c['cpu_s']} s): p50 / p99 / max | "
+                     f"{fmt(pu['p50_le_us'] / 1000, 2)} / {fmt(pu['p99_le_us'] / 1000, 2)} / {fmt(pu['max_le_us'] / 1000, 2)} ms "
+                     f"(p99 - p50 {fmt((pu['p99_le_us'] - pu['p50_le_us']) / 1000, 2)} ms), {fmt(enc[label]['node'].get('sender_fps'), 3)} fps | - | - | "
+                     f"p99 <= 2 ms | {verdict(pu['p99_le_us'] <= 2000)} |")
     cap = out.get("capacity")
     if cap:
         served = f"{'>= ' if cap.get('lower_bound') else ''}{cap['served']}"
@@ -755,6 +763,8 @@ def main() -> int:
     os.makedirs(args.results, exist_ok=True)
     args.cache = os.path.join(ROOT, "target", "bench", "y4m")
     args.cpu_used = int(os.environ.get("BENCH_CPU_USED", "8"))  # the node's default encoder.cpu_used
+    global TMP
+    TMP = tempfile.mkdtemp(prefix="sutantra-bench-")
     atexit.register(cleanup)
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
