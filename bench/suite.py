@@ -474,7 +474,10 @@ def phase_pacing(args, out: dict) -> None:
         mx, my = statistics.mean(xs), statistics.mean(ys)
         den = sum((x - mx) ** 2 for x in xs)
         slope = sum((x - mx) * (y - my) for x, y in zip(xs, ys)) / den * 60 if den else 0.0
-    out["pacing"] = {"seconds": round(dt_, 1), "fps": round(fps, 3), "lateness": hist_percentiles(m0, m1),
+    half = [r for r in rows if r[0] >= rows[-1][0] / 2]
+    growth_2nd = half[-1][1] - half[0][1] if len(half) > 1 else None
+    out["pacing"] = {"seconds": round(dt_, 1), "rss_growth_second_half_kib": growth_2nd,
+                     "second_half_s": round(half[-1][0] - half[0][0], 1) if len(half) > 1 else None, "fps": round(fps, 3), "lateness": hist_percentiles(m0, m1),
                      "skipped": m1.get("sutantra_pacer_skipped_total", 0) - m0.get("sutantra_pacer_skipped_total", 0),
                      "pool_dropped": m1.get("sutantra_frame_pool_dropped_total", 0) - m0.get("sutantra_frame_pool_dropped_total", 0),
                      "rss_start_kib": ys[0], "rss_end_kib": ys[-1], "rss_max_kib": max(ys), "hwm_end_kib": rows[-1][2],
@@ -682,9 +685,11 @@ def table(env: dict, out: dict, args) -> str:
                  f"{verdict(lt['p99_le_us'] <= 2000) if lt.get('count') else 'n/a'} (p99-p50: {verdict(jit <= 2) if jit is not None else 'n/a'}) |")
         L.append(f"| frame rate sent over the soak | {p['fps']:.3f} fps (skipped ticks {p['skipped']:.0f}) | - | - | 30.00 +- 0.05 | "
                  f"{verdict(abs(p['fps'] - 30) <= 0.05)} |")
-        L.append(f"| memory over the soak ({p['seconds']:.0f} s, 1 viewer) | RSS {fmt(mib(p['rss_start_kib']), 2)} -> "
-                 f"{fmt(mib(p['rss_end_kib']), 2)} MiB, slope {p['rss_slope_kib_per_min']} KiB/min | - | - | no growth | "
-                 f"{verdict(p['rss_end_kib'] - p['rss_start_kib'] <= 256)} |")
+        g2 = p.get("rss_growth_second_half_kib")
+        L.append(f"| memory over the soak ({p['seconds']:.0f} s, 1 viewer; RSS every 5 s) | RSS {fmt(mib(p['rss_start_kib']), 2)} -> "
+                 f"{fmt(mib(p['rss_end_kib']), 2)} MiB (fit {p['rss_slope_kib_per_min']} KiB/min); second half "
+                 f"({fmt(p.get('second_half_s'), 0)} s): {fmt(g2)} KiB | - | - | no growth (<= 256 KiB in the second half) | "
+                 f"{verdict(g2 <= 256) if g2 is not None else 'n/a'} |")
     for label, _, _, _ in SIZES:
         pu = (enc.get(label) or {}).get("node", {}).get("pacing_unloaded")
         if pu and pu.get("count"):
