@@ -183,7 +183,10 @@ mod tests {
         }
         // They flow again: pings resume.
         let got = period(30).await;
-        assert!(got.len() == 1 && got[0].starts_with("WATCHDOG=1"), "{got:?}");
+        assert!(
+            got.len() == 1 && got[0].starts_with("WATCHDOG=1"),
+            "{got:?}"
+        );
         // An operator's `stream stop` is not a stall: pings go on without frames.
         stats.control.set_paused(true);
         assert!(period(0).await[0].starts_with("WATCHDOG=1"));

@@ -495,6 +495,9 @@ impl Viewers {
 /// Writes everything queued for `id` in the hub to `track`, stamped with this connection's SSRC
 /// and negotiated payload type (viewers and publishers alike). Stops at the first write error
 /// and returns its text (truncated: the stack's error embeds the whole packet).
+/// An RTP header without extensions or CSRCs.
+const RTP_HEADER_BYTES: usize = 12;
+
 pub(crate) async fn send_queued(
     hub: &Hub,
     id: sutantra_core::fanout::ViewerId,
@@ -502,14 +505,16 @@ pub(crate) async fn send_queued(
     ssrc: u32,
     pt: u8,
     batch: &mut Vec<Arc<OutPacket>>,
-) -> Result<(), String> {
+) -> Result<usize, String> {
+    let mut bytes = 0;
     loop {
         batch.clear();
         hub.drain(id, batch, WRITE_BATCH);
         if batch.is_empty() {
-            return Ok(());
+            return Ok(bytes);
         }
         for p in batch.iter() {
+            bytes += RTP_HEADER_BYTES + p.payload.len();
             let packet = rtc::rtp::Packet {
                 header: rtc::rtp::Header {
                     version: 2,

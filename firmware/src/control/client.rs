@@ -286,13 +286,19 @@ fn publish_lines(data: &Value) -> String {
         } else {
             "connecting"
         };
-        let remb = t["remb_kbps"].as_u64().map_or_else(
-            || "no estimate".to_string(),
-            |k| format!("relay estimate {k} kbit/s"),
-        );
+        let opt = |k: &str, unit: &str| {
+            t[k].as_f64()
+                .map_or_else(|| "n/a".to_string(), |v| format!("{v}{unit}"))
+        };
+        let loss = t["fraction_lost"]
+            .as_f64()
+            .map_or_else(|| "n/a".to_string(), |f| format!("{:.1} %", f * 100.0));
         out.push_str(&format!(
-            "publish:       {} {state}, {remb}\n",
-            text(&t["url"])
+            "publish:       {} {state}: sent {}, relay estimate {}, rtt {}, loss {loss}\n",
+            text(&t["url"]),
+            opt("sent_kbps", " kbit/s"),
+            opt("remb_kbps", " kbit/s"),
+            opt("rtt_ms", " ms"),
         ));
     }
     out

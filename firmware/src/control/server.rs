@@ -377,9 +377,7 @@ async fn status(state: &ControlState) -> Value {
         "fps_target": src.fps_target,
         "bitrate_kbps": state.kbps.load(Ordering::Relaxed),
         "bitrate_target_kbps": s.publish.target_bitrate_kbps.load(Ordering::Relaxed),
-        "publish": s.publish.targets().iter().map(|(url, up, remb)| json!({
-            "url": url, "connected": up, "remb_kbps": remb,
-        })).collect::<Vec<_>>(),
+        "publish": s.publish.targets(),
         "viewers": s.viewers.load(Ordering::Relaxed),
         "sessions": state.viewers.count(),
         "frames_sent": s.frames_sent.load(Ordering::Relaxed),

@@ -85,41 +85,107 @@ pub struct PublishStats {
     min_kbps: AtomicU32,
     /// Highest bitrate (the configured one), kbit/s.
     max_kbps: AtomicU32,
-    /// Per target: URL, whether a session is connected now, its latest REMB in kbit/s.
-    targets: Mutex<Vec<(String, bool, Option<u32>)>>,
+    /// Per target (a slot with an empty URL is free).
+    targets: Mutex<Vec<TargetFigures>>,
+}
+
+/// One publish target's figures (`sutantra status`, `/metrics`).
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct TargetFigures {
+    /// The WHIP endpoint.
+    pub url: String,
+    /// A session is connected now.
+    pub connected: bool,
+    /// The relay's latest bandwidth estimate (REMB), kbit/s.
+    pub remb_kbps: Option<u32>,
+    /// Round-trip time from the relay's latest receiver report (RFC 3550 LSR/DLSR), ms.
+    pub rtt_ms: Option<f64>,
+    /// Fraction of packets lost, from the relay's latest receiver report (0..1).
+    pub fraction_lost: Option<f64>,
+    /// Packets lost in total, as the relay reports.
+    pub packets_lost: Option<u64>,
+    /// RTP bytes sent to the target (headers included), in total.
+    pub bytes_sent: u64,
+    /// Bitrate actually sent over the last measuring window, kbit/s.
+    pub sent_kbps: Option<u64>,
+    #[serde(skip)]
+    window: Option<(Instant, u64)>,
+}
+
+/// What a relay's receiver report says about the stream.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ReportFigures {
+    /// Round-trip time, if the relay had a sender report to echo.
+    pub rtt: Option<Duration>,
+    /// Fraction lost since its previous report (0..1).
+    pub fraction_lost: f64,
+    /// Lost in total.
+    pub packets_lost: u64,
 }
 
 impl PublishStats {
-    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<(String, bool, Option<u32>)>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<TargetFigures>> {
         self.targets.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// A slot for target `url` (a freed one if any, so reloads never grow the list).
     fn register(&self, url: &str) -> usize {
         let mut t = self.lock();
-        if let Some(i) = t.iter().position(|e| e.0.is_empty()) {
-            t[i] = (url.to_string(), false, None);
+        let fresh = TargetFigures {
+            url: url.to_string(),
+            ..TargetFigures::default()
+        };
+        if let Some(i) = t.iter().position(|e| e.url.is_empty()) {
+            t[i] = fresh;
             return i;
         }
-        t.push((url.to_string(), false, None));
+        t.push(fresh);
         t.len() - 1
     }
 
     /// Target `index` was removed: its slot is freed and its estimate no longer counts.
     fn unregister(&self, index: usize) {
         if let Some(t) = self.lock().get_mut(index) {
-            *t = (String::new(), false, None);
+            *t = TargetFigures::default();
         }
         self.retarget();
     }
 
-    /// The targets now: URL, connected, the relay's latest estimate (kbit/s).
-    pub fn targets(&self) -> Vec<(String, bool, Option<u32>)> {
+    /// The targets now.
+    pub fn targets(&self) -> Vec<TargetFigures> {
         self.lock()
             .iter()
-            .filter(|t| !t.0.is_empty())
+            .filter(|t| !t.url.is_empty())
             .cloned()
             .collect()
+    }
+
+    /// Target `index`'s relay sent a receiver report about the stream.
+    fn set_report(&self, index: usize, r: ReportFigures) {
+        if let Some(t) = self.lock().get_mut(index) {
+            if let Some(rtt) = r.rtt {
+                t.rtt_ms = Some((rtt.as_secs_f64() * 10_000.0).round() / 10.0);
+            }
+            t.fraction_lost = Some(r.fraction_lost);
+            t.packets_lost = Some(r.packets_lost);
+        }
+    }
+
+    /// `bytes` were sent to target `index` at `now`; the bitrate is measured over windows of
+    /// at least a second.
+    fn add_sent(&self, index: usize, bytes: usize, now: Instant) {
+        if let Some(t) = self.lock().get_mut(index) {
+            t.bytes_sent += bytes as u64;
+            match t.window {
+                Some((start, at)) if now.duration_since(start) >= Duration::from_secs(1) => {
+                    let secs = now.duration_since(start).as_secs_f64();
+                    t.sent_kbps = Some(((t.bytes_sent - at) as f64 * 8.0 / secs / 1000.0) as u64);
+                    t.window = Some((now, t.bytes_sent));
+                }
+                Some(_) => {}
+                None => t.window = Some((now, t.bytes_sent)),
+            }
+        }
     }
 
     /// Records whether target `index` is connected; a target that is not has no estimate.
@@ -128,8 +194,12 @@ impl PublishStats {
             let mut t = self.lock();
             match t.get_mut(index) {
                 Some(t) => {
-                    t.1 = connected;
-                    !connected && t.2.take().is_some()
+                    t.connected = connected;
+                    if !connected {
+                        t.sent_kbps = None;
+                        t.window = None;
+                    }
+                    !connected && t.remb_kbps.take().is_some()
                 }
                 None => false,
             }
@@ -152,7 +222,7 @@ impl PublishStats {
     /// Records target `index`'s latest REMB.
     fn set_estimate(&self, index: usize, kbps: u32) {
         if let Some(t) = self.lock().get_mut(index) {
-            t.2 = Some(kbps);
+            t.remb_kbps = Some(kbps);
         }
         self.retarget();
     }
@@ -167,7 +237,7 @@ impl PublishStats {
         if max == 0 {
             return;
         }
-        let lowest = self.lock().iter().filter_map(|t| t.2).min();
+        let lowest = self.lock().iter().filter_map(|t| t.remb_kbps).min();
         let want = u64::from(lowest.map_or(max, |e| e.clamp(min, max)));
         let now = self.target_bitrate_kbps.load(Ordering::Relaxed);
         let at_bound = want == u64::from(min) || want == u64::from(max);
@@ -188,22 +258,70 @@ impl PublishStats {
             "# HELP sutantra_publish_connected 1 while the WHIP session to the target is \
              connected.\n# TYPE sutantra_publish_connected gauge\n",
         );
-        for (url, up, _) in &targets {
-            let label: String = url
-                .chars()
+        let label_of = |url: &str| -> String {
+            url.chars()
                 .flat_map(|c| match c {
                     '"' => vec!['\\', '"'],
                     '\\' => vec!['\\', '\\'],
                     '\n' => vec!['\\', 'n'],
                     c => vec![c],
                 })
-                .collect();
+                .collect()
+        };
+        for t in &targets {
             let _ = writeln!(
                 out,
-                "sutantra_publish_connected{{target=\"{label}\"}} {}",
-                u8::from(*up)
+                "sutantra_publish_connected{{target=\"{}\"}} {}",
+                label_of(&t.url),
+                u8::from(t.connected)
             );
         }
+        let mut per_target =
+            |name: &str, kind: &str, help: &str, value: &dyn Fn(&TargetFigures) -> Option<f64>| {
+                let _ = write!(
+                    out,
+                    "# HELP sutantra_{name} {help}\n# TYPE sutantra_{name} {kind}\n"
+                );
+                for t in &targets {
+                    if let Some(v) = value(t) {
+                        let _ = writeln!(
+                            out,
+                            "sutantra_{name}{{target=\"{}\"}} {v}",
+                            label_of(&t.url)
+                        );
+                    }
+                }
+            };
+        per_target(
+            "publish_rtt_seconds",
+            "gauge",
+            "Round-trip time to the relay (RTCP receiver reports).",
+            &|t| t.rtt_ms.map(|ms| ms / 1000.0),
+        );
+        per_target(
+            "publish_fraction_lost",
+            "gauge",
+            "Fraction of packets the relay lost (its latest receiver report).",
+            &|t| t.fraction_lost,
+        );
+        per_target(
+            "publish_sent_bitrate_kbps",
+            "gauge",
+            "Bitrate sent to the relay, kbit/s.",
+            &|t| t.sent_kbps.map(|k| k as f64),
+        );
+        per_target(
+            "publish_bytes_sent_total",
+            "counter",
+            "RTP bytes sent to the relay.",
+            &|t| Some(t.bytes_sent as f64),
+        );
+        per_target(
+            "publish_remb_kbps",
+            "gauge",
+            "The relay's bandwidth estimate (REMB), kbit/s.",
+            &|t| t.remb_kbps.map(f64::from),
+        );
         let mut metric = |name: &str, kind: &str, help: &str, value: u64| {
             let _ = write!(
                 out,
@@ -677,6 +795,13 @@ async fn stream(
                 {
                     stats.publish.set_estimate(index, kbps);
                 }
+                let arrival = feedback::ntp_middle(std::time::SystemTime::now());
+                if let Some(r) = packets
+                    .iter()
+                    .find_map(|p| feedback::report_about(p.as_ref(), ssrc, arrival))
+                {
+                    stats.publish.set_report(index, r);
+                }
             }
         })
     };
@@ -708,11 +833,12 @@ async fn stream(
             }
             _ = stop.changed() => break Outcome::Stopped,
         }
-        if let Err(text) =
-            crate::viewer::send_queued(&ctx.hub, id, track, ssrc, pt, &mut batch).await
-        {
-            tracing::debug!(target_url = %target.url, error = %text, "publish write failed");
-            break Outcome::Ended("write failed");
+        match crate::viewer::send_queued(&ctx.hub, id, track, ssrc, pt, &mut batch).await {
+            Ok(bytes) => ctx.stats.publish.add_sent(index, bytes, Instant::now()),
+            Err(text) => {
+                tracing::debug!(target_url = %target.url, error = %text, "publish write failed");
+                break Outcome::Ended("write failed");
+            }
         }
     };
     rtcp_task.abort();

@@ -650,11 +650,9 @@ fn emulated_board_unplug_x86_64() {
     const THROUGH: u64 = 30;
     let through = guest.start_viewer(THROUGH, w, ht);
     let started_viewing = Instant::now();
-    guest.wait_healthz(
-        "the viewer's session",
-        Duration::from_secs(30),
-        |h| h["viewers"].as_u64().is_some_and(|n| n >= 1),
-    );
+    guest.wait_healthz("the viewer's session", Duration::from_secs(30), |h| {
+        h["viewers"].as_u64().is_some_and(|n| n >= 1)
+    });
 
     // Unplug: the node must notice (its capture fails) and say so.
     let t_unplug = guest.started.elapsed();

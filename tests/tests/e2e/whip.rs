@@ -473,3 +473,93 @@ fn the_encoder_follows_the_relays_bandwidth_estimate() {
     assert!(kbps > 300.0, "almost nothing arrives: {s1}");
     assert!(n >= 135, "frames stopped flowing: {n} in 5 s: {s1}");
 }
+
+/// Publish figures (sent bitrate, RTT and loss from the relay's receiver reports) in
+/// `sutantra status` and `/metrics`; a target removed from the file and reloaded ends its
+/// session with a DELETE while the node keeps running, and one added back publishes again.
+#[test]
+fn figures_in_status_and_a_removed_target_is_deleted_without_a_restart() {
+    use crate::control::{cli, wait_for};
+    let ep = Endpoint::start(None, None);
+    let conf = tempfile::tempdir().expect("tempdir");
+    let file = conf.path().join("node.toml");
+    let with_target = format!("[[publish]]\nurl = \"{}\"\n", ep.url());
+    std::fs::write(&file, &with_target).expect("write config");
+    let data = tempfile::tempdir().expect("tempdir");
+    let node = Node::start_in(
+        data.path(),
+        &[
+            "--config",
+            file.to_str().expect("utf-8"),
+            "--ice-server",
+            "none",
+        ],
+    );
+    ep.wait(
+        &node,
+        "the first decoded frame",
+        Duration::from_secs(30),
+        |s| frames(s) > 0,
+    );
+    // The relay's receiver reports carry RTT and loss; the send loop measures the bitrate.
+    let mut last = Value::Null;
+    wait_for(
+        "RTT and sent bitrate in status",
+        Duration::from_secs(20),
+        || {
+            last = cli(data.path(), &["status", "--json"]).ok("status").json();
+            let t = &last["publish"][0];
+            t["connected"] == true
+                && t["rtt_ms"].as_f64().is_some()
+                && t["sent_kbps"].as_u64().is_some_and(|k| k > 100)
+                && t["fraction_lost"].as_f64().is_some()
+        },
+    );
+    let t = &last["publish"][0];
+    assert_eq!(t["url"], ep.url().as_str(), "{last}");
+    assert!(
+        t["rtt_ms"].as_f64().unwrap_or(1e9) < 200.0,
+        "loopback RTT: {t}"
+    );
+    let text = cli(data.path(), &["status"]).ok("status").stdout;
+    assert!(text.contains("publish:") && text.contains("rtt"), "{text}");
+    let m = node.metrics();
+    for name in [
+        "sutantra_publish_rtt_seconds",
+        "sutantra_publish_sent_bitrate_kbps",
+    ] {
+        assert!(
+            m.keys().any(|k| k.starts_with(name)),
+            "/metrics has no {name}: {m:?}"
+        );
+    }
+    println!("[whip] publish figures: {t}");
+
+    // Removed from the file and reloaded: DELETE, no restart.
+    std::fs::write(&file, "").expect("write config");
+    let report = cli(data.path(), &["config", "reload", "--json"])
+        .ok("config reload")
+        .json();
+    assert_eq!(
+        report["applied"],
+        serde_json::json!(["publish"]),
+        "{report}"
+    );
+    ep.wait(
+        &node,
+        "the DELETE of the removed target",
+        Duration::from_secs(10),
+        |s| s["deletes"] == 1 && s["sessions"] == 0,
+    );
+    assert_eq!(node.metric("sutantra_publish_targets"), Some(0.0));
+    assert_eq!(node.healthz()["status"], "ok");
+
+    // Added back: a new session, frames again.
+    let before = frames(&ep.stats());
+    std::fs::write(&file, &with_target).expect("write config");
+    cli(data.path(), &["config", "reload"]).ok("config reload");
+    ep.wait(&node, "publishing again", Duration::from_secs(20), |s| {
+        s["sessions"] == 1 && frames(s) > before + 30
+    });
+    assert_eq!(ep.stats()["sessions_total"], 2);
+}
