@@ -156,6 +156,15 @@ def mem_kib(pid: int) -> dict:
     return out
 
 
+def udp_errors() -> dict:
+    """System-wide UDP RcvbufErrors/SndbufErrors (/proc/net/snmp): loss in the kernel's socket
+    buffers, i.e. a receiver (or sender) that did not keep up."""
+    with open("/proc/net/snmp") as f:
+        rows = [l.split() for l in f if l.startswith("Udp:")]
+    d = dict(zip(rows[0][1:], (int(x) for x in rows[1][1:])))
+    return {k: d.get(k, 0) for k in ("RcvbufErrors", "SndbufErrors")}
+
+
 def metrics(port: int) -> dict:
     with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as r:
         text = r.read().decode()
@@ -502,10 +511,13 @@ def phase_capacity(args, out: dict) -> None:
             a = cv.cmd(f"add {add}")
             n += add
             time.sleep(1.0)
-            c0, t0 = cpu_s(s.proc.pid), time.monotonic()
+            c0, t0, u0, k0 = cpu_s(s.proc.pid), time.monotonic(), udp_errors(), metrics(s.port)
             m = cv.cmd(f"measure {args.c['cap_s']}")
-            c1, t1 = cpu_s(s.proc.pid), time.monotonic()
+            c1, t1, u1, k1 = cpu_s(s.proc.pid), time.monotonic(), udp_errors(), metrics(s.port)
             step = {"viewers": n, "connected": m["viewers"], "connect_errors": a.get("errors"),
+                    "node_fps": round((k1["sutantra_frames_sent_total"] - k0["sutantra_frames_sent_total"]) / (k1["_t"] - k0["_t"]), 2),
+                    "node_queue_drops": k1.get("sutantra_viewer_packets_dropped_total", 0) - k0.get("sutantra_viewer_packets_dropped_total", 0),
+                    "udp_rcvbuf_errors": {k: u1[k] - u0.get(k, 0) for k in u1},
                     "min_fps": m["min_fps"], "mean_fps": round(statistics.mean(m["fps"]), 2) if m["fps"] else None,
                     "node_cpu_frac": round((c1 - c0) / (t1 - t0), 3), "loadgen_cpu_frac": m["loadgen_cpu_frac"],
                     "rss_kib": mem_kib(s.proc.pid)["VmRSS"]}
@@ -513,7 +525,17 @@ def phase_capacity(args, out: dict) -> None:
             log(f"capacity: {step}")
             if m["viewers"] < n or (m["min_fps"] is not None and m["min_fps"] < 29):
                 good = [st["viewers"] for st in steps[:-1]]
-                verdict = {"served": good[-1] if good else 0, "limit": "a viewer fell below 29 fps or failed to connect"}
+                served = good[-1] if good else 0
+                if (step["udp_rcvbuf_errors"]["RcvbufErrors"] > 0 and step["node_queue_drops"] == 0
+                        and step["node_fps"] >= 29.5 and m["viewers"] == n):
+                    # The node kept 30 fps with no queue drops, the receivers' sockets overflowed:
+                    # the load generator fell behind, not the node.
+                    verdict = {"served": served, "lower_bound": True,
+                               "limit": f"at {n} the receivers' UDP buffers overflowed "
+                                        f"({step['udp_rcvbuf_errors']['RcvbufErrors']} RcvbufErrors) while the node "
+                                        f"sent {step['node_fps']} fps with no queue drops: the load generator fell behind"}
+                else:
+                    verdict = {"served": served, "limit": f"at {n} a viewer fell below 29 fps or failed to connect"}
                 break
             if m["loadgen_cpu_frac"] > 0.9:
                 verdict = {"served": n, "limit": "load generator saturated its core: lower bound", "lower_bound": True}
