@@ -10,6 +10,7 @@
 //!   through the same client code as the CLI ([`crate::control::client::execute`]) into the
 //!   serial line; the other commands (`keys show`, `check`, `config validate`, `chain status`,
 //!   ...) run this binary as a child with the console's data dir, and its output is copied.
+//!   `logs --follow` streams until Ctrl-C.
 //!
 //! `sutantra console --device TTY` runs one session and exits on `exit`, `quit`, Ctrl-D or
 //! hang-up. With a `[console]` section the daemon hosts it on a thread of its own that talks to
@@ -27,8 +28,11 @@ use line::{Event, LineEditor, MAX_LINE};
 use serde::{Deserialize, Serialize};
 use std::cell::RefCell;
 use std::io::{self, Read, Write};
+use std::os::fd::{AsRawFd, RawFd};
 use std::path::{Path, PathBuf};
 use std::process::{ExitCode, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 use tty::{Crlf, Tty};
 
@@ -220,6 +224,7 @@ fn session(tty: &mut Tty, device: &Path, baud: u32, ctx: &Context) -> io::Result
             };
             tty.write_all(&echo)?;
             echo.clear();
+            let interrupt = Some(tty.as_raw_fd());
             let mut out = Crlf(&mut *tty);
             match event {
                 Event::Line(text) => match text.trim() {
@@ -228,7 +233,7 @@ fn session(tty: &mut Tty, device: &Path, baud: u32, ctx: &Context) -> io::Result
                         writeln!(out, "bye")?;
                         return Ok(End::Exit);
                     }
-                    text => run_line(text, ctx, &runtime, &mut out),
+                    text => run_line(text, ctx, &runtime, &mut out, interrupt),
                 },
                 Event::TooLong => writeln!(
                     out,
@@ -248,7 +253,15 @@ fn session(tty: &mut Tty, device: &Path, baud: u32, ctx: &Context) -> io::Result
 }
 
 /// Runs one command line, writing everything it prints (answers and errors) to `out`.
-fn run_line(line: &str, ctx: &Context, runtime: &tokio::runtime::Runtime, out: &mut dyn Write) {
+/// `interrupt` is the serial line's descriptor: Ctrl-C on it stops `logs --follow` (without it,
+/// `logs --follow` is refused).
+fn run_line(
+    line: &str,
+    ctx: &Context,
+    runtime: &tokio::runtime::Runtime,
+    out: &mut dyn Write,
+    interrupt: Option<RawFd>,
+) {
     let words = match line::split_words(line) {
         Ok(w) => w,
         Err(e) => {
@@ -279,21 +292,25 @@ fn run_line(line: &str, ctx: &Context, runtime: &tokio::runtime::Runtime, out: &
             let _ = writeln!(out, "error: this is the console already");
             return;
         }
-        Command::Logs { follow: true, .. } => {
+        Command::Logs { follow: true, .. } if interrupt.is_none() => {
             let _ = writeln!(
                 out,
-                "error: `logs --follow` is not available on the console (it could not be \
-                 stopped): use `logs -n N`"
+                "error: `logs --follow` is not available here (it could not be stopped): use \
+                 `logs -n N`"
             );
             return;
         }
         Command::Status(t) => control(t, Action::Status),
         Command::Stream { cmd, target } => control(target, Action::Stream(cmd)),
         Command::Viewers { kick, target } => control(target, Action::Viewers { kick }),
-        Command::Logs { lines, target, .. } => control(
+        Command::Logs {
+            lines,
+            target,
+            follow,
+        } => control(
             target,
             Action::Logs {
-                follow: false,
+                follow,
                 lines: usize::from(lines),
             },
         ),
@@ -320,7 +337,56 @@ fn run_line(line: &str, ctx: &Context, runtime: &tokio::runtime::Runtime, out: &
         err: &mut errors,
         error_prefix: "error: ",
     };
-    runtime.block_on(client::execute(&target, &action, &mut o));
+    match (&action, interrupt) {
+        (Action::Logs { follow: true, .. }, Some(fd)) => {
+            let _ = writeln!(o.out, "(following the log: Ctrl-C stops)");
+            // Watch the line for Ctrl-C while the answer streams; stop watching when it ends.
+            let stop = Arc::new(AtomicBool::new(false));
+            let mut watcher = runtime.spawn_blocking({
+                let stop = stop.clone();
+                move || wait_for_ctrl_c(fd, &stop)
+            });
+            let interrupted = runtime.block_on(async {
+                tokio::select! {
+                    _ = client::execute(&target, &action, &mut o) => false,
+                    _ = &mut watcher => true,
+                }
+            });
+            if interrupted {
+                let _ = writeln!(o.out, "^C");
+            } else {
+                stop.store(true, Ordering::Relaxed);
+                let _ = runtime.block_on(watcher);
+            }
+        }
+        _ => {
+            runtime.block_on(client::execute(&target, &action, &mut o));
+        }
+    }
+}
+
+/// Blocks until Ctrl-C arrives on `fd` (other input is dropped), the line hangs up, or `stop`
+/// is set (checked every 100 ms).
+fn wait_for_ctrl_c(fd: RawFd, stop: &AtomicBool) {
+    let mut buf = [0u8; 64];
+    while !stop.load(Ordering::Relaxed) {
+        let mut pfd = libc::pollfd {
+            fd,
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        // SAFETY: one valid pollfd for the duration of the call; `fd` stays open while the
+        // session that owns it waits for this function.
+        let ready = unsafe { libc::poll(&mut pfd, 1, 100) };
+        if ready <= 0 {
+            continue;
+        }
+        // SAFETY: reading into a stack buffer of the given length from an open descriptor.
+        let n = unsafe { libc::read(fd, buf.as_mut_ptr().cast(), buf.len()) };
+        if n <= 0 || buf[..n as usize].contains(&0x03) {
+            return;
+        }
+    }
 }
 
 /// A writer shared by the answer and the error stream of one command.
@@ -453,7 +519,7 @@ mod tests {
             .expect("a runtime");
         let run = |line: &str| {
             let mut out = Vec::new();
-            run_line(line, &ctx, &runtime, &mut out);
+            run_line(line, &ctx, &runtime, &mut out, None);
             String::from_utf8(out).expect("UTF-8")
         };
         assert!(run("frobnicate").starts_with("error: unrecognized subcommand"));

@@ -129,6 +129,12 @@ impl Tty {
     }
 }
 
+impl AsRawFd for Tty {
+    fn as_raw_fd(&self) -> std::os::fd::RawFd {
+        self.file.as_raw_fd()
+    }
+}
+
 impl Write for Tty {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         self.file.write(buf)

@@ -1,5 +1,6 @@
 //! The serial console on a pseudo-terminal: `sutantra console --device <pty slave>` against a
-//! running node (status in text and JSON, stream keyframe, viewers, logs, keys, help, bad
+//! running node (status in text and JSON, stream keyframe, viewers, logs, logs --follow until
+//! Ctrl-C, keys, help, bad
 //! commands and arguments, an over-long line, backspace, exit), against no node (an error, and
 //! the prompt comes back), the daemon-hosted console from `[console]`, a bad baud rate or a
 //! device that is no terminal; and `sutantra completions`.
@@ -249,8 +250,23 @@ fn console_runs_the_cli_commands_against_a_node() {
     assert!(out.contains("error:") && out.contains("5000"), "{out:?}");
     let out = pty.run("viewers --kick nosuchviewer", "\r");
     assert!(out.contains("error:"), "{out:?}");
-    let out = pty.run("logs --follow", "\r");
-    assert!(out.contains("error:") && out.contains("logs -n"), "{out:?}");
+
+    // logs --follow streams a line logged after it started, until Ctrl-C.
+    pty.send(b"logs --follow -n 1\r");
+    pty.expect("Ctrl-C stops)\r\n", ANSWER);
+    let keyframe = Command::new(binary())
+        .args(["stream", "keyframe", "--data-dir"])
+        .arg(dir.path())
+        .env_remove("SUTANTRA_SOCKET")
+        .output()
+        .expect("run sutantra stream keyframe");
+    assert!(keyframe.status.success(), "{keyframe:?}");
+    pty.expect("keyframe requested by the operator", ANSWER);
+    pty.send(b"\x03");
+    let out = pty.expect(PROMPT, ANSWER);
+    assert!(out.contains("^C\r\n"), "{out:?}");
+    let out = pty.run("viewers", "\r");
+    assert!(out.contains("no viewers"), "after logs --follow: {out:?}");
     let out = pty.run("run", "\r");
     assert!(out.contains("error:"), "{out:?}");
     let out = pty.run("status 'unterminated", "\r");
