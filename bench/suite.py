@@ -218,8 +218,9 @@ class Sender:
         return f"http://127.0.0.1:{self.port}/whep"
 
 
-def start_node(args, source: str, w: int, h: int, kbps: int, name: str, cpu: str | None = None) -> Sender:
-    port = free_port()
+def start_node(args, source: str, w: int, h: int, kbps: int, name: str, cpu: str | None = None,
+               port: int | None = None) -> Sender:
+    port = port or free_port()
     data = tempfile.mkdtemp(prefix="data-", dir=TMP)
     cmd = [args.binary, "run", "--source", source, "--width", str(w), "--height", str(h),
            "--bitrate", str(kbps), "--listen", f"127.0.0.1:{port}", "--data-dir", data,
@@ -229,8 +230,8 @@ def start_node(args, source: str, w: int, h: int, kbps: int, name: str, cpu: str
     return Sender("node", p, port, t)
 
 
-def start_peer(y4m: str, kbps: int, name: str, stamp: bool = False) -> Sender:
-    port = free_port()
+def start_peer(y4m: str, kbps: int, name: str, stamp: bool = False, port: int | None = None) -> Sender:
+    port = port or free_port()
     cmd = [PY, os.path.join(HERE, "peer_sender.py"), "--listen", f"127.0.0.1:{port}", "--y4m", y4m,
            "--bitrate-kbps", str(kbps)] + (["--stamp"] if stamp else [])
     t = time.time()
@@ -244,12 +245,20 @@ def start_peer(y4m: str, kbps: int, name: str, stamp: bool = False) -> Sender:
 class DecodeViewer:
     """bench/viewer.py decode: one decoding viewer; FIRST line, then a JSON line."""
 
-    def __init__(self, url: str, seconds: float, name: str, samples: str | None = None):
+    def __init__(self, url: str, seconds: float, name: str, samples: str | None = None, ready: bool = False):
         cmd = [PY, os.path.join(HERE, "viewer.py"), "decode", "--url", url, "--seconds", str(seconds)]
         if samples:
             cmd += ["--samples", samples]
+        if ready:
+            cmd += ["--ready"]
         self.p = spawn(cmd, log_name=name, stdout=subprocess.PIPE)
         self.first: float | None = None
+
+    def wait_ready(self) -> None:
+        """The viewer has imported aiortc and is about to poll the sender's /healthz."""
+        line = self.p.stdout.readline().decode()
+        if line.strip() != "READY":
+            raise Fail(f"{self.p.log_name}: expected READY, got {line.strip()[:300]!r}")
 
     def wait_first(self) -> float:
         line = self.p.stdout.readline().decode()
@@ -413,12 +422,16 @@ def phase_encode(args, out: dict) -> None:
 
 
 def one_latency_run(args, kind: str, seconds: float, name: str, samples: str | None, y4m: str) -> dict:
+    # The viewer starts first and imports aiortc, so its own start-up is not counted; then the
+    # sender is started, and the viewer polls its /healthz (every 20 ms) and POSTs.
+    port = free_port()
+    v = DecodeViewer(f"http://127.0.0.1:{port}/whep", seconds, f"{name}-viewer", samples, ready=True)
+    v.wait_ready()
     if kind == "node":
-        s = start_node(args, "test-pattern", 640, 480, 1000, name)
+        s = start_node(args, "test-pattern", 640, 480, 1000, name, port=port)
     else:
-        s = start_peer(y4m, 1000, name, stamp=True)
+        s = start_peer(y4m, 1000, name, stamp=True, port=port)
     try:
-        v = DecodeViewer(s.url, seconds, f"{name}-viewer", samples)  # polls /healthz, then POSTs
         first = v.wait_first()
         r = v.result(timeout=seconds + 60)
     finally:

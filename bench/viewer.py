@@ -3,9 +3,9 @@
 
 decode mode: one viewer that decodes every frame and reads the latency stamp; it reuses
 tests/e2e/whep_client.py (run_viewer) and adds the raw samples and p99. It polls the sender's
-/healthz until it answers before POSTing, so it can be started together with the sender (time to
-first frame from process start). Prints "FIRST <unix-time>" at the first decoded frame, then one
-JSON document:
+/healthz until it answers before POSTing, so it can be started before the sender (time to first
+frame from process start; with --ready it prints READY once aiortc is imported). Prints
+"FIRST <unix-time>" at the first decoded frame, then one JSON document:
 
     viewer.py decode --url http://127.0.0.1:PORT/whep --seconds 30 [--samples FILE.csv]
 
@@ -84,6 +84,11 @@ def decode_mode(args) -> int:
 
     whep_client.Window = Window
     whep_client.use_loopback_candidates(args.url)
+    import aiohttp  # noqa: F401  (imported before READY: its import time is not the sender's)
+    import aiortc  # noqa: F401
+
+    if args.ready:
+        print("READY", flush=True)
     wait_healthz(args.url, args.connect_timeout)
     ns = argparse.Namespace(
         url=args.url, seconds=args.seconds, token=None, expect_width=None, expect_height=None,
@@ -237,6 +242,7 @@ def main() -> int:
     p.add_argument("--samples", help="decode: write arrival,latency samples to this CSV")
     p.add_argument("--connect-timeout", type=float, default=20.0)
     p.add_argument("--batch", type=int, default=4, help="count: viewers connecting at once")
+    p.add_argument("--ready", action="store_true", help="decode: print READY once imported, before polling")
     args = p.parse_args()
     if args.mode == "decode":
         return decode_mode(args)
