@@ -671,6 +671,11 @@ def table(env: dict, out: dict, args) -> str:
                  f"{verdict(f['node_vs_aiortc'] <= 0.5)} |")
     for label, _, _, _ in SIZES:
         f = enc.get(label)
+        if f:
+            L.append(f"| RSS {label}, no viewer (encoder running) | {fmt(mib(f['node']['idle_rss_kib']))} MiB | aiortc "
+                     f"{fmt(mib(f['aiortc']['idle_rss_kib']))} MiB (not sending) | - | published | - |")
+    for label, _, _, _ in SIZES:
+        f = enc.get(label)
         if not f:
             continue
         n, ai = f["node"], f["aiortc"]
