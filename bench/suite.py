@@ -151,7 +151,7 @@ def mem_kib(pid: int) -> dict:
     with open(f"/proc/{pid}/status") as f:
         for line in f:
             k, _, v = line.partition(":")
-            if k in ("VmRSS", "VmHWM"):
+            if k in ("VmRSS", "VmHWM", "RssAnon", "RssFile"):
                 out[k] = int(v.split()[0])
     return out
 
@@ -354,7 +354,8 @@ def viewer_steps(args, s: Sender, name: str, res: dict) -> None:
             c1, t1 = cpu_s(s.proc.pid), time.monotonic()
             mem = mem_kib(s.proc.pid)
             steps.append({"viewers": n, "connected": m["viewers"], "cpu_core_frac": round((c1 - c0) / (t1 - t0), 4),
-                          "rss_kib": mem["VmRSS"], "hwm_kib": mem["VmHWM"], "min_fps": m["min_fps"],
+                          "rss_kib": mem["VmRSS"], "hwm_kib": mem["VmHWM"], "anon_kib": mem.get("RssAnon"),
+                          "file_kib": mem.get("RssFile"), "min_fps": m["min_fps"],
                           "mean_fps": round(statistics.mean(m["fps"]), 2) if m["fps"] else None,
                           "loadgen_cpu_frac": m["loadgen_cpu_frac"]})
             log(f"{name}: {steps[-1]}")
@@ -685,8 +686,8 @@ def table(env: dict, out: dict, args) -> str:
                 continue
             goal, ok = ("<= 24 MiB", mib(ns[v]["rss_kib"]) <= 24) if (v == 1 and label == "640x480") else ("published", None)
             a = as_.get(v, {})
-            L.append(f"| RSS {label}, {v} viewer(s), steady (peak VmHWM) | {fmt(mib(ns[v]['rss_kib']))} MiB "
-                     f"({fmt(mib(ns[v]['hwm_kib']))}) | aiortc {fmt(mib(a.get('rss_kib')))} MiB ({fmt(mib(a.get('hwm_kib')))}), "
+            L.append(f"| RSS {label}, {v} viewer(s), steady (peak VmHWM; of it anonymous) | {fmt(mib(ns[v]['rss_kib']))} MiB "
+                     f"({fmt(mib(ns[v]['hwm_kib']))}; anon {fmt(mib(ns[v].get('anon_kib')))}) | aiortc {fmt(mib(a.get('rss_kib')))} MiB ({fmt(mib(a.get('hwm_kib')))}), "
                      f"min fps {fmt(a.get('min_fps'))} | {fmt(ns[v]['rss_kib'] / a['rss_kib'], 2) if a.get('rss_kib') else 'n/a'} | "
                      f"{goal} | {verdict(ok)} |")
     for label, _, _, _ in SIZES:
