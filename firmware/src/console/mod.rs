@@ -163,6 +163,7 @@ pub fn spawn(cfg: &ConsoleConfig, socket: PathBuf, data_dir: PathBuf) -> Result<
 fn hosted(device: &Path, baud: u32, ctx: &Context) {
     tracing::info!(device = %device.display(), baud, "serial console");
     let mut failing = false;
+    let mut line_failing = false;
     let mut delay = Duration::from_secs(1);
     loop {
         let mut tty = match Tty::open(device, baud) {
@@ -184,10 +185,16 @@ fn hosted(device: &Path, baud: u32, ctx: &Context) {
         };
         loop {
             match session(&mut tty, device, baud, ctx) {
-                Ok(End::Exit) => continue,
+                Ok(End::Exit) => {
+                    line_failing = false;
+                    continue;
+                }
                 Ok(End::Hangup) => break,
                 Err(e) => {
-                    tracing::warn!("serial console on {}: {e}", device.display());
+                    // Once per streak: a line that keeps failing would fill the log.
+                    if !std::mem::replace(&mut line_failing, true) {
+                        tracing::warn!("serial console on {}: {e}; reopening", device.display());
+                    }
                     break;
                 }
             }
