@@ -254,6 +254,8 @@ fn console_runs_the_cli_commands_against_a_node() {
     // logs --follow streams a line logged after it started, until Ctrl-C.
     pty.send(b"logs --follow -n 1\r");
     pty.expect("Ctrl-C stops)\r\n", ANSWER);
+    // The one recent line: the node has subscribed this follower before sending it.
+    pty.expect("\r\n", ANSWER);
     let keyframe = Command::new(binary())
         .args(["stream", "keyframe", "--data-dir"])
         .arg(dir.path())
