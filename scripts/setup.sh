@@ -112,7 +112,7 @@ fi
 
 # --- Debian packages --------------------------------------------------------------------------
 BUILD_PKGS=(build-essential pkg-config libvpx-dev libclang-dev clang curl ca-certificates)
-TEST_PKGS=(chromium ffmpeg python3-venv stress-ng) # stress-ng: bench/run.sh loads the other core
+TEST_PKGS=(chromium ffmpeg python3-venv stress-ng openssl) # stress-ng: bench/run.sh loads the other core; openssl: the WHIP TLS test's certificates
 PKGS=("${BUILD_PKGS[@]}")
 [[ $MODE == full ]] && PKGS+=("${TEST_PKGS[@]}")
 # Node.js runs the Playwright browser check; the machine image may already ship a newer one.

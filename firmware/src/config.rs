@@ -656,9 +656,12 @@ impl Config {
 
 /// Checks a CometBFT RPC base URL: `http://host:port` with an optional path, no query.
 pub fn check_rpc_url(url: &str) -> Result<(), String> {
-    let Some(rest) = url.strip_prefix("http://") else {
+    let Some(rest) = url
+        .strip_prefix("http://")
+        .or_else(|| url.strip_prefix("https://"))
+    else {
         return Err(format!(
-            "`{url}`: use http://host:26657 (plain HTTP, as CometBFT serves RPC)"
+            "`{url}`: use http://host:26657 (CometBFT's RPC) or https://host for one behind TLS"
         ));
     };
     let host = rest.split('/').next().unwrap_or("");
@@ -810,7 +813,7 @@ mod tests {
     #[test]
     fn bad_chain_and_attest_values_name_key_and_line() {
         let cases = [
-            ("[chain]\nrpc = [\"https://x\"]\n", "chain.rpc[0]", 2),
+            ("[chain]\nrpc = [\"tcp://x:26657\"]\n", "chain.rpc[0]", 2),
             ("[chain]\n\ntrust_level = \"1/4\"\n", "chain.trust_level", 3),
             ("[chain]\ntrust_level = \"2/1\"\n", "chain.trust_level", 2),
             ("[chain]\ntrust_level = \"x\"\n", "chain.trust_level", 2),

@@ -506,6 +506,7 @@ fn capture_loop(
             tracing::info!(source = %spec, "restarting the source on request");
             stats.set_source_state("restarting");
             away_since = go_away(&mut source, &mut restarter);
+            restarter.restart_now(away_since);
         }
         let Some(src) = source.as_mut() else {
             if restarter.due(origin.elapsed()) {

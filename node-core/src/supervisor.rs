@@ -40,6 +40,13 @@ impl Restarter {
         self.next = Some(now + self.min);
     }
 
+    /// A restart on request at `now`: the first attempt is at once.
+    pub fn restart_now(&mut self, now: Duration) {
+        self.backoff = self.min;
+        self.attempts = 0;
+        self.next = Some(now);
+    }
+
     /// Whether an attempt is due at `now` (never while nothing has failed).
     pub fn due(&self, now: Duration) -> bool {
         self.next.is_some_and(|at| now >= at)
@@ -124,6 +131,9 @@ mod tests {
         r.succeeded();
         assert!(!r.due(Duration::from_secs(1_000_000)));
         assert_eq!(r.attempts(), 0);
+        r.restart_now(30_000 * MS);
+        assert!(r.due(30_000 * MS), "an operator's restart is at once");
+        r.succeeded();
         // A new failure starts from the shortest wait again.
         r.failed(20_000 * MS);
         assert_eq!(r.next_attempt(), Some(20_250 * MS));

@@ -219,6 +219,15 @@ async def main_async(args) -> None:
     site = web.TCPSite(runner, args.host, args.port, reuse_address=True)
     await site.start()
     print(json.dumps({"listening": f"http://{args.host}:{args.port}/whip"}), flush=True)
+    if args.tls_port:
+        # The same routes over https (the plain site stays for the tests' /_control/stats).
+        import ssl
+
+        ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        ctx.load_cert_chain(args.tls_cert, args.tls_key)
+        tls = web.TCPSite(runner, args.host, args.tls_port, ssl_context=ctx, reuse_address=True)
+        await tls.start()
+        print(json.dumps({"listening": f"https://{args.host}:{args.tls_port}/whip"}), flush=True)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -235,7 +244,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--port", type=int, required=True)
     p.add_argument("--token", help="require Authorization: Bearer TOKEN (401 otherwise)")
     p.add_argument("--remb-kbps", type=int, help="send RTCP REMB with this bitrate twice a second")
+    p.add_argument("--tls-port", type=int, help="also serve the endpoint over https on this port")
+    p.add_argument("--tls-cert", help="PEM certificate chain for --tls-port")
+    p.add_argument("--tls-key", help="PEM private key for --tls-port")
     args = p.parse_args(argv)
+    if args.tls_port and not (args.tls_cert and args.tls_key):
+        p.error("--tls-port needs --tls-cert and --tls-key")
     asyncio.run(main_async(args))
     return 0
 

@@ -622,10 +622,16 @@ async fn run_target(
 }
 
 /// DELETEs a session resource (best effort, bounded).
-async fn delete_resource(resource: String, token: Option<String>) {
+async fn delete_resource(resource: String, target: &PublishTarget) {
     let url = resource.clone();
+    let (token, ca_file) = (target.token.clone(), target.ca_file.clone());
     let done = tokio::task::spawn_blocking(move || {
-        whip_http::delete(&resource, token.as_deref(), DELETE_TIMEOUT)
+        whip_http::delete(
+            &resource,
+            token.as_deref(),
+            ca_file.as_deref(),
+            DELETE_TIMEOUT,
+        )
     })
     .await;
     match done {
@@ -687,10 +693,20 @@ async fn negotiate_and_stream(
     let Some(local) = pc.local_description().await else {
         return Outcome::Failed("no local description".into());
     };
-    let (url, token) = (target.url.clone(), target.token.clone());
+    let (url, token, ca_file) = (
+        target.url.clone(),
+        target.token.clone(),
+        target.ca_file.clone(),
+    );
     let sdp = local.sdp;
     let post = tokio::task::spawn_blocking(move || {
-        whip_http::post_offer(&url, token.as_deref(), &sdp, HTTP_TIMEOUT)
+        whip_http::post_offer(
+            &url,
+            token.as_deref(),
+            ca_file.as_deref(),
+            &sdp,
+            HTTP_TIMEOUT,
+        )
     });
     let created = tokio::select! {
         r = post => match r {
@@ -727,7 +743,7 @@ async fn negotiate_and_stream(
     }
     .await;
     // Whatever ended the session, the resource goes (RFC 9725 section 4.3).
-    delete_resource(resource, target.token.clone()).await;
+    delete_resource(resource, target).await;
     outcome
 }
 

@@ -19,6 +19,10 @@ pub struct PublishTarget {
     /// Publish to this target (default true); `false` keeps it in the file without using it.
     #[serde(default = "enabled_default")]
     pub enabled: bool,
+    /// For an https endpoint with a private CA: a PEM file of the CA certificates to trust
+    /// (instead of the built-in public roots).
+    #[serde(default)]
+    pub ca_file: Option<std::path::PathBuf>,
 }
 
 fn enabled_default() -> bool {
@@ -32,8 +36,31 @@ impl PublishTarget {
             url: url.to_string(),
             token: None,
             enabled: true,
+            ca_file: None,
         }
     }
+}
+
+/// Reads the CA certificates of a PEM file (at least one).
+pub fn load_ca_file(
+    path: &std::path::Path,
+) -> Result<Vec<ureq::tls::Certificate<'static>>, String> {
+    let pem = std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let mut certs = Vec::new();
+    for item in ureq::tls::parse_pem(&pem) {
+        match item {
+            Ok(ureq::tls::PemItem::Certificate(c)) => certs.push(c),
+            Ok(_) => {}
+            Err(e) => return Err(format!("{}: not PEM: {e}", path.display())),
+        }
+    }
+    if certs.is_empty() {
+        return Err(format!(
+            "{}: no certificate in it (a PEM file with -----BEGIN CERTIFICATE----- blocks)",
+            path.display()
+        ));
+    }
+    Ok(certs)
 }
 
 /// Most targets at once (each is one peer connection and one hub queue).
@@ -53,6 +80,15 @@ pub fn validate(targets: &[PublishTarget]) -> Result<(), (String, String)> {
     for (i, t) in targets.iter().enumerate() {
         if let Err(reason) = check_whip_url(&t.url) {
             return Err((format!("publish[{i}].url"), reason));
+        }
+        if let Some(path) = &t.ca_file {
+            if !t.url.starts_with("https://") {
+                return Err((
+                    format!("publish[{i}].ca_file"),
+                    "a CA file is only used for an https:// URL".into(),
+                ));
+            }
+            load_ca_file(path).map_err(|reason| (format!("publish[{i}].ca_file"), reason))?;
         }
         if t.token.as_deref().is_some_and(|s| s.trim().is_empty()) {
             return Err((
@@ -74,17 +110,15 @@ pub fn validate(targets: &[PublishTarget]) -> Result<(), (String, String)> {
     Ok(())
 }
 
-/// Checks a WHIP endpoint URL: `http://host[:port][/path]`, no fragment, no spaces.
+/// Checks a WHIP endpoint URL: `http(s)://host[:port][/path]`, no fragment, no spaces.
 pub fn check_whip_url(url: &str) -> Result<(), String> {
-    if url.starts_with("https://") {
+    let Some(rest) = url
+        .strip_prefix("https://")
+        .or_else(|| url.strip_prefix("http://"))
+    else {
         return Err(format!(
-            "`{url}`: https is not supported by this build yet (no TLS in its HTTP client): use \
-             http:// to a local relay or a TLS-terminating proxy"
-        ));
-    }
-    let Some(rest) = url.strip_prefix("http://") else {
-        return Err(format!(
-            "`{url}`: use the endpoint's WHIP URL, http://host:port/path"
+            "`{url}`: use the endpoint's WHIP URL, https://host[:port]/path (or http:// on a \
+             local network)"
         ));
     };
     let authority = rest.split(['/', '?']).next().unwrap_or("");
@@ -139,6 +173,7 @@ mod tests {
         assert!(check_whip_url("http://127.0.0.1:8889/whip").is_ok());
         assert!(check_whip_url("http://relay.local/live/cam1/whip?x=1").is_ok());
         assert!(check_whip_url("http://[::1]:80/whip").is_ok());
+        assert!(check_whip_url("https://relay.example/whip").is_ok());
         for bad in [
             "ftp://x/whip",
             "http:///whip",
@@ -146,7 +181,7 @@ mod tests {
             "http://h:0/whip",
             "http://h:99999/whip",
             "http://u:p@h/whip",
-            "https://relay.example/whip",
+            "https://",
             "relay:8080",
         ] {
             assert!(check_whip_url(bad).is_err(), "{bad}");
@@ -161,6 +196,24 @@ mod tests {
         assert_eq!(find_line(text, 1, "url"), 9);
         assert_eq!(find_line(text, 1, "token"), 7);
         assert_eq!(find_line(text, 2, "url"), 0);
+    }
+
+    #[test]
+    fn ca_files_are_checked() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut t = PublishTarget::from_url("https://h/whip");
+        t.ca_file = Some(dir.path().join("missing.pem"));
+        let (key, reason) = validate(std::slice::from_ref(&t)).expect_err("missing");
+        assert_eq!(key, "publish[0].ca_file");
+        assert!(reason.contains("cannot read"), "{reason}");
+        let empty = dir.path().join("empty.pem");
+        std::fs::write(&empty, "not a certificate\n").expect("write");
+        t.ca_file = Some(empty);
+        let (_, reason) = validate(std::slice::from_ref(&t)).expect_err("empty");
+        assert!(reason.contains("no certificate"), "{reason}");
+        t.url = "http://h/whip".into();
+        let (_, reason) = validate(std::slice::from_ref(&t)).expect_err("http");
+        assert!(reason.contains("https"), "{reason}");
     }
 
     #[test]

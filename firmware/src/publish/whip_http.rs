@@ -7,6 +7,7 @@
 //! to the new URL, because the resource URL in `Location` is resolved against the URL that
 //! finally answered. Nothing here panics on what the network sends.
 
+use std::path::Path;
 use std::time::Duration;
 
 /// Largest answer body we read (an SDP answer is a few KiB).
@@ -89,8 +90,18 @@ impl WhipError {
     }
 }
 
-fn agent(timeout: Duration) -> ureq::Agent {
+/// Which certificates an https endpoint must chain to: a target's `ca_file`, or the built-in
+/// public roots.
+fn roots(ca_file: Option<&Path>) -> Result<ureq::tls::RootCerts, String> {
+    match ca_file {
+        Some(path) => super::target::load_ca_file(path).map(ureq::tls::RootCerts::from),
+        None => Ok(ureq::tls::RootCerts::WebPki),
+    }
+}
+
+fn agent(timeout: Duration, roots: ureq::tls::RootCerts) -> ureq::Agent {
     ureq::Agent::config_builder()
+        .tls_config(ureq::tls::TlsConfig::builder().root_certs(roots).build())
         .timeout_global(Some(timeout))
         .timeout_connect(Some(timeout.min(Duration::from_secs(5))))
         .http_status_as_error(false)
@@ -126,10 +137,15 @@ fn short(text: &str) -> String {
 pub fn post_offer(
     url: &str,
     token: Option<&str>,
+    ca_file: Option<&Path>,
     offer: &str,
     timeout: Duration,
 ) -> Result<Created, WhipError> {
-    let agent = agent(timeout);
+    let roots = roots(ca_file).map_err(|reason| WhipError::Protocol {
+        url: url.to_string(),
+        reason: format!("ca_file: {reason}"),
+    })?;
+    let agent = agent(timeout, roots);
     let mut url = url.to_string();
     for _ in 0..=MAX_REDIRECTS {
         let mut req = agent
@@ -210,8 +226,13 @@ pub fn post_offer(
 }
 
 /// DELETEs a session resource; returns the status (errors as text for the log).
-pub fn delete(resource: &str, token: Option<&str>, timeout: Duration) -> Result<u16, String> {
-    let agent = agent(timeout);
+pub fn delete(
+    resource: &str,
+    token: Option<&str>,
+    ca_file: Option<&Path>,
+    timeout: Duration,
+) -> Result<u16, String> {
+    let agent = agent(timeout, roots(ca_file)?);
     let mut req = agent.delete(resource);
     if let Some(t) = token {
         req = req.header("Authorization", &format!("Bearer {t}"));

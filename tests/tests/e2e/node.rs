@@ -304,7 +304,16 @@ impl Node {
     ) -> Value {
         let deadline = Instant::now() + timeout;
         loop {
-            let h = self.healthz();
+            // 503 ("stalled", "no_signal") is a state to wait through, with the same JSON.
+            let r = self.get("/healthz");
+            assert!(
+                r.status == 200 || r.status == 503,
+                "GET /healthz: {} {}",
+                r.status,
+                r.body
+            );
+            let h: Value = serde_json::from_str(&r.body)
+                .unwrap_or_else(|e| panic!("/healthz is not JSON ({e}): {}", r.body));
             if cond(&h) {
                 return h;
             }

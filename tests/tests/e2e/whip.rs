@@ -563,3 +563,160 @@ fn figures_in_status_and_a_removed_target_is_deleted_without_a_restart() {
     });
     assert_eq!(ep.stats()["sessions_total"], 2);
 }
+
+/// A test CA and a certificate for 127.0.0.1 it signed, made with the `openssl` CLI in `dir`;
+/// returns (CA PEM, leaf certificate PEM, leaf key PEM).
+fn test_ca(dir: &std::path::Path) -> (std::path::PathBuf, std::path::PathBuf, std::path::PathBuf) {
+    let run = |args: &[&str]| {
+        let out = Command::new("openssl")
+            .args(args)
+            .current_dir(dir)
+            .output()
+            .unwrap_or_else(|e| panic!("openssl (install it: scripts/setup.sh): {e}"));
+        assert!(
+            out.status.success(),
+            "openssl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    let ec = [
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:P-256",
+        "-nodes",
+    ];
+    run(&[
+        &["req", "-x509"][..],
+        &ec,
+        &[
+            "-keyout",
+            "ca.key",
+            "-out",
+            "ca.pem",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=sutantra test CA",
+        ],
+    ]
+    .concat());
+    run(&[
+        &["req"][..],
+        &ec,
+        &[
+            "-keyout",
+            "leaf.key",
+            "-out",
+            "leaf.csr",
+            "-subj",
+            "/CN=127.0.0.1",
+        ],
+    ]
+    .concat());
+    std::fs::write(
+        dir.join("leaf.ext"),
+        "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\nkeyUsage=digitalSignature\nextendedKeyUsage=serverAuth\n",
+    )
+    .expect("write leaf.ext");
+    run(&[
+        "x509",
+        "-req",
+        "-in",
+        "leaf.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-out",
+        "leaf.pem",
+        "-days",
+        "2",
+        "-extfile",
+        "leaf.ext",
+    ]);
+    (
+        dir.join("ca.pem"),
+        dir.join("leaf.pem"),
+        dir.join("leaf.key"),
+    )
+}
+
+/// WHIP over https: with the relay's CA in `ca_file` the node publishes and DELETEs over TLS;
+/// without it (the built-in public roots) the certificate is refused and nothing is sent.
+#[test]
+fn publishes_over_https_with_a_private_ca_and_refuses_an_unknown_one() {
+    let certs = tempfile::tempdir().expect("tempdir");
+    let (ca, leaf, key) = test_ca(certs.path());
+    let tls_port = free_port();
+    let tls_port_s = tls_port.to_string();
+    let ep = Endpoint::start_with(
+        None,
+        None,
+        &[
+            "--tls-port",
+            &tls_port_s,
+            "--tls-cert",
+            leaf.to_str().expect("utf-8"),
+            "--tls-key",
+            key.to_str().expect("utf-8"),
+        ],
+    );
+    let url = format!("https://127.0.0.1:{tls_port}/whip");
+    let conf = tempfile::tempdir().expect("tempdir");
+    let file = conf.path().join("node.toml");
+
+    // Without the CA: refused by certificate verification, retried with backoff, no session.
+    std::fs::write(&file, format!("[[publish]]\nurl = \"{url}\"\n")).expect("write");
+    let node = Node::start(&[
+        "--config",
+        file.to_str().expect("utf-8"),
+        "--ice-server",
+        "none",
+    ]);
+    crate::control::wait_for(
+        "the TLS refusal in the log",
+        Duration::from_secs(20),
+        || node.output().contains("WHIP publish"),
+    );
+    let out = node.output();
+    assert!(
+        out.to_lowercase().contains("certificate") || out.contains("UnknownIssuer"),
+        "no certificate error in the log:\n{}",
+        tail(&out, 3000)
+    );
+    assert_eq!(ep.stats()["sessions_total"], 0);
+    let (clean, _) = node.stop(Duration::from_secs(10));
+    assert!(clean);
+
+    // With the CA: publishes over TLS, and the shutdown DELETE goes over TLS too.
+    std::fs::write(
+        &file,
+        format!(
+            "[[publish]]\nurl = \"{url}\"\nca_file = \"{}\"\n",
+            ca.display()
+        ),
+    )
+    .expect("write");
+    let node = Node::start(&[
+        "--config",
+        file.to_str().expect("utf-8"),
+        "--ice-server",
+        "none",
+    ]);
+    ep.wait(
+        &node,
+        "frames over the https session",
+        Duration::from_secs(30),
+        |s| frames(s) >= 60,
+    );
+    let (clean, out) = node.stop(Duration::from_secs(10));
+    assert!(clean, "{}", tail(&out, 3000));
+    let s = ep.stats();
+    assert_eq!(
+        (s["sessions_total"].as_u64(), s["deletes"].as_u64()),
+        (Some(1), Some(1)),
+        "{s}"
+    );
+}
