@@ -556,11 +556,33 @@ def phase_capacity(args, out: dict) -> None:
                 break
         if verdict is None:
             verdict = {"served": n, "limit": f"stopped at the suite's cap ({args.c['cap_max']}): lower bound", "lower_bound": True}
+        profile(s, n, os.path.join(args.results, "perf_capacity.txt"))
     finally:
         if cv:
             cv.close()
         stop(s.proc)
     out["capacity"] = {"steps": steps, **verdict}
+
+
+def profile(s: Sender, viewers: int, path: str, seconds: int = 5) -> None:
+    """Where the node's CPU goes with `viewers` viewers: `perf record -g` for a few seconds, the
+    report by thread and library (the release binary has no symbols; libvpx, the kernel's UDP
+    path and the node's own code are told apart). Skipped without perf or permission."""
+    if not shutil.which("perf") or os.environ.get("BENCH_PERF", "1") == "0":
+        return
+    data = os.path.join(TMP, "perf.data")
+    r = subprocess.run(["perf", "record", "-F", "499", "-g", "-o", data, "-p", str(s.proc.pid), "--", "sleep", str(seconds)],
+                       capture_output=True, text=True)
+    if r.returncode != 0:
+        log(f"perf record failed (skipped): {r.stderr.strip()[-300:]}")
+        return
+    rep = subprocess.run(["perf", "report", "-i", data, "--stdio", "--no-children", "-g", "none", "--sort", "comm,dso"],
+                         capture_output=True, text=True).stdout
+    lines = [l for l in rep.splitlines() if l.strip() and not l.startswith("#")][:30]
+    with open(path, "w") as f:
+        f.write(f"perf record -F 499 -g -p <node> -- sleep {seconds}; {viewers} counting viewers, 640x480 1 Mbit/s\n")
+        f.write("perf report --stdio --no-children --sort comm,dso (top 30)\n\n" + "\n".join(lines) + "\n")
+    log(f"perf profile of the node at {viewers} viewers: {path}")
 
 
 def cargo_bench(args, bench: str, extra: list[str], env: dict | None = None) -> str:
@@ -742,8 +764,9 @@ def table(env: dict, out: dict, args) -> str:
     if cap:
         served = f"{'>= ' if cap.get('lower_bound') else ''}{cap['served']}"
         last = cap["steps"][-1] if cap["steps"] else {}
+        v = "undecided (a lower bound below the goal)" if cap.get("lower_bound") and cap["served"] < 50 else verdict(cap["served"] >= 50)
         L.append(f"| viewers one core serves, 640x480 1 Mbit/s (node pinned to one CPU) | {served} | - | - | >= 50 | "
-                 f"{verdict(cap['served'] >= 50)} ({cap['limit']}; last step: {last.get('viewers')} viewers, node "
+                 f"{v} ({cap['limit']}; last step: {last.get('viewers')} viewers, node "
                  f"{fmt((last.get('node_cpu_frac') or 0) * 100)} % core, load generator {fmt((last.get('loadgen_cpu_frac') or 0) * 100)} %) |")
     med = out.get("media")
     if med:
