@@ -355,7 +355,7 @@ def viewer_steps(args, s: Sender, name: str, res: dict) -> None:
             mem = mem_kib(s.proc.pid)
             steps.append({"viewers": n, "connected": m["viewers"], "cpu_core_frac": round((c1 - c0) / (t1 - t0), 4),
                           "rss_kib": mem["VmRSS"], "hwm_kib": mem["VmHWM"], "anon_kib": mem.get("RssAnon"),
-                          "file_kib": mem.get("RssFile"), "min_fps": m["min_fps"],
+                          "file_kib": mem.get("RssFile"), "min_fps": m["min_fps"], "payload_kbps": m.get("mean_payload_kbps"),
                           "mean_fps": round(statistics.mean(m["fps"]), 2) if m["fps"] else None,
                           "loadgen_cpu_frac": m["loadgen_cpu_frac"]})
             log(f"{name}: {steps[-1]}")
@@ -686,6 +686,9 @@ def table(env: dict, out: dict, args) -> str:
         if not f:
             continue
         n, ff, ai = f["node"], f["ffmpeg"], f["aiortc"]
+        kb = lambda side: ({s_["viewers"]: s_ for s_ in side.get("steps", [])}.get(1) or {}).get("payload_kbps")
+        L.append(f"| bitrate received (VP8 payload, 1 viewer) {label} | {fmt(kb(n), 0)} kbit/s | aiortc {fmt(kb(ai), 0)} kbit/s | "
+                 f"{fmt(kb(n) / kb(ai), 2) if kb(n) and kb(ai) else 'n/a'} | same as configured | - |")
         L.append(f"| CPU per stream {label}@30 {kbps} kbit/s, 1 viewer ({c['cpu_s']} s; % of one core) | "
                  f"{fmt(n['cpu_core_frac_1viewer'] * 100)} % | ffmpeg libvpx {fmt(ff['cpu_core_frac'] * 100)} % | "
                  f"{fmt(f['node_vs_ffmpeg'], 2)} | <= 1.1 | {verdict(f['node_vs_ffmpeg'] <= 1.1)} |")

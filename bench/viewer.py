@@ -15,7 +15,8 @@ by one that only counts the complete frames that leave the jitter buffer (RTP, S
 buffer, NACK and RTCP still run). Commands, each answered by one JSON line:
 
     add N        start N more viewers; answers when each has its first frame (or failed)
-    measure S    frames per viewer over S seconds -> {"fps": [...], "cpu_s": ..., ...}
+    measure S    frames per viewer over S seconds -> {"fps": [...], "mean_payload_kbps": ...,
+                 "loadgen_cpu_frac": ...} (payload: VP8 frames as reassembled, without RTP headers)
     quit
 """
 
@@ -117,12 +118,13 @@ def install_counting_decoder() -> None:
     from aiortc import rtcrtpreceiver
 
     def counting_worker(loop, input_q, output_q, decode_error):
-        counter = COUNTS.setdefault(id(output_q), [0])
+        counter = COUNTS.setdefault(id(output_q), [0, 0])  # frames, VP8 payload bytes
         while True:
             task = input_q.get()
             if task is None:
                 break
             counter[0] += 1
+            counter[1] += len(task[1].data)
 
     rtcrtpreceiver.decoder_worker = counting_worker
 
@@ -170,6 +172,9 @@ class CountViewer:
 
     def frames(self) -> int:
         return self.counter[0] if self.counter else 0
+
+    def bytes(self) -> int:
+        return self.counter[1] if self.counter else 0
 
     async def stop(self, http) -> None:
         if self.session_url:
@@ -219,13 +224,15 @@ async def count_mode(args) -> int:
             elif cmd == "measure":
                 secs = float(arg)
                 live = [v for v in viewers if v.error is None]
-                f0, c0, t0 = [v.frames() for v in live], cpu_seconds(), time.monotonic()
+                f0, b0, c0, t0 = [v.frames() for v in live], [v.bytes() for v in live], cpu_seconds(), time.monotonic()
                 await asyncio.sleep(secs)
-                f1, c1, t1 = [v.frames() for v in live], cpu_seconds(), time.monotonic()
+                f1, b1, c1, t1 = [v.frames() for v in live], [v.bytes() for v in live], cpu_seconds(), time.monotonic()
                 dt = t1 - t0
                 fps = [round((b - a) / dt, 2) for a, b in zip(f0, f1)]
+                kbps = [(b - a) * 8 / dt / 1000 for a, b in zip(b0, b1)]
                 out = {"viewers": len(live), "seconds": round(dt, 3), "fps": fps,
                        "min_fps": min(fps) if fps else None,
+                       "mean_payload_kbps": round(sum(kbps) / len(kbps), 1) if kbps else None,
                        "loadgen_cpu_frac": round((c1 - c0) / dt, 3)}
             else:
                 out = {"error": f"unknown command {line!r}"}
