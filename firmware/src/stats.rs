@@ -381,9 +381,21 @@ mod pacing_tests {
         p.record(Duration::from_micros(100)); // 0.1 ms after deadline 0
         let mut out = String::new();
         p.render(&mut out);
-        assert!(out.contains("sutantra_frame_send_lateness_us_bucket{le=\"250\"} 1\n"), "{out}");
-        assert!(out.contains("sutantra_frame_send_lateness_us_bucket{le=\"1500\"} 2\n"), "{out}");
-        assert!(out.contains("sutantra_frame_send_lateness_us_count 2\n"), "{out}");
-        assert!(out.contains("sutantra_frame_send_lateness_us_max 1499\n"), "{out}");
+        assert!(
+            out.contains("sutantra_frame_send_lateness_us_bucket{le=\"250\"} 1\n"),
+            "{out}"
+        );
+        assert!(
+            out.contains("sutantra_frame_send_lateness_us_bucket{le=\"1500\"} 2\n"),
+            "{out}"
+        );
+        assert!(
+            out.contains("sutantra_frame_send_lateness_us_count 2\n"),
+            "{out}"
+        );
+        assert!(
+            out.contains("sutantra_frame_send_lateness_us_max 1499\n"),
+            "{out}"
+        );
     }
 }

@@ -38,12 +38,19 @@ fn frames(w: u32, h: u32) -> (Vec<I420Frame>, &'static str) {
         Err(_) => Box::new(TestPattern::new(w, h, 30, 1).expect("test pattern")),
     };
     let kind = src.info().kind;
-    assert_eq!((src.info().width, src.info().height), (w, h), "{var}: wrong size");
+    assert_eq!(
+        (src.info().width, src.info().height),
+        (w, h),
+        "{var}: wrong size"
+    );
     let ring = (0..RING)
         .map(|i| {
             let mut f = I420Frame::new(w, h);
-            src.capture(&mut f, &FixedClock(1_700_000_000_000_000 + i as u64 * 33_333))
-                .expect("capture");
+            src.capture(
+                &mut f,
+                &FixedClock(1_700_000_000_000_000 + i as u64 * 33_333),
+            )
+            .expect("capture");
             f
         })
         .collect();
@@ -112,7 +119,9 @@ fn main() {
         );
     }
     println!();
-    println!("| size | source | encode (ms/frame) | packetize (us/frame) | bytes/frame | packets/frame |");
+    println!(
+        "| size | source | encode (ms/frame) | packetize (us/frame) | bytes/frame | packets/frame |"
+    );
     println!("|---|---|---:|---:|---:|---:|");
     for r in &rows {
         println!(

@@ -26,11 +26,13 @@ pub struct Target {
     /// The node's control socket (default `<data-dir>/control.sock`).
     #[arg(long, value_name = "PATH", env = "SUTANTRA_SOCKET", global = true)]
     pub socket: Option<PathBuf>,
-    /// The node's data directory (as given to `sutantra run`).
+    /// The node's data directory (as given to `sutantra run`; default `sutantra-data` if it
+    /// exists here, else the installed node's, from /etc/sutantra/config.toml).
     #[arg(
         long,
         value_name = "DIR",
-        default_value = "sutantra-data",
+        default_value_os_t = default_data_dir(),
+        hide_default_value = true,
         global = true
     )]
     pub data_dir: PathBuf,
@@ -39,12 +41,40 @@ pub struct Target {
     pub json: bool,
 }
 
+/// The installed node's configuration (the Debian package's, which its service runs).
+pub const INSTALLED_CONFIG: &str = "/etc/sutantra/config.toml";
+
+fn installed() -> Option<crate::config::Config> {
+    let path = std::path::Path::new(INSTALLED_CONFIG);
+    path.exists()
+        .then(|| crate::config::Config::load(path).ok())
+        .flatten()
+}
+
+/// `sutantra-data` (as `run`'s default) when it exists here; else the installed node's data
+/// directory, so an operator on SSH needs no flags; else `sutantra-data`.
+pub fn default_data_dir() -> PathBuf {
+    let local = PathBuf::from("sutantra-data");
+    if local.exists() {
+        return local;
+    }
+    installed().map_or(local, |c| c.data_dir)
+}
+
 impl Target {
-    /// The socket path.
+    /// The socket path: `--socket`, else `<data-dir>/control.sock`, else (for the installed
+    /// node's data dir) the `[control] socket` of its configuration.
     pub fn socket(&self) -> PathBuf {
-        self.socket
-            .clone()
-            .unwrap_or_else(|| self.data_dir.join(super::SOCKET_FILE))
+        self.socket.clone().unwrap_or_else(|| {
+            let own = self.data_dir.join(super::SOCKET_FILE);
+            if !own.exists()
+                && let Some(c) = installed()
+                && c.data_dir == self.data_dir
+            {
+                return c.control.socket_path(&c.data_dir);
+            }
+            own
+        })
     }
 }
 
