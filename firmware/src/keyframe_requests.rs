@@ -28,6 +28,8 @@ pub fn is_keyframe_request(p: &dyn rtc::rtcp::Packet) -> bool {
 /// application.
 pub struct RtcpForwarder {
     wants: fn(&dyn rtc::rtcp::Packet) -> bool,
+    /// Where a congestion controller's new target (bit/s, on the feedback it came from) goes.
+    estimate: Option<std::sync::Arc<std::sync::atomic::AtomicU64>>,
     read: VecDeque<TaggedPacket>,
     write: VecDeque<TaggedPacket>,
 }
@@ -46,9 +48,21 @@ impl RtcpForwarder {
     pub fn new(wants: fn(&dyn rtc::rtcp::Packet) -> bool) -> Self {
         Self {
             wants,
+            estimate: None,
             read: VecDeque::new(),
             write: VecDeque::new(),
         }
+    }
+
+    /// Also stores every [`Attribute::TargetBitrateChanged`] a congestion-control interceptor
+    /// wire-ward of this one attaches (its estimate travels on the feedback packet that produced
+    /// it, and the application never sees packet attributes), in bit/s.
+    pub fn with_estimate_sink(
+        mut self,
+        sink: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    ) -> Self {
+        self.estimate = Some(sink);
+        self
     }
 }
 
@@ -69,6 +83,19 @@ impl Protocol<TaggedPacket, TaggedPacket, ()> for RtcpForwarder {
     type Time = Instant;
 
     fn handle_read(&mut self, mut msg: TaggedPacket) -> Result<(), Self::Error> {
+        if let (Some(sink), Some(Attribute::TargetBitrateChanged { bits_per_second })) = (
+            &self.estimate,
+            msg.message.get(&Attribute::TargetBitrateChanged {
+                bits_per_second: 0.0,
+            }),
+        ) && bits_per_second.is_finite()
+            && *bits_per_second >= 1.0
+        {
+            sink.store(
+                bits_per_second.min(u64::MAX as f64) as u64,
+                std::sync::atomic::Ordering::Relaxed,
+            );
+        }
         if let Packet::Rtcp(packets) = &msg.message.packet
             && packets.iter().any(|p| (self.wants)(p.as_ref()))
             && !msg.message.has(&Attribute::DeliverToApplication)

@@ -63,9 +63,12 @@ fn wanted(p: &dyn rtc::rtcp::Packet) -> bool {
         || p.as_any().is::<ReceiverReport>()
 }
 
-/// The publisher's forwarder: PLI, FIR, REMB and receiver reports.
-pub fn forwarder() -> crate::keyframe_requests::RtcpForwarder {
-    crate::keyframe_requests::RtcpForwarder::new(wanted)
+/// The publisher's forwarder: PLI, FIR, REMB and receiver reports; the congestion controller's
+/// estimate (TWCC + GCC) goes to `estimate` in bit/s.
+pub fn forwarder(
+    estimate: std::sync::Arc<std::sync::atomic::AtomicU64>,
+) -> crate::keyframe_requests::RtcpForwarder {
+    crate::keyframe_requests::RtcpForwarder::new(wanted).with_estimate_sink(estimate)
 }
 
 #[cfg(test)]
@@ -132,7 +135,10 @@ mod tests {
     #[test]
     fn remb_passes_the_terminus_with_its_bitrate() {
         let mut chain = Registry::new()
-            .with(crate::keyframe_requests::SLOT, forwarder())
+            .with(
+                crate::keyframe_requests::SLOT,
+                forwarder(std::sync::Arc::default()),
+            )
             .build();
         chain
             .handle_read(rtcp(vec![Box::new(ReceiverReport::default())]))

@@ -19,6 +19,8 @@
 //! encode thread applies it between frames ([`apply_target_bitrate`]). It is one encoder, so the
 //! local viewers get the same rate.
 
+#[cfg(test)]
+mod cc_sim;
 pub mod feedback;
 pub mod target;
 pub mod whip_http;
@@ -98,6 +100,8 @@ pub struct TargetFigures {
     pub connected: bool,
     /// The relay's latest bandwidth estimate (REMB), kbit/s.
     pub remb_kbps: Option<u32>,
+    /// Our own estimate of the path to the relay (GCC on its TWCC feedback), kbit/s.
+    pub twcc_kbps: Option<u32>,
     /// Round-trip time from the relay's latest receiver report (RFC 3550 LSR/DLSR), ms.
     pub rtt_ms: Option<f64>,
     /// Fraction of packets lost, from the relay's latest receiver report (0..1).
@@ -199,7 +203,8 @@ impl PublishStats {
                         t.sent_kbps = None;
                         t.window = None;
                     }
-                    !connected && t.remb_kbps.take().is_some()
+                    let had = t.remb_kbps.take().is_some() | t.twcc_kbps.take().is_some();
+                    !connected && had
                 }
                 None => false,
             }
@@ -217,6 +222,22 @@ impl PublishStats {
         self.target_bitrate_kbps
             .store(u64::from(max), Ordering::Relaxed);
         self.retarget();
+    }
+
+    /// Records target `index`'s latest estimate from its TWCC feedback (GCC).
+    fn set_twcc(&self, index: usize, kbps: u32) {
+        if let Some(t) = self.lock().get_mut(index) {
+            t.twcc_kbps = Some(kbps);
+        }
+        self.retarget();
+    }
+
+    /// The range the estimates move the encoder in, (min, max) kbit/s.
+    fn range(&self) -> (u32, u32) {
+        (
+            self.min_kbps.load(Ordering::Relaxed),
+            self.max_kbps.load(Ordering::Relaxed),
+        )
     }
 
     /// Records target `index`'s latest REMB.
@@ -237,7 +258,16 @@ impl PublishStats {
         if max == 0 {
             return;
         }
-        let lowest = self.lock().iter().filter_map(|t| t.remb_kbps).min();
+        // Each target's tighter estimate (the relay's REMB, our GCC on its TWCC), then the
+        // lowest target: the one encode must fit every relay's path.
+        let lowest = self
+            .lock()
+            .iter()
+            .filter_map(|t| match (t.remb_kbps, t.twcc_kbps) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            })
+            .min();
         let want = u64::from(lowest.map_or(max, |e| e.clamp(min, max)));
         let now = self.target_bitrate_kbps.load(Ordering::Relaxed);
         let at_bound = want == u64::from(min) || want == u64::from(max);
@@ -621,6 +651,15 @@ async fn run_target(
     ctx.stats.publish.set_connected(index, false);
 }
 
+/// GCC for one session: it starts at the configured bitrate and moves within the range.
+fn gcc((min_kbps, max_kbps): (u32, u32)) -> rtc::interceptor::Gcc {
+    let (min, max) = (
+        f64::from(min_kbps) * 1000.0,
+        f64::from(max_kbps.max(1)) * 1000.0,
+    );
+    rtc::interceptor::Gcc::new(max, min.min(max), max)
+}
+
 /// DELETEs a session resource (best effort, bounded).
 async fn delete_resource(resource: String, target: &PublishTarget) {
     let url = resource.clone();
@@ -650,10 +689,12 @@ async fn session(
     stop: &mut watch::Receiver<bool>,
 ) -> Outcome {
     let (events_tx, mut events) = mpsc::channel(32);
-    let (pc, track) = match build_connection(ctx, link_servers, events_tx).await {
-        Ok(v) => v,
-        Err(e) => return Outcome::Failed(e),
-    };
+    let twcc_estimate = Arc::new(AtomicU64::new(0));
+    let (pc, track) =
+        match build_connection(ctx, link_servers, events_tx, twcc_estimate.clone()).await {
+            Ok(v) => v,
+            Err(e) => return Outcome::Failed(e),
+        };
     let pc: Arc<dyn PeerConnection> = Arc::new(pc);
     let outcome = negotiate_and_stream(
         index,
@@ -664,6 +705,7 @@ async fn session(
         &mut events,
         link_servers,
         stop,
+        &twcc_estimate,
     )
     .await;
     let _ = pc.close().await;
@@ -680,6 +722,7 @@ async fn negotiate_and_stream(
     events: &mut mpsc::Receiver<PcEvent>,
     link_servers: &mut Vec<LinkIceServer>,
     stop: &mut watch::Receiver<bool>,
+    twcc_estimate: &AtomicU64,
 ) -> Outcome {
     let deadline = Instant::now() + ctx.gather_timeout;
     let offer = match pc.create_offer(None).await {
@@ -739,7 +782,7 @@ async fn negotiate_and_stream(
         if let Err(e) = pc.set_remote_description(answer).await {
             return Outcome::Failed(format!("the answer was refused: {e}"));
         }
-        stream(index, target, ctx, pc, track, events, stop).await
+        stream(index, target, ctx, pc, track, events, stop, twcc_estimate).await
     }
     .await;
     // Whatever ended the session, the resource goes (RFC 9725 section 4.3).
@@ -748,6 +791,7 @@ async fn negotiate_and_stream(
 }
 
 /// Waits for the connection, joins the hub and writes its packets until the session ends.
+#[allow(clippy::too_many_arguments)]
 async fn stream(
     index: usize,
     target: &PublishTarget,
@@ -756,7 +800,9 @@ async fn stream(
     track: &Arc<TrackLocalStaticRTP>,
     events: &mut mpsc::Receiver<PcEvent>,
     stop: &mut watch::Receiver<bool>,
+    twcc_estimate: &AtomicU64,
 ) -> Outcome {
+    let mut twcc_applied = 0u64;
     let connect_deadline = Instant::now() + CONNECT_TIMEOUT;
     loop {
         tokio::select! {
@@ -850,7 +896,15 @@ async fn stream(
             _ = stop.changed() => break Outcome::Stopped,
         }
         match crate::viewer::send_queued(&ctx.hub, id, track, ssrc, pt, &mut batch).await {
-            Ok(bytes) => ctx.stats.publish.add_sent(index, bytes, Instant::now()),
+            Ok(bytes) => {
+                ctx.stats.publish.add_sent(index, bytes, Instant::now());
+                let bps = twcc_estimate.load(Ordering::Relaxed);
+                if bps != twcc_applied && bps > 0 {
+                    twcc_applied = bps;
+                    let kbps = u32::try_from(bps / 1000).unwrap_or(u32::MAX);
+                    ctx.stats.publish.set_twcc(index, kbps);
+                }
+            }
             Err(text) => {
                 tracing::debug!(target_url = %target.url, error = %text, "publish write failed");
                 break Outcome::Ended("write failed");
@@ -866,6 +920,7 @@ async fn build_connection(
     ctx: &Ctx,
     link_servers: &[LinkIceServer],
     events: mpsc::Sender<PcEvent>,
+    twcc_estimate: Arc<AtomicU64>,
 ) -> Result<(impl PeerConnection + use<>, Arc<TrackLocalStaticRTP>), String> {
     let vp8 = RTCRtpCodec {
         mime_type: MIME_TYPE_VP8.to_owned(),
@@ -897,7 +952,22 @@ async fn build_connection(
         .map_err(|e| format!("register VP8: {e}"))?;
     let registry = register_default_interceptors(Registry::new(), &mut media)
         .map_err(|e| format!("interceptors: {e}"))?
-        .with(crate::keyframe_requests::SLOT, feedback::forwarder());
+        // Send-side congestion control on the relay's TWCC feedback (the default interceptors
+        // already offer transport-cc): transport-wide sequence numbers on what leaves, GCC on
+        // what the relay reports. No pacer: the encoder's own rate is what follows the estimate,
+        // and a pacer at that rate would hold every keyframe back.
+        .with(
+            rtc::interceptor::Slot::TwccSender,
+            rtc::interceptor::TwccSenderBuilder::new().build(),
+        )
+        .with(
+            rtc::interceptor::Slot::CongestionControl,
+            rtc::interceptor::CongestionControlBuilder::new(gcc(ctx.stats.publish.range())).build(),
+        )
+        .with(
+            crate::keyframe_requests::SLOT,
+            feedback::forwarder(twcc_estimate),
+        );
     let mut servers = Vec::new();
     let stun = ctx.stun.urls().await;
     if !stun.is_empty() {
