@@ -28,10 +28,49 @@ pub fn is_keyframe_request(p: &dyn rtc::rtcp::Packet) -> bool {
 /// application.
 pub struct RtcpForwarder {
     wants: fn(&dyn rtc::rtcp::Packet) -> bool,
-    /// Where a congestion controller's new target (bit/s, on the feedback it came from) goes.
-    estimate: Option<std::sync::Arc<std::sync::atomic::AtomicU64>>,
+    /// Where a congestion controller's figures go.
+    cc: Option<std::sync::Arc<CcSink>>,
     read: VecDeque<TaggedPacket>,
     write: VecDeque<TaggedPacket>,
+}
+
+/// What the publisher's congestion control says, as the forwarder sees it go by.
+#[derive(Debug, Default)]
+pub struct CcSink {
+    /// The latest target of the congestion controller, bit/s (0: it never moved).
+    pub estimate_bps: std::sync::atomic::AtomicU64,
+    /// TWCC feedback packets received from the remote.
+    pub twcc_feedback: std::sync::atomic::AtomicU64,
+}
+
+impl CcSink {
+    fn observe(&self, msg: &TaggedPacket) {
+        use std::sync::atomic::Ordering::Relaxed;
+        if let Some(Attribute::TargetBitrateChanged { bits_per_second }) =
+            msg.message.get(&Attribute::TargetBitrateChanged {
+                bits_per_second: 0.0,
+            })
+            && bits_per_second.is_finite()
+            && *bits_per_second >= 1.0
+        {
+            self.estimate_bps
+                .store(bits_per_second.min(u64::MAX as f64) as u64, Relaxed);
+        }
+        if let Packet::Rtcp(packets) = &msg.message.packet {
+            let twcc = packets
+                .iter()
+                // `as_ref`: the packet inside the box (a `Box<dyn Packet>` is itself a `Packet`,
+                // whose `as_any` is the box).
+                .filter(|p| {
+                    p.as_ref()
+                        .as_any()
+                        .is::<rtc::rtcp::transport_feedbacks::transport_layer_cc::TransportLayerCc>(
+                        )
+                })
+                .count();
+            self.twcc_feedback.fetch_add(twcc as u64, Relaxed);
+        }
+    }
 }
 
 /// The viewers' forwarder: PLI and FIR.
@@ -48,20 +87,18 @@ impl RtcpForwarder {
     pub fn new(wants: fn(&dyn rtc::rtcp::Packet) -> bool) -> Self {
         Self {
             wants,
-            estimate: None,
+            cc: None,
             read: VecDeque::new(),
             write: VecDeque::new(),
         }
     }
 
-    /// Also stores every [`Attribute::TargetBitrateChanged`] a congestion-control interceptor
-    /// wire-ward of this one attaches (its estimate travels on the feedback packet that produced
-    /// it, and the application never sees packet attributes), in bit/s.
-    pub fn with_estimate_sink(
-        mut self,
-        sink: std::sync::Arc<std::sync::atomic::AtomicU64>,
-    ) -> Self {
-        self.estimate = Some(sink);
+    /// Also records, in `sink`, every [`Attribute::TargetBitrateChanged`] a congestion-control
+    /// interceptor wire-ward of this one attaches (its estimate travels on the feedback packet
+    /// that produced it, and the application never sees packet attributes) and every TWCC
+    /// feedback packet that passes.
+    pub fn with_cc_sink(mut self, sink: std::sync::Arc<CcSink>) -> Self {
+        self.cc = Some(sink);
         self
     }
 }
@@ -83,18 +120,8 @@ impl Protocol<TaggedPacket, TaggedPacket, ()> for RtcpForwarder {
     type Time = Instant;
 
     fn handle_read(&mut self, mut msg: TaggedPacket) -> Result<(), Self::Error> {
-        if let (Some(sink), Some(Attribute::TargetBitrateChanged { bits_per_second })) = (
-            &self.estimate,
-            msg.message.get(&Attribute::TargetBitrateChanged {
-                bits_per_second: 0.0,
-            }),
-        ) && bits_per_second.is_finite()
-            && *bits_per_second >= 1.0
-        {
-            sink.store(
-                bits_per_second.min(u64::MAX as f64) as u64,
-                std::sync::atomic::Ordering::Relaxed,
-            );
+        if let Some(sink) = &self.cc {
+            sink.observe(&msg);
         }
         if let Packet::Rtcp(packets) = &msg.message.packet
             && packets.iter().any(|p| (self.wants)(p.as_ref()))

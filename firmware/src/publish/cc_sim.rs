@@ -10,7 +10,7 @@ use rtc::interceptor::{
 use rtc::sansio::Protocol;
 use std::collections::VecDeque;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 const SSRC: u32 = 0x1234_5678;
@@ -42,7 +42,7 @@ fn tagged(now: Instant, packet: Packet) -> TaggedPacket {
 /// the sender's rate following the estimate between `min_kbps` and `max_kbps`; returns the
 /// estimate (kbit/s) each second.
 fn run(link_kbps: f64, (min_kbps, max_kbps): (u32, u32), seconds: u64) -> Vec<u64> {
-    let estimate = Arc::new(AtomicU64::new(0));
+    let cc = Arc::new(crate::keyframe_requests::CcSink::default());
     let mut sender = Registry::new()
         .with(Slot::TwccSender, TwccSenderBuilder::new().build())
         .with(
@@ -51,7 +51,7 @@ fn run(link_kbps: f64, (min_kbps, max_kbps): (u32, u32), seconds: u64) -> Vec<u6
         )
         .with(
             crate::keyframe_requests::SLOT,
-            super::feedback::forwarder(estimate.clone()),
+            super::feedback::forwarder(cc.clone()),
         )
         .build();
     sender.bind_local_stream(&stream_info());
@@ -124,7 +124,7 @@ fn run(link_kbps: f64, (min_kbps, max_kbps): (u32, u32), seconds: u64) -> Vec<u6
         }
         sender.handle_timeout(now).expect("sender timeout");
         // The encoder follows the estimate, as `apply_target_bitrate` makes it.
-        let bps = estimate.load(Ordering::Relaxed);
+        let bps = cc.estimate_bps.load(Ordering::Relaxed);
         if bps > 0 {
             rate_kbps = (bps as f64 / 1000.0).clamp(f64::from(min_kbps), f64::from(max_kbps));
         }
@@ -168,4 +168,21 @@ fn a_link_just_below_the_configured_rate_is_found() {
         tail.iter().all(|&k| (400..=1100).contains(&k)),
         "the estimate should settle below the 1 Mbit/s link: {est:?}"
     );
+}
+
+#[test]
+fn twcc_feedback_is_counted() {
+    let cc = Arc::new(crate::keyframe_requests::CcSink::default());
+    let mut chain = Registry::new()
+        .with(
+            crate::keyframe_requests::SLOT,
+            super::feedback::forwarder(cc.clone()),
+        )
+        .build();
+    let fb: Box<dyn rtc::rtcp::Packet> =
+        Box::new(rtc::rtcp::transport_feedbacks::transport_layer_cc::TransportLayerCc::default());
+    chain
+        .handle_read(tagged(Instant::now(), Packet::Rtcp(vec![fb])))
+        .expect("read");
+    assert_eq!(cc.twcc_feedback.load(Ordering::Relaxed), 1);
 }

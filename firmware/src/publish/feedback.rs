@@ -64,11 +64,11 @@ fn wanted(p: &dyn rtc::rtcp::Packet) -> bool {
 }
 
 /// The publisher's forwarder: PLI, FIR, REMB and receiver reports; the congestion controller's
-/// estimate (TWCC + GCC) goes to `estimate` in bit/s.
+/// estimate (TWCC + GCC) and the TWCC feedback count go to `cc`.
 pub fn forwarder(
-    estimate: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    cc: std::sync::Arc<crate::keyframe_requests::CcSink>,
 ) -> crate::keyframe_requests::RtcpForwarder {
-    crate::keyframe_requests::RtcpForwarder::new(wanted).with_estimate_sink(estimate)
+    crate::keyframe_requests::RtcpForwarder::new(wanted).with_cc_sink(cc)
 }
 
 #[cfg(test)]

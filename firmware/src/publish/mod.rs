@@ -102,6 +102,8 @@ pub struct TargetFigures {
     pub remb_kbps: Option<u32>,
     /// Our own estimate of the path to the relay (GCC on its TWCC feedback), kbit/s.
     pub twcc_kbps: Option<u32>,
+    /// TWCC feedback packets the relay sent, in total.
+    pub twcc_feedback: u64,
     /// Round-trip time from the relay's latest receiver report (RFC 3550 LSR/DLSR), ms.
     pub rtt_ms: Option<f64>,
     /// Fraction of packets lost, from the relay's latest receiver report (0..1).
@@ -232,6 +234,13 @@ impl PublishStats {
         self.retarget();
     }
 
+    /// `n` more TWCC feedback packets from target `index`'s relay.
+    fn add_twcc_feedback(&self, index: usize, n: u64) {
+        if let Some(t) = self.lock().get_mut(index) {
+            t.twcc_feedback += n;
+        }
+    }
+
     /// The range the estimates move the encoder in, (min, max) kbit/s.
     fn range(&self) -> (u32, u32) {
         (
@@ -351,6 +360,18 @@ impl PublishStats {
             "gauge",
             "The relay's bandwidth estimate (REMB), kbit/s.",
             &|t| t.remb_kbps.map(f64::from),
+        );
+        per_target(
+            "publish_twcc_feedback_total",
+            "counter",
+            "TWCC feedback packets from the relay.",
+            &|t| Some(t.twcc_feedback as f64),
+        );
+        per_target(
+            "publish_twcc_estimate_kbps",
+            "gauge",
+            "Our estimate of the path to the relay (GCC on its TWCC feedback), kbit/s.",
+            &|t| t.twcc_kbps.map(f64::from),
         );
         let mut metric = |name: &str, kind: &str, help: &str, value: u64| {
             let _ = write!(
@@ -689,7 +710,7 @@ async fn session(
     stop: &mut watch::Receiver<bool>,
 ) -> Outcome {
     let (events_tx, mut events) = mpsc::channel(32);
-    let twcc_estimate = Arc::new(AtomicU64::new(0));
+    let twcc_estimate = Arc::new(crate::keyframe_requests::CcSink::default());
     let (pc, track) =
         match build_connection(ctx, link_servers, events_tx, twcc_estimate.clone()).await {
             Ok(v) => v,
@@ -722,7 +743,7 @@ async fn negotiate_and_stream(
     events: &mut mpsc::Receiver<PcEvent>,
     link_servers: &mut Vec<LinkIceServer>,
     stop: &mut watch::Receiver<bool>,
-    twcc_estimate: &AtomicU64,
+    twcc_estimate: &crate::keyframe_requests::CcSink,
 ) -> Outcome {
     let deadline = Instant::now() + ctx.gather_timeout;
     let offer = match pc.create_offer(None).await {
@@ -800,9 +821,10 @@ async fn stream(
     track: &Arc<TrackLocalStaticRTP>,
     events: &mut mpsc::Receiver<PcEvent>,
     stop: &mut watch::Receiver<bool>,
-    twcc_estimate: &AtomicU64,
+    twcc_estimate: &crate::keyframe_requests::CcSink,
 ) -> Outcome {
     let mut twcc_applied = 0u64;
+    let mut twcc_seen = 0u64;
     let connect_deadline = Instant::now() + CONNECT_TIMEOUT;
     loop {
         tokio::select! {
@@ -898,7 +920,12 @@ async fn stream(
         match crate::viewer::send_queued(&ctx.hub, id, track, ssrc, pt, &mut batch).await {
             Ok(bytes) => {
                 ctx.stats.publish.add_sent(index, bytes, Instant::now());
-                let bps = twcc_estimate.load(Ordering::Relaxed);
+                let seen = twcc_estimate.twcc_feedback.load(Ordering::Relaxed);
+                if seen != twcc_seen {
+                    ctx.stats.publish.add_twcc_feedback(index, seen - twcc_seen);
+                    twcc_seen = seen;
+                }
+                let bps = twcc_estimate.estimate_bps.load(Ordering::Relaxed);
                 if bps != twcc_applied && bps > 0 {
                     twcc_applied = bps;
                     let kbps = u32::try_from(bps / 1000).unwrap_or(u32::MAX);
@@ -920,7 +947,7 @@ async fn build_connection(
     ctx: &Ctx,
     link_servers: &[LinkIceServer],
     events: mpsc::Sender<PcEvent>,
-    twcc_estimate: Arc<AtomicU64>,
+    twcc_estimate: Arc<crate::keyframe_requests::CcSink>,
 ) -> Result<(impl PeerConnection + use<>, Arc<TrackLocalStaticRTP>), String> {
     let vp8 = RTCRtpCodec {
         mime_type: MIME_TYPE_VP8.to_owned(),

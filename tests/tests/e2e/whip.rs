@@ -720,3 +720,65 @@ fn publishes_over_https_with_a_private_ca_and_refuses_an_unknown_one() {
         "{s}"
     );
 }
+
+/// A browser-grade receiver: headless Chromium behind `tests/e2e/whip_browser_endpoint.mjs`
+/// decodes the published stream at full size and rate, and its TWCC feedback reaches the
+/// publisher's congestion controller (counted per target); DELETE on shutdown.
+#[test]
+fn a_chromium_endpoint_decodes_and_its_twcc_feedback_reaches_the_node() {
+    let port = free_port();
+    let mut child = Command::new("node")
+        .arg(clients::e2e_dir().join("whip_browser_endpoint.mjs"))
+        .args(["--port", &port.to_string()])
+        .current_dir(clients::e2e_dir())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("start whip_browser_endpoint.mjs (run scripts/setup.sh): {e}"));
+    let base = format!("http://127.0.0.1:{port}");
+    let stats = || -> Option<Value> {
+        let r = raw_request(&base, "GET", "/_control/stats", &[], None).ok()?;
+        serde_json::from_str(&r.body).ok()
+    };
+    crate::control::wait_for("the Chromium endpoint", Duration::from_secs(60), || {
+        stats().is_some()
+    });
+    let node = Node::start(&["--publish", &format!("{base}/whip"), "--ice-server", "none"]);
+    let mut last = Value::Null;
+    let deadline = Instant::now() + Duration::from_secs(45);
+    loop {
+        last = stats().unwrap_or(last);
+        let feedback = node
+            .metric("sutantra_publish_twcc_feedback_total")
+            .unwrap_or(0.0);
+        if last["framesDecoded"].as_u64().unwrap_or(0) >= 150 && feedback >= 20.0 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "Chromium decoded {} frames, node saw {feedback} TWCC feedback packets: {last}\n{}",
+            last["framesDecoded"],
+            tail(&node.output(), 3000)
+        );
+        thread::sleep(Duration::from_millis(200));
+    }
+    assert_eq!(last["answer_has_transport_cc"], true, "{last}");
+    assert_eq!(
+        (last["frameWidth"].as_u64(), last["frameHeight"].as_u64()),
+        (Some(640), Some(480)),
+        "{last}"
+    );
+    let m = node.metrics();
+    println!(
+        "[whip] Chromium endpoint: {last}; node: twcc feedback {:?}, target {:?} kbit/s",
+        m.get("sutantra_publish_twcc_feedback_total"),
+        m.get("sutantra_encoder_target_bitrate_kbps")
+    );
+    let (clean, out) = node.stop(Duration::from_secs(10));
+    assert!(clean, "{}", tail(&out, 3000));
+    let s = stats().unwrap_or_default();
+    assert_eq!(s["deletes"], 1, "{s}");
+    let _ = child.kill();
+    let _ = child.wait();
+}
