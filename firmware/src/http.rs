@@ -498,6 +498,7 @@ async fn metrics(State(state): State<AppState>) -> Response {
     );
     s.publish.render(&mut out);
     s.pacing.render(&mut out);
+    s.capture_pacing.render(&mut out);
     (
         StatusCode::OK,
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],

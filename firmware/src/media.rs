@@ -578,7 +578,8 @@ fn capture_loop(
                     }
                     continue;
                 }
-                Tick::Due { skipped, .. } => {
+                Tick::Due { skipped, late, .. } => {
+                    stats.capture_pacing.record_late(late);
                     if skipped > 0 {
                         stats.pacer_skipped.fetch_add(skipped, Ordering::Relaxed);
                     }

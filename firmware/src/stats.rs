@@ -55,6 +55,8 @@ pub struct Stats {
     pub publish: crate::publish::PublishStats,
     /// Frame pacing: hand-off to the viewers' queues vs the frame clock's deadline.
     pub pacing: PacingStats,
+    /// The frame clock's own error: a free-running source's frame taken vs its deadline.
+    pub capture_pacing: PacingStats,
     /// Operator controls (`sutantra stream ...`, `reboot-stream`), read by the media threads.
     pub control: crate::control::MediaControl,
     window: Mutex<FpsWindow>,
@@ -172,6 +174,11 @@ impl Stats {
             chain: ChainStats::default(),
             publish: crate::publish::PublishStats::default(),
             pacing: PacingStats::default(),
+            capture_pacing: PacingStats::named(
+                "sutantra_frame_capture_lateness_us",
+                "Free-running source: frame taken, microseconds after its frame-clock deadline \
+                 (the pacer's own error; the send lateness adds the encode).",
+            ),
             control: crate::control::MediaControl::default(),
             window: Mutex::new(FpsWindow {
                 times: std::collections::VecDeque::with_capacity(256),
@@ -192,6 +199,7 @@ impl Stats {
             };
         }
         self.pacing.set_rate(info.fps_num, info.fps_den);
+        self.capture_pacing.set_rate(info.fps_num, info.fps_den);
     }
 
     /// Records a source state change (`running`, `error`).
@@ -297,6 +305,8 @@ pub const PACING_BUCKETS_US: [u64; 47] = [
 /// A frame later than a whole period is attributed to the latest deadline before it.
 #[derive(Debug)]
 pub struct PacingStats {
+    name: &'static str,
+    help: &'static str,
     fps_num: AtomicU64,
     fps_den: AtomicU64,
     buckets: [AtomicU64; PACING_BUCKETS_US.len() + 1],
@@ -307,7 +317,19 @@ pub struct PacingStats {
 
 impl Default for PacingStats {
     fn default() -> Self {
+        Self::named(
+            "sutantra_frame_send_lateness_us",
+            "Frame handed to the viewers' queues, microseconds after its frame-clock deadline.",
+        )
+    }
+}
+
+impl PacingStats {
+    /// A histogram exported as `name` with `help`.
+    pub fn named(name: &'static str, help: &'static str) -> Self {
         Self {
+            name,
+            help,
             fps_num: AtomicU64::new(0),
             fps_den: AtomicU64::new(1),
             buckets: std::array::from_fn(|_| AtomicU64::new(0)),
@@ -325,6 +347,19 @@ impl PacingStats {
         self.fps_num.store(u64::from(num), Ordering::Relaxed);
     }
 
+    /// Records a lateness measured by the caller (e.g. the capture pacer's own).
+    pub fn record_late(&self, late: Duration) {
+        self.add(late.as_micros().min(u128::from(u64::MAX)) as u64);
+    }
+
+    fn add(&self, late_us: u64) {
+        let i = PACING_BUCKETS_US.partition_point(|&le| le < late_us);
+        self.buckets[i].fetch_add(1, Ordering::Relaxed);
+        self.count.fetch_add(1, Ordering::Relaxed);
+        self.sum_us.fetch_add(late_us, Ordering::Relaxed);
+        self.max_us.fetch_max(late_us, Ordering::Relaxed);
+    }
+
     /// A frame was handed to the viewers at `at` since the media origin.
     pub fn record(&self, at: Duration) {
         let (num, den) = (
@@ -338,20 +373,13 @@ impl PacingStats {
         let at_ns = at.as_nanos();
         let n = at_ns * num / (1_000_000_000 * den);
         let deadline_ns = n * 1_000_000_000 * den / num;
-        let late_us = ((at_ns - deadline_ns) / 1000) as u64;
-        let i = PACING_BUCKETS_US.partition_point(|&le| le < late_us);
-        self.buckets[i].fetch_add(1, Ordering::Relaxed);
-        self.count.fetch_add(1, Ordering::Relaxed);
-        self.sum_us.fetch_add(late_us, Ordering::Relaxed);
-        self.max_us.fetch_max(late_us, Ordering::Relaxed);
+        self.add(((at_ns - deadline_ns) / 1000) as u64);
     }
 
     /// Prometheus text: a histogram (cumulative buckets) and the max.
     pub fn render(&self, out: &mut String) {
-        let name = "sutantra_frame_send_lateness_us";
-        out.push_str(&format!(
-            "# HELP {name} Frame handed to the viewers' queues, microseconds after its frame-clock deadline.\n# TYPE {name} histogram\n"
-        ));
+        let (name, help) = (self.name, self.help);
+        out.push_str(&format!("# HELP {name} {help}\n# TYPE {name} histogram\n"));
         let mut cum = 0u64;
         for (i, b) in self.buckets.iter().enumerate() {
             cum += b.load(Ordering::Relaxed);
