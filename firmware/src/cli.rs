@@ -6,7 +6,7 @@
 
 use crate::config::{Config, ConfigError};
 use crate::http::{self, AppState};
-use crate::media::{Hub, Media, MediaConfig};
+use crate::media::{Hub, Media};
 use crate::stats::Stats;
 use crate::store::Store;
 use crate::validator::LightValidator;
@@ -19,7 +19,6 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 use sutantra_core::observer::{FrameObserver, FrameStats};
-use sutantra_hal::camera::SourceRequest;
 
 /// Sutantra edge node: camera → VP8 → WebRTC viewers (WHEP).
 #[derive(Debug, Parser)]
@@ -332,16 +331,10 @@ fn config_set(
     file: Option<PathBuf>,
     target: &crate::control::client::Target,
 ) -> ExitCode {
-    use crate::control::client::{Action, EXIT_NOT_RUNNING, Output, execute};
-    let runtime = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
+    use crate::control::client::{Action, EXIT_NOT_RUNNING, Output, cli_runtime, execute};
+    let runtime = match cli_runtime() {
         Ok(r) => r,
-        Err(e) => {
-            eprintln!("sutantra: cannot start the async runtime: {e}");
-            return ExitCode::from(1);
-        }
+        Err(code) => return code,
     };
     // Which file: the one given, else the one the running node was started with.
     let quiet = crate::control::client::Target {
@@ -471,23 +464,7 @@ async fn run_node(cfg: Config, args: RunArgs) -> Result<(), String> {
         cfg.webrtc.viewer_queue_packets,
     )?);
     let spec = cfg.source_spec();
-    let media_cfg = MediaConfig {
-        spec: spec.clone(),
-        request: SourceRequest {
-            width: cfg.source.width,
-            height: cfg.source.height,
-            fps_num: cfg.source.fps,
-            fps_den: 1,
-            buffers: cfg.source.buffers,
-        },
-        frame_pool: cfg.source.frame_pool,
-        bitrate_kbps: cfg.encoder.bitrate_kbps,
-        keyframe_interval: cfg.encoder.keyframe_interval,
-        cpu_used: cfg.encoder.cpu_used,
-        threads: cfg.encoder.threads,
-        min_keyframe_gap: Duration::from_millis(cfg.encoder.min_keyframe_gap_ms),
-        rtp_payload_bytes: cfg.webrtc.rtp_payload_bytes,
-    };
+    let media_cfg = crate::reload::media_config(&cfg);
     let listener = tokio::net::TcpListener::bind(cfg.http.listen)
         .await
         .map_err(|e| {

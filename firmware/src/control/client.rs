@@ -137,17 +137,22 @@ impl Output<'_> {
     }
 }
 
-/// Runs `action` against the node at `target`.
-pub fn run(target: &Target, action: Action) -> ExitCode {
-    let runtime = match tokio::runtime::Builder::new_current_thread()
+/// A single-threaded runtime for a CLI command; `Err` is the exit code after saying why.
+pub fn cli_runtime() -> Result<tokio::runtime::Runtime, ExitCode> {
+    tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
-    {
-        Ok(r) => r,
-        Err(e) => {
+        .map_err(|e| {
             eprintln!("sutantra: cannot start the async runtime: {e}");
-            return ExitCode::from(1);
-        }
+            ExitCode::from(1)
+        })
+}
+
+/// Runs `action` against the node at `target`.
+pub fn run(target: &Target, action: Action) -> ExitCode {
+    let runtime = match cli_runtime() {
+        Ok(r) => r,
+        Err(code) => return code,
     };
     let mut stdout = std::io::stdout();
     let mut stderr = std::io::stderr();
