@@ -133,7 +133,7 @@ pub fn run(args: &ConsoleArgs) -> ExitCode {
     };
     let ctx = Context {
         socket: args.target.socket(),
-        data_dir: args.target.data_dir.clone(),
+        data_dir: args.target.data_dir(),
     };
     match session(&mut tty, &args.device, args.baud, &ctx) {
         Ok(_) => ExitCode::SUCCESS,
@@ -333,7 +333,7 @@ fn run_line(
     // The console's node, whatever `--socket`/`--data-dir` the line had.
     let target = Target {
         socket: Some(ctx.socket.clone()),
-        data_dir: ctx.data_dir.clone(),
+        data_dir: Some(ctx.data_dir.clone()),
         json,
     };
     // One writer for both: answers and errors reach the serial line in order.

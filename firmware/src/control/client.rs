@@ -28,14 +28,8 @@ pub struct Target {
     pub socket: Option<PathBuf>,
     /// The node's data directory (as given to `sutantra run`; default `sutantra-data` if it
     /// exists here, else the installed node's, from /etc/sutantra/config.toml).
-    #[arg(
-        long,
-        value_name = "DIR",
-        default_value_os_t = default_data_dir(),
-        hide_default_value = true,
-        global = true
-    )]
-    pub data_dir: PathBuf,
+    #[arg(long, value_name = "DIR", global = true)]
+    pub data_dir: Option<PathBuf>,
     /// Print JSON.
     #[arg(long, global = true)]
     pub json: bool,
@@ -51,25 +45,30 @@ fn installed() -> Option<crate::config::Config> {
         .flatten()
 }
 
-/// `sutantra-data` (as `run`'s default) when it exists here; else the installed node's data
-/// directory, so an operator on SSH needs no flags; else `sutantra-data`.
-pub fn default_data_dir() -> PathBuf {
-    let local = PathBuf::from("sutantra-data");
-    if local.exists() {
-        return local;
-    }
-    installed().map_or(local, |c| c.data_dir)
-}
-
 impl Target {
+    /// The data dir: `--data-dir`, else `sutantra-data` (as `run`'s default) when it exists
+    /// here, else the installed node's (so an operator on SSH needs no flags), else
+    /// `sutantra-data`. Resolved when asked for, not while the command line is parsed.
+    pub fn data_dir(&self) -> PathBuf {
+        if let Some(d) = &self.data_dir {
+            return d.clone();
+        }
+        let local = PathBuf::from("sutantra-data");
+        if local.exists() {
+            return local;
+        }
+        installed().map_or(local, |c| c.data_dir)
+    }
+
     /// The socket path: `--socket`, else `<data-dir>/control.sock`, else (for the installed
     /// node's data dir) the `[control] socket` of its configuration.
     pub fn socket(&self) -> PathBuf {
         self.socket.clone().unwrap_or_else(|| {
-            let own = self.data_dir.join(super::SOCKET_FILE);
+            let dir = self.data_dir();
+            let own = dir.join(super::SOCKET_FILE);
             if !own.exists()
                 && let Some(c) = installed()
-                && c.data_dir == self.data_dir
+                && c.data_dir == dir
             {
                 return c.control.socket_path(&c.data_dir);
             }
@@ -469,7 +468,7 @@ mod tests {
     fn the_socket_defaults_to_the_data_dir() {
         let t = Target {
             socket: None,
-            data_dir: "/var/lib/sutantra".into(),
+            data_dir: Some("/var/lib/sutantra".into()),
             json: false,
         };
         assert_eq!(t.socket(), PathBuf::from("/var/lib/sutantra/control.sock"));
