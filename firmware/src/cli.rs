@@ -375,6 +375,9 @@ fn config_set(
             });
         }
     };
+    // The text before the edit: a value the running node refuses (a camera that does not open)
+    // is taken back out of the file, so the file never holds what the node cannot run.
+    let before = std::fs::read_to_string(&path).ok();
     if let Err(e) = crate::config_edit::set_in_file(&path, key, value) {
         eprintln!("sutantra: {e}");
         return ExitCode::from(2);
@@ -396,7 +399,28 @@ fn config_set(
         }
         return ExitCode::SUCCESS;
     }
-    crate::control::client::run(target, Action::Reload)
+    let (mut stdout, mut stderr) = (std::io::stdout(), std::io::stderr());
+    let code = runtime.block_on(execute(
+        target,
+        &Action::Reload,
+        &mut Output {
+            out: &mut stdout,
+            err: &mut stderr,
+            error_prefix: "sutantra: ",
+        },
+    ));
+    if code == 1
+        && let Some(text) = before
+    {
+        match crate::config_edit::write_atomic(&path, &text) {
+            Ok(()) => eprintln!(
+                "sutantra: {} is back as it was ({key} not changed)",
+                path.display()
+            ),
+            Err(e) => eprintln!("sutantra: cannot put the file back: {e}"),
+        }
+    }
+    ExitCode::from(code)
 }
 
 fn init_logging(filter: &str) {
@@ -497,7 +521,6 @@ async fn run_node(cfg: Config, args: RunArgs) -> Result<(), String> {
         viewers: viewers.clone(),
         stats: stats.clone(),
         token: token.clone(),
-        source_spec: spec.to_string(),
         hub: hub.clone(),
     };
     let app = http::router(state, cfg.http.max_body_bytes, cfg.http.max_connections);

@@ -26,8 +26,6 @@ pub struct AppState {
     pub stats: Arc<Stats>,
     /// Bearer token required on WHEP, if any (a reload may change it).
     pub token: Arc<std::sync::RwLock<Option<String>>>,
-    /// The source spec as configured (for `/healthz`).
-    pub source_spec: String,
     /// Packets dropped for slow viewers.
     pub hub: Arc<crate::media::Hub>,
 }
@@ -262,7 +260,7 @@ async fn healthz(State(state): State<AppState>) -> Response {
     let status = if s.control.paused() { "paused" } else { status };
     let body = serde_json::json!({
         "status": status,
-        "source": state.source_spec,
+        "source": src.spec,
         "source_detail": src.description,
         "source_state": src.state,
         "width": src.width,

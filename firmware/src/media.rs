@@ -301,7 +301,7 @@ impl Media {
             ready: Condvar::new(),
         });
         let stop = Arc::new(AtomicBool::new(false));
-        stats.set_source(&info);
+        stats.set_source(&cfg.spec.to_string(), &info);
         tracing::info!(
             source = %cfg.spec,
             width = info.width,

@@ -130,6 +130,8 @@ struct FpsWindow {
 /// What `/healthz` says about the source.
 #[derive(Debug, Clone, Default)]
 pub struct SourceState {
+    /// The source as configured (`test-pattern`, `v4l2:/dev/video0`, ...).
+    pub spec: String,
     /// Source kind and detail.
     pub description: String,
     /// Negotiated width.
@@ -187,10 +189,11 @@ impl Stats {
         }
     }
 
-    /// Records the negotiated source.
-    pub fn set_source(&self, info: &SourceInfo) {
+    /// Records the configured source `spec` and what it negotiated.
+    pub fn set_source(&self, spec: &str, info: &SourceInfo) {
         if let Ok(mut s) = self.source.lock() {
             *s = SourceState {
+                spec: spec.to_string(),
                 description: format!("{}: {}", info.kind, info.description),
                 width: info.width,
                 height: info.height,
