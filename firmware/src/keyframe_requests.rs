@@ -155,16 +155,22 @@ impl Interceptor for RtcpForwarder {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use rtc::interceptor::{AttributedPacket, Registry};
     use rtc::rtcp::receiver_report::ReceiverReport;
 
-    fn rtcp(packets: Vec<Box<dyn rtc::rtcp::Packet>>) -> TaggedPacket {
+    /// An inbound RTCP compound packet as the chain sees it (also for the publisher's tests).
+    pub(crate) fn rtcp(packets: Vec<Box<dyn rtc::rtcp::Packet>>) -> TaggedPacket {
+        tagged(Instant::now(), Packet::Rtcp(packets))
+    }
+
+    /// `packet` at `now`, untouched by any interceptor yet.
+    pub(crate) fn tagged(now: Instant, packet: Packet) -> TaggedPacket {
         TaggedPacket {
-            now: Instant::now(),
+            now,
             transport: Default::default(),
-            message: AttributedPacket::new(Packet::Rtcp(packets)),
+            message: AttributedPacket::new(packet),
         }
     }
 

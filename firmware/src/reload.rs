@@ -216,7 +216,7 @@ impl Live {
                 Apply::Restart => report.needs_restart.push(key),
             }
         }
-        let mut eff = effective(&old, &new);
+        let eff = effective(&old, &new);
         if !report.pipeline.is_empty() {
             let this = self.clone();
             let (old_media, new_media) = (media_config(&old), media_config(&eff));
@@ -242,7 +242,6 @@ impl Live {
         if report.applied.iter().any(|k| k == "publish") {
             self.publishers.lock().await.update(&eff.publish);
         }
-        eff.board = old.board.clone();
         *self.config.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(eff);
         tracing::info!(
             applied = ?report.applied,

@@ -536,8 +536,9 @@ pub(crate) async fn send_queued(
     }
 }
 
-/// The SSRC of our track and the payload type the viewer negotiated for VP8.
-async fn negotiated(
+/// The SSRC of our track and the payload type the peer negotiated for VP8 (viewers and
+/// publishers).
+pub(crate) async fn negotiated(
     pc: &Arc<dyn PeerConnection>,
     track: &Arc<TrackLocalStaticRTP>,
 ) -> Option<(u32, u8)> {

@@ -3,9 +3,10 @@
 //! simulated bottleneck to `webrtc`'s own TWCC feedback generator, with the encoder following the
 //! estimate as the publisher makes it. Real components; only the link and the clock are simulated.
 
+use crate::keyframe_requests::tests::tagged;
 use rtc::interceptor::{
-    AttributedPacket, CongestionControlBuilder, Interceptor, Packet, RTPHeaderExtension, Registry,
-    Slot, StreamInfo, TaggedPacket, TwccReceiverBuilder, TwccSenderBuilder,
+    CongestionControlBuilder, Interceptor, Packet, RTPHeaderExtension, Registry, Slot, StreamInfo,
+    TwccReceiverBuilder, TwccSenderBuilder,
 };
 use rtc::sansio::Protocol;
 use std::collections::VecDeque;
@@ -29,19 +30,12 @@ fn stream_info() -> StreamInfo {
     }
 }
 
-fn tagged(now: Instant, packet: Packet) -> TaggedPacket {
-    TaggedPacket {
-        now,
-        transport: Default::default(),
-        message: AttributedPacket::new(packet),
-    }
-}
-
 /// Runs `seconds` of a 30 FPS stream through a link of `link_kbps` (FIFO with a 200 ms
 /// drop-tail buffer, 20 ms each way),
 /// the sender's rate following the estimate between `min_kbps` and `max_kbps`; returns the
-/// estimate (kbit/s) each second.
-fn run(link_kbps: f64, (min_kbps, max_kbps): (u32, u32), seconds: u64) -> Vec<u64> {
+/// estimate (kbit/s) each second (0: never moved off the configured rate) and the TWCC feedback
+/// packets the sender's chain saw.
+fn run(link_kbps: f64, (min_kbps, max_kbps): (u32, u32), seconds: u64) -> (Vec<u64>, u64) {
     let cc = Arc::new(crate::keyframe_requests::CcSink::default());
     let mut sender = Registry::new()
         .with(Slot::TwccSender, TwccSenderBuilder::new().build())
@@ -132,14 +126,14 @@ fn run(link_kbps: f64, (min_kbps, max_kbps): (u32, u32), seconds: u64) -> Vec<u6
             per_second.push(bps / 1000);
         }
     }
-    per_second
+    (per_second, cc.twcc_feedback.load(Ordering::Relaxed))
 }
 
 use rtc::shared::marshal::MarshalSize;
 
 #[test]
 fn the_estimate_falls_to_a_narrow_link_and_the_stream_settles_there() {
-    let est = run(400.0, (150, 1500), 20);
+    let (est, _) = run(400.0, (150, 1500), 20);
     println!("400 kbit/s link, estimate per second: {est:?}");
     let last: Vec<u64> = est[est.len() - 5..].to_vec();
     assert!(
@@ -150,7 +144,10 @@ fn the_estimate_falls_to_a_narrow_link_and_the_stream_settles_there() {
 
 #[test]
 fn a_wide_link_keeps_the_configured_bitrate() {
-    let est = run(20_000.0, (150, 1500), 10);
+    let (est, feedback) = run(20_000.0, (150, 1500), 10);
+    // Feedback flowed all along (10 a second), so an unmoved estimate is GCC's verdict, not
+    // silence.
+    assert!(feedback >= 90, "{feedback} TWCC feedback packets in 10 s");
     println!("20 Mbit/s link, estimate per second: {est:?}");
     // 0: GCC never moved off the configured rate, so no new target was handed out.
     assert!(
@@ -161,7 +158,7 @@ fn a_wide_link_keeps_the_configured_bitrate() {
 
 #[test]
 fn a_link_just_below_the_configured_rate_is_found() {
-    let est = run(1000.0, (150, 1500), 20);
+    let (est, _) = run(1000.0, (150, 1500), 20);
     println!("1 Mbit/s link, estimate per second: {est:?}");
     let tail = &est[est.len() - 5..];
     assert!(

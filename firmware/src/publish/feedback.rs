@@ -119,18 +119,10 @@ mod tests {
             None
         );
     }
-    use rtc::interceptor::{AttributedPacket, Packet, Registry, TaggedPacket};
+    use crate::keyframe_requests::tests::rtcp;
+    use rtc::interceptor::{Packet, Registry};
     use rtc::rtcp::receiver_report::ReceiverReport;
     use rtc::sansio::Protocol;
-    use std::time::Instant;
-
-    fn rtcp(packets: Vec<Box<dyn rtc::rtcp::Packet>>) -> TaggedPacket {
-        TaggedPacket {
-            now: Instant::now(),
-            transport: Default::default(),
-            message: AttributedPacket::new(Packet::Rtcp(packets)),
-        }
-    }
 
     #[test]
     fn remb_passes_the_terminus_with_its_bitrate() {

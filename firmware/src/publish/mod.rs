@@ -110,7 +110,8 @@ pub struct TargetFigures {
     pub fraction_lost: Option<f64>,
     /// Packets lost in total, as the relay reports.
     pub packets_lost: Option<u64>,
-    /// RTP bytes sent to the target (headers included), in total.
+    /// RTP bytes sent to the target (payload and the 12-byte fixed header; header extensions and
+    /// SRTP's tag are not counted), in total.
     pub bytes_sent: u64,
     /// Bitrate actually sent over the last measuring window, kbit/s.
     pub sent_kbps: Option<u64>,
@@ -845,10 +846,9 @@ async fn stream(
             _ = stop.changed() => return Outcome::Stopped,
         }
     }
-    let (ssrc, pt) = negotiated(pc, track).await.unwrap_or((0, VP8_PAYLOAD_TYPE));
-    if ssrc == 0 {
+    let Some((ssrc, pt)) = crate::viewer::negotiated(pc, track).await else {
         return Outcome::Failed("no negotiated VP8 sender".into());
-    }
+    };
     let Some((id, wake)) = ctx.hub.join() else {
         return Outcome::Failed("no room in the hub".into());
     };
@@ -1111,27 +1111,6 @@ fn usable_link_servers(servers: &[LinkIceServer]) -> Vec<RTCIceServer> {
             credential: s.credential.clone(),
         })
         .collect()
-}
-
-/// The SSRC of our track and the payload type negotiated for VP8.
-async fn negotiated(
-    pc: &Arc<dyn PeerConnection>,
-    track: &Arc<TrackLocalStaticRTP>,
-) -> Option<(u32, u8)> {
-    use webrtc::media_stream::Track;
-    let ssrc = *track.ssrcs().await.first()?;
-    for sender in pc.get_senders().await {
-        if let Ok(params) = sender.get_parameters().await
-            && let Some(codec) = params
-                .rtp_parameters
-                .codecs
-                .iter()
-                .find(|c| c.rtp_codec.mime_type.eq_ignore_ascii_case(MIME_TYPE_VP8))
-        {
-            return Some((ssrc, codec.payload_type));
-        }
-    }
-    Some((ssrc, VP8_PAYLOAD_TYPE))
 }
 
 #[cfg(test)]

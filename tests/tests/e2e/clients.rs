@@ -117,13 +117,28 @@ pub fn browser(page_url: &str, args: &[&str], timeout: Duration) -> Run {
 
 /// Waits for a client with a deadline; kills it when the deadline passes.
 pub fn finish(mut child: Child, timeout: Duration, name: &str) -> Run {
+    let (status, stdout, stderr) = wait_output(&mut child, timeout, name);
+    Run {
+        success: status.success(),
+        stdout,
+        stderr,
+    }
+}
+
+/// Waits for `child` with a deadline (killing it when the deadline passes, which fails the
+/// test); returns its status, stdout and stderr.
+fn wait_output(
+    child: &mut Child,
+    timeout: Duration,
+    name: &str,
+) -> (std::process::ExitStatus, String, String) {
     let out = collect(child.stdout.take());
     let err = collect(child.stderr.take());
     let deadline = Instant::now() + timeout;
     let status = loop {
         match child.try_wait() {
             Ok(Some(status)) => break status,
-            Ok(None) if Instant::now() < deadline => thread::sleep(Duration::from_millis(50)),
+            Ok(None) if Instant::now() < deadline => thread::sleep(Duration::from_millis(5)),
             Ok(None) => {
                 let _ = child.kill();
                 let _ = child.wait();
@@ -133,11 +148,11 @@ pub fn finish(mut child: Child, timeout: Duration, name: &str) -> Run {
             Err(e) => panic!("wait for {name}: {e}"),
         }
     };
-    Run {
-        success: status.success(),
-        stdout: out.join().unwrap_or_default(),
-        stderr: err.join().unwrap_or_default(),
-    }
+    (
+        status,
+        out.join().unwrap_or_default(),
+        err.join().unwrap_or_default(),
+    )
 }
 
 fn collect(pipe: Option<impl Read + Send + 'static>) -> thread::JoinHandle<String> {
@@ -157,25 +172,6 @@ pub fn finish_raw(
     timeout: Duration,
     name: &str,
 ) -> (Option<i32>, String, String) {
-    let out = collect(child.stdout.take());
-    let err = collect(child.stderr.take());
-    let deadline = Instant::now() + timeout;
-    let status = loop {
-        match child.try_wait() {
-            Ok(Some(status)) => break status,
-            Ok(None) if Instant::now() < deadline => thread::sleep(Duration::from_millis(5)),
-            Ok(None) => {
-                let _ = child.kill();
-                let _ = child.wait();
-                let stderr = err.join().unwrap_or_default();
-                panic!("{name} did not finish within {timeout:?}; stderr:\n{stderr}");
-            }
-            Err(e) => panic!("wait for {name}: {e}"),
-        }
-    };
-    (
-        status.code(),
-        out.join().unwrap_or_default(),
-        err.join().unwrap_or_default(),
-    )
+    let (status, stdout, stderr) = wait_output(child, timeout, name);
+    (status.code(), stdout, stderr)
 }

@@ -184,6 +184,22 @@ impl Drop for Endpoint {
     }
 }
 
+/// A node started with `--config FILE` (FILE written with `toml`) and no STUN servers; with
+/// `data`, in that data dir (for the CLI), else in a temporary one.
+fn node_with_config(file: &std::path::Path, toml: &str, data: Option<&std::path::Path>) -> Node {
+    std::fs::write(file, toml).expect("write the config");
+    let args = [
+        "--config",
+        file.to_str().expect("utf-8 path"),
+        "--ice-server",
+        "none",
+    ];
+    match data {
+        Some(dir) => Node::start_in(dir, &args),
+        None => Node::start(&args),
+    }
+}
+
 fn frames(s: &Value) -> u64 {
     s["frames"].as_u64().unwrap_or(0)
 }
@@ -351,17 +367,14 @@ fn publishing_resumes_after_the_endpoint_restarts_and_viewers_keep_playing() {
 fn a_refused_token_is_a_configuration_error_retried_with_backoff() {
     let ep = Endpoint::start(None, Some("the-right-token"));
     let dir = tempfile::tempdir().expect("temp dir");
-    let cfg = dir.path().join("node.toml");
-    std::fs::write(
-        &cfg,
-        format!(
+    let node = node_with_config(
+        &dir.path().join("node.toml"),
+        &format!(
             "[[publish]]\nurl = \"{}\"\ntoken = \"a-wrong-token\"\n",
             ep.url()
         ),
-    )
-    .expect("write the config");
-    let cfg = cfg.to_string_lossy().into_owned();
-    let node = Node::start(&["--config", &cfg, "--ice-server", "none"]);
+        None,
+    );
     let first = ep.wait(&node, "the first POST", Duration::from_secs(30), |s| {
         s["posts"].as_u64() > Some(0)
     });
@@ -484,17 +497,8 @@ fn figures_in_status_and_a_removed_target_is_deleted_without_a_restart() {
     let conf = tempfile::tempdir().expect("tempdir");
     let file = conf.path().join("node.toml");
     let with_target = format!("[[publish]]\nurl = \"{}\"\n", ep.url());
-    std::fs::write(&file, &with_target).expect("write config");
     let data = tempfile::tempdir().expect("tempdir");
-    let node = Node::start_in(
-        data.path(),
-        &[
-            "--config",
-            file.to_str().expect("utf-8"),
-            "--ice-server",
-            "none",
-        ],
-    );
+    let node = node_with_config(&file, &with_target, Some(data.path()));
     ep.wait(
         &node,
         "the first decoded frame",
@@ -668,13 +672,7 @@ fn publishes_over_https_with_a_private_ca_and_refuses_an_unknown_one() {
     let file = conf.path().join("node.toml");
 
     // Without the CA: refused by certificate verification, retried with backoff, no session.
-    std::fs::write(&file, format!("[[publish]]\nurl = \"{url}\"\n")).expect("write");
-    let node = Node::start(&[
-        "--config",
-        file.to_str().expect("utf-8"),
-        "--ice-server",
-        "none",
-    ]);
+    let node = node_with_config(&file, &format!("[[publish]]\nurl = \"{url}\"\n"), None);
     crate::control::wait_for(
         "the TLS refusal in the log",
         Duration::from_secs(20),
@@ -691,20 +689,14 @@ fn publishes_over_https_with_a_private_ca_and_refuses_an_unknown_one() {
     assert!(clean);
 
     // With the CA: publishes over TLS, and the shutdown DELETE goes over TLS too.
-    std::fs::write(
+    let node = node_with_config(
         &file,
-        format!(
+        &format!(
             "[[publish]]\nurl = \"{url}\"\nca_file = \"{}\"\n",
             ca.display()
         ),
-    )
-    .expect("write");
-    let node = Node::start(&[
-        "--config",
-        file.to_str().expect("utf-8"),
-        "--ice-server",
-        "none",
-    ]);
+        None,
+    );
     ep.wait(
         &node,
         "frames over the https session",
