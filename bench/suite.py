@@ -226,7 +226,11 @@ def start_node(args, source: str, w: int, h: int, kbps: int, name: str, cpu: str
                port: int | None = None) -> Sender:
     port = port or free_port()
     data = tempfile.mkdtemp(prefix="data-", dir=TMP)
-    cmd = [args.binary, "run", "--source", source, "--width", str(w), "--height", str(h),
+    # The encoder speed the ffmpeg peer and the in-process bench use too (BENCH_CPU_USED).
+    conf = os.path.join(data, "bench.toml")
+    with open(conf, "w") as f:
+        f.write(f"[encoder]\ncpu_used = {args.cpu_used}\n")
+    cmd = [args.binary, "run", "--config", conf, "--source", source, "--width", str(w), "--height", str(h),
            "--bitrate", str(kbps), "--listen", f"127.0.0.1:{port}", "--data-dir", data,
            "--ice-server", "none", "--max-viewers", "256", "--log-level", "warn"]
     t = time.time()
@@ -844,7 +848,7 @@ def main() -> int:
                                 else os.path.join(ROOT, "bench", "results", stamp))
     os.makedirs(args.results, exist_ok=True)
     args.cache = os.path.join(ROOT, "target", "bench", "y4m")
-    args.cpu_used = int(os.environ.get("BENCH_CPU_USED", "8"))  # the node's default encoder.cpu_used
+    args.cpu_used = int(os.environ.get("BENCH_CPU_USED", "-6"))  # the node's default encoder.cpu_used
     global TMP
     TMP = tempfile.mkdtemp(prefix="sutantra-bench-")
     atexit.register(cleanup)

@@ -6,10 +6,18 @@
 //! a profile from configuration or `--board`, or detects a Raspberry Pi from
 //! `/proc/device-tree/model`; every value is a default that configuration overrides.
 //!
-//! Why these numbers: libvpx realtime at `cpu-used` 8 costs about 4 ms per 640x480 frame on a
-//! 2-core x86 machine; a Cortex-A53 at 1 GHz (Pi Zero 2 W, Pi 3B) is roughly 6-8x slower per
-//! core, so those boards get 640x480 (Zero 2 W: also the highest speed setting) and the Pi 4
-//! (Cortex-A72, about 2x the A53) and Pi 5 (Cortex-A76) get 720p with encoder threads.
+//! Why these numbers: libvpx realtime at fixed speed 6 costs about 1.5 ms per 640x480 frame on
+//! one core of a 2-core x86 machine (speed 4: 2.4 ms); a Cortex-A53 at 1 GHz (Pi Zero 2 W, Pi
+//! 3B) is roughly 6-8x slower per core, so those boards get 640x480 (Zero 2 W: also the highest
+//! speed setting) and the Pi 4 (Cortex-A72, about 2x the A53) and Pi 5 (Cortex-A76) get 720p
+//! with encoder threads.
+//!
+//! The Pi profiles use libvpx's *adaptive* speed (`cpu_used` 0..16): there CPU is the limit,
+//! and libvpx keeps each frame's encode within a budget of the frame interval, climbing to a
+//! faster speed when the SoC throttles. The generic (x86) profile uses a *fixed* speed (-6, as
+//! Chrome and aiortc do on desktop CPUs): with headroom the adaptive mode would spend it on
+//! quality, at 1.6x the CPU per frame (BENCHMARKS.md). The Pi values have not been measured on
+//! the boards themselves yet.
 
 /// Defaults a board starts with; configuration overrides every field.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -34,7 +42,9 @@ pub struct BoardProfile {
     pub fps: u32,
     /// Default VP8 target bitrate in kbit/s.
     pub bitrate_kbps: u32,
-    /// libvpx `cpu-used` (speed) for this CPU: higher is faster and blurrier.
+    /// libvpx `cpu-used` for this CPU (see `Vp8Config::cpu_used` in sutantra-core): -16..=-1 a
+    /// fixed speed, 0..=16 a speed libvpx adapts to keep each frame's encode within
+    /// `(16 - cpu_used) / 16` of the frame interval; higher is faster and blurrier either way.
     pub cpu_used: i32,
     /// Encoder threads.
     pub encoder_threads: u32,
@@ -163,7 +173,7 @@ pub const GENERIC: BoardProfile = BoardProfile {
     height: 480,
     fps: 30,
     bitrate_kbps: 1000,
-    cpu_used: 8,
+    cpu_used: -6,
     encoder_threads: 1,
     max_viewers: 16,
     led_pin: None,
@@ -227,7 +237,7 @@ mod tests {
             assert!(b.width % 2 == 0 && b.height % 2 == 0, "{}", b.name);
             assert!((1..=120).contains(&b.fps), "{}", b.name);
             assert!((50..=20_000).contains(&b.bitrate_kbps), "{}", b.name);
-            assert!((0..=16).contains(&b.cpu_used), "{}", b.name);
+            assert!((-16..=16).contains(&b.cpu_used), "{}", b.name);
         }
     }
 }

@@ -424,10 +424,14 @@ impl Config {
                 format!("{} frames: use 1 to 100000", e.keyframe_interval),
             );
         }
-        if !(0..=16).contains(&e.cpu_used) {
+        if !(-16..=16).contains(&e.cpu_used) {
             return bad(
                 "encoder.cpu_used",
-                format!("{}: use 0 to 16 (higher is faster)", e.cpu_used),
+                format!(
+                    "{}: use -16 to -1 for a fixed libvpx speed (e.g. -6; -16 is the fastest) \
+                     or 0 to 16 to let libvpx adapt its speed to a CPU budget (higher is faster)",
+                    e.cpu_used
+                ),
             );
         }
         if !(1..=8).contains(&e.threads) {

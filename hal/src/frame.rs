@@ -40,6 +40,21 @@ impl I420Frame {
         f
     }
 
+    /// Allocates a frame of `width` x `height` whose bytes are all zero (not black: Y = 0 is
+    /// below video black and U = V = 0 is green) without writing them: a zeroed allocation of
+    /// this size comes straight from the kernel, which maps its pages in only when they are
+    /// first written. For buffers that are always filled completely before they are read, such
+    /// as the frame pool's slots, so a slot that is never used costs no resident memory.
+    pub fn new_unfilled(width: u32, height: u32) -> Self {
+        Self {
+            width,
+            height,
+            data: vec![0; Self::buffer_len(width, height)],
+            capture_us: 0,
+            seq: 0,
+        }
+    }
+
     /// Bytes an I420 picture of this size needs.
     pub fn buffer_len(width: u32, height: u32) -> usize {
         let (w, h) = (width as usize, height as usize);
@@ -101,5 +116,49 @@ impl I420Frame {
         y.fill(16);
         u.fill(128);
         v.fill(128);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unfilled_frame_has_the_size_of_a_filled_one_and_zero_bytes() {
+        let (a, b) = (I420Frame::new(64, 48), I420Frame::new_unfilled(64, 48));
+        assert_eq!(a.data().len(), b.data().len());
+        assert_eq!((b.width(), b.height()), (64, 48));
+        assert!(b.data().iter().all(|&x| x == 0));
+        assert!(a.planes().0.iter().all(|&x| x == 16));
+    }
+
+    /// Resident set size of this process in KiB (Linux).
+    #[cfg(target_os = "linux")]
+    fn rss_kib() -> u64 {
+        let statm = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();
+        let pages: u64 = statm
+            .split_whitespace()
+            .nth(1)
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0);
+        pages * 4
+    }
+
+    /// The point of `new_unfilled`: frames that are never written cost no resident memory
+    /// (the frame pool relies on it). 64 MiB of unfilled 720p frames must add far less than
+    /// that; other tests running at the same time allocate a few MiB at most.
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn unfilled_frames_are_not_resident_until_written() {
+        let before = rss_kib();
+        let frames: Vec<I420Frame> = (0..48)
+            .map(|_| I420Frame::new_unfilled(1280, 720))
+            .collect();
+        let grew = rss_kib().saturating_sub(before);
+        assert!(
+            grew < 16 * 1024,
+            "48 unfilled 720p frames (64 MiB) made RSS grow by {grew} KiB"
+        );
+        drop(frames);
     }
 }

@@ -59,12 +59,20 @@ fn frames(w: u32, h: u32) -> (Vec<I420Frame>, &'static str) {
 
 fn measure(w: u32, h: u32, kbps: u32, n: usize) -> Row {
     let (ring, source) = frames(w, h);
-    let cfg = Vp8Config {
+    let mut cfg = Vp8Config {
         width: w,
         height: h,
         bitrate_kbps: kbps,
         ..Vp8Config::default()
     };
+    // `BENCH_CPU_USED=-6` etc.: another libvpx speed than the node's default (what bench/run.sh
+    // uses to put the speed against CPU per frame).
+    if let Some(v) = std::env::var("BENCH_CPU_USED")
+        .ok()
+        .and_then(|v| v.parse().ok())
+    {
+        cfg.cpu_used = v;
+    }
     let mut enc = Vp8Encoder::new(&cfg).expect("encoder");
     let mut pk = Packetizer::new(1200, 1, 2, 3).expect("packetizer");
     let (mut t_enc, mut t_pk, mut bytes, mut packets) = (Duration::ZERO, Duration::ZERO, 0, 0);

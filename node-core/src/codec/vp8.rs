@@ -65,15 +65,24 @@ pub struct Vp8Config {
     pub bitrate_kbps: u32,
     /// Largest distance between keyframes, in frames (e.g. 300 = 10 s at 30 fps); at least 1.
     pub keyframe_interval: u32,
-    /// libvpx speed (`VP8E_SET_CPUUSED`), -16..=16. Realtime values are 4..=16, higher is faster
-    /// and lower quality; negative values let libvpx adapt the speed to the deadline (-16..=-1).
+    /// libvpx speed (`VP8E_SET_CPUUSED`), -16..=16, with libvpx's two meanings in realtime mode
+    /// (`vp8_encode_frame` / `vp8_auto_select_speed` in libvpx):
+    /// - negative, -16..=-1: a **fixed** speed `|cpu_used|`, higher is faster and blurrier, and
+    ///   the CPU per frame is predictable. -6 is what Chrome and aiortc use on desktop CPUs, -12
+    ///   what Chrome uses on ARM.
+    /// - 0..=16: **adaptive**: libvpx measures its own encode time and moves between speed 4
+    ///   and 16 to keep each frame within `(16 - cpu_used) / 16` of the frame interval. It
+    ///   spends whatever headroom that leaves on quality: on a fast core `8` settles at speed 4
+    ///   (measured here: 1.6x the CPU of -6 for +0.8 dB PSNR at 1 Mbit/s, BENCHMARKS.md), on a
+    ///   slow one it climbs to the fastest speed that fits.
     pub cpu_used: i32,
     /// Encoder threads, 1..=64 (VP8 splits the picture by macroblock rows).
     pub threads: u32,
 }
 
 impl Default for Vp8Config {
-    /// 640x480 at 30 fps, 1000 kbit/s, a keyframe at least every 300 frames, speed 8, 1 thread.
+    /// 640x480 at 30 fps, 1000 kbit/s, a keyframe at least every 300 frames, fixed speed 6
+    /// (`cpu_used: -6`), 1 thread.
     fn default() -> Self {
         Self {
             width: 640,
@@ -82,7 +91,7 @@ impl Default for Vp8Config {
             fps_den: 1,
             bitrate_kbps: 1000,
             keyframe_interval: 300,
-            cpu_used: 8,
+            cpu_used: -6,
             threads: 1,
         }
     }
