@@ -75,7 +75,8 @@ pub struct EncoderConfig {
     pub bitrate_kbps: u32,
     /// Longest distance between keyframes, in frames.
     pub keyframe_interval: u32,
-    /// libvpx speed (`cpu-used`), 4..=16 in realtime mode.
+    /// libvpx speed (`cpu-used`): -16..=-1 a fixed speed, 0..=16 adaptive (see
+    /// `sutantra_core::codec::Vp8Config::cpu_used`).
     pub cpu_used: i32,
     /// Encoder threads.
     pub threads: u32,
@@ -84,6 +85,11 @@ pub struct EncoderConfig {
     /// Lowest bitrate a WHIP relay's bandwidth estimate (REMB) may push the encoder down to, in
     /// kbit/s (the highest is `bitrate_kbps`; without publishing the encoder stays there).
     pub min_bitrate_kbps: u32,
+    /// Hold each encoded frame until this many milliseconds after its frame-clock deadline, so
+    /// frames leave on a regular grid whatever their encode time (`sutantra_core::pacer::
+    /// SendGrid`); 0 (the default) sends each frame as soon as it is encoded, for the lowest
+    /// latency. Shorter than one frame interval.
+    pub send_offset_ms: u64,
 }
 
 /// `[http]`.
@@ -281,6 +287,7 @@ impl Default for EncoderConfig {
             threads: 1,
             min_keyframe_gap_ms: 500,
             min_bitrate_kbps: 150,
+            send_offset_ms: 0,
         }
     }
 }
@@ -436,6 +443,19 @@ impl Config {
         }
         if !(1..=8).contains(&e.threads) {
             return bad("encoder.threads", format!("{}: use 1 to 8", e.threads));
+        }
+        // One frame interval in ms is 1000 / fps; the hold must be shorter.
+        if e.send_offset_ms.saturating_mul(u64::from(s.fps)) >= 1000 {
+            return bad(
+                "encoder.send_offset_ms",
+                format!(
+                    "{} ms: must be shorter than one frame interval ({:.1} ms at {} fps); \
+                     0 sends each frame as soon as it is encoded",
+                    e.send_offset_ms,
+                    1000.0 / f64::from(s.fps.max(1)),
+                    s.fps
+                ),
+            );
         }
         let h = &self.http;
         if !(1024..=1024 * 1024).contains(&h.max_body_bytes) {

@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use sutantra_core::codec::vp8::{Vp8Config, Vp8Encoder};
 use sutantra_core::fanout::{Fanout, KeyframeLimiter, ViewerId};
 use sutantra_core::observer::{EncodedFrameInfo, FrameObserver};
-use sutantra_core::pacer::{Pacer, Tick};
+use sutantra_core::pacer::{Pacer, SendGrid, Tick};
 use sutantra_core::pool::{FramePool, SlotId};
 use sutantra_core::rtp::packetizer::Packetizer;
 use sutantra_core::supervisor::{ErrorRun, Restarter};
@@ -60,6 +60,9 @@ pub struct MediaConfig {
     pub threads: u32,
     /// Shortest gap between forced keyframes.
     pub min_keyframe_gap: Duration,
+    /// Hold each encoded frame until this long after its frame-clock deadline (zero: send at
+    /// once); see `sutantra_core::pacer::SendGrid`.
+    pub send_offset: Duration,
     /// Largest RTP payload.
     pub rtp_payload_bytes: usize,
 }
@@ -327,6 +330,11 @@ impl Media {
         let encode = {
             let (pool, stop, stats) = (pool.clone(), stop.clone(), stats.clone());
             let gap = cfg.min_keyframe_gap;
+            // The frame clock's grid (anchored at the media origin, like the pacing metric's),
+            // with the configured hold after each deadline.
+            let send_offset = cfg.send_offset;
+            let grid = SendGrid::new(info.fps_num, info.fps_den, Duration::ZERO, send_offset)
+                .map_err(|e| MediaError::Encoder(e.to_string()))?;
             // The bitrate in force; a WHIP relay's REMB may move it (checked once per frame).
             let mut applied_kbps = cfg.bitrate_kbps;
             std::thread::Builder::new()
@@ -357,6 +365,7 @@ impl Media {
                             continue;
                         };
                         let capture_us = frame.capture_us;
+                        let captured_at = captured_at(capture_us, origin);
                         let result = encoder.encode(&frame, force).map(|enc| {
                             packets.clear();
                             let keyframe = enc.keyframe;
@@ -387,8 +396,15 @@ impl Media {
                             Ok((keyframe, bytes)) if bytes > 0 => {
                                 errors.ok();
                                 index += 1;
+                                if let Some(until) = captured_at
+                                    .and_then(|at| grid.hold(at, origin.elapsed()))
+                                {
+                                    std::thread::sleep(until.saturating_sub(origin.elapsed()));
+                                }
                                 hub.publish(&packets);
-                                stats.on_encoded(bytes, keyframe, packets.len(), origin.elapsed());
+                                // Lateness is measured against the send time: deadline + hold.
+                                let sent = origin.elapsed().saturating_sub(send_offset);
+                                stats.on_encoded(bytes, keyframe, packets.len(), sent);
                             }
                             Ok(_) => errors.ok(),
                             Err(e) => {
@@ -614,6 +630,14 @@ fn capture_loop(
     }
 }
 
+/// When a frame stamped `capture_us` (wall clock, µs) was captured, on the media `origin`'s
+/// monotonic time line; `None` when the wall clock stepped since (an NTP correction): the
+/// frame is then sent without a hold.
+fn captured_at(capture_us: u64, origin: Instant) -> Option<Duration> {
+    let age = SystemClock.now_us().checked_sub(capture_us)?;
+    (age < 1_000_000).then(|| origin.elapsed().saturating_sub(Duration::from_micros(age)))
+}
+
 /// Takes a frame from the pool, lets `fill` draw it and hands it to the encoder. `fill` may
 /// fail with a camera error (returned) or decline the frame (`Err(None)`: nothing is sent).
 fn send_frame(
@@ -729,6 +753,7 @@ mod tests {
             cpu_used: 8,
             threads: 1,
             min_keyframe_gap: Duration::from_millis(100),
+            send_offset: Duration::ZERO,
             rtp_payload_bytes: 1200,
         }
     }
@@ -739,6 +764,60 @@ mod tests {
             assert!(Instant::now() < end, "timed out waiting for {what}");
             std::thread::sleep(Duration::from_millis(10));
         }
+    }
+
+    struct NoObserver;
+
+    impl FrameObserver for NoObserver {
+        fn on_encoded(&mut self, _info: &EncodedFrameInfo, _data: &[u8]) {}
+    }
+
+    /// Reads `name`'s cumulative bucket `le` and its count from the rendered histogram.
+    fn bucket(out: &str, name: &str, le: &str) -> (u64, u64) {
+        let find = |key: String| {
+            out.lines()
+                .find_map(|l| l.strip_prefix(key.as_str()))
+                .and_then(|v| v.trim().parse().ok())
+                .unwrap_or(0)
+        };
+        (
+            find(format!("{name}_bucket{{le=\"{le}\"}} ")),
+            find(format!("{name}_count ")),
+        )
+    }
+
+    /// `send_offset`: frames are handed to the viewers `offset` after their frame-clock
+    /// deadline, not as soon as they are encoded. The lateness histogram is measured against
+    /// deadline + offset, so a frame that went out early (no hold) would land a whole
+    /// `period - offset` late in it; with the hold nearly all are within 2 ms.
+    #[test]
+    fn a_send_offset_puts_frames_on_the_grid_after_the_deadline() {
+        let mut cfg = config();
+        cfg.send_offset = Duration::from_millis(20);
+        let hub = Arc::new(Hub::new(2, 4096).expect("test setup"));
+        let stats = Arc::new(Stats::new());
+        let (viewer, _wake) = hub.join().expect("test setup");
+        let media = Media::start(&cfg, hub.clone(), stats.clone(), Box::new(NoObserver))
+            .expect("test setup");
+        let name = "sutantra_frame_send_lateness_us";
+        let rendered = || {
+            let mut out = String::new();
+            stats.pacing.render(&mut out);
+            out
+        };
+        wait_for("60 frames", Duration::from_secs(20), || {
+            bucket(&rendered(), name, "2000").1 >= 60
+        });
+        drop(media.stop().expect("encode thread"));
+        let (within_2ms, count) = bucket(&rendered(), name, "2000");
+        let mut packets = Vec::new();
+        hub.drain(viewer, &mut packets, usize::MAX);
+        assert!(packets.iter().filter(|p| p.marker).count() >= 50);
+        assert!(
+            within_2ms * 10 >= count * 9,
+            "{within_2ms} of {count} frames within 2 ms of deadline + 20 ms:\n{}",
+            rendered()
+        );
     }
 
     /// The supervisor: a camera that fails and comes back. While it is away the stream goes on

@@ -309,6 +309,7 @@ pub fn media_config(cfg: &Config) -> MediaConfig {
         cpu_used: cfg.encoder.cpu_used,
         threads: cfg.encoder.threads,
         min_keyframe_gap: std::time::Duration::from_millis(cfg.encoder.min_keyframe_gap_ms),
+        send_offset: std::time::Duration::from_millis(cfg.encoder.send_offset_ms),
         rtp_payload_bytes: cfg.webrtc.rtp_payload_bytes,
     }
 }

@@ -21,7 +21,7 @@ use std::time::Duration;
 
 const NANOS_PER_SEC: u128 = 1_000_000_000;
 
-/// Errors from [`Pacer::new`].
+/// Errors from [`Pacer::new`] and [`SendGrid::new`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum PacerError {
     /// The frame rate numerator or denominator is zero.
@@ -33,6 +33,16 @@ pub enum PacerError {
         num: u32,
         /// Seconds (denominator).
         den: u32,
+    },
+    /// A send offset of a whole frame interval or more.
+    #[error(
+        "a send offset of {offset:?} is not shorter than one frame interval ({period:?}): use less, or 0 to send each frame as soon as it is encoded"
+    )]
+    OffsetTooLong {
+        /// The offset asked for.
+        offset: Duration,
+        /// One frame interval at the configured rate.
+        period: Duration,
     },
 }
 
@@ -151,6 +161,66 @@ impl Pacer {
         let d = NANOS_PER_SEC * u128::from(self.fps_den);
         let n = ((t + 1) * u128::from(self.fps_num) - 1) / d;
         u64::try_from(n).unwrap_or(u64::MAX)
+    }
+}
+
+/// When to hand an encoded frame to the viewers, so that frames leave on a regular grid
+/// whatever their encode time: `offset` after the frame-clock deadline the frame was captured
+/// for (`deadline(n) + offset`, `n` the latest deadline at or before the capture).
+///
+/// Sending each frame as soon as it is encoded gives the lowest latency, but the send times then
+/// carry the encode time's jitter (a keyframe or a busy picture takes several times the usual),
+/// which the receivers' jitter buffers must absorb. Holding every frame until a fixed offset
+/// moves that jitter into a constant delay on the sender: an offset a little above the usual
+/// encode time puts almost every frame on the grid. A frame still being encoded at its send
+/// time goes as soon as it is ready; it is never held. `offset` zero disables the hold.
+#[derive(Debug, Clone)]
+pub struct SendGrid {
+    grid: Pacer,
+    offset: Duration,
+}
+
+impl SendGrid {
+    /// A grid at `fps_num / fps_den` anchored at `start` (the capture clock's start), sending
+    /// `offset` after each deadline. The offset must be shorter than one frame interval (a
+    /// longer one would hold a frame past the next frame's send time).
+    pub fn new(
+        fps_num: u32,
+        fps_den: u32,
+        start: Duration,
+        offset: Duration,
+    ) -> Result<Self, PacerError> {
+        let grid = Pacer::new(fps_num, fps_den, start)?;
+        let period = grid.frame_time(1).saturating_sub(start);
+        if offset >= period {
+            return Err(PacerError::OffsetTooLong { offset, period });
+        }
+        Ok(Self { grid, offset })
+    }
+
+    /// The hold: the offset after each deadline.
+    pub fn offset(&self) -> Duration {
+        self.offset
+    }
+
+    /// When the frame captured at `captured_at` is due to go out: `deadline(n) + offset`.
+    pub fn send_time(&self, captured_at: Duration) -> Duration {
+        let n = if captured_at < self.grid.start {
+            0
+        } else {
+            self.grid.latest_index_at(captured_at)
+        };
+        self.grid.frame_time(n).saturating_add(self.offset)
+    }
+
+    /// `Some(until)` if a frame captured at `captured_at` and ready at `now` must wait until
+    /// `until`; `None` to send it now (no hold configured, or its send time has come or passed).
+    pub fn hold(&self, captured_at: Duration, now: Duration) -> Option<Duration> {
+        if self.offset.is_zero() {
+            return None;
+        }
+        let at = self.send_time(captured_at);
+        (now < at).then_some(at)
     }
 }
 
@@ -356,5 +426,78 @@ mod tests {
             Tick::Due { index: 0, .. }
         ));
         let _ = slow.poll(Duration::MAX);
+    }
+}
+
+#[cfg(test)]
+mod send_grid_tests {
+    use super::*;
+
+    fn ms(v: u64) -> Duration {
+        Duration::from_millis(v)
+    }
+
+    fn us(v: u64) -> Duration {
+        Duration::from_micros(v)
+    }
+
+    #[test]
+    fn frames_ready_early_wait_for_deadline_plus_offset() {
+        let g = SendGrid::new(30, 1, ms(100), ms(10)).expect("grid");
+        // Frame 3 is due at 100 + 100 ms; captured 0.3 ms late, encoded in 4 ms.
+        let deadline = ms(200);
+        let captured = deadline + us(300);
+        assert_eq!(g.hold(captured, captured + ms(4)), Some(deadline + ms(10)));
+        // A 9.6 ms encode still waits, for the last 0.1 ms.
+        assert_eq!(
+            g.hold(captured, captured + us(9_600)),
+            Some(deadline + ms(10))
+        );
+    }
+
+    #[test]
+    fn a_frame_late_for_its_send_time_goes_at_once() {
+        let g = SendGrid::new(30, 1, Duration::ZERO, ms(10)).expect("grid");
+        let captured = ms(100) + us(200); // frame 3
+        // Exactly at the send time, and after it (a 25 ms keyframe): no hold.
+        assert_eq!(g.hold(captured, ms(110)), None);
+        assert_eq!(g.hold(captured, captured + ms(25)), None);
+        // Even when it is so late that the next frame's deadline has passed: the send time is
+        // its own deadline's, not the next one's.
+        assert_eq!(g.hold(captured, ms(140)), None);
+        assert_eq!(g.send_time(captured), ms(110));
+    }
+
+    #[test]
+    fn zero_offset_never_holds() {
+        let g = SendGrid::new(30, 1, Duration::ZERO, Duration::ZERO).expect("grid");
+        assert_eq!(g.hold(ms(100), ms(100)), None);
+        assert_eq!(g.hold(ms(100) + us(1), ms(100) + us(2)), None);
+    }
+
+    #[test]
+    fn send_times_stay_on_the_exact_grid_over_long_runs() {
+        // 29.97 fps for ten hours: frame n's send time is deadline(n) + offset, no drift.
+        let g = SendGrid::new(30_000, 1001, Duration::ZERO, ms(12)).expect("grid");
+        let n: u64 = 10 * 3600 * 30_000 / 1001;
+        let deadline = Duration::from_nanos((u128::from(n) * 1001 * 1_000_000_000 / 30_000) as u64);
+        assert_eq!(g.send_time(deadline + us(500)), deadline + ms(12));
+        // A capture stamped before the grid's start belongs to frame 0.
+        assert_eq!(g.send_time(Duration::ZERO), ms(12));
+    }
+
+    #[test]
+    fn an_offset_of_a_frame_interval_or_more_is_refused() {
+        assert!(matches!(
+            SendGrid::new(30, 1, Duration::ZERO, ms(34)),
+            Err(PacerError::OffsetTooLong { .. })
+        ));
+        assert!(SendGrid::new(30, 1, Duration::ZERO, ms(33)).is_ok());
+        let e = SendGrid::new(60, 1, Duration::ZERO, ms(20)).expect_err("too long at 60 fps");
+        assert!(
+            e.to_string()
+                .contains("not shorter than one frame interval"),
+            "{e}"
+        );
     }
 }
