@@ -223,13 +223,13 @@ class Sender:
 
 
 def start_node(args, source: str, w: int, h: int, kbps: int, name: str, cpu: str | None = None,
-               port: int | None = None) -> Sender:
+               port: int | None = None, send_offset_ms: int = 0) -> Sender:
     port = port or free_port()
     data = tempfile.mkdtemp(prefix="data-", dir=TMP)
     # The encoder speed the ffmpeg peer and the in-process bench use too (BENCH_CPU_USED).
     conf = os.path.join(data, "bench.toml")
     with open(conf, "w") as f:
-        f.write(f"[encoder]\ncpu_used = {args.cpu_used}\n")
+        f.write(f"[encoder]\ncpu_used = {args.cpu_used}\nsend_offset_ms = {send_offset_ms}\n")
     cmd = [args.binary, "run", "--config", conf, "--source", source, "--width", str(w), "--height", str(h),
            "--bitrate", str(kbps), "--listen", f"127.0.0.1:{port}", "--data-dir", data,
            "--ice-server", "none", "--max-viewers", "256", "--log-level", "warn"]
@@ -430,14 +430,15 @@ def phase_encode(args, out: dict) -> None:
         log(f"encode {label}: node {n:.3f} core, ffmpeg {fig['ffmpeg']['cpu_core_frac']:.3f}, aiortc {peer['cpu_core_frac_1viewer']:.3f}")
 
 
-def one_latency_run(args, kind: str, seconds: float, name: str, samples: str | None, y4m: str) -> dict:
+def one_latency_run(args, kind: str, seconds: float, name: str, samples: str | None, y4m: str,
+                    send_offset_ms: int = 0) -> dict:
     # The viewer starts first and imports aiortc, so its own start-up is not counted; then the
     # sender is started, and the viewer polls its /healthz (every 20 ms) and POSTs.
     port = free_port()
     v = DecodeViewer(f"http://127.0.0.1:{port}/whep", seconds, f"{name}-viewer", samples, ready=True)
     v.wait_ready()
     if kind == "node":
-        s = start_node(args, "test-pattern", 640, 480, 1000, name, port=port)
+        s = start_node(args, "test-pattern", 640, 480, 1000, name, port=port, send_offset_ms=send_offset_ms)
     else:
         s = start_peer(y4m, 1000, name, stamp=True, port=port)
     try:
@@ -462,14 +463,22 @@ def phase_latency(args, out: dict) -> None:
                      "start_to_first_frame_ms": [r["start_to_first_frame_ms"] for r in runs],
                      "post_to_first_frame_ms": [r["post_to_first_frame_ms"] for r in runs]}
         log(f"latency {kind}: {runs[0]['latency_ms']}, ttff {lat[kind]['start_to_first_frame_ms']} / {lat[kind]['post_to_first_frame_ms']}")
+    # What the send hold of the pacing soak costs in latency (a third of the window).
+    secs = max(5.0, args.c["lat_s"] / 3)
+    log(f"latency: node with send_offset_ms = {args.send_offset_ms} ({secs:.0f} s)")
+    r = one_latency_run(args, "node", secs, "lat-node-hold", os.path.join(args.results, "latency_node_hold.csv"),
+                        y4m, send_offset_ms=args.send_offset_ms)
+    lat["node_hold"] = {"window": r, "send_offset_ms": args.send_offset_ms, "seconds": secs}
+    log(f"latency node with hold: {r['latency_ms']}")
     out["latency"] = lat
 
 
 def phase_pacing(args, out: dict) -> None:
     soak, warm = args.c["soak_s"], args.c["soak_warmup_s"]
-    log(f"pacing: {soak} s soak, node test-pattern 640x480, one counting viewer, stress-ng --cpu 1")
+    log(f"pacing: {soak} s soak, node test-pattern 640x480, send_offset_ms {args.send_offset_ms}, "
+        "one counting viewer, stress-ng --cpu 1")
     stress = spawn(["stress-ng", "--cpu", "1", "--timeout", str(int(soak + warm + 30))], log_name="stress-ng")
-    s = start_node(args, "test-pattern", 640, 480, 1000, "node-soak")
+    s = start_node(args, "test-pattern", 640, 480, 1000, "node-soak", send_offset_ms=args.send_offset_ms)
     cv = None
     try:
         wait_healthz(s.port, s.proc)
@@ -507,7 +516,7 @@ def phase_pacing(args, out: dict) -> None:
         slope = sum((x - mx) * (y - my) for x, y in zip(xs, ys)) / den * 60 if den else 0.0
     half = [r for r in rows if r[0] >= rows[-1][0] / 2]
     growth_2nd = half[-1][1] - half[0][1] if len(half) > 1 else None
-    out["pacing"] = {"seconds": round(dt_, 1), "rss_growth_second_half_kib": growth_2nd,
+    out["pacing"] = {"seconds": round(dt_, 1), "send_offset_ms": args.send_offset_ms, "rss_growth_second_half_kib": growth_2nd,
                      "second_half_s": round(half[-1][0] - half[0][0], 1) if len(half) > 1 else None, "fps": round(fps, 3), "lateness": hist_percentiles(m0, m1),
                      "capture_lateness": hist_percentiles(m0, m1, "capture"),
                      "skipped": m1.get("sutantra_pacer_skipped_total", 0) - m0.get("sutantra_pacer_skipped_total", 0),
@@ -750,18 +759,26 @@ def table(env: dict, out: dict, args) -> str:
         L.append(f"| time to first frame: WHEP POST -> first decoded frame (median of {len(np_)}) | "
                  f"{fmt(statistics.median(np_), 0)} ms | aiortc {fmt(statistics.median(ap), 0)} ms | "
                  f"{fmt(statistics.median(np_) / statistics.median(ap), 2)} | <= 300 ms | {verdict(statistics.median(np_) <= 300)} |")
+        hold = lat.get("node_hold")
+        if hold:
+            h = hold["window"]["latency_ms"] or {}
+            L.append(f"| ... same, node with the pacing soak's send hold (`send_offset_ms = {hold['send_offset_ms']}`; "
+                     f"{hold['seconds']:.0f} s, {h.get('count')} frames) | {fmt(h.get('p50'))} / {fmt(h.get('p95'))} / "
+                     f"{fmt(h.get('p99'))} ms | - | - | (the cost of even pacing) | - |")
     p = out.get("pacing")
     if p:
         lt = p["lateness"]
         jit = (lt["p99_le_us"] - lt["p50_le_us"]) / 1000 if lt.get("count") else None
-        L.append(f"| frame pacing, frame handed to viewers vs deadline, other core loaded ({p['seconds']:.0f} s): p50 / p99 / max "
+        held = p.get("send_offset_ms", 0)
+        what = (f"frame handed to viewers vs deadline + {held} ms (`send_offset_ms = {held}`)" if held
+                else "frame handed to viewers vs deadline")
+        L.append(f"| frame pacing, {what}, other core loaded ({p['seconds']:.0f} s): p50 / p99 / max "
                  f"(bucket bounds) | {fmt(lt.get('p50_le_us', 0) / 1000, 2)} / {fmt(lt.get('p99_le_us', 0) / 1000, 2)} / "
                  f"{fmt(lt.get('max_le_us', 0) / 1000, 2)} ms (p99 - p50 {fmt(jit, 2)} ms) | - | - | p99 <= 2 ms | "
                  f"{verdict(lt['p99_le_us'] <= 2000) if lt.get('count') else 'n/a'} (p99-p50: {verdict(jit <= 2) if jit is not None else 'n/a'}) |")
         cl = p.get("capture_lateness") or {}
         if cl.get("count"):
-            L.append(f"| frame clock's own error, frame taken vs deadline, other core loaded: p50 / p99 / max (bucket bounds; "
-                     f"the send figure above adds the encode) | {fmt(cl['p50_le_us'] / 1000, 2)} / {fmt(cl['p99_le_us'] / 1000, 2)} / "
+            L.append(f"| frame clock's own error, frame taken vs deadline, other core loaded: p50 / p99 / max (bucket bounds) | {fmt(cl['p50_le_us'] / 1000, 2)} / {fmt(cl['p99_le_us'] / 1000, 2)} / "
                      f"{fmt(cl['max_le_us'] / 1000, 2)} ms | - | - | p99 <= 2 ms | {verdict(cl['p99_le_us'] <= 2000)} |")
         L.append(f"| frame rate sent over the soak | {p['fps']:.3f} fps (skipped ticks {p['skipped']:.0f}) | - | - | 30.00 +- 0.05 | "
                  f"{verdict(abs(p['fps'] - 30) <= 0.05)} |")
@@ -773,7 +790,7 @@ def table(env: dict, out: dict, args) -> str:
     for label, _, _, _ in SIZES:
         pu = (enc.get(label) or {}).get("node", {}).get("pacing_unloaded")
         if pu and pu.get("count"):
-            L.append(f"| frame pacing {label}, y4m, 1 decoding viewer, no extra load ({c['cpu_s']} s): p50 / p99 / max | "
+            L.append(f"| frame pacing {label}, default (no hold: sent when encoded), y4m, 1 decoding viewer, no extra load ({c['cpu_s']} s): p50 / p99 / max | "
                      f"{fmt(pu['p50_le_us'] / 1000, 2)} / {fmt(pu['p99_le_us'] / 1000, 2)} / {fmt(pu['max_le_us'] / 1000, 2)} ms "
                      f"(p99 - p50 {fmt((pu['p99_le_us'] - pu['p50_le_us']) / 1000, 2)} ms), {fmt(enc[label]['node'].get('sender_fps'), 3)} fps | - | - | "
                      f"p99 <= 2 ms | {verdict(pu['p99_le_us'] <= 2000)} |")
@@ -849,6 +866,8 @@ def main() -> int:
     os.makedirs(args.results, exist_ok=True)
     args.cache = os.path.join(ROOT, "target", "bench", "y4m")
     args.cpu_used = int(os.environ.get("BENCH_CPU_USED", "-6"))  # the node's default encoder.cpu_used
+    # The pacing soak's encoder.send_offset_ms (the node's default is 0: no hold).
+    args.send_offset_ms = int(os.environ.get("BENCH_SEND_OFFSET_MS", "12"))
     global TMP
     TMP = tempfile.mkdtemp(prefix="sutantra-bench-")
     atexit.register(cleanup)
