@@ -301,7 +301,8 @@ pub const PACING_BUCKETS_US: [u64; 47] = [
 ];
 
 /// Sender-side frame pacing (issue 7): for each frame handed to the viewers' queues, how long
-/// after its frame-clock deadline (`origin + n * period`, the grid of the capture pacer) that
+/// after its send time (the frame-clock deadline `origin + n * period`, the grid of the capture
+/// pacer, plus `encoder.send_offset_ms`; the caller subtracts the offset) that
 /// happened. A fixed-bucket histogram (cumulative counters, no allocation), its sum, count and
 /// max, exported in `/metrics` as `sutantra_frame_send_lateness_us`. The grid is anchored at the
 /// media origin; the capture pacer starts a few µs later, so the figure errs on the late side.
@@ -322,7 +323,7 @@ impl Default for PacingStats {
     fn default() -> Self {
         Self::named(
             "sutantra_frame_send_lateness_us",
-            "Frame handed to the viewers' queues, microseconds after its frame-clock deadline.",
+            "Frame handed to the viewers' queues, microseconds after its send time (frame-clock deadline + encoder.send_offset_ms).",
         )
     }
 }
