@@ -44,10 +44,12 @@ SIZES = [  # name, width, height, kbit/s
 ]
 
 FULL = dict(cpu_s=30, mem_s=8, viewer_steps=[1, 4, 16], lat_s=60, ttff_trials=3, soak_s=180,
-            soak_warmup_s=20, cap_step=16, cap_s=6, cap_max=160, verify_budget="1", media_frames=300)
+            soak_warmup_s=20, cap_step=16, cap_s=6, cap_max=160, verify_budget="1", media_frames=300,
+            speed_frames=150)
 QUICK = dict(cpu_s=6, mem_s=3, viewer_steps=[1, 4, 16], lat_s=8, ttff_trials=1, soak_s=20,
-             soak_warmup_s=5, cap_step=16, cap_s=4, cap_max=64, verify_budget="0.2", media_frames=60)
-PHASES = ["encode", "latency", "pacing", "capacity", "verify", "media", "size"]
+             soak_warmup_s=5, cap_step=16, cap_s=4, cap_max=64, verify_budget="0.2", media_frames=60,
+             speed_frames=40)
+PHASES = ["encode", "latency", "pacing", "capacity", "verify", "media", "speed", "size"]
 
 
 def log(msg: str) -> None:
@@ -624,6 +626,21 @@ def phase_media(args, out: dict) -> None:
     out["media"] = rows
 
 
+# libvpx speeds of the sweep: adaptive 8 (the node's default before issue 7), the fixed speeds.
+SPEEDS = [8, -4, -6, -8, -10, -12, -16]
+
+
+def phase_speed(args, out: dict) -> None:
+    """Encoder speed against CPU per frame and quality: the in-process media bench at each speed
+    (the node's own encoder on the same frames), with the PSNR of what it decodes to."""
+    env = {f"BENCH_Y4M_{w}x{h}": make_y4m(args, label, w, h) for label, w, h, _ in SIZES}
+    rows = []
+    for sp in SPEEDS:
+        text = cargo_bench(args, "media", [str(args.c["speed_frames"])], {**env, "BENCH_CPU_USED": str(sp)})
+        rows += [json.loads(l) for l in text.splitlines() if l.startswith("{")]
+    out["speed"] = rows
+
+
 def phase_size(args, out: dict) -> None:
     path = os.path.join(ROOT, "target", "aarch64-unknown-linux-gnu", "release", "sutantra")
     if not os.path.exists(path):
@@ -819,6 +836,25 @@ def table(env: dict, out: dict, args) -> str:
                      f"<= 12 MiB | {verdict(sz['bytes'] <= 12 * 2**20)} |")
         else:
             L.append(f"| aarch64 release binary | not built (`{sz['how']}`) | - | - | <= 12 MiB | n/a |")
+    if out.get("speed"):
+        L.append("")
+        L.append("Encoder speed against CPU and quality (`BENCH_CPU_USED=N cargo bench -p sutantra-core --bench media`, "
+                 "the node's encoder in process on the same Y4M, CBR at the rates above; PSNR of the decoded "
+                 "picture against its source, Y+U+V, mean over the frames), same run. `cpu_used` 0..16 is "
+                 "libvpx's adaptive mode, -16..-1 a fixed speed; the node's default and aiortc's is -6:")
+        L.append("")
+        L.append("| cpu_used | " + " | ".join(f"{label} ms/frame | {label} PSNR dB" for label, *_ in SIZES) + " |")
+        L.append("|---:|" + "---:|---:|" * len(SIZES))
+        by = {}
+        for r in out["speed"]:
+            by.setdefault(r["cpu_used"], {})[r["size"]] = r
+        for sp in SPEEDS:
+            cells = []
+            for label, *_ in SIZES:
+                r = by.get(sp, {}).get(label) or {}
+                cells += [fmt(r.get("encode_ms"), 2), fmt(r.get("psnr_db"), 2)]
+            mark = " (default)" if sp == args.cpu_used else ""
+            L.append(f"| {sp}{mark} | " + " | ".join(cells) + " |")
     if out.get("verify"):
         L.append("")
         L.append("Light-client verification (`cargo bench -p sutantra-core --bench verify`), same run:")

@@ -15,7 +15,7 @@
 
 use std::time::{Duration, Instant};
 
-use sutantra_core::codec::{Vp8Config, Vp8Encoder};
+use sutantra_core::codec::{Vp8Config, Vp8Decoder, Vp8Encoder};
 use sutantra_core::rtp::packetizer::Packetizer;
 use sutantra_hal::{FixedClock, FrameSource, I420Frame, TestPattern, Y4mSource};
 
@@ -29,6 +29,23 @@ struct Row {
     packetize: Duration,
     bytes: usize,
     packets: usize,
+    /// Mean over the frames of each decoded picture's PSNR against its source (Y, U and V
+    /// together), dB: the quality the encode time buys.
+    psnr_db: f64,
+}
+
+/// PSNR of `b` against `a` over all bytes (8-bit samples); 99 dB for identical pictures.
+fn psnr(a: &[u8], b: &[u8]) -> f64 {
+    let se: u64 = a
+        .iter()
+        .zip(b)
+        .map(|(&x, &y)| u64::from(x.abs_diff(y)).pow(2))
+        .sum();
+    if se == 0 {
+        return 99.0;
+    }
+    let mse = se as f64 / a.len() as f64;
+    10.0 * (255.0 * 255.0 / mse).log10()
 }
 
 fn frames(w: u32, h: u32) -> (Vec<I420Frame>, &'static str) {
@@ -57,26 +74,30 @@ fn frames(w: u32, h: u32) -> (Vec<I420Frame>, &'static str) {
     (ring, kind)
 }
 
+/// The libvpx speed: the node's default, or `BENCH_CPU_USED` (bench/run.sh's speed sweep).
+fn cpu_used() -> i32 {
+    std::env::var("BENCH_CPU_USED")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(Vp8Config::default().cpu_used)
+}
+
 fn measure(w: u32, h: u32, kbps: u32, n: usize) -> Row {
     let (ring, source) = frames(w, h);
-    let mut cfg = Vp8Config {
+    let cfg = Vp8Config {
         width: w,
         height: h,
         bitrate_kbps: kbps,
+        cpu_used: cpu_used(),
         ..Vp8Config::default()
     };
-    // `BENCH_CPU_USED=-6` etc.: another libvpx speed than the node's default (what bench/run.sh
-    // uses to put the speed against CPU per frame).
-    if let Some(v) = std::env::var("BENCH_CPU_USED")
-        .ok()
-        .and_then(|v| v.parse().ok())
-    {
-        cfg.cpu_used = v;
-    }
     let mut enc = Vp8Encoder::new(&cfg).expect("encoder");
     let mut pk = Packetizer::new(1200, 1, 2, 3).expect("packetizer");
     let (mut t_enc, mut t_pk, mut bytes, mut packets) = (Duration::ZERO, Duration::ZERO, 0, 0);
     let mut payload = Vec::with_capacity(256 * 1024);
+    let mut decoder = Vp8Decoder::new().expect("decoder");
+    let mut decoded = I420Frame::new(w, h);
+    let mut psnr_sum = 0.0;
     for i in 0..n + 10 {
         let t0 = Instant::now();
         let e = enc.encode(&ring[i % RING], i == 0).expect("encode");
@@ -96,6 +117,10 @@ fn measure(w: u32, h: u32, kbps: u32, n: usize) -> Row {
             bytes += payload.len();
             packets += count;
         }
+        // Outside the timed part: what a viewer would see (decoded from the first keyframe on).
+        if decoder.decode(&payload, &mut decoded).expect("decode") && i >= 10 {
+            psnr_sum += psnr(ring[i % RING].data(), decoded.data());
+        }
     }
     Row {
         size: format!("{w}x{h}"),
@@ -105,6 +130,7 @@ fn measure(w: u32, h: u32, kbps: u32, n: usize) -> Row {
         packetize: t_pk,
         bytes,
         packets,
+        psnr_db: psnr_sum / n as f64,
     }
 }
 
@@ -116,7 +142,7 @@ fn main() {
     let rows = [(640, 480, 1000), (1280, 720, 2500)].map(|(w, h, k)| measure(w, h, k, n));
     for r in &rows {
         println!(
-            "{{\"size\":\"{}\",\"source\":\"{}\",\"frames\":{},\"encode_ms\":{:.4},\"packetize_us\":{:.3},\"bytes_per_frame\":{},\"packets_per_frame\":{:.2}}}",
+            "{{\"size\":\"{}\",\"source\":\"{}\",\"frames\":{},\"encode_ms\":{:.4},\"packetize_us\":{:.3},\"bytes_per_frame\":{},\"packets_per_frame\":{:.2},\"psnr_db\":{:.2},\"cpu_used\":{}}}",
             r.size,
             r.source,
             r.frames,
@@ -124,22 +150,25 @@ fn main() {
             r.packetize.as_secs_f64() * 1e6 / r.frames as f64,
             r.bytes / r.frames,
             r.packets as f64 / r.frames as f64,
+            r.psnr_db,
+            cpu_used(),
         );
     }
     println!();
     println!(
-        "| size | source | encode (ms/frame) | packetize (us/frame) | bytes/frame | packets/frame |"
+        "| size | source | encode (ms/frame) | packetize (us/frame) | bytes/frame | packets/frame | PSNR (dB) |"
     );
-    println!("|---|---|---:|---:|---:|---:|");
+    println!("|---|---|---:|---:|---:|---:|---:|");
     for r in &rows {
         println!(
-            "| {} | {} | {:.2} | {:.1} | {} | {:.1} |",
+            "| {} | {} | {:.2} | {:.1} | {} | {:.1} | {:.2} |",
             r.size,
             r.source,
             r.encode.as_secs_f64() * 1e3 / r.frames as f64,
             r.packetize.as_secs_f64() * 1e6 / r.frames as f64,
             r.bytes / r.frames,
             r.packets as f64 / r.frames as f64,
+            r.psnr_db,
         );
     }
 }
