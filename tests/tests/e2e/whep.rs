@@ -141,6 +141,23 @@ fn delete_ends_the_session() {
     );
 }
 
+/// The node answers as the DTLS server (`a=setup:passive`): the viewer sends the first flight,
+/// which webrtc 0.21 answers at once, where our own ClientHello would wait for the driver's next
+/// timer tick (about 200 ms of every viewer's time to first frame; BENCHMARKS.md).
+#[test]
+fn answer_makes_the_node_the_dtls_server() {
+    let node = Node::start(&[]);
+    let offer = clients::aiortc_offer(&node.url("/whep"));
+    assert!(offer.contains("a=setup:actpass"), "offer: {offer}");
+    let answer = node.request("POST", "/whep", &[SDP], Some(offer.into_bytes()));
+    assert_eq!(answer.status, 201, "POST: {}", answer.body);
+    assert!(
+        answer.body.contains("a=setup:passive") && !answer.body.contains("a=setup:active"),
+        "answer: {}",
+        answer.body
+    );
+}
+
 #[test]
 fn viewer_limit_answers_503_with_retry_after() {
     let node = Node::start(&["--max-viewers", "1"]);
