@@ -134,7 +134,9 @@ pub enum ConfigCmd {
     Set {
         /// Dotted key, e.g. `encoder.bitrate_kbps` or `source.spec`.
         key: String,
-        /// The value: TOML (`1500`, `true`, `"text"`) or plain text for a string.
+        /// The value: TOML (`1500`, `true`, `"text"`) or plain text for a string. Negative
+        /// numbers are values, not flags (`config set encoder.cpu_used -6`).
+        #[arg(allow_negative_numbers = true)]
         value: String,
         /// The file to edit (default: the running node's `--config` file).
         #[arg(long, value_name = "FILE")]
@@ -662,5 +664,33 @@ async fn summary_every_minute(stats: Arc<Stats>, hub: Arc<Hub>) {
             "summary"
         );
         (frames0, bytes0) = (frames, bytes);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    /// `encoder.cpu_used` takes negative values (fixed libvpx speeds): `-6` is the value, where
+    /// clap would otherwise read it as an unknown flag and tell the operator to type `-- -6`.
+    #[test]
+    fn config_set_takes_a_negative_number_as_the_value() {
+        let cli = Cli::try_parse_from([
+            "sutantra",
+            "config",
+            "set",
+            "encoder.cpu_used",
+            "-6",
+            "--file",
+            "node.toml",
+        ])
+        .expect("parses");
+        let Command::Config(ConfigCmd::Set { key, value, .. }) = cli.command else {
+            panic!("not config set: {cli:?}");
+        };
+        assert_eq!((key.as_str(), value.as_str()), ("encoder.cpu_used", "-6"));
+        // A word that starts with a dash is still refused as a flag.
+        assert!(Cli::try_parse_from(["sutantra", "config", "set", "k", "-x"]).is_err());
     }
 }

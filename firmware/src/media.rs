@@ -789,7 +789,8 @@ mod tests {
     /// `send_offset`: frames are handed to the viewers `offset` after their frame-clock
     /// deadline, not as soon as they are encoded. The lateness histogram is measured against
     /// deadline + offset, so a frame that went out early (no hold) would land a whole
-    /// `period - offset` late in it; with the hold nearly all are within 2 ms.
+    /// `period - offset` (13 ms) late in it; with the hold nearly all are within a few ms (5 ms
+    /// leaves room for a loaded test machine's scheduling).
     #[test]
     fn a_send_offset_puts_frames_on_the_grid_after_the_deadline() {
         let mut cfg = config();
@@ -806,16 +807,16 @@ mod tests {
             out
         };
         wait_for("60 frames", Duration::from_secs(20), || {
-            bucket(&rendered(), name, "2000").1 >= 60
+            bucket(&rendered(), name, "5000").1 >= 60
         });
         drop(media.stop().expect("encode thread"));
-        let (within_2ms, count) = bucket(&rendered(), name, "2000");
+        let (within, count) = bucket(&rendered(), name, "5000");
         let mut packets = Vec::new();
         hub.drain(viewer, &mut packets, usize::MAX);
         assert!(packets.iter().filter(|p| p.marker).count() >= 50);
         assert!(
-            within_2ms * 10 >= count * 9,
-            "{within_2ms} of {count} frames within 2 ms of deadline + 20 ms:\n{}",
+            within * 10 >= count * 9,
+            "{within} of {count} frames within 5 ms of deadline + 20 ms:\n{}",
             rendered()
         );
     }
