@@ -43,7 +43,10 @@ ROOT = os.path.dirname(HERE)
 VENV_PY = os.path.join(ROOT, ".venv", "bin", "python3")
 PY = VENV_PY if os.path.exists(VENV_PY) else sys.executable
 CLK = os.sysconf("SC_CLK_TCK")
-CHILDREN: list[subprocess.Popen] = []
+# The suite's process helpers: children in their own process groups, stopped by group (only
+# what this script started), and the /proc CPU reading.
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from suite import CHILDREN, cleanup, cpu_s, free_port, stop  # noqa: E402
 
 
 def log(msg: str) -> None:
@@ -68,43 +71,7 @@ def spawn(cmd: list[str], logdir: str, name: str, *, cpu: str | None, stdin=None
     return p
 
 
-def stop(p: subprocess.Popen, grace: float = 5.0) -> None:
-    """SIGTERM the child's process group (only what this script started), then SIGKILL."""
-    if p.poll() is None:
-        try:
-            os.killpg(p.pid, signal.SIGTERM)
-        except ProcessLookupError:
-            pass
-        try:
-            p.wait(grace)
-        except subprocess.TimeoutExpired:
-            try:
-                os.killpg(p.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-            p.wait()
-    if p in CHILDREN:
-        CHILDREN.remove(p)
-
-
-def cleanup() -> None:
-    for p in list(CHILDREN):
-        stop(p, 2.0)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 # --- /proc ----------------------------------------------------------------------------------------
-
-
-def cpu_s(pid: int) -> float:
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / CLK  # utime, stime (fields 14, 15)
 
 
 def status(pid: int) -> dict:
