@@ -332,9 +332,23 @@ impl Media {
             let gap = cfg.min_keyframe_gap;
             // The frame clock's grid (anchored at the media origin, like the pacing metric's),
             // with the configured hold after each deadline.
-            let send_offset = cfg.send_offset;
-            let grid = SendGrid::new(info.fps_num, info.fps_den, Duration::ZERO, send_offset)
-                .map_err(|e| MediaError::Encoder(e.to_string()))?;
+            // Config checks the hold against the configured rate; a camera that runs faster than
+            // that may make it a frame interval or more: then frames are sent unheld.
+            let (grid, send_offset) =
+                match SendGrid::new(info.fps_num, info.fps_den, Duration::ZERO, cfg.send_offset) {
+                    Ok(g) => (g, cfg.send_offset),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "send hold ignored at this camera's frame rate");
+                        let g = SendGrid::new(
+                            info.fps_num,
+                            info.fps_den,
+                            Duration::ZERO,
+                            Duration::ZERO,
+                        )
+                        .map_err(|e| MediaError::Encoder(e.to_string()))?;
+                        (g, Duration::ZERO)
+                    }
+                };
             // The bitrate in force; a WHIP relay's REMB may move it (checked once per frame).
             let mut applied_kbps = cfg.bitrate_kbps;
             std::thread::Builder::new()
@@ -819,6 +833,26 @@ mod tests {
             "{within} of {count} frames within 5 ms of deadline + 20 ms:\n{}",
             rendered()
         );
+    }
+
+    /// A hold that is a whole frame interval at the camera's actual rate (config checked it
+    /// against the configured one) is dropped with a warning; the stream still starts and flows.
+    #[test]
+    fn a_hold_too_long_for_the_camera_rate_is_ignored_not_fatal() {
+        let mut cfg = config();
+        cfg.request.fps_num = 60;
+        cfg.send_offset = Duration::from_millis(20);
+        let hub = Arc::new(Hub::new(2, 4096).expect("test setup"));
+        let stats = Arc::new(Stats::new());
+        let (viewer, _wake) = hub.join().expect("test setup");
+        let media = Media::start(&cfg, hub.clone(), stats.clone(), Box::new(NoObserver))
+            .expect("starts despite the hold");
+        let mut packets = Vec::new();
+        wait_for("frames at 60 fps", Duration::from_secs(20), || {
+            hub.drain(viewer, &mut packets, usize::MAX);
+            packets.iter().filter(|p| p.marker).count() >= 30
+        });
+        drop(media.stop().expect("encode thread"));
     }
 
     /// The supervisor: a camera that fails and comes back. While it is away the stream goes on
