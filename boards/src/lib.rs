@@ -16,7 +16,7 @@
 //! and libvpx keeps each frame's encode within a budget of the frame interval, climbing to a
 //! faster speed when the SoC throttles. The generic (x86) profile uses a *fixed* speed (-6, as
 //! Chrome and aiortc do on desktop CPUs): with headroom the adaptive mode would spend it on
-//! quality, at 1.6x the CPU per frame (BENCHMARKS.md). The Pi values have not been measured on
+//! quality, at 1.4-1.7x the CPU per frame (BENCHMARKS.md). The Pi values have not been measured on
 //! the boards themselves yet.
 
 /// Defaults a board starts with; configuration overrides every field.

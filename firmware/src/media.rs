@@ -334,21 +334,17 @@ impl Media {
             // with the configured hold after each deadline.
             // Config checks the hold against the configured rate; a camera that runs faster than
             // that may make it a frame interval or more: then frames are sent unheld.
-            let (grid, send_offset) =
-                match SendGrid::new(info.fps_num, info.fps_den, Duration::ZERO, cfg.send_offset) {
-                    Ok(g) => (g, cfg.send_offset),
-                    Err(e) => {
-                        tracing::warn!(error = %e, "send hold ignored at this camera's frame rate");
-                        let g = SendGrid::new(
-                            info.fps_num,
-                            info.fps_den,
-                            Duration::ZERO,
-                            Duration::ZERO,
-                        )
+            let grid_with =
+                |offset| SendGrid::new(info.fps_num, info.fps_den, Duration::ZERO, offset);
+            let (grid, send_offset) = match grid_with(cfg.send_offset) {
+                Ok(g) => (g, cfg.send_offset),
+                Err(e) => {
+                    tracing::warn!(error = %e, "send hold ignored at this camera's frame rate");
+                    let g = grid_with(Duration::ZERO)
                         .map_err(|e| MediaError::Encoder(e.to_string()))?;
-                        (g, Duration::ZERO)
-                    }
-                };
+                    (g, Duration::ZERO)
+                }
+            };
             // The bitrate in force; a WHIP relay's REMB may move it (checked once per frame).
             let mut applied_kbps = cfg.bitrate_kbps;
             std::thread::Builder::new()
@@ -379,7 +375,11 @@ impl Media {
                             continue;
                         };
                         let capture_us = frame.capture_us;
-                        let captured_at = captured_at(capture_us, origin);
+                        let captured_at = if send_offset.is_zero() {
+                            None
+                        } else {
+                            captured_at(capture_us, origin)
+                        };
                         let result = encoder.encode(&frame, force).map(|enc| {
                             packets.clear();
                             let keyframe = enc.keyframe;
@@ -786,6 +786,16 @@ mod tests {
         fn on_encoded(&mut self, _info: &EncodedFrameInfo, _data: &[u8]) {}
     }
 
+    /// Starts the media threads on `cfg` with one viewer joined to the hub.
+    fn start_with_viewer(cfg: &MediaConfig) -> (Media, Arc<Hub>, Arc<Stats>, ViewerId) {
+        let hub = Arc::new(Hub::new(2, 4096).expect("test setup"));
+        let stats = Arc::new(Stats::new());
+        let (viewer, _wake) = hub.join().expect("test setup");
+        let media =
+            Media::start(cfg, hub.clone(), stats.clone(), Box::new(NoObserver)).expect("starts");
+        (media, hub, stats, viewer)
+    }
+
     /// Reads `name`'s cumulative bucket `le` and its count from the rendered histogram.
     fn bucket(out: &str, name: &str, le: &str) -> (u64, u64) {
         let find = |key: String| {
@@ -809,11 +819,7 @@ mod tests {
     fn a_send_offset_puts_frames_on_the_grid_after_the_deadline() {
         let mut cfg = config();
         cfg.send_offset = Duration::from_millis(20);
-        let hub = Arc::new(Hub::new(2, 4096).expect("test setup"));
-        let stats = Arc::new(Stats::new());
-        let (viewer, _wake) = hub.join().expect("test setup");
-        let media = Media::start(&cfg, hub.clone(), stats.clone(), Box::new(NoObserver))
-            .expect("test setup");
+        let (media, hub, stats, viewer) = start_with_viewer(&cfg);
         let name = "sutantra_frame_send_lateness_us";
         let rendered = || {
             let mut out = String::new();
@@ -842,11 +848,7 @@ mod tests {
         let mut cfg = config();
         cfg.request.fps_num = 60;
         cfg.send_offset = Duration::from_millis(20);
-        let hub = Arc::new(Hub::new(2, 4096).expect("test setup"));
-        let stats = Arc::new(Stats::new());
-        let (viewer, _wake) = hub.join().expect("test setup");
-        let media = Media::start(&cfg, hub.clone(), stats.clone(), Box::new(NoObserver))
-            .expect("starts despite the hold");
+        let (media, hub, _stats, viewer) = start_with_viewer(&cfg);
         let mut packets = Vec::new();
         wait_for("frames at 60 fps", Duration::from_secs(20), || {
             hub.drain(viewer, &mut packets, usize::MAX);

@@ -132,16 +132,16 @@ mod tests {
         assert!(a.planes().0.iter().all(|&x| x == 16));
     }
 
-    /// Resident set size of this process in KiB (Linux).
+    /// Resident set size of this process in KiB (Linux; `VmRSS` is in kB whatever the page
+    /// size, where `statm` counts pages of 4, 16 or 64 KiB).
     #[cfg(target_os = "linux")]
     fn rss_kib() -> u64 {
-        let statm = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();
-        let pages: u64 = statm
-            .split_whitespace()
-            .nth(1)
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(0);
-        pages * 4
+        let status = std::fs::read_to_string("/proc/self/status").expect("/proc/self/status");
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .expect("VmRSS in /proc/self/status")
     }
 
     /// The point of `new_unfilled`: frames that are never written cost no resident memory

@@ -198,11 +198,6 @@ impl SendGrid {
         Ok(Self { grid, offset })
     }
 
-    /// The hold: the offset after each deadline.
-    pub fn offset(&self) -> Duration {
-        self.offset
-    }
-
     /// When the frame captured at `captured_at` is due to go out: `deadline(n) + offset`.
     pub fn send_time(&self, captured_at: Duration) -> Duration {
         let n = if captured_at < self.grid.start {

@@ -73,7 +73,7 @@ pub struct Vp8Config {
     /// - 0..=16: **adaptive**: libvpx measures its own encode time and moves between speed 4
     ///   and 16 to keep each frame within `(16 - cpu_used) / 16` of the frame interval. It
     ///   spends whatever headroom that leaves on quality: on a fast core `8` settles at speed 4
-    ///   (measured here: 1.6x the CPU of -6 for +0.8 dB PSNR at 1 Mbit/s, BENCHMARKS.md), on a
+    ///   (measured here: 1.4-1.7x the CPU of -6 for +0.6 dB PSNR at 1 Mbit/s, BENCHMARKS.md), on a
     ///   slow one it climbs to the fastest speed that fits.
     pub cpu_used: i32,
     /// Encoder threads, 1..=64 (VP8 splits the picture by macroblock rows).
