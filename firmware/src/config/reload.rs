@@ -19,8 +19,8 @@
 use crate::cli::{RunArgs, resolve_config};
 use crate::config::Config;
 use crate::media::{Carry, Hub, Media, MediaConfig};
-use crate::publish::Publishers;
 use crate::stats::Stats;
+use crate::webrtc::whip::Publishers;
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, RwLock};

@@ -5,6 +5,11 @@
 //! Errors name the file, the line and the key (`FILE:LINE: key: reason`), because an operator
 //! fixing a board over a serial console has nothing else to go on.
 
+pub mod board;
+pub mod duration;
+pub mod edit;
+pub mod reload;
+
 use serde::Deserialize;
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
@@ -40,13 +45,13 @@ pub struct Config {
     /// Stream attestations (`[attest]`; only with a chain).
     pub attest: AttestConfig,
     /// WHIP publish targets (`[[publish]]`, repeatable; `run --publish URL` adds more).
-    pub publish: Vec<crate::publish::target::PublishTarget>,
+    pub publish: Vec<crate::webrtc::whip::target::PublishTarget>,
     /// The status LED and the button (`[gpio]`; see src/gpio.rs).
-    pub gpio: crate::gpio::GpioConfig,
+    pub gpio: crate::ops::gpio::GpioConfig,
     /// The control socket (`[control]`; `sutantra status`, `stream`, `viewers`, `logs`, ...).
-    pub control: crate::control::ControlConfig,
+    pub control: crate::ops::control::ControlConfig,
     /// The serial console hosted by the daemon (`[console]`; absent: none).
-    pub console: Option<crate::console::ConsoleConfig>,
+    pub console: Option<crate::ops::console::ConsoleConfig>,
 }
 
 /// `[source]`: the camera.
@@ -256,8 +261,8 @@ impl Default for Config {
             chain: ChainConfig::default(),
             attest: AttestConfig::default(),
             publish: Vec::new(),
-            gpio: crate::gpio::GpioConfig::default(),
-            control: crate::control::ControlConfig::default(),
+            gpio: crate::ops::gpio::GpioConfig::default(),
+            control: crate::ops::control::ControlConfig::default(),
             console: None,
         }
     }
@@ -478,7 +483,7 @@ impl Config {
         }
         let w = &self.webrtc;
         for (i, url) in w.ice_servers.iter().enumerate() {
-            if let Err(r) = crate::stun::parse_stun_url(url) {
+            if let Err(r) = crate::webrtc::stun::parse_stun_url(url) {
                 return bad(&format!("webrtc.ice_servers[{i}]"), r);
             }
         }
@@ -520,9 +525,9 @@ impl Config {
             );
         }
         self.validate_chain()?;
-        crate::gpio::validate(&self.gpio)?;
-        crate::console::validate(self.console.as_ref())?;
-        crate::publish::target::validate(&self.publish)
+        crate::ops::gpio::validate(&self.gpio)?;
+        crate::ops::console::validate(self.console.as_ref())?;
+        crate::webrtc::whip::target::validate(&self.publish)
     }
 
     /// Checks `[chain]` and `[attest]`.
@@ -739,7 +744,7 @@ fn find_key_line(text: &str, key: &str) -> usize {
         .and_then(|r| r.split_once("]."))
         .and_then(|(i, leaf)| Some((i.parse::<usize>().ok()?, leaf)))
     {
-        return crate::publish::target::find_line(text, index, leaf);
+        return crate::webrtc::whip::target::find_line(text, index, leaf);
     }
     let key = key.split('[').next().unwrap_or(key);
     let (section, leaf) = key.rsplit_once('.').unwrap_or(("", key));

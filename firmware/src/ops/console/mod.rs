@@ -7,7 +7,7 @@
 //! - this file: the session (banner, prompt, one command per line) and how a line runs: its
 //!   words are parsed with the CLI's own clap definition; control commands (`status`,
 //!   `stream ...`, `viewers`, `logs`, `set-log-level`, `reboot-stream`, `config show|reload`) go
-//!   through the same client code as the CLI ([`crate::control::client::execute`]) into the
+//!   through the same client code as the CLI ([`crate::ops::control::client::execute`]) into the
 //!   serial line; the other commands (`keys show`, `check`, `config validate`, `chain status`,
 //!   ...) run this binary as a child with the console's data dir, and its output is copied.
 //!   `logs --follow` streams until Ctrl-C.
@@ -22,7 +22,7 @@ pub mod line;
 pub mod tty;
 
 use crate::cli::{Cli, Command, ConfigCmd};
-use crate::control::client::{self, Action, Output, Target};
+use crate::ops::control::client::{self, Action, Output, Target};
 use clap::Parser;
 use line::{Event, LineEditor, MAX_LINE};
 use serde::{Deserialize, Serialize};

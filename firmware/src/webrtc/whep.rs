@@ -11,7 +11,7 @@
 use crate::config::WebRtcConfig;
 use crate::media::{Hub, OutPacket};
 use crate::stats::Stats;
-use crate::stun::StunResolver;
+use crate::webrtc::stun::StunResolver;
 use rtc::interceptor::Registry;
 use rtc::media_stream::MediaStreamTrack;
 use rtc::peer_connection::configuration::media_engine::{MIME_TYPE_VP8, MediaEngine};
@@ -308,8 +308,8 @@ impl Viewers {
             let registry = register_default_interceptors(Registry::new(), &mut media)
                 .map_err(|e| internal("interceptors", &e))?
                 .with(
-                    crate::keyframe_requests::SLOT,
-                    crate::keyframe_requests::KeyframeRequestForwarder::default(),
+                    crate::webrtc::keyframe::SLOT,
+                    crate::webrtc::keyframe::KeyframeRequestForwarder::default(),
                 );
             Ok((media, registry))
         };
@@ -460,7 +460,7 @@ impl Viewers {
                 while let Some(TrackLocalEvent::OnRtcpPacket(packets)) = track.poll().await {
                     let wants_key = packets
                         .iter()
-                        .any(|p| crate::keyframe_requests::is_keyframe_request(p.as_ref()));
+                        .any(|p| crate::webrtc::keyframe::is_keyframe_request(p.as_ref()));
                     if wants_key {
                         stats.keyframe_requests.fetch_add(1, Ordering::Relaxed);
                         hub.request_keyframe(viewer);

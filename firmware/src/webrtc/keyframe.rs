@@ -6,7 +6,7 @@
 //! PLI and FIR (a viewer lost a reference frame and shows garbage until the next keyframe), so
 //! a viewer's forwarder marks exactly those compound packets and nothing else; receiver reports
 //! and NACKs stay with the interceptors that act on them. Publishers use the same forwarder with
-//! a predicate that also takes REMB (`crate::publish::feedback`).
+//! a predicate that also takes REMB (`crate::webrtc::whip::feedback`).
 
 use rtc::interceptor::{Attribute, Interceptor, Packet, Slot, StreamInfo, TaggedPacket};
 use rtc::rtcp::payload_feedbacks::full_intra_request::FullIntraRequest;

@@ -3,7 +3,7 @@
 //!
 //! `webrtc` 0.21 ends the interceptor chain in a terminus that drops inbound RTCP unless an
 //! interceptor marks it for the application. Publisher connections use this forwarder in place
-//! of the viewers' [`crate::keyframe_requests::RtcpForwarder`] predicate: it lets through what a viewer's
+//! of the viewers' [`crate::webrtc::keyframe::RtcpForwarder`] predicate: it lets through what a viewer's
 //! does (PLI, FIR) plus REMB, which the publisher turns into the encoder's target bitrate
 //! within `encoder.min_bitrate_kbps ..= encoder.bitrate_kbps` (see [`super::PublishStats`]),
 //! plus receiver reports, which give the figures `sutantra status` and `/metrics` show.
@@ -58,7 +58,7 @@ pub fn remb_kbps(p: &dyn rtc::rtcp::Packet) -> Option<u32> {
 }
 
 fn wanted(p: &dyn rtc::rtcp::Packet) -> bool {
-    crate::keyframe_requests::is_keyframe_request(p)
+    crate::webrtc::keyframe::is_keyframe_request(p)
         || remb_kbps(p).is_some()
         || p.as_any().is::<ReceiverReport>()
 }
@@ -66,9 +66,9 @@ fn wanted(p: &dyn rtc::rtcp::Packet) -> bool {
 /// The publisher's forwarder: PLI, FIR, REMB and receiver reports; the congestion controller's
 /// estimate (TWCC + GCC) and the TWCC feedback count go to `cc`.
 pub fn forwarder(
-    cc: std::sync::Arc<crate::keyframe_requests::CcSink>,
-) -> crate::keyframe_requests::RtcpForwarder {
-    crate::keyframe_requests::RtcpForwarder::new(wanted).with_cc_sink(cc)
+    cc: std::sync::Arc<crate::webrtc::keyframe::CcSink>,
+) -> crate::webrtc::keyframe::RtcpForwarder {
+    crate::webrtc::keyframe::RtcpForwarder::new(wanted).with_cc_sink(cc)
 }
 
 #[cfg(test)]
@@ -119,7 +119,7 @@ mod tests {
             None
         );
     }
-    use crate::keyframe_requests::tests::rtcp;
+    use crate::webrtc::keyframe::tests::rtcp;
     use rtc::interceptor::{Packet, Registry};
     use rtc::rtcp::receiver_report::ReceiverReport;
     use rtc::sansio::Protocol;
@@ -128,7 +128,7 @@ mod tests {
     fn remb_passes_the_terminus_with_its_bitrate() {
         let mut chain = Registry::new()
             .with(
-                crate::keyframe_requests::SLOT,
+                crate::webrtc::keyframe::SLOT,
                 forwarder(std::sync::Arc::default()),
             )
             .build();

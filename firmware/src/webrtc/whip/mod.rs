@@ -1,7 +1,7 @@
 //! WHIP publishing (RFC 9725): the node pushes its one stream to relays and SFUs.
 //!
 //! One tokio task per enabled `[[publish]]` target. A task builds a sendonly peer connection the
-//! way [`crate::viewer`] builds a viewer's (its own `TrackLocalStaticRTP`, mDNS off, explicit
+//! way [`crate::webrtc::whep`] builds a viewer's (its own `TrackLocalStaticRTP`, mDNS off, explicit
 //! bind addresses, the PLI/FIR interceptor), makes the offer, waits a bounded time for gathering,
 //! POSTs it ([`whip_http`]), applies the answer, and once connected joins the [`Hub`] like any
 //! viewer: a bounded queue of the shared encoder's packets (no second encode) and a keyframe on
@@ -28,8 +28,8 @@ pub mod whip_http;
 use crate::config::WebRtcConfig;
 use crate::media::{Hub, OutPacket};
 use crate::stats::Stats;
-use crate::stun::StunResolver;
-use crate::viewer::{Handler, PcEvent, wait_gathering};
+use crate::webrtc::stun::StunResolver;
+use crate::webrtc::whep::{Handler, PcEvent, wait_gathering};
 use rtc::interceptor::Registry;
 use rtc::media_stream::MediaStreamTrack;
 use rtc::peer_connection::configuration::media_engine::{MIME_TYPE_VP8, MediaEngine};
@@ -458,7 +458,7 @@ impl Publishers {
     ) -> Self {
         stats.publish.set_range(bitrate_kbps.0, bitrate_kbps.1);
         let bind_ips = if webrtc.bind_addrs.is_empty() {
-            crate::viewer::local_ips()
+            crate::webrtc::whep::local_ips()
         } else {
             webrtc.bind_addrs.clone()
         };
@@ -711,7 +711,7 @@ async fn session(
     stop: &mut watch::Receiver<bool>,
 ) -> Outcome {
     let (events_tx, mut events) = mpsc::channel(32);
-    let twcc_estimate = Arc::new(crate::keyframe_requests::CcSink::default());
+    let twcc_estimate = Arc::new(crate::webrtc::keyframe::CcSink::default());
     let (pc, track) =
         match build_connection(ctx, link_servers, events_tx, twcc_estimate.clone()).await {
             Ok(v) => v,
@@ -744,7 +744,7 @@ async fn negotiate_and_stream(
     events: &mut mpsc::Receiver<PcEvent>,
     link_servers: &mut Vec<LinkIceServer>,
     stop: &mut watch::Receiver<bool>,
-    twcc_estimate: &crate::keyframe_requests::CcSink,
+    twcc_estimate: &crate::webrtc::keyframe::CcSink,
 ) -> Outcome {
     let deadline = Instant::now() + ctx.gather_timeout;
     let offer = match pc.create_offer(None).await {
@@ -822,7 +822,7 @@ async fn stream(
     track: &Arc<TrackLocalStaticRTP>,
     events: &mut mpsc::Receiver<PcEvent>,
     stop: &mut watch::Receiver<bool>,
-    twcc_estimate: &crate::keyframe_requests::CcSink,
+    twcc_estimate: &crate::webrtc::keyframe::CcSink,
 ) -> Outcome {
     let mut twcc_applied = 0u64;
     let mut twcc_seen = 0u64;
@@ -846,7 +846,7 @@ async fn stream(
             _ = stop.changed() => return Outcome::Stopped,
         }
     }
-    let Some((ssrc, pt)) = crate::viewer::negotiated(pc, track).await else {
+    let Some((ssrc, pt)) = crate::webrtc::whep::negotiated(pc, track).await else {
         return Outcome::Failed("no negotiated VP8 sender".into());
     };
     let Some((id, wake)) = ctx.hub.join() else {
@@ -867,7 +867,7 @@ async fn stream(
             while let Some(TrackLocalEvent::OnRtcpPacket(packets)) = track.poll().await {
                 if packets
                     .iter()
-                    .any(|p| crate::keyframe_requests::is_keyframe_request(p.as_ref()))
+                    .any(|p| crate::webrtc::keyframe::is_keyframe_request(p.as_ref()))
                 {
                     stats.keyframe_requests.fetch_add(1, Ordering::Relaxed);
                     hub.request_keyframe(id);
@@ -917,7 +917,7 @@ async fn stream(
             }
             _ = stop.changed() => break Outcome::Stopped,
         }
-        match crate::viewer::send_queued(&ctx.hub, id, track, ssrc, pt, &mut batch).await {
+        match crate::webrtc::whep::send_queued(&ctx.hub, id, track, ssrc, pt, &mut batch).await {
             Ok(bytes) => {
                 ctx.stats.publish.add_sent(index, bytes, Instant::now());
                 let seen = twcc_estimate.twcc_feedback.load(Ordering::Relaxed);
@@ -947,7 +947,7 @@ async fn build_connection(
     ctx: &Ctx,
     link_servers: &[LinkIceServer],
     events: mpsc::Sender<PcEvent>,
-    twcc_estimate: Arc<crate::keyframe_requests::CcSink>,
+    twcc_estimate: Arc<crate::webrtc::keyframe::CcSink>,
 ) -> Result<(impl PeerConnection + use<>, Arc<TrackLocalStaticRTP>), String> {
     let vp8 = RTCRtpCodec {
         mime_type: MIME_TYPE_VP8.to_owned(),
@@ -992,7 +992,7 @@ async fn build_connection(
             rtc::interceptor::CongestionControlBuilder::new(gcc(ctx.stats.publish.range())).build(),
         )
         .with(
-            crate::keyframe_requests::SLOT,
+            crate::webrtc::keyframe::SLOT,
             feedback::forwarder(twcc_estimate),
         );
     let mut servers = Vec::new();

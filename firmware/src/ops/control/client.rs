@@ -128,6 +128,14 @@ pub struct Output<'a> {
     pub error_prefix: &'a str,
 }
 
+impl std::fmt::Debug for Output<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Output")
+            .field("error_prefix", &self.error_prefix)
+            .finish_non_exhaustive()
+    }
+}
+
 impl Output<'_> {
     fn error(&mut self, message: std::fmt::Arguments<'_>) {
         // A closed stdout/stderr or a hung-up serial line: nothing left to tell.

@@ -12,12 +12,12 @@
 //! they work beside a running node; `chain resume` writes and needs the node stopped. Exit codes
 //! of the data commands: 0 done, 1 failure (message on stderr), 2 bad arguments.
 
-use crate::chain::rfc3339;
-use crate::chain::sync::signed_header_hash;
+use crate::config::duration::parse_duration;
 use crate::config::parse_trust_level;
-use crate::duration::parse_duration;
-use crate::keys;
-use crate::store::{OutboxEntry, OutboxStatus, Store};
+use crate::validator::chain::rfc3339;
+use crate::validator::chain::sync::signed_header_hash;
+use crate::validator::keys;
+use crate::validator::store::{OutboxEntry, OutboxStatus, Store};
 use clap::{Args, Subcommand};
 use serde_json::{Value, json};
 use std::path::{Path, PathBuf};
@@ -446,7 +446,7 @@ fn status_json(store: &Store) -> Result<Value, String> {
 }
 
 fn chain_resume(data_dir: &Path, as_json: bool) -> ExitCode {
-    if !crate::store::store_path(data_dir).exists() {
+    if !crate::validator::store::store_path(data_dir).exists() {
         return fail(format!(
             "no store in {}: nothing to resume",
             data_dir.display()
@@ -906,7 +906,7 @@ mod tests {
 
     #[test]
     fn header_files_of_every_shape_give_the_same_hash() {
-        let commit: Value = serde_json::from_slice(&crate::chain::rpc::tests::recorded(
+        let commit: Value = serde_json::from_slice(&crate::validator::chain::rpc::tests::recorded(
             "commit_at_height_10.json",
         ))
         .expect("json");

@@ -3,7 +3,7 @@
 //! simulated bottleneck to `webrtc`'s own TWCC feedback generator, with the encoder following the
 //! estimate as the publisher makes it. Real components; only the link and the clock are simulated.
 
-use crate::keyframe_requests::tests::tagged;
+use crate::webrtc::keyframe::tests::tagged;
 use rtc::interceptor::{
     CongestionControlBuilder, Interceptor, Packet, RTPHeaderExtension, Registry, Slot, StreamInfo,
     TwccReceiverBuilder, TwccSenderBuilder,
@@ -36,7 +36,7 @@ fn stream_info() -> StreamInfo {
 /// estimate (kbit/s) each second (0: never moved off the configured rate) and the TWCC feedback
 /// packets the sender's chain saw.
 fn run(link_kbps: f64, (min_kbps, max_kbps): (u32, u32), seconds: u64) -> (Vec<u64>, u64) {
-    let cc = Arc::new(crate::keyframe_requests::CcSink::default());
+    let cc = Arc::new(crate::webrtc::keyframe::CcSink::default());
     let mut sender = Registry::new()
         .with(Slot::TwccSender, TwccSenderBuilder::new().build())
         .with(
@@ -44,7 +44,7 @@ fn run(link_kbps: f64, (min_kbps, max_kbps): (u32, u32), seconds: u64) -> (Vec<u
             CongestionControlBuilder::new(super::gcc((min_kbps, max_kbps))).build(),
         )
         .with(
-            crate::keyframe_requests::SLOT,
+            crate::webrtc::keyframe::SLOT,
             super::feedback::forwarder(cc.clone()),
         )
         .build();
@@ -169,10 +169,10 @@ fn a_link_just_below_the_configured_rate_is_found() {
 
 #[test]
 fn twcc_feedback_is_counted() {
-    let cc = Arc::new(crate::keyframe_requests::CcSink::default());
+    let cc = Arc::new(crate::webrtc::keyframe::CcSink::default());
     let mut chain = Registry::new()
         .with(
-            crate::keyframe_requests::SLOT,
+            crate::webrtc::keyframe::SLOT,
             super::feedback::forwarder(cc.clone()),
         )
         .build();

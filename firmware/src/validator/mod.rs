@@ -1,21 +1,26 @@
 //! The light validator in the running node: wiring and shutdown of its three threads.
 //!
-//! `sutantra run` with a `[chain]` starts here: the chain thread ([`crate::chain::sync`]), the
-//! attestation thread and the submitter ([`crate::attest`]), all on plain OS threads (blocking
+//! `sutantra run` with a `[chain]` starts here: the chain thread ([`crate::validator::chain::sync`]), the
+//! attestation thread and the submitter ([`crate::validator::attest`]), all on plain OS threads (blocking
 //! HTTP and fsync'd commits never touch the tokio runtime that serves viewers), and hands the
 //! media path the segment observer. Shutdown order matters for "nothing committed is lost and
 //! the last segment is attested": the media threads stop first (dropping the observer flushes the
 //! open segment), then the attestation thread drains its channel and exits, then the chain and
 //! submitter threads are told to stop.
 
-use crate::attest::runtime::{Attester, SEGMENT_CHANNEL, SegmentObserver};
-use crate::attest::submit::Submitter;
-use crate::chain::ChainShared;
-use crate::chain::rpc::RpcClient;
-use crate::chain::sync::{SyncConfig, Syncer};
+pub mod attest;
+pub mod chain;
+pub mod keys;
+pub mod store;
+
 use crate::config::Config;
 use crate::stats::Stats;
-use crate::store::Store;
+use crate::validator::attest::runtime::{Attester, SEGMENT_CHANNEL, SegmentObserver};
+use crate::validator::attest::submit::Submitter;
+use crate::validator::chain::ChainShared;
+use crate::validator::chain::rpc::RpcClient;
+use crate::validator::chain::sync::{SyncConfig, Syncer};
+use crate::validator::store::Store;
 use ed25519_compact::KeyPair;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;

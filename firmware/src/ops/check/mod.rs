@@ -139,8 +139,8 @@ fn load(args: &CheckArgs) -> Result<Config, String> {
         }
         None => (Config::default(), None),
     };
-    let (board, _) = crate::board::choose(args.board.as_deref(), cfg.board.as_deref())?;
-    crate::board::apply(&mut cfg, board, table.as_ref());
+    let (board, _) = crate::config::board::choose(args.board.as_deref(), cfg.board.as_deref())?;
+    crate::config::board::apply(&mut cfg, board, table.as_ref());
     cfg.board = Some(board.name.to_string());
     if let Some(d) = &args.data_dir {
         cfg.data_dir = d.clone();

@@ -366,7 +366,7 @@ impl Media {
                         let force = ((hub.take_keyframe_request() | operator)
                             && limiter.allow(now))
                             || limiter.poll(now);
-                        crate::publish::apply_target_bitrate(
+                        crate::webrtc::whip::apply_target_bitrate(
                             &stats,
                             &mut encoder,
                             &mut applied_kbps,

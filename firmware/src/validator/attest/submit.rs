@@ -9,10 +9,10 @@
 //! change is a durable store commit. Logs: one line when a failure streak starts and one when it
 //! ends, one per rejection. While attestations are halted by a witness conflict, nothing is sent.
 
-use crate::chain::ChainShared;
-use crate::chain::rpc::{Broadcast, RpcClient, RpcError};
 use crate::stats::{ChainStats, Stats};
-use crate::store::{OutboxStatus, Store};
+use crate::validator::chain::ChainShared;
+use crate::validator::chain::rpc::{Broadcast, RpcClient, RpcError};
+use crate::validator::store::{OutboxStatus, Store};
 use sha2::Digest as _;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -181,7 +181,7 @@ impl Submitter {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::chain::rpc::Broadcast;
+    use crate::validator::chain::rpc::Broadcast;
 
     #[test]
     fn answers_are_classified() {

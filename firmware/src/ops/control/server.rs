@@ -11,7 +11,7 @@ use super::proto::{self, ProtoError, Request, Response};
 use crate::config::Config;
 use crate::media::Hub;
 use crate::stats::Stats;
-use crate::viewer::Viewers;
+use crate::webrtc::whep::Viewers;
 use serde_json::{Value, json};
 use std::os::unix::fs::{FileTypeExt, PermissionsExt};
 use std::path::{Path, PathBuf};
@@ -104,7 +104,7 @@ pub struct ControlState {
     /// The effective configuration (replaced by reloads).
     pub config: Arc<std::sync::RwLock<Arc<Config>>>,
     /// Reloads (absent in tests of the socket alone).
-    pub live: Option<Arc<crate::reload::Live>>,
+    pub live: Option<Arc<crate::config::reload::Live>>,
     /// Measured bitrate over the last second, in kbit/s.
     pub kbps: Arc<AtomicU64>,
 }

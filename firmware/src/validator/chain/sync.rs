@@ -19,7 +19,7 @@
 use super::rpc::{RpcClient, RpcError};
 use super::{Anchor, ChainShared, now_time, unix_now, unix_now_ms};
 use crate::stats::{ChainStats, Stats};
-use crate::store::Store;
+use crate::validator::store::Store;
 use serde::Serialize;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -434,7 +434,7 @@ fn with_hint(e: &ChainError) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::chain::rpc::tests::{recorded, serve, vectors};
+    use crate::validator::chain::rpc::tests::{recorded, serve, vectors};
 
     /// The recorded v0.38 commit at height 10 with the recorded genesis validator as both sets.
     fn kvstore_rpc() -> String {

@@ -5,7 +5,7 @@
 //! plain-text reason the operator can act on.
 
 use crate::stats::Stats;
-use crate::viewer::{SessionError, Viewers};
+use crate::webrtc::whep::{SessionError, Viewers};
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, Path, State};

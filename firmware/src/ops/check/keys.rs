@@ -6,7 +6,7 @@ use std::os::unix::fs::PermissionsExt;
 
 /// The key file's mode.
 pub fn check(cfg: &Config) -> Outcome {
-    let path = crate::keys::key_path(&cfg.data_dir);
+    let path = crate::validator::keys::key_path(&cfg.data_dir);
     match std::fs::metadata(&path) {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Outcome::ok(
             "keys",

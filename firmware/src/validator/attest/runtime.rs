@@ -12,9 +12,9 @@
 //! new `next_seq`/`prev_hash` in one durable transaction. Only then is it counted and logged as
 //! stored. If the commit fails, the chain is rebuilt from the store, so a seq is never skipped.
 
-use crate::chain::{ChainShared, unix_now};
 use crate::stats::{ChainStats, Stats};
-use crate::store::Store;
+use crate::validator::chain::{ChainShared, unix_now};
+use crate::validator::store::Store;
 use ed25519_compact::KeyPair;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -191,7 +191,7 @@ impl Attester {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::chain::Anchor;
+    use crate::validator::chain::Anchor;
     use ed25519_compact::Seed;
     use std::time::Duration;
     use sutantra_core::attest::{SegmentConfig, SignedAttestation, verify_chain};

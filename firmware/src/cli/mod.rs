@@ -4,13 +4,16 @@
 //! pattern, 640x480 at 30 FPS, HTTP on 127.0.0.1:8080, data in `./sutantra-data`); flags override
 //! the file. Exit codes: 0 clean stop, 1 runtime failure, 2 bad configuration or arguments.
 
+pub mod chain;
+pub mod completions;
+
 use crate::config::{Config, ConfigError};
 use crate::http::{self, AppState};
 use crate::media::{Hub, Media};
 use crate::stats::Stats;
-use crate::store::Store;
 use crate::validator::LightValidator;
-use crate::viewer::Viewers;
+use crate::validator::store::Store;
+use crate::webrtc::whep::Viewers;
 use clap::{Args, Parser, Subcommand};
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -46,23 +49,23 @@ pub enum Command {
     /// The light client: verify a light block offline, show the trusted state, resume after a
     /// witness conflict.
     #[command(subcommand)]
-    Chain(crate::cli_chain::ChainCmd),
+    Chain(crate::cli::chain::ChainCmd),
     /// The node's identity key.
     #[command(subcommand)]
-    Keys(crate::cli_chain::KeysCmd),
+    Keys(crate::cli::chain::KeysCmd),
     /// Signed attestations: the outbox, export, and checking any node's attestations.
     #[command(subcommand)]
-    Attest(crate::cli_chain::AttestCmd),
+    Attest(crate::cli::chain::AttestCmd),
     /// The running node: source, state, fps, bitrate, viewers, drops, uptime, chain, board health.
-    Status(crate::control::client::Target),
+    Status(crate::ops::control::client::Target),
     /// Control the running node's stream: keyframe, stop, start.
     Stream {
         /// What to do.
         #[command(subcommand)]
-        cmd: crate::control::client::StreamCmd,
+        cmd: crate::ops::control::client::StreamCmd,
         /// The node.
         #[command(flatten)]
-        target: crate::control::client::Target,
+        target: crate::ops::control::client::Target,
     },
     /// The running node's viewer sessions; `--kick ID` ends one.
     Viewers {
@@ -71,7 +74,7 @@ pub enum Command {
         kick: Option<String>,
         /// The node.
         #[command(flatten)]
-        target: crate::control::client::Target,
+        target: crate::ops::control::client::Target,
     },
     /// The running node's recent log lines; `--follow` streams new ones.
     Logs {
@@ -84,7 +87,7 @@ pub enum Command {
         lines: u16,
         /// The node.
         #[command(flatten)]
-        target: crate::control::client::Target,
+        target: crate::ops::control::client::Target,
     },
     /// Change the running node's log filter (e.g. `debug`, `info`, `sutantra=debug`).
     SetLogLevel {
@@ -92,14 +95,14 @@ pub enum Command {
         level: String,
         /// The node.
         #[command(flatten)]
-        target: crate::control::client::Target,
+        target: crate::ops::control::client::Target,
     },
     /// Restart the running node's capture source; the HTTP server and the viewers stay up.
-    RebootStream(crate::control::client::Target),
+    RebootStream(crate::ops::control::client::Target),
     /// Preflight diagnostics (no running node needed): OK / WARN / FAIL with what to do.
-    Check(crate::check::CheckArgs),
+    Check(crate::ops::check::CheckArgs),
     /// The serial console: a line prompt on TTY that runs these commands against the node.
-    Console(crate::console::ConsoleArgs),
+    Console(crate::ops::console::ConsoleArgs),
     /// Print a shell completion script (bash, zsh, fish) to stdout.
     Completions {
         /// The shell.
@@ -125,10 +128,10 @@ pub enum ConfigCmd {
         json: bool,
     },
     /// The running node's effective configuration (TOML-like text, or `--json`).
-    Show(crate::control::client::Target),
+    Show(crate::ops::control::client::Target),
     /// Make the running node read its configuration file again (as SIGHUP does) and say what
     /// it applied, what restarted the pipeline and what needs a node restart.
-    Reload(crate::control::client::Target),
+    Reload(crate::ops::control::client::Target),
     /// Set one key in the configuration file (comments kept, validated, written atomically),
     /// then reload the running node. Without a running node, `--file FILE` edits a file.
     Set {
@@ -143,7 +146,7 @@ pub enum ConfigCmd {
         file: Option<PathBuf>,
         /// The node.
         #[command(flatten)]
-        target: crate::control::client::Target,
+        target: crate::ops::control::client::Target,
     },
 }
 
@@ -222,11 +225,11 @@ pub fn resolve_config(args: &RunArgs) -> Result<Config, ConfigError> {
         None => (Config::default(), None),
     };
     // Profile defaults go under the file: they fill only what the file leaves out.
-    let (board, chosen) = crate::board::choose(args.board.as_deref(), cfg.board.as_deref())
-        .map_err(|reason| crate::board::error(args.config.as_deref(), reason))?;
-    crate::board::apply(&mut cfg, board, table.as_ref());
+    let (board, chosen) = crate::config::board::choose(args.board.as_deref(), cfg.board.as_deref())
+        .map_err(|reason| crate::config::board::error(args.config.as_deref(), reason))?;
+    crate::config::board::apply(&mut cfg, board, table.as_ref());
     cfg.board = Some(board.name.to_string());
-    if chosen == crate::board::Chosen::Detected {
+    if chosen == crate::config::board::Chosen::Detected {
         eprintln!(
             "sutantra: detected board {} ({})",
             board.name, board.description
@@ -269,7 +272,7 @@ pub fn resolve_config(args: &RunArgs) -> Result<Config, ConfigError> {
     }
     for url in &args.publish {
         cfg.publish
-            .push(crate::publish::target::PublishTarget::from_url(url));
+            .push(crate::webrtc::whip::target::PublishTarget::from_url(url));
     }
     cfg.validate().map_err(|(key, reason)| {
         // A value set in the file keeps its line; one from a flag names the flag.
@@ -289,11 +292,12 @@ pub fn resolve_config(args: &RunArgs) -> Result<Config, ConfigError> {
 /// `sutantra config validate FILE`.
 pub fn config(cmd: ConfigCmd) -> ExitCode {
     match cmd {
-        ConfigCmd::Show(target) => {
-            crate::control::client::run(&target, crate::control::client::Action::ConfigShow)
-        }
+        ConfigCmd::Show(target) => crate::ops::control::client::run(
+            &target,
+            crate::ops::control::client::Action::ConfigShow,
+        ),
         ConfigCmd::Reload(target) => {
-            crate::control::client::run(&target, crate::control::client::Action::Reload)
+            crate::ops::control::client::run(&target, crate::ops::control::client::Action::Reload)
         }
         ConfigCmd::Set {
             key,
@@ -331,15 +335,15 @@ fn config_set(
     key: &str,
     value: &str,
     file: Option<PathBuf>,
-    target: &crate::control::client::Target,
+    target: &crate::ops::control::client::Target,
 ) -> ExitCode {
-    use crate::control::client::{Action, EXIT_NOT_RUNNING, Output, cli_runtime, execute};
+    use crate::ops::control::client::{Action, EXIT_NOT_RUNNING, Output, cli_runtime, execute};
     let runtime = match cli_runtime() {
         Ok(r) => r,
         Err(code) => return code,
     };
     // Which file: the one given, else the one the running node was started with.
-    let quiet = crate::control::client::Target {
+    let quiet = crate::ops::control::client::Target {
         json: true,
         ..target.clone()
     };
@@ -380,7 +384,7 @@ fn config_set(
     // The text before the edit: a value the running node refuses (a camera that does not open)
     // is taken back out of the file, so the file never holds what the node cannot run.
     let before = std::fs::read_to_string(&path).ok();
-    if let Err(e) = crate::config_edit::set_in_file(&path, key, value) {
+    if let Err(e) = crate::config::edit::set_in_file(&path, key, value) {
         eprintln!("sutantra: {e}");
         return ExitCode::from(2);
     }
@@ -414,7 +418,7 @@ fn config_set(
     if code == 1
         && let Some(text) = before
     {
-        match crate::config_edit::write_atomic(&path, &text) {
+        match crate::config::edit::write_atomic(&path, &text) {
             Ok(()) => eprintln!(
                 "sutantra: {} is back as it was ({key} not changed)",
                 path.display()
@@ -427,7 +431,7 @@ fn config_set(
 
 fn init_logging(filter: &str) {
     // The reloadable filter and the ring `sutantra logs` reads (src/control/logging.rs).
-    crate::control::logging::init(filter);
+    crate::ops::control::logging::init(filter);
 }
 
 /// `sutantra run`.
@@ -469,10 +473,12 @@ async fn run_node(cfg: Config, args: RunArgs) -> Result<(), String> {
     })?;
     // The control socket first: a node already running on this data dir answers on it, and
     // this one refuses to start before it touches the store or the camera.
-    let control_socket = crate::control::server::bind(&cfg.control.socket_path(&cfg.data_dir))?;
+    let control_socket =
+        crate::ops::control::server::bind(&cfg.control.socket_path(&cfg.data_dir))?;
     // The identity key: created on the first start (mode 0600); a key open to group or others
     // stops the node with the chmod that fixes it.
-    let (key, created) = crate::keys::load_or_create(&cfg.data_dir).map_err(|e| e.to_string())?;
+    let (key, created) =
+        crate::validator::keys::load_or_create(&cfg.data_dir).map_err(|e| e.to_string())?;
     tracing::info!(
         node_id = %sutantra_core::attest::node_id(&key.pk),
         created,
@@ -481,7 +487,7 @@ async fn run_node(cfg: Config, args: RunArgs) -> Result<(), String> {
     // The store; holding it marks this data dir as in use by a running node.
     let store =
         Arc::new(Store::open(&cfg.data_dir, Duration::from_secs(3)).map_err(|e| e.to_string())?);
-    crate::store::write_pid_file(&cfg.data_dir);
+    crate::validator::store::write_pid_file(&cfg.data_dir);
     let stats = Arc::new(Stats::new());
     // Publish targets take hub queues like viewers do (beside the viewer limit, not from it).
     let publish_targets = cfg.publish.iter().filter(|t| t.enabled).count();
@@ -490,7 +496,7 @@ async fn run_node(cfg: Config, args: RunArgs) -> Result<(), String> {
         cfg.webrtc.viewer_queue_packets,
     )?);
     let spec = cfg.source_spec();
-    let media_cfg = crate::reload::media_config(&cfg);
+    let media_cfg = crate::config::reload::media_config(&cfg);
     let listener = tokio::net::TcpListener::bind(cfg.http.listen)
         .await
         .map_err(|e| {
@@ -528,13 +534,13 @@ async fn run_node(cfg: Config, args: RunArgs) -> Result<(), String> {
     let app = http::router(state, cfg.http.max_body_bytes, cfg.http.max_connections);
     if let Some(console) = &cfg.console {
         // The hosted serial console talks to this node's own control socket like any client.
-        crate::console::spawn(
+        crate::ops::console::spawn(
             console,
             cfg.control.socket_path(&cfg.data_dir),
             cfg.data_dir.clone(),
         )?;
     }
-    let publishers = crate::publish::Publishers::start(
+    let publishers = crate::webrtc::whip::Publishers::start(
         &cfg.publish,
         &cfg.webrtc,
         (cfg.encoder.min_bitrate_kbps, cfg.encoder.bitrate_kbps),
@@ -542,14 +548,14 @@ async fn run_node(cfg: Config, args: RunArgs) -> Result<(), String> {
         stats.clone(),
     );
     let (width, height) = (media.info.width, media.info.height);
-    let mut control_state = crate::control::server::ControlState::new(
+    let mut control_state = crate::ops::control::server::ControlState::new(
         stats.clone(),
         viewers.clone(),
         hub.clone(),
         cfg.clone(),
     );
     // Reloads (SIGHUP, `sutantra config reload|set`) own the pipeline from here on.
-    let live = Arc::new(crate::reload::Live::new(
+    let live = Arc::new(crate::config::reload::Live::new(
         args,
         control_state.config.clone(),
         media,
@@ -559,10 +565,10 @@ async fn run_node(cfg: Config, args: RunArgs) -> Result<(), String> {
         publishers,
     ));
     control_state.live = Some(live.clone());
-    let control = crate::control::server::spawn(control_socket, control_state);
+    let control = crate::ops::control::server::spawn(control_socket, control_state);
     let hangups = tokio::spawn(reload_on_sighup(live.clone()));
     // The status LED and the button ([gpio]; off unless this build and the board have them).
-    let gpio = crate::gpio::start(&cfg, stats.clone());
+    let gpio = crate::ops::gpio::start(&cfg, stats.clone());
     tracing::info!(
         listen = %local,
         source = %spec,
@@ -573,9 +579,9 @@ async fn run_node(cfg: Config, args: RunArgs) -> Result<(), String> {
     );
     println!("viewer: http://{local}/");
 
-    let notifier = Arc::new(crate::notify::Notifier::from_env());
+    let notifier = Arc::new(crate::ops::notify::Notifier::from_env());
     notifier.send("READY=1\nSTATUS=streaming");
-    let watchdog = tokio::spawn(crate::notify::watchdog_loop(
+    let watchdog = tokio::spawn(crate::ops::notify::watchdog_loop(
         notifier.clone(),
         stats.clone(),
     ));
@@ -604,13 +610,13 @@ async fn run_node(cfg: Config, args: RunArgs) -> Result<(), String> {
     })
     .await
     .map_err(|e| e.to_string())?;
-    crate::store::remove_pid_file(&cfg.data_dir);
+    crate::validator::store::remove_pid_file(&cfg.data_dir);
     drop(store);
     Ok(())
 }
 
 /// SIGHUP: read the configuration file again and apply what changed (src/reload.rs).
-async fn reload_on_sighup(live: Arc<crate::reload::Live>) {
+async fn reload_on_sighup(live: Arc<crate::config::reload::Live>) {
     let Ok(mut hup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) else {
         tracing::warn!("cannot watch SIGHUP; use `sutantra config reload`");
         return;
@@ -664,6 +670,51 @@ async fn summary_every_minute(stats: Arc<Stats>, hub: Arc<Hub>) {
             "summary"
         );
         (frames0, bytes0) = (frames, bytes);
+    }
+}
+
+/// Runs one parsed command; the binary's whole job after parsing.
+pub fn dispatch(command: Command) -> ExitCode {
+    match command {
+        Command::Run(args) => run(*args),
+        Command::Config(cmd) => config(cmd),
+        Command::Chain(cmd) => chain::chain(cmd),
+        Command::Keys(cmd) => chain::keys(cmd),
+        Command::Attest(cmd) => chain::attest(cmd),
+        Command::Boards { json } => crate::config::board::list(json),
+        Command::Status(target) => {
+            crate::ops::control::client::run(&target, crate::ops::control::client::Action::Status)
+        }
+        Command::Stream { cmd, target } => crate::ops::control::client::run(
+            &target,
+            crate::ops::control::client::Action::Stream(cmd),
+        ),
+        Command::Viewers { kick, target } => crate::ops::control::client::run(
+            &target,
+            crate::ops::control::client::Action::Viewers { kick },
+        ),
+        Command::Logs {
+            follow,
+            lines,
+            target,
+        } => crate::ops::control::client::run(
+            &target,
+            crate::ops::control::client::Action::Logs {
+                follow,
+                lines: usize::from(lines),
+            },
+        ),
+        Command::SetLogLevel { level, target } => crate::ops::control::client::run(
+            &target,
+            crate::ops::control::client::Action::SetLogLevel(level),
+        ),
+        Command::RebootStream(target) => crate::ops::control::client::run(
+            &target,
+            crate::ops::control::client::Action::RebootStream,
+        ),
+        Command::Check(args) => crate::ops::check::run(&args),
+        Command::Console(args) => crate::ops::console::run(&args),
+        Command::Completions { shell } => completions::print(shell),
     }
 }
 

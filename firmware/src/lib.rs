@@ -1,0 +1,33 @@
+//! `sutantra`: the edge node's library; the `sutantra` binary (`main.rs`) only parses the command
+//! line and dispatches here.
+//!
+//! The folders follow the subsystems (see `ARCHITECTURE.md` for the picture and the rules):
+//! - [`cli`]: the command line (clap) and the commands that run in the calling process.
+//! - [`node`]: the running node (`sutantra run`): starts and stops everything below, applies
+//!   reloads.
+//! - [`config`]: the TOML model, one file per section, `config set`, reload diffs, board
+//!   profiles. It imports nothing else from this crate.
+//! - [`stats`]: counters and gauges only (read by `/healthz`, `/metrics`, the LED, the watchdog);
+//!   commands never travel through it.
+//! - [`media`]: the capture and encode threads, the hub that fans packets out to sessions, and
+//!   `MediaControl`, the handle that carries pause, keyframe, restart and bitrate commands.
+//! - [`webrtc`]: the peer-connection builder, WHEP viewer sessions, WHIP publishing, keyframe
+//!   requests, STUN.
+//! - [`http`]: the axum server and its routes, `/metrics` rendering, and the one outbound HTTP
+//!   agent (chain RPC and WHIP).
+//! - [`validator`]: the light validator: chain RPC and sync thread, attestations, the redb store,
+//!   the node key.
+//! - [`ops`]: control socket, serial console, preflight checks, GPIO, systemd notify.
+//!
+//! The sans-I/O logic (frame pool, encoder step, RTP, pacer, fan-out, light client) lives in
+//! `sutantra-core`, the cameras and GPIO in `sutantra-hal`; this crate adds threads, sockets,
+//! files and the clock.
+
+pub mod cli;
+pub mod config;
+pub mod http;
+pub mod media;
+pub mod ops;
+pub mod stats;
+pub mod validator;
+pub mod webrtc;
