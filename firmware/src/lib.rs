@@ -27,6 +27,7 @@ pub mod cli;
 pub mod config;
 pub mod http;
 pub mod media;
+pub mod node;
 pub mod ops;
 pub mod stats;
 pub mod validator;

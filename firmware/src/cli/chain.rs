@@ -12,8 +12,8 @@
 //! they work beside a running node; `chain resume` writes and needs the node stopped. Exit codes
 //! of the data commands: 0 done, 1 failure (message on stderr), 2 bad arguments.
 
+use crate::config::chain::parse_trust_level;
 use crate::config::duration::parse_duration;
-use crate::config::parse_trust_level;
 use crate::validator::chain::rfc3339;
 use crate::validator::chain::sync::signed_header_hash;
 use crate::validator::keys;

@@ -6,22 +6,13 @@
 
 pub mod chain;
 pub mod completions;
+pub mod console;
 
 use crate::config::{Config, ConfigError};
-use crate::http::{self, AppState};
-use crate::media::{Hub, Media};
-use crate::stats::Stats;
-use crate::validator::LightValidator;
-use crate::validator::store::Store;
-use crate::webrtc::whep::Viewers;
 use clap::{Args, Parser, Subcommand};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::Arc;
-use std::sync::atomic::Ordering;
-use std::time::Duration;
-use sutantra_core::observer::{FrameObserver, FrameStats};
 
 /// Sutantra edge node: camera → VP8 → WebRTC viewers (WHEP).
 #[derive(Debug, Parser)]
@@ -102,7 +93,7 @@ pub enum Command {
     /// Preflight diagnostics (no running node needed): OK / WARN / FAIL with what to do.
     Check(crate::ops::check::CheckArgs),
     /// The serial console: a line prompt on TTY that runs these commands against the node.
-    Console(crate::ops::console::ConsoleArgs),
+    Console(crate::cli::console::ConsoleArgs),
     /// Print a shell completion script (bash, zsh, fish) to stdout.
     Completions {
         /// The shell.
@@ -272,7 +263,7 @@ pub fn resolve_config(args: &RunArgs) -> Result<Config, ConfigError> {
     }
     for url in &args.publish {
         cfg.publish
-            .push(crate::webrtc::whip::target::PublishTarget::from_url(url));
+            .push(crate::config::PublishTarget::from_url(url));
     }
     cfg.validate().map_err(|(key, reason)| {
         // A value set in the file keeps its line; one from a flag names the flag.
@@ -455,7 +446,7 @@ pub fn run(args: RunArgs) -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    match runtime.block_on(run_node(cfg, args)) {
+    match runtime.block_on(start(cfg, args)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("sutantra: {e}");
@@ -464,7 +455,9 @@ pub fn run(args: RunArgs) -> ExitCode {
     }
 }
 
-async fn run_node(cfg: Config, args: RunArgs) -> Result<(), String> {
+/// Makes the data dir and binds the control socket (refusing to start beside a running node)
+/// and the HTTP port, starts the hosted serial console if configured, then runs the node.
+async fn start(cfg: Config, args: RunArgs) -> Result<(), String> {
     std::fs::create_dir_all(&cfg.data_dir).map_err(|e| {
         format!(
             "cannot create the data directory {}: {e}; pass --data-dir DIR",
@@ -473,30 +466,7 @@ async fn run_node(cfg: Config, args: RunArgs) -> Result<(), String> {
     })?;
     // The control socket first: a node already running on this data dir answers on it, and
     // this one refuses to start before it touches the store or the camera.
-    let control_socket =
-        crate::ops::control::server::bind(&cfg.control.socket_path(&cfg.data_dir))?;
-    // The identity key: created on the first start (mode 0600); a key open to group or others
-    // stops the node with the chmod that fixes it.
-    let (key, created) =
-        crate::validator::keys::load_or_create(&cfg.data_dir).map_err(|e| e.to_string())?;
-    tracing::info!(
-        node_id = %sutantra_core::attest::node_id(&key.pk),
-        created,
-        "node key"
-    );
-    // The store; holding it marks this data dir as in use by a running node.
-    let store =
-        Arc::new(Store::open(&cfg.data_dir, Duration::from_secs(3)).map_err(|e| e.to_string())?);
-    crate::validator::store::write_pid_file(&cfg.data_dir);
-    let stats = Arc::new(Stats::new());
-    // Publish targets take hub queues like viewers do (beside the viewer limit, not from it).
-    let publish_targets = cfg.publish.iter().filter(|t| t.enabled).count();
-    let hub = Arc::new(Hub::new(
-        cfg.webrtc.max_viewers + publish_targets,
-        cfg.webrtc.viewer_queue_packets,
-    )?);
-    let spec = cfg.source_spec();
-    let media_cfg = crate::config::reload::media_config(&cfg);
+    let control = crate::ops::control::server::bind(&cfg.control.socket_path(&cfg.data_dir))?;
     let listener = tokio::net::TcpListener::bind(cfg.http.listen)
         .await
         .map_err(|e| {
@@ -505,128 +475,19 @@ async fn run_node(cfg: Config, args: RunArgs) -> Result<(), String> {
                 cfg.http.listen
             )
         })?;
-    let (validator, observer): (Option<LightValidator>, Box<dyn FrameObserver>) =
-        if cfg.chain.enabled() {
-            let (v, o) = LightValidator::start(&cfg, key, store.clone(), stats.clone())?;
-            (Some(v), o)
-        } else {
-            (None, Box::new(FrameStats::new()))
-        };
-    let media = match Media::start(&media_cfg, hub.clone(), stats.clone(), observer) {
-        Ok(m) => m,
-        Err(e) => {
-            if let Some(v) = validator {
-                v.shutdown();
-            }
-            return Err(e.to_string());
-        }
-    };
-
-    let local = listener.local_addr().map_err(|e| e.to_string())?;
-    let viewers = Arc::new(Viewers::new(cfg.webrtc.clone(), hub.clone(), stats.clone()));
-    let token = Arc::new(std::sync::RwLock::new(cfg.http.token.clone()));
-    let state = AppState {
-        viewers: viewers.clone(),
-        stats: stats.clone(),
-        token: token.clone(),
-        hub: hub.clone(),
-    };
-    let app = http::router(state, cfg.http.max_body_bytes, cfg.http.max_connections);
     if let Some(console) = &cfg.console {
         // The hosted serial console talks to this node's own control socket like any client.
-        crate::ops::console::spawn(
+        console::spawn(
             console,
             cfg.control.socket_path(&cfg.data_dir),
             cfg.data_dir.clone(),
         )?;
     }
-    let publishers = crate::webrtc::whip::Publishers::start(
-        &cfg.publish,
-        &cfg.webrtc,
-        (cfg.encoder.min_bitrate_kbps, cfg.encoder.bitrate_kbps),
-        hub.clone(),
-        stats.clone(),
-    );
-    let (width, height) = (media.info.width, media.info.height);
-    let mut control_state = crate::ops::control::server::ControlState::new(
-        stats.clone(),
-        viewers.clone(),
-        hub.clone(),
-        cfg.clone(),
-    );
-    // Reloads (SIGHUP, `sutantra config reload|set`) own the pipeline from here on.
-    let live = Arc::new(crate::config::reload::Live::new(
-        args,
-        control_state.config.clone(),
-        media,
-        hub.clone(),
-        stats.clone(),
-        token,
-        publishers,
-    ));
-    control_state.live = Some(live.clone());
-    let control = crate::ops::control::server::spawn(control_socket, control_state);
-    let hangups = tokio::spawn(reload_on_sighup(live.clone()));
-    // The status LED and the button ([gpio]; off unless this build and the board have them).
-    let gpio = crate::ops::gpio::start(&cfg, stats.clone());
-    tracing::info!(
-        listen = %local,
-        source = %spec,
-        width,
-        height,
-        bitrate_kbps = cfg.encoder.bitrate_kbps,
-        "node started"
-    );
-    println!("viewer: http://{local}/");
-
-    let notifier = Arc::new(crate::ops::notify::Notifier::from_env());
-    notifier.send("READY=1\nSTATUS=streaming");
-    let watchdog = tokio::spawn(crate::ops::notify::watchdog_loop(
-        notifier.clone(),
-        stats.clone(),
-    ));
-    let summary = tokio::spawn(summary_every_minute(stats.clone(), hub.clone()));
-    http::serve(listener, app, shutdown_signal())
-        .await
-        .map_err(|e| format!("HTTP server failed: {e}"))?;
-    tracing::info!("shutting down");
-    notifier.send("STOPPING=1");
-    watchdog.abort();
-    summary.abort();
-    control.abort();
-    hangups.abort();
-    viewers.end_all().await;
-    live.stop_publishers().await;
-    tokio::task::spawn_blocking(move || {
-        // Media first: the encode thread drops the segment observer, which flushes the open
-        // segment; then the attestation thread commits it and the chain threads stop.
-        drop(live.stop_media());
-        if let Some(v) = validator {
-            v.shutdown();
-        }
-        if let Some(g) = gpio {
-            g.stop();
-        }
-    })
-    .await
-    .map_err(|e| e.to_string())?;
-    crate::validator::store::remove_pid_file(&cfg.data_dir);
-    drop(store);
-    Ok(())
-}
-
-/// SIGHUP: read the configuration file again and apply what changed (src/reload.rs).
-async fn reload_on_sighup(live: Arc<crate::config::reload::Live>) {
-    let Ok(mut hup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) else {
-        tracing::warn!("cannot watch SIGHUP; use `sutantra config reload`");
-        return;
+    let reload = crate::node::Reload {
+        file: args.config.clone(),
+        resolve: Box::new(move || resolve_config(&args)),
     };
-    while hup.recv().await.is_some() {
-        tracing::info!("SIGHUP: reloading the configuration");
-        if let Err(e) = live.reload().await {
-            tracing::error!(error = %e, "configuration not reloaded; the running one stays");
-        }
-    }
+    crate::node::run(cfg, reload, listener, control, shutdown_signal()).await
 }
 
 async fn shutdown_signal() {
@@ -648,29 +509,6 @@ async fn shutdown_signal() {
     }
     #[cfg(not(unix))]
     let _ = ctrl_c.await;
-}
-
-/// One summary line a minute: fps, bitrate, viewers, drops (never a line per frame).
-async fn summary_every_minute(stats: Arc<Stats>, hub: Arc<Hub>) {
-    let period = Duration::from_secs(60);
-    let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let (mut frames0, mut bytes0) = (0u64, 0u64);
-    loop {
-        tick.tick().await;
-        let frames = stats.frames_sent.load(Ordering::Relaxed);
-        let bytes = stats.bytes_encoded.load(Ordering::Relaxed);
-        tracing::info!(
-            fps = format!("{:.2}", (frames - frames0) as f64 / period.as_secs_f64()),
-            kbps = (bytes - bytes0) * 8 / period.as_secs() / 1000,
-            viewers = stats.viewers.load(Ordering::Relaxed),
-            frame_drops = stats.pool_dropped.load(Ordering::Relaxed),
-            packet_drops = hub.dropped(),
-            pacer_skipped = stats.pacer_skipped.load(Ordering::Relaxed),
-            "summary"
-        );
-        (frames0, bytes0) = (frames, bytes);
-    }
 }
 
 /// Runs one parsed command; the binary's whole job after parsing.
@@ -713,7 +551,7 @@ pub fn dispatch(command: Command) -> ExitCode {
             crate::ops::control::client::Action::RebootStream,
         ),
         Command::Check(args) => crate::ops::check::run(&args),
-        Command::Console(args) => crate::ops::console::run(&args),
+        Command::Console(args) => crate::cli::console::run(&args),
         Command::Completions { shell } => completions::print(shell),
     }
 }

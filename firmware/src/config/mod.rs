@@ -6,23 +6,32 @@
 //! fixing a board over a serial console has nothing else to go on.
 
 pub mod board;
+pub mod chain;
+pub mod console;
+pub mod control;
 pub mod duration;
 pub mod edit;
+pub mod encoder;
+pub mod gpio;
+pub mod http;
+pub mod publish;
 pub mod reload;
+pub mod source;
+pub mod webrtc;
+
+pub use chain::{AttestConfig, ChainConfig, check_rpc_url, parse_trust_level};
+pub use console::ConsoleConfig;
+pub use control::ControlConfig;
+pub use encoder::EncoderConfig;
+pub use gpio::{ButtonAction, GpioConfig};
+pub use http::HttpConfig;
+pub use publish::PublishTarget;
+pub use source::SourceConfig;
+pub use webrtc::{DEFAULT_STUN_SERVERS, WebRtcConfig};
 
 use serde::Deserialize;
-use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use sutantra_hal::camera::SourceSpec;
-
-/// The default STUN list: four operators, so one outage or block does not leave the node without
-/// a server-reflexive candidate.
-pub const DEFAULT_STUN_SERVERS: &[&str] = &[
-    "stun:global.stun.twilio.com:3478",
-    "stun:stun.relay.metered.ca:80",
-    "stun:stun.cloudflare.com:3478",
-    "stun:stun.l.google.com:19302",
-];
 
 /// The whole configuration.
 #[derive(Debug, Clone, Deserialize)]
@@ -45,208 +54,13 @@ pub struct Config {
     /// Stream attestations (`[attest]`; only with a chain).
     pub attest: AttestConfig,
     /// WHIP publish targets (`[[publish]]`, repeatable; `run --publish URL` adds more).
-    pub publish: Vec<crate::webrtc::whip::target::PublishTarget>,
+    pub publish: Vec<PublishTarget>,
     /// The status LED and the button (`[gpio]`; see src/gpio.rs).
-    pub gpio: crate::ops::gpio::GpioConfig,
+    pub gpio: GpioConfig,
     /// The control socket (`[control]`; `sutantra status`, `stream`, `viewers`, `logs`, ...).
-    pub control: crate::ops::control::ControlConfig,
+    pub control: ControlConfig,
     /// The serial console hosted by the daemon (`[console]`; absent: none).
-    pub console: Option<crate::ops::console::ConsoleConfig>,
-}
-
-/// `[source]`: the camera.
-#[derive(Debug, Clone, Deserialize, serde::Serialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct SourceConfig {
-    /// `test-pattern`, `y4m:PATH` or `v4l2:/dev/videoN`.
-    pub spec: String,
-    /// Capture width in pixels.
-    pub width: u32,
-    /// Capture height in pixels.
-    pub height: u32,
-    /// Frames per second.
-    pub fps: u32,
-    /// Camera (V4L2 mmap) buffers.
-    pub buffers: u32,
-    /// Frames between capture and encode (drop-oldest when full).
-    pub frame_pool: usize,
-}
-
-/// `[encoder]`: VP8 on libvpx.
-#[derive(Debug, Clone, Deserialize, serde::Serialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct EncoderConfig {
-    /// Target bitrate in kbit/s.
-    pub bitrate_kbps: u32,
-    /// Longest distance between keyframes, in frames.
-    pub keyframe_interval: u32,
-    /// libvpx speed (`cpu-used`): -16..=-1 a fixed speed, 0..=16 adaptive (see
-    /// `sutantra_core::codec::Vp8Config::cpu_used`).
-    pub cpu_used: i32,
-    /// Encoder threads.
-    pub threads: u32,
-    /// Shortest time between forced keyframes (viewer joins, PLI, FIR), in milliseconds.
-    pub min_keyframe_gap_ms: u64,
-    /// Lowest bitrate a WHIP relay's bandwidth estimate (REMB) may push the encoder down to, in
-    /// kbit/s (the highest is `bitrate_kbps`; without publishing the encoder stays there).
-    pub min_bitrate_kbps: u32,
-    /// Hold each encoded frame until this many milliseconds after its frame-clock deadline, so
-    /// frames leave on a regular grid whatever their encode time (`sutantra_core::pacer::
-    /// SendGrid`); 0 (the default) sends each frame as soon as it is encoded, for the lowest
-    /// latency. Shorter than one frame interval.
-    pub send_offset_ms: u64,
-}
-
-/// `[http]`.
-#[derive(Debug, Clone, Deserialize, serde::Serialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct HttpConfig {
-    /// Listen address.
-    pub listen: SocketAddr,
-    /// Largest request body (SDP offers) in bytes.
-    pub max_body_bytes: usize,
-    /// Bearer token required on WHEP requests, if set.
-    pub token: Option<String>,
-    /// Concurrent HTTP requests served at once.
-    pub max_connections: usize,
-}
-
-/// `[webrtc]`.
-#[derive(Debug, Clone, Deserialize, serde::Serialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct WebRtcConfig {
-    /// ICE servers (`stun:host:port`); an empty list means host candidates only.
-    pub ice_servers: Vec<String>,
-    /// Most viewers at once; more get 503 with Retry-After.
-    pub max_viewers: usize,
-    /// Packets queued per viewer before the oldest is dropped.
-    pub viewer_queue_packets: usize,
-    /// Largest RTP payload in bytes (VP8 descriptor included).
-    pub rtp_payload_bytes: usize,
-    /// Local addresses to gather host candidates on; empty means every interface address,
-    /// loopback included.
-    pub bind_addrs: Vec<IpAddr>,
-    /// First UDP port of the fixed range (0: ephemeral ports).
-    pub udp_port_min: u16,
-    /// Last UDP port of the fixed range.
-    pub udp_port_max: u16,
-    /// Public addresses to advertise as host candidates beside the local ones (1:1 NAT, a
-    /// board behind a port forward).
-    pub public_ips: Vec<IpAddr>,
-    /// How long the WHEP answer may wait for STUN (server-reflexive) candidates, in ms.
-    pub gather_timeout_ms: u64,
-}
-
-/// `[chain]`: the CometBFT chain the node follows as a light client.
-#[derive(Debug, Clone, Deserialize, serde::Serialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct ChainConfig {
-    /// Chain id; empty means no chain (no sync, no attestations).
-    pub chain_id: String,
-    /// CometBFT RPC base URLs (`http://host:26657`): the first is the primary, the rest witnesses.
-    pub rpc: Vec<String>,
-    /// Height of the trust root (required with a chain id).
-    pub trust_height: u64,
-    /// Hex header hash at `trust_height`.
-    pub trust_hash: String,
-    /// Trusting period in seconds (CometBFT's default is two weeks).
-    pub trusting_period_s: u64,
-    /// Largest clock difference tolerated, in seconds.
-    pub clock_drift_s: u64,
-    /// Trust level `N/D`, from 1/3 to 1.
-    pub trust_level: String,
-    /// Verified light blocks kept in the store (the newest).
-    pub headers_kept: usize,
-    /// Time between polls of the primary, in milliseconds.
-    pub poll_interval_ms: u64,
-    /// Largest RPC response body, in bytes; larger ones are refused before parsing.
-    pub max_response_bytes: u64,
-    /// Most validators accepted in one set (CometBFT's own cap is 10 000).
-    pub max_validators: usize,
-}
-
-/// `[attest]`: signed attestations of what the node broadcast.
-#[derive(Debug, Clone, Deserialize, serde::Serialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct AttestConfig {
-    /// Length of one attested segment of video, in milliseconds.
-    pub segment_ms: u64,
-    /// The stream id written into every attestation.
-    pub stream_id: String,
-    /// Attestations kept in the outbox; when full the oldest is dropped (counted).
-    pub outbox_capacity: usize,
-    /// First retry delay of a failed submission, in milliseconds.
-    pub retry_min_ms: u64,
-    /// Longest retry delay, in milliseconds.
-    pub retry_max_ms: u64,
-}
-
-impl Default for ChainConfig {
-    fn default() -> Self {
-        Self {
-            chain_id: String::new(),
-            rpc: Vec::new(),
-            trust_height: 0,
-            trust_hash: String::new(),
-            trusting_period_s: 1_209_600,
-            clock_drift_s: 10,
-            trust_level: "1/3".into(),
-            headers_kept: 8,
-            poll_interval_ms: 5_000,
-            max_response_bytes: 4 * 1024 * 1024,
-            max_validators: 10_000,
-        }
-    }
-}
-
-impl Default for AttestConfig {
-    fn default() -> Self {
-        Self {
-            segment_ms: 10_000,
-            stream_id: "camera0".into(),
-            outbox_capacity: 4096,
-            retry_min_ms: 1_000,
-            retry_max_ms: 60_000,
-        }
-    }
-}
-
-impl ChainConfig {
-    /// A chain is configured (sync and attestations run).
-    pub fn enabled(&self) -> bool {
-        !self.chain_id.is_empty()
-    }
-
-    /// The trust level as `(numerator, denominator)` (validated).
-    pub fn trust_level(&self) -> (u64, u64) {
-        parse_trust_level(&self.trust_level).unwrap_or((1, 3))
-    }
-
-    /// The trust hash as bytes (validated).
-    pub fn trust_hash_bytes(&self) -> Vec<u8> {
-        hex::decode(self.trust_hash.trim()).unwrap_or_default()
-    }
-}
-
-/// Parses a trust level `N/D`; CometBFT accepts 1/3 <= N/D <= 1.
-pub fn parse_trust_level(text: &str) -> Result<(u64, u64), String> {
-    let (n, d) = text
-        .split_once('/')
-        .ok_or_else(|| format!("`{text}` is not N/D (e.g. 1/3)"))?;
-    let n: u64 = n
-        .trim()
-        .parse()
-        .map_err(|_| format!("`{text}`: the numerator is not a number"))?;
-    let d: u64 = d
-        .trim()
-        .parse()
-        .map_err(|_| format!("`{text}`: the denominator is not a number"))?;
-    if d == 0 || n > d || u128::from(n) * 3 < u128::from(d) {
-        return Err(format!(
-            "`{text}`: the trust level must be between 1/3 and 1 (the light-client spec's range)"
-        ));
-    }
-    Ok((n, d))
+    pub console: Option<ConsoleConfig>,
 }
 
 impl Default for Config {
@@ -261,65 +75,9 @@ impl Default for Config {
             chain: ChainConfig::default(),
             attest: AttestConfig::default(),
             publish: Vec::new(),
-            gpio: crate::ops::gpio::GpioConfig::default(),
-            control: crate::ops::control::ControlConfig::default(),
+            gpio: GpioConfig::default(),
+            control: ControlConfig::default(),
             console: None,
-        }
-    }
-}
-
-impl Default for SourceConfig {
-    fn default() -> Self {
-        let b = &sutantra_boards::GENERIC;
-        Self {
-            spec: "test-pattern".into(),
-            width: b.width,
-            height: b.height,
-            fps: b.fps,
-            buffers: 4,
-            frame_pool: 4,
-        }
-    }
-}
-
-impl Default for EncoderConfig {
-    fn default() -> Self {
-        let b = &sutantra_boards::GENERIC;
-        Self {
-            bitrate_kbps: b.bitrate_kbps,
-            keyframe_interval: 300,
-            cpu_used: b.cpu_used,
-            threads: 1,
-            min_keyframe_gap_ms: 500,
-            min_bitrate_kbps: 150,
-            send_offset_ms: 0,
-        }
-    }
-}
-
-impl Default for HttpConfig {
-    fn default() -> Self {
-        Self {
-            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
-            max_body_bytes: 64 * 1024,
-            token: None,
-            max_connections: 64,
-        }
-    }
-}
-
-impl Default for WebRtcConfig {
-    fn default() -> Self {
-        Self {
-            ice_servers: DEFAULT_STUN_SERVERS.iter().map(|s| s.to_string()).collect(),
-            max_viewers: 16,
-            viewer_queue_packets: 512,
-            rtp_payload_bytes: 1200,
-            bind_addrs: Vec::new(),
-            udp_port_min: 0,
-            udp_port_max: 0,
-            public_ips: Vec::new(),
-            gather_timeout_ms: 800,
         }
     }
 }
@@ -483,7 +241,7 @@ impl Config {
         }
         let w = &self.webrtc;
         for (i, url) in w.ice_servers.iter().enumerate() {
-            if let Err(r) = crate::webrtc::stun::parse_stun_url(url) {
+            if let Err(r) = webrtc::parse_stun_url(url) {
                 return bad(&format!("webrtc.ice_servers[{i}]"), r);
             }
         }
@@ -525,9 +283,9 @@ impl Config {
             );
         }
         self.validate_chain()?;
-        crate::ops::gpio::validate(&self.gpio)?;
-        crate::ops::console::validate(self.console.as_ref())?;
-        crate::webrtc::whip::target::validate(&self.publish)
+        gpio::validate(&self.gpio)?;
+        console::validate(self.console.as_ref())?;
+        publish::validate(&self.publish)
     }
 
     /// Checks `[chain]` and `[attest]`.
@@ -683,25 +441,6 @@ impl Config {
     }
 }
 
-/// Checks a CometBFT RPC base URL: `http://host:port` with an optional path, no query.
-pub fn check_rpc_url(url: &str) -> Result<(), String> {
-    let Some(rest) = url
-        .strip_prefix("http://")
-        .or_else(|| url.strip_prefix("https://"))
-    else {
-        return Err(format!(
-            "`{url}`: use http://host:26657 (CometBFT's RPC) or https://host for one behind TLS"
-        ));
-    };
-    let host = rest.split('/').next().unwrap_or("");
-    if host.is_empty() || url.contains(['?', '#', ' ']) {
-        return Err(format!(
-            "`{url}`: use http://host:26657 (no query, no spaces)"
-        ));
-    }
-    Ok(())
-}
-
 /// Line number (1-based) and dotted key at byte `offset` of a TOML text.
 fn locate_span(text: &str, offset: usize) -> (usize, String) {
     let offset = offset.min(text.len());
@@ -744,7 +483,7 @@ fn find_key_line(text: &str, key: &str) -> usize {
         .and_then(|r| r.split_once("]."))
         .and_then(|(i, leaf)| Some((i.parse::<usize>().ok()?, leaf)))
     {
-        return crate::webrtc::whip::target::find_line(text, index, leaf);
+        return publish::find_line(text, index, leaf);
     }
     let key = key.split('[').next().unwrap_or(key);
     let (section, leaf) = key.rsplit_once('.').unwrap_or(("", key));

@@ -1,8 +1,8 @@
 //! Reloading the configuration of a running node: SIGHUP, `sutantra config reload` and
 //! `sutantra config set`.
 //!
-//! The file is read again with the command line's flags on top (the same [`resolve_config`] as
-//! at start); an invalid file changes nothing and the error says file, line and key. What
+//! The file is read again with the command line's flags on top (the same resolution as at
+//! start; the running node's `Live` in `crate::node` does it); an invalid file changes nothing and the error says file, line and key. What
 //! changed is sorted into three kinds:
 //!
 //! - **live**: applied at once, nothing interrupted: `encoder.bitrate_kbps` and
@@ -16,14 +16,9 @@
 //! - **restart**: everything else (listen address, data dir, WebRTC ports, chain, ...): not
 //!   applied, and listed so the operator knows to restart the node.
 
-use crate::cli::{RunArgs, resolve_config};
 use crate::config::Config;
-use crate::media::{Carry, Hub, Media, MediaConfig};
-use crate::stats::Stats;
-use crate::webrtc::whip::Publishers;
 use serde_json::Value;
 use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex, RwLock};
 
 /// How a changed key is applied.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -123,7 +118,7 @@ pub fn changed_keys(old: &Config, new: &Config) -> Vec<String> {
 }
 
 /// `new` with only the changes that a running node applies taken from it; the rest of `old`.
-fn effective(old: &Config, new: &Config) -> Config {
+pub fn effective(old: &Config, new: &Config) -> Config {
     let mut e = old.clone();
     e.source = new.source.clone();
     e.encoder = new.encoder.clone();
@@ -143,175 +138,6 @@ pub struct Report {
     pub pipeline: Vec<String>,
     /// Keys that take effect only when the node restarts.
     pub needs_restart: Vec<String>,
-}
-
-/// The parts of a running node a reload changes.
-pub struct Live {
-    args: RunArgs,
-    config: Arc<RwLock<Arc<Config>>>,
-    media: Mutex<Option<Media>>,
-    hub: Arc<Hub>,
-    stats: Arc<Stats>,
-    token: Arc<RwLock<Option<String>>>,
-    publishers: tokio::sync::Mutex<Publishers>,
-    /// One reload at a time.
-    busy: tokio::sync::Mutex<()>,
-}
-
-impl std::fmt::Debug for Live {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Live").finish_non_exhaustive()
-    }
-}
-
-impl Live {
-    /// Takes over the running pieces.
-    pub fn new(
-        args: RunArgs,
-        config: Arc<RwLock<Arc<Config>>>,
-        media: Media,
-        hub: Arc<Hub>,
-        stats: Arc<Stats>,
-        token: Arc<RwLock<Option<String>>>,
-        publishers: Publishers,
-    ) -> Self {
-        Self {
-            args,
-            config,
-            media: Mutex::new(Some(media)),
-            hub,
-            stats,
-            token,
-            publishers: tokio::sync::Mutex::new(publishers),
-            busy: tokio::sync::Mutex::new(()),
-        }
-    }
-
-    /// The configuration in force.
-    pub fn config(&self) -> Arc<Config> {
-        self.config
-            .read()
-            .map(|c| c.clone())
-            .unwrap_or_else(|p| p.into_inner().clone())
-    }
-
-    /// The file the node was started with, if any.
-    pub fn file(&self) -> Option<&std::path::Path> {
-        self.args.config.as_deref()
-    }
-
-    /// Reads the configuration again and applies what changed (see the module's doc).
-    pub async fn reload(self: &Arc<Self>) -> Result<Report, String> {
-        let _busy = self.busy.lock().await;
-        let new = resolve_config(&self.args).map_err(|e| e.to_string())?;
-        let old = self.config();
-        let mut report = Report {
-            file: self.args.config.as_ref().map(|p| p.display().to_string()),
-            ..Report::default()
-        };
-        for key in changed_keys(&old, &new) {
-            match apply_kind(&key) {
-                Apply::Live => report.applied.push(key),
-                Apply::Pipeline => report.pipeline.push(key),
-                Apply::Restart => report.needs_restart.push(key),
-            }
-        }
-        let eff = effective(&old, &new);
-        if !report.pipeline.is_empty() {
-            let this = self.clone();
-            let (old_media, new_media) = (media_config(&old), media_config(&eff));
-            let result =
-                tokio::task::spawn_blocking(move || this.restart_media(&old_media, &new_media))
-                    .await
-                    .map_err(|e| e.to_string())?;
-            if let Err(e) = result {
-                // The old settings are back: the reload is refused as a whole.
-                return Err(format!(
-                    "{e}; the previous [source] and [encoder] settings stay in force"
-                ));
-            }
-        }
-        if report.applied.iter().any(|k| k.starts_with("encoder.")) {
-            self.stats
-                .publish
-                .set_range(eff.encoder.min_bitrate_kbps, eff.encoder.bitrate_kbps);
-        }
-        if report.applied.iter().any(|k| k == "http.token") {
-            *self.token.write().unwrap_or_else(|p| p.into_inner()) = eff.http.token.clone();
-        }
-        if report.applied.iter().any(|k| k == "publish") {
-            self.publishers.lock().await.update(&eff.publish);
-        }
-        *self.config.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(eff);
-        tracing::info!(
-            applied = ?report.applied,
-            pipeline = ?report.pipeline,
-            needs_restart = ?report.needs_restart,
-            "configuration reloaded"
-        );
-        Ok(report)
-    }
-
-    /// Restarts the media threads on `new`; on failure, on `old` again.
-    fn restart_media(&self, old: &MediaConfig, new: &MediaConfig) -> Result<(), String> {
-        let mut slot = self.media.lock().unwrap_or_else(|p| p.into_inner());
-        let Some(running) = slot.take() else {
-            return Err("the media pipeline is not running".into());
-        };
-        let Some(carry) = running.stop() else {
-            return Err("the encode thread had died; restart the node".into());
-        };
-        let mut carry = Some(carry);
-        match Media::start_carrying(new, self.hub.clone(), self.stats.clone(), &mut carry) {
-            Ok(m) => {
-                tracing::info!(source = %new.spec, width = m.info.width, height = m.info.height, "pipeline restarted with the new settings");
-                *slot = Some(m);
-                Ok(())
-            }
-            Err(e) => {
-                tracing::error!(error = %e, "the new settings failed; back to the previous ones");
-                let back =
-                    Media::start_carrying(old, self.hub.clone(), self.stats.clone(), &mut carry)
-                        .map_err(|e2| format!("{e}; and the previous settings failed too: {e2}"))?;
-                *slot = Some(back);
-                Err(e.to_string())
-            }
-        }
-    }
-
-    /// Stops the media threads (shutdown); returns their carry so it can be dropped in order.
-    pub fn stop_media(&self) -> Option<Carry> {
-        let m = self.media.lock().unwrap_or_else(|p| p.into_inner()).take();
-        m.and_then(Media::stop)
-    }
-
-    /// Stops the publishers (shutdown).
-    pub async fn stop_publishers(&self) {
-        let p = std::mem::replace(&mut *self.publishers.lock().await, Publishers::none());
-        p.shutdown().await;
-    }
-}
-
-/// The media threads' settings from a configuration.
-pub fn media_config(cfg: &Config) -> MediaConfig {
-    MediaConfig {
-        spec: cfg.source_spec(),
-        request: sutantra_hal::camera::SourceRequest {
-            width: cfg.source.width,
-            height: cfg.source.height,
-            fps_num: cfg.source.fps,
-            fps_den: 1,
-            buffers: cfg.source.buffers,
-        },
-        frame_pool: cfg.source.frame_pool,
-        bitrate_kbps: cfg.encoder.bitrate_kbps,
-        keyframe_interval: cfg.encoder.keyframe_interval,
-        cpu_used: cfg.encoder.cpu_used,
-        threads: cfg.encoder.threads,
-        min_keyframe_gap: std::time::Duration::from_millis(cfg.encoder.min_keyframe_gap_ms),
-        send_offset: std::time::Duration::from_millis(cfg.encoder.send_offset_ms),
-        rtp_payload_bytes: cfg.webrtc.rtp_payload_bytes,
-    }
 }
 
 #[cfg(test)]

@@ -67,6 +67,30 @@ pub struct MediaConfig {
     pub rtp_payload_bytes: usize,
 }
 
+impl MediaConfig {
+    /// The media threads' settings from a configuration.
+    pub fn from_config(cfg: &crate::config::Config) -> Self {
+        Self {
+            spec: cfg.source_spec(),
+            request: sutantra_hal::camera::SourceRequest {
+                width: cfg.source.width,
+                height: cfg.source.height,
+                fps_num: cfg.source.fps,
+                fps_den: 1,
+                buffers: cfg.source.buffers,
+            },
+            frame_pool: cfg.source.frame_pool,
+            bitrate_kbps: cfg.encoder.bitrate_kbps,
+            keyframe_interval: cfg.encoder.keyframe_interval,
+            cpu_used: cfg.encoder.cpu_used,
+            threads: cfg.encoder.threads,
+            min_keyframe_gap: std::time::Duration::from_millis(cfg.encoder.min_keyframe_gap_ms),
+            send_offset: std::time::Duration::from_millis(cfg.encoder.send_offset_ms),
+            rtp_payload_bytes: cfg.webrtc.rtp_payload_bytes,
+        }
+    }
+}
+
 /// The meeting point of the encoder and the viewers.
 #[derive(Debug)]
 pub struct Hub {

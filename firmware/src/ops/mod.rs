@@ -1,12 +1,11 @@
 //! Field operations: what an operator uses to run the node over SSH or a serial line.
 //!
-//! [`control`] is the daemon's control socket (server, client, protocol, log ring);
-//! [`console`] the serial console on top of it; [`check`] the preflight checks of
+//! [`control`] is the daemon's control socket (server, client, protocol, log ring); [`check`]
+//! the preflight checks of
 //! `sutantra check`; [`gpio`] the status LED and button thread; [`notify`] systemd's readiness
 //! and watchdog.
 
 pub mod check;
-pub mod console;
 pub mod control;
 pub mod gpio;
 pub mod notify;

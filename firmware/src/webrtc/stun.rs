@@ -5,46 +5,10 @@
 //! cached; the stack only ever sees IP literals. A server whose name does not resolve in time is
 //! left out of that answer and tried again later: host candidates never wait for STUN.
 
+use crate::config::webrtc::parse_stun_url;
 use std::net::SocketAddr;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
-
-/// Parses `stun:host:port` (port defaults to 3478). Returns `(host, port)` or the reason.
-pub fn parse_stun_url(url: &str) -> Result<(String, u16), String> {
-    let rest = url.strip_prefix("stun:").ok_or_else(|| {
-        format!("`{url}` is not a STUN URL: write it as stun:HOST:PORT (e.g. stun:stun.l.google.com:19302)")
-    })?;
-    let rest = rest.split('?').next().unwrap_or(rest);
-    if rest.is_empty() {
-        return Err(format!("`{url}` has no host: write it as stun:HOST:PORT"));
-    }
-    // [v6]:port, host:port, or host.
-    let (host, port) = if let Some(v6) = rest.strip_prefix('[') {
-        let (h, tail) = v6
-            .split_once(']')
-            .ok_or_else(|| format!("`{url}`: unclosed [ in an IPv6 address"))?;
-        let port = match tail.strip_prefix(':') {
-            Some(p) => p,
-            None if tail.is_empty() => "3478",
-            None => return Err(format!("`{url}`: expected :PORT after the IPv6 address")),
-        };
-        (h.to_string(), port)
-    } else {
-        match rest.rsplit_once(':') {
-            Some((h, p)) => (h.to_string(), p),
-            None => (rest.to_string(), "3478"),
-        }
-    };
-    let port: u16 = port
-        .parse()
-        .ok()
-        .filter(|p| *p != 0)
-        .ok_or_else(|| format!("`{url}`: port `{port}` is not a number from 1 to 65535"))?;
-    if host.is_empty() {
-        return Err(format!("`{url}` has no host: write it as stun:HOST:PORT"));
-    }
-    Ok((host, port))
-}
 
 /// Resolves the configured STUN servers to `stun:IP:PORT` URLs, with a cache.
 #[derive(Debug)]

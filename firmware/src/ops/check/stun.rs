@@ -11,7 +11,7 @@ pub fn check(cfg: &Config) -> Outcome {
         .webrtc
         .ice_servers
         .iter()
-        .filter_map(|u| crate::webrtc::stun::parse_stun_url(u).ok())
+        .filter_map(|u| crate::config::webrtc::parse_stun_url(u).ok())
         .collect();
     let fix = "check DNS and outbound network, or set [webrtc] ice_servers; viewers on the \
                same network still connect";

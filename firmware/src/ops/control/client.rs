@@ -65,7 +65,7 @@ impl Target {
     pub fn socket(&self) -> PathBuf {
         self.socket.clone().unwrap_or_else(|| {
             let dir = self.data_dir();
-            let own = dir.join(super::SOCKET_FILE);
+            let own = dir.join(crate::config::control::SOCKET_FILE);
             if !own.exists()
                 && let Some(c) = installed()
                 && c.data_dir == dir

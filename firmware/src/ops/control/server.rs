@@ -92,6 +92,16 @@ pub fn bind(path: &Path) -> Result<ControlSocket, String> {
     })
 }
 
+/// What the control socket needs of the running node for `config show` and `config reload`
+/// (implemented by `crate::node::Live`; a trait so that this module stays below the node).
+#[async_trait::async_trait]
+pub trait Reloader: Send + Sync + std::fmt::Debug {
+    /// The configuration file the node runs with, if any.
+    fn file(&self) -> Option<std::path::PathBuf>;
+    /// Reads the configuration again and applies what changed.
+    async fn reload_config(self: Arc<Self>) -> Result<crate::config::reload::Report, String>;
+}
+
 /// What the commands act on.
 #[derive(Debug, Clone)]
 pub struct ControlState {
@@ -104,7 +114,7 @@ pub struct ControlState {
     /// The effective configuration (replaced by reloads).
     pub config: Arc<std::sync::RwLock<Arc<Config>>>,
     /// Reloads (absent in tests of the socket alone).
-    pub live: Option<Arc<crate::config::reload::Live>>,
+    pub live: Option<Arc<dyn Reloader>>,
     /// Measured bitrate over the last second, in kbit/s.
     pub kbps: Arc<AtomicU64>,
 }
@@ -350,7 +360,7 @@ pub async fn handle(state: &ControlState, request: Request) -> Response {
             Response::ok(v)
         }
         Request::Reload => match &state.live {
-            Some(live) => match live.reload().await {
+            Some(live) => match live.clone().reload_config().await {
                 Ok(report) => Response::ok(json!(report)),
                 Err(e) => Response::err(format!("configuration not reloaded: {e}")),
             },

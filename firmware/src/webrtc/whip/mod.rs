@@ -22,9 +22,9 @@
 #[cfg(test)]
 mod cc_sim;
 pub mod feedback;
-pub mod target;
 pub mod whip_http;
 
+use crate::config::PublishTarget;
 use crate::config::WebRtcConfig;
 use crate::media::{Hub, OutPacket};
 use crate::stats::Stats;
@@ -43,7 +43,6 @@ use std::net::IpAddr;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use target::PublishTarget;
 use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 use webrtc::media_stream::track_local::static_rtp::TrackLocalStaticRTP;

@@ -94,7 +94,7 @@ impl WhipError {
 /// public roots.
 fn roots(ca_file: Option<&Path>) -> Result<ureq::tls::RootCerts, String> {
     match ca_file {
-        Some(path) => super::target::load_ca_file(path).map(ureq::tls::RootCerts::from),
+        Some(path) => crate::config::publish::load_ca_file(path).map(ureq::tls::RootCerts::from),
         None => Ok(ureq::tls::RootCerts::WebPki),
     }
 }

@@ -10,8 +10,10 @@ use std::os::fd::AsRawFd;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 
-/// The baud rates the console accepts, with their termios constants.
-pub const BAUDS: &[(u32, libc::speed_t)] = &[
+use crate::config::console;
+
+/// The termios constant of each baud rate the console accepts ([`BAUDS`]).
+const SPEEDS: &[(u32, libc::speed_t)] = &[
     (1200, libc::B1200),
     (2400, libc::B2400),
     (4800, libc::B4800),
@@ -28,22 +30,14 @@ pub const BAUDS: &[(u32, libc::speed_t)] = &[
     (2_000_000, libc::B2000000),
 ];
 
-/// The default line speed (what a Pi's UART and most adapters use).
-pub const DEFAULT_BAUD: u32 = 115_200;
-
-/// Checks a baud rate; the error lists the accepted ones.
+/// Checks a baud rate (the error lists the accepted ones) and gives its termios constant.
 pub fn check_baud(baud: u32) -> Result<libc::speed_t, String> {
-    BAUDS
+    console::check_baud(baud)?;
+    SPEEDS
         .iter()
         .find(|(b, _)| *b == baud)
         .map(|(_, s)| *s)
-        .ok_or_else(|| {
-            let valid: Vec<String> = BAUDS.iter().map(|(b, _)| b.to_string()).collect();
-            format!(
-                "{baud} baud is not supported: use one of {} (115200 is the usual one)",
-                valid.join(", ")
-            )
-        })
+        .ok_or_else(|| format!("{baud} baud has no termios speed on this system"))
 }
 
 /// An open, configured serial device.
@@ -192,5 +186,13 @@ mod tests {
         let f = tempfile::NamedTempFile::new().expect("temp file");
         let e = Tty::open(f.path(), 115_200).expect_err("a file is no tty");
         assert!(e.contains("is not a terminal"), "{e}");
+    }
+
+    #[test]
+    fn every_accepted_baud_has_a_termios_speed() {
+        for baud in console::BAUDS {
+            assert!(check_baud(*baud).is_ok(), "{baud}");
+        }
+        assert_eq!(SPEEDS.len(), console::BAUDS.len());
     }
 }

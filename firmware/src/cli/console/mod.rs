@@ -25,7 +25,6 @@ use crate::cli::{Cli, Command, ConfigCmd};
 use crate::ops::control::client::{self, Action, Output, Target};
 use clap::Parser;
 use line::{Event, LineEditor, MAX_LINE};
-use serde::{Deserialize, Serialize};
 use std::cell::RefCell;
 use std::io::{self, Read, Write};
 use std::os::fd::{AsRawFd, RawFd};
@@ -50,53 +49,11 @@ pub struct ConsoleArgs {
     #[arg(long, value_name = "TTY")]
     pub device: PathBuf,
     /// Line speed: 8N1, no flow control.
-    #[arg(long, value_name = "N", default_value_t = tty::DEFAULT_BAUD)]
+    #[arg(long, value_name = "N", default_value_t = crate::config::console::DEFAULT_BAUD)]
     pub baud: u32,
     /// The node.
     #[command(flatten)]
     pub target: Target,
-}
-
-/// `[console]`: the daemon hosts the serial console on this device (absent: no console).
-#[derive(Debug, Clone, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
-pub struct ConsoleConfig {
-    /// The serial device, e.g. `/dev/ttyGS0` (USB gadget) or `/dev/ttyS0` (UART).
-    #[serde(default)]
-    pub device: PathBuf,
-    /// Line speed (8N1, no flow control).
-    #[serde(default = "default_baud")]
-    pub baud: u32,
-}
-
-fn default_baud() -> u32 {
-    tty::DEFAULT_BAUD
-}
-
-/// Checks `[console]`. Returns `(dotted key, reason)` like `Config::validate`.
-pub fn validate(console: Option<&ConsoleConfig>) -> Result<(), (String, String)> {
-    let Some(c) = console else {
-        return Ok(());
-    };
-    if c.device.as_os_str().is_empty() {
-        return Err((
-            "console.device".into(),
-            "set the serial device, e.g. \"/dev/ttyGS0\" (USB gadget) or \"/dev/ttyS0\" (UART); \
-             remove [console] for no console"
-                .into(),
-        ));
-    }
-    if !c.device.is_absolute() {
-        return Err((
-            "console.device".into(),
-            format!(
-                "`{}`: use an absolute device path such as /dev/ttyGS0",
-                c.device.display()
-            ),
-        ));
-    }
-    tty::check_baud(c.baud).map_err(|r| ("console.baud".into(), r))?;
-    Ok(())
 }
 
 /// Where the console's commands go.
@@ -148,7 +105,11 @@ pub fn run(args: &ConsoleArgs) -> ExitCode {
 }
 
 /// Starts the daemon-hosted console on its own thread; it lives as long as the process.
-pub fn spawn(cfg: &ConsoleConfig, socket: PathBuf, data_dir: PathBuf) -> Result<(), String> {
+pub fn spawn(
+    cfg: &crate::config::ConsoleConfig,
+    socket: PathBuf,
+    data_dir: PathBuf,
+) -> Result<(), String> {
     let device = cfg.device.clone();
     let baud = cfg.baud;
     let ctx = Context { socket, data_dir };
@@ -496,23 +457,6 @@ fn run_child(words: &[String], ctx: &Context, out: &mut dyn Write) {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn console(device: &str, baud: u32) -> ConsoleConfig {
-        ConsoleConfig {
-            device: device.into(),
-            baud,
-        }
-    }
-
-    #[test]
-    fn the_console_section_is_checked() {
-        assert!(validate(None).is_ok());
-        assert!(validate(Some(&console("/dev/ttyGS0", 115_200))).is_ok());
-        let key = |c: ConsoleConfig| validate(Some(&c)).expect_err("refused").0;
-        assert_eq!(key(console("", 115_200)), "console.device");
-        assert_eq!(key(console("ttyS0", 115_200)), "console.device");
-        assert_eq!(key(console("/dev/ttyS0", 115_201)), "console.baud");
-    }
 
     #[test]
     fn a_line_that_is_not_a_command_prints_an_error() {

@@ -1,0 +1,371 @@
+//! The running node (`sutantra run`): [`run`] starts every part, serves until shutdown, and
+//! stops them in order; [`Live`] holds the parts a configuration reload changes.
+//!
+//! Start order: the node key and the store (the data dir is in use from here), the hub, the
+//! light validator (it hands the media path its segment observer), the media threads, the
+//! HTTP router and the WHEP sessions, the WHIP publishers, the control socket, SIGHUP, GPIO and
+//! systemd's readiness. Shutdown runs the other way, media before the validator so that the
+//! open attestation segment is flushed and committed.
+
+use crate::config::Config;
+use crate::config::ConfigError;
+use crate::config::reload::{Apply, Report, apply_kind, changed_keys, effective};
+use crate::http::{self, AppState};
+use crate::media::{Carry, Hub, Media, MediaConfig};
+use crate::ops::control::server::{ControlSocket, Reloader};
+use crate::stats::Stats;
+use crate::validator::LightValidator;
+use crate::validator::store::Store;
+use crate::webrtc::whep::Viewers;
+use crate::webrtc::whip::Publishers;
+use std::future::Future;
+use std::path::PathBuf;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
+use sutantra_core::observer::{FrameObserver, FrameStats};
+
+/// How a reload reads the configuration again: the file the node started with, and the same
+/// resolution as at start (the file with the command line's flags on top).
+pub struct Reload {
+    /// The file, if the node runs with one.
+    pub file: Option<PathBuf>,
+    /// Reads the file again and applies the flags.
+    pub resolve: Box<dyn Fn() -> Result<Config, ConfigError> + Send + Sync>,
+}
+
+impl std::fmt::Debug for Reload {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Reload")
+            .field("file", &self.file)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Runs the node on `cfg` until `shutdown` resolves: HTTP on `listener`, commands on `control`.
+///
+/// The caller binds both first (so "port taken" and "a node already runs on this data dir" are
+/// told before anything else is touched) and makes the data dir.
+pub async fn run(
+    cfg: Config,
+    reload: Reload,
+    listener: tokio::net::TcpListener,
+    control: ControlSocket,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), String> {
+    // The identity key: created on the first start (mode 0600); a key open to group or others
+    // stops the node with the chmod that fixes it.
+    let (key, created) =
+        crate::validator::keys::load_or_create(&cfg.data_dir).map_err(|e| e.to_string())?;
+    tracing::info!(
+        node_id = %sutantra_core::attest::node_id(&key.pk),
+        created,
+        "node key"
+    );
+    // The store; holding it marks this data dir as in use by a running node.
+    let store =
+        Arc::new(Store::open(&cfg.data_dir, Duration::from_secs(3)).map_err(|e| e.to_string())?);
+    crate::validator::store::write_pid_file(&cfg.data_dir);
+    let stats = Arc::new(Stats::new());
+    // Publish targets take hub queues like viewers do (beside the viewer limit, not from it).
+    let publish_targets = cfg.publish.iter().filter(|t| t.enabled).count();
+    let hub = Arc::new(Hub::new(
+        cfg.webrtc.max_viewers + publish_targets,
+        cfg.webrtc.viewer_queue_packets,
+    )?);
+    let spec = cfg.source_spec();
+    let media_cfg = MediaConfig::from_config(&cfg);
+    let (validator, observer): (Option<LightValidator>, Box<dyn FrameObserver>) =
+        if cfg.chain.enabled() {
+            let (v, o) = LightValidator::start(&cfg, key, store.clone(), stats.clone())?;
+            (Some(v), o)
+        } else {
+            (None, Box::new(FrameStats::new()))
+        };
+    let media = match Media::start(&media_cfg, hub.clone(), stats.clone(), observer) {
+        Ok(m) => m,
+        Err(e) => {
+            if let Some(v) = validator {
+                v.shutdown();
+            }
+            return Err(e.to_string());
+        }
+    };
+
+    let local = listener.local_addr().map_err(|e| e.to_string())?;
+    let viewers = Arc::new(Viewers::new(cfg.webrtc.clone(), hub.clone(), stats.clone()));
+    let token = Arc::new(std::sync::RwLock::new(cfg.http.token.clone()));
+    let state = AppState {
+        viewers: viewers.clone(),
+        stats: stats.clone(),
+        token: token.clone(),
+        hub: hub.clone(),
+    };
+    let app = http::router(state, cfg.http.max_body_bytes, cfg.http.max_connections);
+    let publishers = crate::webrtc::whip::Publishers::start(
+        &cfg.publish,
+        &cfg.webrtc,
+        (cfg.encoder.min_bitrate_kbps, cfg.encoder.bitrate_kbps),
+        hub.clone(),
+        stats.clone(),
+    );
+    let (width, height) = (media.info.width, media.info.height);
+    let mut control_state = crate::ops::control::server::ControlState::new(
+        stats.clone(),
+        viewers.clone(),
+        hub.clone(),
+        cfg.clone(),
+    );
+    // Reloads (SIGHUP, `sutantra config reload|set`) own the pipeline from here on.
+    let live = Arc::new(Live::new(
+        reload,
+        control_state.config.clone(),
+        media,
+        hub.clone(),
+        stats.clone(),
+        token,
+        publishers,
+    ));
+    control_state.live = Some(live.clone() as Arc<dyn Reloader>);
+    let control = crate::ops::control::server::spawn(control, control_state);
+    let hangups = tokio::spawn(reload_on_sighup(live.clone()));
+    // The status LED and the button ([gpio]; off unless this build and the board have them).
+    let gpio = crate::ops::gpio::start(&cfg, stats.clone());
+    tracing::info!(
+        listen = %local,
+        source = %spec,
+        width,
+        height,
+        bitrate_kbps = cfg.encoder.bitrate_kbps,
+        "node started"
+    );
+    println!("viewer: http://{local}/");
+
+    let notifier = Arc::new(crate::ops::notify::Notifier::from_env());
+    notifier.send("READY=1\nSTATUS=streaming");
+    let watchdog = tokio::spawn(crate::ops::notify::watchdog_loop(
+        notifier.clone(),
+        stats.clone(),
+    ));
+    let summary = tokio::spawn(summary_every_minute(stats.clone(), hub.clone()));
+    http::serve(listener, app, shutdown)
+        .await
+        .map_err(|e| format!("HTTP server failed: {e}"))?;
+    tracing::info!("shutting down");
+    notifier.send("STOPPING=1");
+    watchdog.abort();
+    summary.abort();
+    control.abort();
+    hangups.abort();
+    viewers.end_all().await;
+    live.stop_publishers().await;
+    tokio::task::spawn_blocking(move || {
+        // Media first: the encode thread drops the segment observer, which flushes the open
+        // segment; then the attestation thread commits it and the chain threads stop.
+        drop(live.stop_media());
+        if let Some(v) = validator {
+            v.shutdown();
+        }
+        if let Some(g) = gpio {
+            g.stop();
+        }
+    })
+    .await
+    .map_err(|e| e.to_string())?;
+    crate::validator::store::remove_pid_file(&cfg.data_dir);
+    drop(store);
+    Ok(())
+}
+
+/// SIGHUP: read the configuration file again and apply what changed ([`crate::config::reload`]).
+async fn reload_on_sighup(live: Arc<Live>) {
+    let Ok(mut hup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) else {
+        tracing::warn!("cannot watch SIGHUP; use `sutantra config reload`");
+        return;
+    };
+    while hup.recv().await.is_some() {
+        tracing::info!("SIGHUP: reloading the configuration");
+        if let Err(e) = live.reload().await {
+            tracing::error!(error = %e, "configuration not reloaded; the running one stays");
+        }
+    }
+}
+
+/// One summary line a minute: fps, bitrate, viewers, drops (never a line per frame).
+async fn summary_every_minute(stats: Arc<Stats>, hub: Arc<Hub>) {
+    let period = Duration::from_secs(60);
+    let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let (mut frames0, mut bytes0) = (0u64, 0u64);
+    loop {
+        tick.tick().await;
+        let frames = stats.frames_sent.load(Ordering::Relaxed);
+        let bytes = stats.bytes_encoded.load(Ordering::Relaxed);
+        tracing::info!(
+            fps = format!("{:.2}", (frames - frames0) as f64 / period.as_secs_f64()),
+            kbps = (bytes - bytes0) * 8 / period.as_secs() / 1000,
+            viewers = stats.viewers.load(Ordering::Relaxed),
+            frame_drops = stats.pool_dropped.load(Ordering::Relaxed),
+            packet_drops = hub.dropped(),
+            pacer_skipped = stats.pacer_skipped.load(Ordering::Relaxed),
+            "summary"
+        );
+        (frames0, bytes0) = (frames, bytes);
+    }
+}
+
+/// The parts of a running node a reload changes.
+pub struct Live {
+    reload: Reload,
+    config: Arc<RwLock<Arc<Config>>>,
+    media: Mutex<Option<Media>>,
+    hub: Arc<Hub>,
+    stats: Arc<Stats>,
+    token: Arc<RwLock<Option<String>>>,
+    publishers: tokio::sync::Mutex<Publishers>,
+    /// One reload at a time.
+    busy: tokio::sync::Mutex<()>,
+}
+
+impl std::fmt::Debug for Live {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Live").finish_non_exhaustive()
+    }
+}
+
+impl Live {
+    /// Takes over the running pieces.
+    pub fn new(
+        reload: Reload,
+        config: Arc<RwLock<Arc<Config>>>,
+        media: Media,
+        hub: Arc<Hub>,
+        stats: Arc<Stats>,
+        token: Arc<RwLock<Option<String>>>,
+        publishers: Publishers,
+    ) -> Self {
+        Self {
+            reload,
+            config,
+            media: Mutex::new(Some(media)),
+            hub,
+            stats,
+            token,
+            publishers: tokio::sync::Mutex::new(publishers),
+            busy: tokio::sync::Mutex::new(()),
+        }
+    }
+
+    /// The configuration in force.
+    pub fn config(&self) -> Arc<Config> {
+        self.config
+            .read()
+            .map(|c| c.clone())
+            .unwrap_or_else(|p| p.into_inner().clone())
+    }
+
+    /// Reads the configuration again and applies what changed (see [`crate::config::reload`]).
+    pub async fn reload(self: &Arc<Self>) -> Result<Report, String> {
+        let _busy = self.busy.lock().await;
+        let new = (self.reload.resolve)().map_err(|e| e.to_string())?;
+        let old = self.config();
+        let mut report = Report {
+            file: self.reload.file.as_ref().map(|p| p.display().to_string()),
+            ..Report::default()
+        };
+        for key in changed_keys(&old, &new) {
+            match apply_kind(&key) {
+                Apply::Live => report.applied.push(key),
+                Apply::Pipeline => report.pipeline.push(key),
+                Apply::Restart => report.needs_restart.push(key),
+            }
+        }
+        let eff = effective(&old, &new);
+        if !report.pipeline.is_empty() {
+            let this = self.clone();
+            let (old_media, new_media) = (
+                MediaConfig::from_config(&old),
+                MediaConfig::from_config(&eff),
+            );
+            let result =
+                tokio::task::spawn_blocking(move || this.restart_media(&old_media, &new_media))
+                    .await
+                    .map_err(|e| e.to_string())?;
+            if let Err(e) = result {
+                // The old settings are back: the reload is refused as a whole.
+                return Err(format!(
+                    "{e}; the previous [source] and [encoder] settings stay in force"
+                ));
+            }
+        }
+        if report.applied.iter().any(|k| k.starts_with("encoder.")) {
+            self.stats
+                .publish
+                .set_range(eff.encoder.min_bitrate_kbps, eff.encoder.bitrate_kbps);
+        }
+        if report.applied.iter().any(|k| k == "http.token") {
+            *self.token.write().unwrap_or_else(|p| p.into_inner()) = eff.http.token.clone();
+        }
+        if report.applied.iter().any(|k| k == "publish") {
+            self.publishers.lock().await.update(&eff.publish);
+        }
+        *self.config.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(eff);
+        tracing::info!(
+            applied = ?report.applied,
+            pipeline = ?report.pipeline,
+            needs_restart = ?report.needs_restart,
+            "configuration reloaded"
+        );
+        Ok(report)
+    }
+
+    /// Restarts the media threads on `new`; on failure, on `old` again.
+    fn restart_media(&self, old: &MediaConfig, new: &MediaConfig) -> Result<(), String> {
+        let mut slot = self.media.lock().unwrap_or_else(|p| p.into_inner());
+        let Some(running) = slot.take() else {
+            return Err("the media pipeline is not running".into());
+        };
+        let Some(carry) = running.stop() else {
+            return Err("the encode thread had died; restart the node".into());
+        };
+        let mut carry = Some(carry);
+        match Media::start_carrying(new, self.hub.clone(), self.stats.clone(), &mut carry) {
+            Ok(m) => {
+                tracing::info!(source = %new.spec, width = m.info.width, height = m.info.height, "pipeline restarted with the new settings");
+                *slot = Some(m);
+                Ok(())
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "the new settings failed; back to the previous ones");
+                let back =
+                    Media::start_carrying(old, self.hub.clone(), self.stats.clone(), &mut carry)
+                        .map_err(|e2| format!("{e}; and the previous settings failed too: {e2}"))?;
+                *slot = Some(back);
+                Err(e.to_string())
+            }
+        }
+    }
+
+    /// Stops the media threads (shutdown); returns their carry so it can be dropped in order.
+    pub fn stop_media(&self) -> Option<Carry> {
+        let m = self.media.lock().unwrap_or_else(|p| p.into_inner()).take();
+        m.and_then(Media::stop)
+    }
+
+    /// Stops the publishers (shutdown).
+    pub async fn stop_publishers(&self) {
+        let p = std::mem::replace(&mut *self.publishers.lock().await, Publishers::none());
+        p.shutdown().await;
+    }
+}
+
+#[async_trait::async_trait]
+impl Reloader for Live {
+    fn file(&self) -> Option<PathBuf> {
+        self.reload.file.clone()
+    }
+
+    async fn reload_config(self: Arc<Self>) -> Result<Report, String> {
+        Live::reload(&self).await
+    }
+}
