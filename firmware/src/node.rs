@@ -11,13 +11,14 @@ use crate::config::Config;
 use crate::config::ConfigError;
 use crate::config::reload::{Apply, Report, apply_kind, changed_keys, effective};
 use crate::http::{self, AppState};
+use crate::media::control::MediaControl;
 use crate::media::{Carry, Hub, Media, MediaConfig};
 use crate::ops::control::server::{ControlSocket, Reloader};
 use crate::stats::Stats;
 use crate::validator::LightValidator;
 use crate::validator::store::Store;
 use crate::webrtc::whep::Viewers;
-use crate::webrtc::whip::Publishers;
+use crate::webrtc::whip::{PublishStats, Publishers};
 use std::future::Future;
 use std::path::PathBuf;
 use std::sync::atomic::Ordering;
@@ -50,7 +51,7 @@ pub async fn run(
     cfg: Config,
     reload: Reload,
     listener: tokio::net::TcpListener,
-    control: ControlSocket,
+    control_socket: ControlSocket,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), String> {
     // The identity key: created on the first start (mode 0600); a key open to group or others
@@ -67,6 +68,9 @@ pub async fn run(
         Arc::new(Store::open(&cfg.data_dir, Duration::from_secs(3)).map_err(|e| e.to_string())?);
     crate::validator::store::write_pid_file(&cfg.data_dir);
     let stats = Arc::new(Stats::new());
+    // Commands to the media threads (operator, button, WHIP re-targeting), next to the hub.
+    let control = Arc::new(MediaControl::default());
+    let publish_figures = Arc::new(PublishStats::new(control.clone()));
     // Publish targets take hub queues like viewers do (beside the viewer limit, not from it).
     let publish_targets = cfg.publish.iter().filter(|t| t.enabled).count();
     let hub = Arc::new(Hub::new(
@@ -82,7 +86,13 @@ pub async fn run(
         } else {
             (None, Box::new(FrameStats::new()))
         };
-    let media = match Media::start(&media_cfg, hub.clone(), stats.clone(), observer) {
+    let media = match Media::start(
+        &media_cfg,
+        hub.clone(),
+        control.clone(),
+        stats.clone(),
+        observer,
+    ) {
         Ok(m) => m,
         Err(e) => {
             if let Some(v) = validator {
@@ -98,6 +108,8 @@ pub async fn run(
     let state = AppState {
         viewers: viewers.clone(),
         stats: stats.clone(),
+        control: control.clone(),
+        publish: publish_figures.clone(),
         token: token.clone(),
         hub: hub.clone(),
     };
@@ -108,29 +120,35 @@ pub async fn run(
         (cfg.encoder.min_bitrate_kbps, cfg.encoder.bitrate_kbps),
         hub.clone(),
         stats.clone(),
+        publish_figures.clone(),
     );
     let (width, height) = (media.info.width, media.info.height);
     let mut control_state = crate::ops::control::server::ControlState::new(
         stats.clone(),
+        control.clone(),
+        publish_figures.clone(),
         viewers.clone(),
         hub.clone(),
         cfg.clone(),
     );
     // Reloads (SIGHUP, `sutantra config reload|set`) own the pipeline from here on.
-    let live = Arc::new(Live::new(
+    let live = Arc::new(Live {
         reload,
-        control_state.config.clone(),
-        media,
-        hub.clone(),
-        stats.clone(),
+        config: control_state.config.clone(),
+        media: Mutex::new(Some(media)),
+        hub: hub.clone(),
+        control: control.clone(),
+        stats: stats.clone(),
         token,
-        publishers,
-    ));
+        publishers: tokio::sync::Mutex::new(publishers),
+        publish_figures: publish_figures.clone(),
+        busy: tokio::sync::Mutex::new(()),
+    });
     control_state.live = Some(live.clone() as Arc<dyn Reloader>);
-    let control = crate::ops::control::server::spawn(control, control_state);
+    let control_task = crate::ops::control::server::spawn(control_socket, control_state);
     let hangups = tokio::spawn(reload_on_sighup(live.clone()));
     // The status LED and the button ([gpio]; off unless this build and the board have them).
-    let gpio = crate::ops::gpio::start(&cfg, stats.clone());
+    let gpio = crate::ops::gpio::start(&cfg, stats.clone(), control.clone());
     tracing::info!(
         listen = %local,
         source = %spec,
@@ -146,6 +164,7 @@ pub async fn run(
     let watchdog = tokio::spawn(crate::ops::notify::watchdog_loop(
         notifier.clone(),
         stats.clone(),
+        control.clone(),
     ));
     let summary = tokio::spawn(summary_every_minute(stats.clone(), hub.clone()));
     http::serve(listener, app, shutdown)
@@ -155,7 +174,7 @@ pub async fn run(
     notifier.send("STOPPING=1");
     watchdog.abort();
     summary.abort();
-    control.abort();
+    control_task.abort();
     hangups.abort();
     viewers.end_all().await;
     live.stop_publishers().await;
@@ -220,9 +239,11 @@ pub struct Live {
     config: Arc<RwLock<Arc<Config>>>,
     media: Mutex<Option<Media>>,
     hub: Arc<Hub>,
+    control: Arc<MediaControl>,
     stats: Arc<Stats>,
     token: Arc<RwLock<Option<String>>>,
     publishers: tokio::sync::Mutex<Publishers>,
+    publish_figures: Arc<PublishStats>,
     /// One reload at a time.
     busy: tokio::sync::Mutex<()>,
 }
@@ -234,28 +255,6 @@ impl std::fmt::Debug for Live {
 }
 
 impl Live {
-    /// Takes over the running pieces.
-    pub fn new(
-        reload: Reload,
-        config: Arc<RwLock<Arc<Config>>>,
-        media: Media,
-        hub: Arc<Hub>,
-        stats: Arc<Stats>,
-        token: Arc<RwLock<Option<String>>>,
-        publishers: Publishers,
-    ) -> Self {
-        Self {
-            reload,
-            config,
-            media: Mutex::new(Some(media)),
-            hub,
-            stats,
-            token,
-            publishers: tokio::sync::Mutex::new(publishers),
-            busy: tokio::sync::Mutex::new(()),
-        }
-    }
-
     /// The configuration in force.
     pub fn config(&self) -> Arc<Config> {
         self.config
@@ -299,8 +298,7 @@ impl Live {
             }
         }
         if report.applied.iter().any(|k| k.starts_with("encoder.")) {
-            self.stats
-                .publish
+            self.publish_figures
                 .set_range(eff.encoder.min_bitrate_kbps, eff.encoder.bitrate_kbps);
         }
         if report.applied.iter().any(|k| k == "http.token") {
@@ -329,7 +327,13 @@ impl Live {
             return Err("the encode thread had died; restart the node".into());
         };
         let mut carry = Some(carry);
-        match Media::start_carrying(new, self.hub.clone(), self.stats.clone(), &mut carry) {
+        match Media::start_carrying(
+            new,
+            self.hub.clone(),
+            self.control.clone(),
+            self.stats.clone(),
+            &mut carry,
+        ) {
             Ok(m) => {
                 tracing::info!(source = %new.spec, width = m.info.width, height = m.info.height, "pipeline restarted with the new settings");
                 *slot = Some(m);
@@ -337,9 +341,14 @@ impl Live {
             }
             Err(e) => {
                 tracing::error!(error = %e, "the new settings failed; back to the previous ones");
-                let back =
-                    Media::start_carrying(old, self.hub.clone(), self.stats.clone(), &mut carry)
-                        .map_err(|e2| format!("{e}; and the previous settings failed too: {e2}"))?;
+                let back = Media::start_carrying(
+                    old,
+                    self.hub.clone(),
+                    self.control.clone(),
+                    self.stats.clone(),
+                    &mut carry,
+                )
+                .map_err(|e2| format!("{e}; and the previous settings failed too: {e2}"))?;
                 *slot = Some(back);
                 Err(e.to_string())
             }

@@ -51,14 +51,10 @@ pub struct Stats {
     pub last_frame_us: AtomicU64,
     /// The light client and the attestations (`sutantra_chain_*`, `sutantra_attest_*`).
     pub chain: ChainStats,
-    /// WHIP publishing (`sutantra_publish_*`).
-    pub publish: crate::webrtc::whip::PublishStats,
     /// Frame pacing: hand-off to the viewers' queues vs the frame clock's deadline.
     pub pacing: PacingStats,
     /// The frame clock's own error: a free-running source's frame taken vs its deadline.
     pub capture_pacing: PacingStats,
-    /// Operator controls (`sutantra stream ...`, `reboot-stream`), read by the media threads.
-    pub control: crate::ops::control::MediaControl,
     window: Mutex<FpsWindow>,
     source: Mutex<SourceState>,
 }
@@ -174,14 +170,12 @@ impl Stats {
             keyframe_requests: AtomicU64::new(0),
             last_frame_us: AtomicU64::new(0),
             chain: ChainStats::default(),
-            publish: crate::webrtc::whip::PublishStats::default(),
             pacing: PacingStats::default(),
             capture_pacing: PacingStats::named(
                 "sutantra_frame_capture_lateness_us",
                 "Free-running source: frame taken, microseconds after its frame-clock deadline \
                  (the pacer's own error; the send lateness adds the encode).",
             ),
-            control: crate::ops::control::MediaControl::default(),
             window: Mutex::new(FpsWindow {
                 times: std::collections::VecDeque::with_capacity(256),
             }),

@@ -24,6 +24,10 @@ pub struct AppState {
     pub viewers: Arc<Viewers>,
     /// Counters.
     pub stats: Arc<Stats>,
+    /// The media switches (`stream stop` shows as `paused`).
+    pub control: Arc<crate::media::control::MediaControl>,
+    /// WHIP publishing figures and the encoder's bitrate target.
+    pub publish: Arc<crate::webrtc::whip::PublishStats>,
     /// Bearer token required on WHEP, if any (a reload may change it).
     pub token: Arc<std::sync::RwLock<Option<String>>>,
     /// Packets dropped for slow viewers.
@@ -257,7 +261,11 @@ async fn healthz(State(state): State<AppState>) -> Response {
         status
     };
     // `sutantra stream stop`: no frames on purpose, which is not a stall.
-    let status = if s.control.paused() { "paused" } else { status };
+    let status = if state.control.paused() {
+        "paused"
+    } else {
+        status
+    };
     let body = serde_json::json!({
         "status": status,
         "source": src.spec,
@@ -278,7 +286,7 @@ async fn healthz(State(state): State<AppState>) -> Response {
         "chain_halted": s.chain.halted.load(Ordering::Relaxed),
         "chain_error": s.chain.last_error(),
         "outbox_depth": s.chain.outbox_depth.load(Ordering::Relaxed),
-        "stream_paused": s.control.paused(),
+        "stream_paused": state.control.paused(),
     });
     let code = if status == "stalled" || status == "no_signal" {
         StatusCode::SERVICE_UNAVAILABLE
@@ -494,7 +502,7 @@ async fn metrics(State(state): State<AppState>) -> Response {
         "Closed segments dropped because the attestation thread fell behind.",
         c(&ch.segments_dropped),
     );
-    s.publish.render(&mut out);
+    state.publish.render(&mut out);
     s.pacing.render(&mut out);
     s.capture_pacing.render(&mut out);
     (

@@ -7,8 +7,11 @@
 //! viewer (bounded per viewer) and wakes their writer tasks. The logic lives in `sutantra-core`;
 //! this module only adds threads, the clock and counters.
 
+pub mod control;
+
 use crate::stats::Stats;
 use bytes::Bytes;
+use control::MediaControl;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
@@ -266,10 +269,17 @@ impl Media {
     pub fn start(
         cfg: &MediaConfig,
         hub: Arc<Hub>,
+        control: Arc<MediaControl>,
         stats: Arc<Stats>,
         observer: Box<dyn FrameObserver>,
     ) -> Result<Self, MediaError> {
-        Self::start_carrying(cfg, hub, stats, &mut Some(Carry::new(cfg, observer)?))
+        Self::start_carrying(
+            cfg,
+            hub,
+            control,
+            stats,
+            &mut Some(Carry::new(cfg, observer)?),
+        )
     }
 
     /// Starts the threads on `cfg`'s camera, carrying `carry` over from an earlier run; it is
@@ -277,12 +287,13 @@ impl Media {
     pub fn start_carrying(
         cfg: &MediaConfig,
         hub: Arc<Hub>,
+        control: Arc<MediaControl>,
         stats: Arc<Stats>,
         carry: &mut Option<Carry>,
     ) -> Result<Self, MediaError> {
         let (spec, req) = (cfg.spec.clone(), cfg.request);
         let opener: Opener = Box::new(move || open_source(&spec, &req));
-        Self::start_with(cfg, opener, hub, stats, carry)
+        Self::start_with(cfg, opener, hub, control, stats, carry)
     }
 
     /// Starts the threads on the camera `open` opens (see [`Media::start_carrying`]).
@@ -290,6 +301,7 @@ impl Media {
         cfg: &MediaConfig,
         mut open: Opener,
         hub: Arc<Hub>,
+        control: Arc<MediaControl>,
         stats: Arc<Stats>,
         carry: &mut Option<Carry>,
     ) -> Result<Self, MediaError> {
@@ -346,9 +358,12 @@ impl Media {
         let capture = {
             let (pool, stop, stats, spec) =
                 (pool.clone(), stop.clone(), stats.clone(), cfg.spec.clone());
+            let control = control.clone();
             std::thread::Builder::new()
                 .name("capture".into())
-                .spawn(move || capture_loop(source, open, spec, &pool, &stop, &stats, origin))
+                .spawn(move || {
+                    capture_loop(source, open, spec, &pool, &stop, &stats, &control, origin)
+                })
                 .map_err(|e| MediaError::Thread("capture", e))?
         };
         let encode = {
@@ -379,22 +394,18 @@ impl Media {
                     let mut packets = Vec::with_capacity(256);
                     let mut index = 0u64;
                     while let Some(id) = wait_ready(&pool, &stop) {
-                        if stats.control.paused() {
+                        if control.paused() {
                             // `sutantra stream stop`: frames are captured and let go unencoded.
                             pool.lock().release(id).ok();
                             continue;
                         }
                         let now = origin.elapsed();
                         // An operator's `stream keyframe` takes the viewers' request path.
-                        let operator = stats.control.take_keyframe();
+                        let operator = control.take_keyframe();
                         let force = ((hub.take_keyframe_request() | operator)
                             && limiter.allow(now))
                             || limiter.poll(now);
-                        crate::webrtc::whip::apply_target_bitrate(
-                            &stats,
-                            &mut encoder,
-                            &mut applied_kbps,
-                        );
+                        control.apply_target_bitrate(&mut encoder, &mut applied_kbps);
                         let Some(frame) = pool.frame(id) else {
                             continue;
                         };
@@ -535,6 +546,7 @@ fn capture_loop(
     pool: &PoolShared,
     stop: &AtomicBool,
     stats: &Stats,
+    control: &MediaControl,
     origin: Instant,
 ) {
     let clock = SystemClock;
@@ -559,7 +571,7 @@ fn capture_loop(
         now
     };
     while !stop.load(Ordering::SeqCst) {
-        if stats.control.take_restart() && source.is_some() {
+        if control.take_restart() && source.is_some() {
             // `sutantra reboot-stream`: close the source; the reopen path below restarts it.
             tracing::info!(source = %spec, "restarting the source on request");
             stats.set_source_state("restarting");
@@ -815,8 +827,14 @@ mod tests {
         let hub = Arc::new(Hub::new(2, 4096).expect("test setup"));
         let stats = Arc::new(Stats::new());
         let (viewer, _wake) = hub.join().expect("test setup");
-        let media =
-            Media::start(cfg, hub.clone(), stats.clone(), Box::new(NoObserver)).expect("starts");
+        let media = Media::start(
+            cfg,
+            hub.clone(),
+            Arc::default(),
+            stats.clone(),
+            Box::new(NoObserver),
+        )
+        .expect("starts");
         (media, hub, stats, viewer)
     }
 
@@ -909,6 +927,7 @@ mod tests {
             &cfg,
             opener,
             hub.clone(),
+            Arc::default(),
             stats.clone(),
             &mut Some(Carry::new(&cfg, watch).expect("test setup")),
         )

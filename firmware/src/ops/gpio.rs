@@ -23,6 +23,7 @@
 //! stream.
 
 use crate::config::{ButtonAction, GpioConfig};
+use crate::media::control::MediaControl;
 use crate::stats::Stats;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -159,6 +160,7 @@ pub struct GpioLogic {
     led: Option<Box<dyn StatusLed>>,
     button: Option<Box<dyn Button>>,
     stats: Arc<Stats>,
+    control: Arc<MediaControl>,
     action: ButtonAction,
     network: Box<dyn FnMut() -> bool + Send>,
     driver: LedDriver,
@@ -194,6 +196,7 @@ impl GpioLogic {
         led: Option<Box<dyn StatusLed>>,
         button: Option<Box<dyn Button>>,
         stats: Arc<Stats>,
+        control: Arc<MediaControl>,
         action: ButtonAction,
         long_press: Duration,
         network: Box<dyn FnMut() -> bool + Send>,
@@ -202,6 +205,7 @@ impl GpioLogic {
             led,
             button,
             stats,
+            control,
             action,
             network,
             driver: LedDriver::new(LedState::Booting, Duration::ZERO),
@@ -270,7 +274,7 @@ impl GpioLogic {
         let errors = s.encode_errors.load(Ordering::Relaxed);
         let source_ok = !matches!(s.source_state(), "error" | "restarting");
         // The stall clock runs only while frames should flow.
-        if frames != self.frames_seen || !source_ok || s.control.paused() {
+        if frames != self.frames_seen || !source_ok || self.control.paused() {
             self.frames_seen = frames;
             self.frames_moved_at = now;
         }
@@ -332,7 +336,7 @@ impl GpioLogic {
     }
 
     fn long_press(&self) {
-        let ctl = &self.stats.control;
+        let ctl = &self.control;
         match self.action {
             ButtonAction::Keyframe => {
                 ctl.request_keyframe();
@@ -388,7 +392,11 @@ impl GpioThread {
 
 /// Starts the GPIO thread as `[gpio]` and the board profile ask, or logs why not. `None`: no
 /// GPIO (off, unsupported in this build, or no pin could be opened).
-pub fn start(cfg: &crate::config::Config, stats: Arc<Stats>) -> Option<GpioThread> {
+pub fn start(
+    cfg: &crate::config::Config,
+    stats: Arc<Stats>,
+    control: Arc<MediaControl>,
+) -> Option<GpioThread> {
     let board = cfg.board.as_deref().and_then(sutantra_boards::find);
     let (led_pin, button_pin) = match plan(&cfg.gpio, board, BUILT_WITH_GPIO) {
         Plan::Off => return None,
@@ -413,6 +421,7 @@ pub fn start(cfg: &crate::config::Config, stats: Arc<Stats>) -> Option<GpioThrea
         led,
         button,
         stats,
+        control,
         cfg.gpio.button_action,
         Duration::from_millis(cfg.gpio.long_press_ms),
         Box::new(network_up),
@@ -470,6 +479,7 @@ mod tests {
         log: LedLog,
         script: ButtonScript,
         stats: Arc<Stats>,
+        control: Arc<MediaControl>,
         net: Arc<Mutex<bool>>,
         logic: GpioLogic,
         now: Duration,
@@ -480,12 +490,14 @@ mod tests {
         let (led, log) = FakeLed::new(time.clone());
         let (button, script) = FakeButton::scripted(time.clone(), presses);
         let stats = Arc::new(Stats::new());
+        let control = Arc::new(MediaControl::default());
         let net = Arc::new(Mutex::new(true));
         let up = net.clone();
         let logic = GpioLogic::new(
             Some(Box::new(led)),
             Some(Box::new(button)),
             stats.clone(),
+            control.clone(),
             action,
             ms(2000),
             Box::new(move || up.lock().map(|g| *g).unwrap_or(true)),
@@ -495,6 +507,7 @@ mod tests {
             log,
             script,
             stats,
+            control,
             net,
             logic,
             now: Duration::ZERO,
@@ -652,7 +665,7 @@ mod tests {
         // Paused on purpose: no stall.
         let mut r = rig(ButtonAction::Keyframe, &[]);
         r.stats.frames_sent.store(1, Ordering::Relaxed);
-        r.stats.control.set_paused(true);
+        r.control.set_paused(true);
         r.run_until(STALL * 2);
         assert_eq!(r.logic.state(), LedState::Streaming);
         // Never a frame.
@@ -668,15 +681,12 @@ mod tests {
             &[(ms(500), true), (ms(3000), false)],
         );
         r.run_until(ms(2400));
-        assert!(!r.stats.control.take_keyframe(), "not before the threshold");
+        assert!(!r.control.take_keyframe(), "not before the threshold");
         r.run_until(ms(2600));
-        assert!(r.stats.control.take_keyframe(), "fires while still held");
-        assert!(!r.stats.control.take_restart());
+        assert!(r.control.take_keyframe(), "fires while still held");
+        assert!(!r.control.take_restart());
         r.run_until(ms(5000));
-        assert!(
-            !r.stats.control.take_keyframe(),
-            "once, not again on release"
-        );
+        assert!(!r.control.take_keyframe(), "once, not again on release");
         r.script.assert_done();
     }
 
@@ -687,9 +697,9 @@ mod tests {
             &[(ms(100), true), (ms(2500), false)],
         );
         r.run_until(ms(3000));
-        assert!(r.stats.control.take_restart());
+        assert!(r.control.take_restart());
         assert!(
-            r.stats.control.take_keyframe(),
+            r.control.take_keyframe(),
             "a clean picture after the restart"
         );
         r.script.assert_done();
@@ -709,8 +719,8 @@ mod tests {
             ],
         );
         r.run_until(ms(4000));
-        assert!(!r.stats.control.take_restart());
-        assert!(!r.stats.control.take_keyframe());
+        assert!(!r.control.take_restart());
+        assert!(!r.control.take_keyframe());
         r.script.assert_done();
     }
 
@@ -720,7 +730,7 @@ mod tests {
         r.log.fail_next(sutantra_hal::gpio::ErrorKind::Other);
         r.script.fail_next(sutantra_hal::gpio::ErrorKind::Other);
         r.run_until(ms(2500));
-        assert!(r.stats.control.take_keyframe());
+        assert!(r.control.take_keyframe());
         assert!(!r.log.transitions().is_empty(), "the LED recovers");
         r.logic.shutdown();
         assert_eq!(r.log.level(), Some(false), "dark at shutdown");
@@ -735,6 +745,7 @@ mod tests {
             Some(Box::new(led)),
             None,
             stats,
+            Arc::new(MediaControl::default()),
             ButtonAction::Keyframe,
             ms(2000),
             Box::new(|| true),

@@ -69,6 +69,7 @@ pub fn frames_advanced(frames_at_last_ping: u64, frames_now: u64) -> bool {
 pub async fn watchdog_loop(
     notifier: std::sync::Arc<Notifier>,
     stats: std::sync::Arc<crate::stats::Stats>,
+    control: std::sync::Arc<crate::media::control::MediaControl>,
 ) {
     let Some(interval) = notifier.ping_interval() else {
         return;
@@ -81,7 +82,7 @@ pub async fn watchdog_loop(
         tick.tick().await;
         let now = stats.frames_sent.load(std::sync::atomic::Ordering::Relaxed);
         // A stream stopped by the operator is not stalled: keep pinging.
-        if frames_advanced(last, now) || stats.control.paused() {
+        if frames_advanced(last, now) || control.paused() {
             if stalled {
                 tracing::info!("frames flow again; watchdog pings resume");
                 stalled = false;
@@ -157,7 +158,8 @@ mod tests {
             watchdog: Some(Duration::from_secs(2)),
         });
         let stats = Arc::new(crate::stats::Stats::new());
-        let task = tokio::spawn(watchdog_loop(notifier, stats.clone()));
+        let control = Arc::new(crate::media::control::MediaControl::default());
+        let task = tokio::spawn(watchdog_loop(notifier, stats.clone(), control.clone()));
         let period = async |frames: u64| {
             stats.frames_sent.fetch_add(frames, Ordering::Relaxed);
             tokio::time::sleep(Duration::from_secs(1)).await;
@@ -188,7 +190,7 @@ mod tests {
             "{got:?}"
         );
         // An operator's `stream stop` is not a stall: pings go on without frames.
-        stats.control.set_paused(true);
+        control.set_paused(true);
         assert!(period(0).await[0].starts_with("WATCHDOG=1"));
         task.abort();
     }

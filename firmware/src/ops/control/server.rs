@@ -10,8 +10,10 @@
 use super::proto::{self, ProtoError, Request, Response};
 use crate::config::Config;
 use crate::media::Hub;
+use crate::media::control::MediaControl;
 use crate::stats::Stats;
 use crate::webrtc::whep::Viewers;
+use crate::webrtc::whip::PublishStats;
 use serde_json::{Value, json};
 use std::os::unix::fs::{FileTypeExt, PermissionsExt};
 use std::path::{Path, PathBuf};
@@ -107,6 +109,10 @@ pub trait Reloader: Send + Sync + std::fmt::Debug {
 pub struct ControlState {
     /// Counters and the media switches.
     pub stats: Arc<Stats>,
+    /// The media switches (pause, keyframe, restart).
+    pub control: Arc<MediaControl>,
+    /// WHIP publishing figures and the encoder's bitrate target.
+    pub publish: Arc<PublishStats>,
     /// The viewer sessions.
     pub viewers: Arc<Viewers>,
     /// The hub (packet drops).
@@ -121,9 +127,18 @@ pub struct ControlState {
 
 impl ControlState {
     /// State for `config`.
-    pub fn new(stats: Arc<Stats>, viewers: Arc<Viewers>, hub: Arc<Hub>, config: Config) -> Self {
+    pub fn new(
+        stats: Arc<Stats>,
+        control: Arc<MediaControl>,
+        publish: Arc<PublishStats>,
+        viewers: Arc<Viewers>,
+        hub: Arc<Hub>,
+        config: Config,
+    ) -> Self {
         Self {
             stats,
+            control,
+            publish,
             viewers,
             hub,
             config: Arc::new(std::sync::RwLock::new(Arc::new(config))),
@@ -297,7 +312,7 @@ async fn logs(
 
 /// Answers one request.
 pub async fn handle(state: &ControlState, request: Request) -> Response {
-    let ctl = &state.stats.control;
+    let ctl = &state.control;
     match request {
         Request::Status => Response::ok(status(state).await),
         Request::Keyframe => {
@@ -372,7 +387,7 @@ pub async fn handle(state: &ControlState, request: Request) -> Response {
 async fn status(state: &ControlState) -> Value {
     let s = &state.stats;
     let src = s.source();
-    let paused = s.control.paused();
+    let paused = state.control.paused();
     let stream_state = if paused { "paused" } else { src.state };
     let (temp, throttled) = tokio::task::spawn_blocking(board_health)
         .await
@@ -386,8 +401,8 @@ async fn status(state: &ControlState) -> Value {
         "fps": (s.fps() * 10.0).round() / 10.0,
         "fps_target": src.fps_target,
         "bitrate_kbps": state.kbps.load(Ordering::Relaxed),
-        "bitrate_target_kbps": s.publish.target_bitrate_kbps.load(Ordering::Relaxed),
-        "publish": s.publish.targets(),
+        "bitrate_target_kbps": state.control.target_bitrate(),
+        "publish": state.publish.targets(),
         "viewers": s.viewers.load(Ordering::Relaxed),
         "sessions": state.viewers.count(),
         "frames_sent": s.frames_sent.load(Ordering::Relaxed),

@@ -16,7 +16,7 @@
 //!
 //! Bandwidth: REMB from a relay ([`feedback`]) sets the encoder's target bitrate (the lowest
 //! estimate of the connected targets, within `encoder.min_bitrate_kbps ..= bitrate_kbps`); the
-//! encode thread applies it between frames ([`apply_target_bitrate`]). It is one encoder, so the
+//! encode thread applies it between frames ([`MediaControl::apply_target_bitrate`]). It is one encoder, so the
 //! local viewers get the same rate.
 
 #[cfg(test)]
@@ -26,6 +26,7 @@ pub mod whip_http;
 
 use crate::config::PublishTarget;
 use crate::config::WebRtcConfig;
+use crate::media::control::MediaControl;
 use crate::media::{Hub, OutPacket};
 use crate::stats::Stats;
 use crate::webrtc::stun::StunResolver;
@@ -73,15 +74,16 @@ const SHUTDOWN_WAIT: Duration = Duration::from_secs(4);
 /// Packets a writer moves out of the hub per wake-up.
 const WRITE_BATCH: usize = 64;
 
-/// Publishing figures for `/metrics`.
+/// Publishing figures for `/metrics` and `status`, and the re-targeting that turns the relays'
+/// estimates into the encoder's bitrate (written to [`MediaControl`]).
 #[derive(Debug, Default)]
 pub struct PublishStats {
     /// Sessions that connected, in total.
     pub sessions: AtomicU64,
     /// Attempts that failed (HTTP error, unreachable, never connected), in total.
     pub failures: AtomicU64,
-    /// The encoder's target bitrate now, kbit/s.
-    pub target_bitrate_kbps: AtomicU64,
+    /// Where the target bitrate goes: the encode thread reads it there.
+    control: Arc<MediaControl>,
     /// Lowest bitrate a relay's estimate may set, kbit/s.
     min_kbps: AtomicU32,
     /// Highest bitrate (the configured one), kbit/s.
@@ -130,6 +132,14 @@ pub struct ReportFigures {
 }
 
 impl PublishStats {
+    /// Figures whose bitrate target goes to `control`.
+    pub fn new(control: Arc<MediaControl>) -> Self {
+        Self {
+            control,
+            ..Self::default()
+        }
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, Vec<TargetFigures>> {
         self.targets.lock().unwrap_or_else(|p| p.into_inner())
     }
@@ -221,8 +231,7 @@ impl PublishStats {
     pub fn set_range(&self, min: u32, max: u32) {
         self.min_kbps.store(min.min(max), Ordering::Relaxed);
         self.max_kbps.store(max, Ordering::Relaxed);
-        self.target_bitrate_kbps
-            .store(u64::from(max), Ordering::Relaxed);
+        self.control.set_target_bitrate(u64::from(max));
         self.retarget();
     }
 
@@ -278,10 +287,10 @@ impl PublishStats {
             })
             .min();
         let want = u64::from(lowest.map_or(max, |e| e.clamp(min, max)));
-        let now = self.target_bitrate_kbps.load(Ordering::Relaxed);
+        let now = self.control.target_bitrate();
         let at_bound = want == u64::from(min) || want == u64::from(max);
         if want != now && (at_bound || want.abs_diff(now) * 20 > now) {
-            self.target_bitrate_kbps.store(want, Ordering::Relaxed);
+            self.control.set_target_bitrate(want);
             tracing::info!(
                 from_kbps = now,
                 to_kbps = want,
@@ -401,7 +410,7 @@ impl PublishStats {
             "encoder_target_bitrate_kbps",
             "gauge",
             "The encoder's target bitrate.",
-            self.target_bitrate_kbps.load(Ordering::Relaxed),
+            self.control.target_bitrate(),
         );
     }
 }
@@ -424,7 +433,7 @@ struct Running {
 
 impl Running {
     /// Stops the task (it DELETEs its session) and frees its stats slot; waits a bounded time.
-    async fn stop(self, stats: &Stats) {
+    async fn stop(self, figures: &PublishStats) {
         let _ = self.stop.send(true);
         if tokio::time::timeout(SHUTDOWN_WAIT, self.task)
             .await
@@ -432,7 +441,7 @@ impl Running {
         {
             tracing::warn!(target_url = %self.target.url, "publisher did not stop in time (DELETE pending); leaving it");
         }
-        stats.publish.unregister(self.index);
+        figures.unregister(self.index);
     }
 }
 
@@ -440,6 +449,7 @@ impl Running {
 struct Ctx {
     hub: Arc<Hub>,
     stats: Arc<Stats>,
+    figures: Arc<PublishStats>,
     stun: StunResolver,
     bind_ips: Vec<IpAddr>,
     gather_timeout: Duration,
@@ -454,8 +464,9 @@ impl Publishers {
         bitrate_kbps: (u32, u32),
         hub: Arc<Hub>,
         stats: Arc<Stats>,
+        figures: Arc<PublishStats>,
     ) -> Self {
-        stats.publish.set_range(bitrate_kbps.0, bitrate_kbps.1);
+        figures.set_range(bitrate_kbps.0, bitrate_kbps.1);
         let bind_ips = if webrtc.bind_addrs.is_empty() {
             crate::webrtc::whep::local_ips()
         } else {
@@ -464,6 +475,7 @@ impl Publishers {
         let ctx = Arc::new(Ctx {
             hub,
             stats,
+            figures,
             stun: StunResolver::new(
                 &webrtc.ice_servers,
                 Duration::from_millis((webrtc.gather_timeout_ms / 2).min(300)),
@@ -491,7 +503,7 @@ impl Publishers {
 
     fn spawn(&mut self, t: &PublishTarget) {
         let Some(ctx) = &self.ctx else { return };
-        let index = ctx.stats.publish.register(&t.url);
+        let index = ctx.figures.register(&t.url);
         tracing::info!(
             target_url = %t.url,
             token = t.token.is_some(),
@@ -518,8 +530,8 @@ impl Publishers {
         self.running = keep;
         for r in gone {
             tracing::info!(target_url = %r.target.url, "publish target removed; ending its session");
-            let stats = ctx.stats.clone();
-            tokio::spawn(async move { r.stop(&stats).await });
+            let figures = ctx.figures.clone();
+            tokio::spawn(async move { r.stop(&figures).await });
         }
         for t in wanted {
             if !self.running.iter().any(|r| &r.target == t) {
@@ -534,16 +546,16 @@ impl Publishers {
         for r in &self.running {
             let _ = r.stop.send(true);
         }
-        let all = futures_join(self.running, &ctx.stats);
+        let all = futures_join(self.running, &ctx.figures);
         if tokio::time::timeout(SHUTDOWN_WAIT, all).await.is_err() {
             tracing::warn!("publishers did not stop in time (DELETE pending); leaving them");
         }
     }
 }
 
-async fn futures_join(running: Vec<Running>, stats: &Stats) {
+async fn futures_join(running: Vec<Running>, figures: &PublishStats) {
     for r in running {
-        r.stop(stats).await;
+        r.stop(figures).await;
     }
 }
 
@@ -596,7 +608,7 @@ async fn run_target(
             break;
         }
         let outcome = session(index, &target, &ctx, &mut link_servers, &mut stop).await;
-        ctx.stats.publish.set_connected(index, false);
+        ctx.figures.set_connected(index, false);
         let mut delay = match outcome {
             Outcome::Stopped => break,
             Outcome::Ended(reason) => {
@@ -610,7 +622,7 @@ async fn run_target(
                 backoff.next()
             }
             Outcome::Refused(e) => {
-                ctx.stats.publish.failures.fetch_add(1, Ordering::Relaxed);
+                ctx.figures.failures.fetch_add(1, Ordering::Relaxed);
                 let class = e.class();
                 let delay = backoff.next();
                 if streak.as_deref() != Some(class.as_str()) {
@@ -648,7 +660,7 @@ async fn run_target(
                 }
             }
             Outcome::Failed(reason) => {
-                ctx.stats.publish.failures.fetch_add(1, Ordering::Relaxed);
+                ctx.figures.failures.fetch_add(1, Ordering::Relaxed);
                 let delay = backoff.next();
                 let class = format!("failed: {reason}");
                 if streak.as_deref() != Some(class.as_str()) {
@@ -669,7 +681,7 @@ async fn run_target(
             _ = stop.changed() => break,
         }
     }
-    ctx.stats.publish.set_connected(index, false);
+    ctx.figures.set_connected(index, false);
 }
 
 /// GCC for one session: it starts at the configured bitrate and moves within the range.
@@ -851,8 +863,8 @@ async fn stream(
     let Some((id, wake)) = ctx.hub.join() else {
         return Outcome::Failed("no room in the hub".into());
     };
-    ctx.stats.publish.sessions.fetch_add(1, Ordering::Relaxed);
-    ctx.stats.publish.set_connected(index, true);
+    ctx.figures.sessions.fetch_add(1, Ordering::Relaxed);
+    ctx.figures.set_connected(index, true);
     tracing::info!(
         target_url = %target.url,
         ssrc,
@@ -861,7 +873,12 @@ async fn stream(
     );
 
     let rtcp_task = {
-        let (track, hub, stats) = (track.clone(), ctx.hub.clone(), ctx.stats.clone());
+        let (track, hub, stats, figures) = (
+            track.clone(),
+            ctx.hub.clone(),
+            ctx.stats.clone(),
+            ctx.figures.clone(),
+        );
         tokio::spawn(async move {
             while let Some(TrackLocalEvent::OnRtcpPacket(packets)) = track.poll().await {
                 if packets
@@ -876,14 +893,14 @@ async fn stream(
                     .filter_map(|p| feedback::remb_kbps(p.as_ref()))
                     .min()
                 {
-                    stats.publish.set_estimate(index, kbps);
+                    figures.set_estimate(index, kbps);
                 }
                 let arrival = feedback::ntp_middle(std::time::SystemTime::now());
                 if let Some(r) = packets
                     .iter()
                     .find_map(|p| feedback::report_about(p.as_ref(), ssrc, arrival))
                 {
-                    stats.publish.set_report(index, r);
+                    figures.set_report(index, r);
                 }
             }
         })
@@ -918,17 +935,17 @@ async fn stream(
         }
         match crate::webrtc::whep::send_queued(&ctx.hub, id, track, ssrc, pt, &mut batch).await {
             Ok(bytes) => {
-                ctx.stats.publish.add_sent(index, bytes, Instant::now());
+                ctx.figures.add_sent(index, bytes, Instant::now());
                 let seen = twcc_estimate.twcc_feedback.load(Ordering::Relaxed);
                 if seen != twcc_seen {
-                    ctx.stats.publish.add_twcc_feedback(index, seen - twcc_seen);
+                    ctx.figures.add_twcc_feedback(index, seen - twcc_seen);
                     twcc_seen = seen;
                 }
                 let bps = twcc_estimate.estimate_bps.load(Ordering::Relaxed);
                 if bps != twcc_applied && bps > 0 {
                     twcc_applied = bps;
                     let kbps = u32::try_from(bps / 1000).unwrap_or(u32::MAX);
-                    ctx.stats.publish.set_twcc(index, kbps);
+                    ctx.figures.set_twcc(index, kbps);
                 }
             }
             Err(text) => {
@@ -988,7 +1005,7 @@ async fn build_connection(
         )
         .with(
             rtc::interceptor::Slot::CongestionControl,
-            rtc::interceptor::CongestionControlBuilder::new(gcc(ctx.stats.publish.range())).build(),
+            rtc::interceptor::CongestionControlBuilder::new(gcc(ctx.figures.range())).build(),
         )
         .with(
             crate::webrtc::keyframe::SLOT,
@@ -1054,25 +1071,6 @@ async fn build_connection(
     .await
     .map_err(|e| format!("add track: {e}"))?;
     Ok((pc, track))
-}
-
-/// Applies the target bitrate to the encoder if it changed (called by the encode thread between
-/// frames; `applied` is the bitrate in force).
-pub fn apply_target_bitrate(
-    stats: &Stats,
-    encoder: &mut sutantra_core::codec::vp8::Vp8Encoder,
-    applied: &mut u32,
-) {
-    let want = u32::try_from(stats.publish.target_bitrate_kbps.load(Ordering::Relaxed))
-        .unwrap_or(u32::MAX);
-    if want == 0 || want == *applied {
-        return;
-    }
-    if let Err(e) = encoder.set_bitrate(want) {
-        tracing::warn!(kbps = want, error = %e, "the encoder refused the new bitrate");
-    }
-    // Also on error: try again only when the target moves.
-    *applied = want;
 }
 
 /// Sleeps until `at`; forever when `None`.
@@ -1149,10 +1147,11 @@ mod tests {
 
     #[test]
     fn the_lowest_estimate_sets_the_bitrate_within_the_range() {
-        let s = PublishStats::default();
+        let control = Arc::new(MediaControl::default());
+        let s = PublishStats::new(control.clone());
         s.set_range(150, 1000);
         let (a, b) = (s.register("a"), s.register("b"));
-        let target = || s.target_bitrate_kbps.load(Ordering::Relaxed);
+        let target = || control.target_bitrate();
         assert_eq!(target(), 1000);
         s.set_connected(a, true);
         s.set_estimate(a, 600);
