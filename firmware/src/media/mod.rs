@@ -7,42 +7,27 @@
 //! viewer (bounded per viewer) and wakes their writer tasks. The logic lives in `sutantra-core`;
 //! this module only adds threads, the clock and counters.
 
+pub mod capture;
 pub mod control;
+pub mod hub;
+
+pub use hub::{Hub, OutPacket};
 
 use crate::stats::Stats;
 use bytes::Bytes;
 use control::MediaControl;
-use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 use sutantra_core::codec::vp8::{Vp8Config, Vp8Encoder};
-use sutantra_core::fanout::{Fanout, KeyframeLimiter, ViewerId};
+use sutantra_core::fanout::KeyframeLimiter;
 use sutantra_core::observer::{EncodedFrameInfo, FrameObserver};
-use sutantra_core::pacer::{Pacer, SendGrid, Tick};
+use sutantra_core::pacer::SendGrid;
 use sutantra_core::pool::{FramePool, SlotId};
 use sutantra_core::rtp::packetizer::Packetizer;
-use sutantra_core::supervisor::{ErrorRun, Restarter};
-use sutantra_hal::camera::{SourceRequest, SourceSpec, draw_slate, open_source};
-use sutantra_hal::{
-    CameraError, FrameSource, I420Frame, Pacing, SourceInfo, SystemClock, WallClock,
-};
-use tokio::sync::Notify;
-
-/// One RTP packet as every viewer sends it (SSRC and payload type are stamped per viewer).
-#[derive(Debug, Clone)]
-pub struct OutPacket {
-    /// Sequence number.
-    pub seq: u16,
-    /// 90 kHz timestamp from the capture time.
-    pub timestamp: u32,
-    /// Last packet of a frame.
-    pub marker: bool,
-    /// First packet of a keyframe: a viewer that joins starts here.
-    pub keyframe_start: bool,
-    /// VP8 payload (descriptor included); shared, never copied per viewer.
-    pub payload: Bytes,
-}
+use sutantra_core::supervisor::ErrorRun;
+use sutantra_hal::camera::{SourceRequest, SourceSpec, open_source};
+use sutantra_hal::{CameraError, FrameSource, I420Frame, SourceInfo, SystemClock, WallClock};
 
 /// What the media threads need to know.
 #[derive(Debug, Clone)]
@@ -94,96 +79,6 @@ impl MediaConfig {
     }
 }
 
-/// The meeting point of the encoder and the viewers.
-#[derive(Debug)]
-pub struct Hub {
-    inner: Mutex<HubInner>,
-}
-
-#[derive(Debug)]
-struct HubInner {
-    fanout: Fanout<Arc<OutPacket>>,
-    wakers: HashMap<ViewerId, Arc<Notify>>,
-}
-
-impl Hub {
-    /// A hub for at most `max_viewers`, each with a queue of `queue_packets`.
-    pub fn new(max_viewers: usize, queue_packets: usize) -> Result<Self, String> {
-        let fanout = Fanout::new(max_viewers, queue_packets).map_err(|e| e.to_string())?;
-        Ok(Self {
-            inner: Mutex::new(HubInner {
-                fanout,
-                wakers: HashMap::new(),
-            }),
-        })
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, HubInner> {
-        self.inner.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    /// Adds a viewer. It receives nothing until the next keyframe, which is requested for it.
-    /// Returns its id and its wake-up.
-    pub fn join(&self) -> Option<(ViewerId, Arc<Notify>)> {
-        let mut inner = self.lock();
-        let id = inner.fanout.add_viewer().ok()?;
-        let notify = Arc::new(Notify::new());
-        inner.wakers.insert(id, notify.clone());
-        Some((id, notify))
-    }
-
-    /// Removes a viewer.
-    pub fn leave(&self, id: ViewerId) {
-        let mut inner = self.lock();
-        let _ = inner.fanout.remove_viewer(id);
-        inner.wakers.remove(&id);
-    }
-
-    /// Viewer `id` lost the picture (PLI/FIR): it waits for the next keyframe, which the encoder
-    /// makes as soon as its rate limit allows.
-    pub fn request_keyframe(&self, id: ViewerId) {
-        let _ = self.lock().fanout.request_keyframe(id);
-    }
-
-    fn take_keyframe_request(&self) -> bool {
-        self.lock().fanout.take_keyframe_request()
-    }
-
-    /// Moves up to `max` queued packets of viewer `id` into `out`.
-    pub fn drain(&self, id: ViewerId, out: &mut Vec<Arc<OutPacket>>, max: usize) {
-        self.lock().fanout.drain_into(id, out, max);
-    }
-
-    /// Packets dropped for slow viewers, in total.
-    pub fn dropped(&self) -> u64 {
-        self.lock().fanout.total_dropped()
-    }
-
-    /// Counters of viewer `id` (queued, dropped, sent), if it is attached.
-    pub fn viewer_stats(&self, id: ViewerId) -> Option<sutantra_core::fanout::ViewerStats> {
-        self.lock().fanout.stats(id)
-    }
-
-    /// Viewers attached to the hub.
-    pub fn viewers(&self) -> usize {
-        self.lock().fanout.viewer_count()
-    }
-
-    fn publish(&self, packets: &[Arc<OutPacket>]) {
-        let mut inner = self.lock();
-        for p in packets {
-            if p.keyframe_start {
-                inner.fanout.push_keyframe_start(p.clone());
-            } else {
-                inner.fanout.push(p.clone());
-            }
-        }
-        for w in inner.wakers.values() {
-            w.notify_one();
-        }
-    }
-}
-
 /// Opens (and reopens) the camera. The node's is `open_source(spec, request)`; tests of the
 /// supervisor pass a scripted fake.
 pub type Opener = Box<dyn FnMut() -> Result<Box<dyn FrameSource>, CameraError> + Send>;
@@ -204,10 +99,6 @@ impl std::fmt::Debug for Carry {
     }
 }
 
-/// The shortest and longest wait between attempts to reopen a failed camera. The cap bounds
-/// recovery: a camera that comes back streams again within about a second (plus its open).
-const REOPEN_MIN: Duration = Duration::from_millis(250);
-const REOPEN_MAX: Duration = Duration::from_secs(1);
 /// Encode errors in a row after which the encoder is rebuilt (half a second at 30 FPS).
 const ENCODER_ERROR_RUN: u32 = 15;
 
@@ -356,14 +247,17 @@ impl Media {
 
         let origin = Instant::now();
         let capture = {
-            let (pool, stop, stats, spec) =
-                (pool.clone(), stop.clone(), stats.clone(), cfg.spec.clone());
-            let control = control.clone();
+            let shared = capture::CaptureShared {
+                pool: pool.clone(),
+                stop: stop.clone(),
+                stats: stats.clone(),
+                control: control.clone(),
+                origin,
+            };
+            let spec = cfg.spec.clone();
             std::thread::Builder::new()
                 .name("capture".into())
-                .spawn(move || {
-                    capture_loop(source, open, spec, &pool, &stop, &stats, &control, origin)
-                })
+                .spawn(move || capture::capture_loop(source, open, spec, &shared))
                 .map_err(|e| MediaError::Thread("capture", e))?
         };
         let encode = {
@@ -450,7 +344,7 @@ impl Media {
                                 {
                                     std::thread::sleep(until.saturating_sub(origin.elapsed()));
                                 }
-                                hub.publish(&packets);
+                                hub.broadcast(&packets);
                                 // Lateness is measured against the send time: deadline + hold.
                                 let sent = origin.elapsed().saturating_sub(send_offset);
                                 stats.on_encoded(bytes, keyframe, packets.len(), sent);
@@ -534,152 +428,6 @@ fn wait_ready(pool: &PoolShared, stop: &AtomicBool) -> Option<SlotId> {
     }
 }
 
-/// The capture thread: paces free-running sources with the frame clock, decimates device
-/// sources that run faster than configured, and supervises the camera: a failed camera is
-/// closed and reopened with capped backoff ([`REOPEN_MIN`] to [`REOPEN_MAX`]) while the frame
-/// clock keeps the stream alive with the "no signal" slate, so viewers stay connected and see
-/// that the node is alive.
-fn capture_loop(
-    source: Box<dyn FrameSource>,
-    mut open: Opener,
-    spec: SourceSpec,
-    pool: &PoolShared,
-    stop: &AtomicBool,
-    stats: &Stats,
-    control: &MediaControl,
-    origin: Instant,
-) {
-    let clock = SystemClock;
-    let info = source.info();
-    let (fps_num, fps_den) = (info.fps_num, info.fps_den);
-    let period = Duration::from_nanos(1_000_000_000 * fps_den as u64 / fps_num.max(1) as u64);
-    let Ok(mut pacer) = Pacer::new(fps_num, fps_den, origin.elapsed()) else {
-        tracing::error!(fps_num, fps_den, "invalid frame rate; capture stopped");
-        return;
-    };
-    let mut free = source.pacing() == Pacing::Free;
-    // `None` while a failed camera is closed and being reopened.
-    let mut source = Some(source);
-    let mut restarter = Restarter::new(REOPEN_MIN, REOPEN_MAX);
-    let mut away_since = origin.elapsed();
-    let go_away = |source: &mut Option<Box<dyn FrameSource>>, restarter: &mut Restarter| {
-        // Close the failed device before reopening: while its file stays open, a camera that
-        // comes back is registered as another /dev/videoN.
-        *source = None;
-        let now = origin.elapsed();
-        restarter.failed(now);
-        now
-    };
-    while !stop.load(Ordering::SeqCst) {
-        if control.take_restart() && source.is_some() {
-            // `sutantra reboot-stream`: close the source; the reopen path below restarts it.
-            tracing::info!(source = %spec, "restarting the source on request");
-            stats.set_source_state("restarting");
-            away_since = go_away(&mut source, &mut restarter);
-            restarter.restart_now(away_since);
-        }
-        let Some(src) = source.as_mut() else {
-            if restarter.due(origin.elapsed()) {
-                match open() {
-                    Ok(s) if s.info().width == info.width && s.info().height == info.height => {
-                        free = s.pacing() == Pacing::Free;
-                        source = Some(s);
-                        restarter.succeeded();
-                        stats.set_source_state("running");
-                        stats.source_reopens.fetch_add(1, Ordering::Relaxed);
-                        tracing::info!(
-                            source = %spec,
-                            away = ?origin.elapsed().saturating_sub(away_since),
-                            "source reopened"
-                        );
-                        continue;
-                    }
-                    Ok(s) => {
-                        let wait = restarter.attempt_failed(origin.elapsed());
-                        tracing::error!(
-                            source = %spec,
-                            size = format!("{}x{}", s.info().width, s.info().height),
-                            retry_in = ?wait,
-                            "source came back with another size; restart the node to use it"
-                        );
-                    }
-                    Err(e) => {
-                        let wait = restarter.attempt_failed(origin.elapsed());
-                        // Once a minute at most in the log; every attempt at debug level.
-                        if restarter.attempts() % 60 == 1 {
-                            tracing::warn!(source = %spec, error = %e, retry_in = ?wait, "source still unavailable; sending the no-signal slate");
-                        } else {
-                            tracing::debug!(source = %spec, error = %e, "source still unavailable");
-                        }
-                    }
-                }
-            }
-            // The frame clock goes on: the slate keeps the viewers' picture alive.
-            match pacer.poll(origin.elapsed()) {
-                Tick::Wait { until } => {
-                    let now = origin.elapsed();
-                    let until = restarter.next_attempt().map_or(until, |a| a.min(until));
-                    if until > now {
-                        std::thread::sleep((until - now).min(Duration::from_millis(100)));
-                    }
-                }
-                Tick::Due { skipped, .. } => {
-                    if skipped > 0 {
-                        stats.pacer_skipped.fetch_add(skipped, Ordering::Relaxed);
-                    }
-                    let away_s = origin.elapsed().saturating_sub(away_since).as_secs();
-                    // Drawing the slate cannot fail.
-                    let _ = send_frame(pool, stats, |frame| {
-                        draw_slate(frame, clock.now_us(), away_s);
-                        Ok(())
-                    });
-                    stats.slate_frames.fetch_add(1, Ordering::Relaxed);
-                }
-            }
-            continue;
-        };
-        if free {
-            // Free-running source: the frame clock decides when the picture is taken.
-            match pacer.poll(origin.elapsed()) {
-                Tick::Wait { until } => {
-                    let now = origin.elapsed();
-                    if until > now {
-                        std::thread::sleep((until - now).min(Duration::from_millis(100)));
-                    }
-                    continue;
-                }
-                Tick::Due { skipped, late, .. } => {
-                    stats.capture_pacing.record_late(late);
-                    if skipped > 0 {
-                        stats.pacer_skipped.fetch_add(skipped, Ordering::Relaxed);
-                    }
-                }
-            }
-        }
-        let decimate = |pacer: &mut Pacer| {
-            // Device-paced: keep only the frames the frame clock wants (a camera that runs
-            // faster than configured is decimated, not queued). A quarter period of tolerance
-            // keeps a camera at exactly the configured rate from losing frames to phase jitter.
-            !free && matches!(pacer.poll(origin.elapsed() + period / 4), Tick::Wait { .. })
-        };
-        let result = send_frame(pool, stats, |frame| {
-            src.capture(frame, &clock)?;
-            stats.on_captured();
-            if decimate(&mut pacer) {
-                stats.decimated.fetch_add(1, Ordering::Relaxed);
-                return Err(None);
-            }
-            Ok(())
-        });
-        if let Err(e) = result {
-            stats.capture_errors.fetch_add(1, Ordering::Relaxed);
-            stats.set_source_state("error");
-            tracing::warn!(source = %spec, error = %e, "capture failed; closing the source to reopen it");
-            away_since = go_away(&mut source, &mut restarter);
-        }
-    }
-}
-
 /// When a frame stamped `capture_us` (wall clock, µs) was captured, on the media `origin`'s
 /// monotonic time line; `None` when the wall clock stepped since (an NTP correction): the
 /// frame is then sent without a hold.
@@ -688,46 +436,13 @@ fn captured_at(capture_us: u64, origin: Instant) -> Option<Duration> {
     (age < 1_000_000).then(|| origin.elapsed().saturating_sub(Duration::from_micros(age)))
 }
 
-/// Takes a frame from the pool, lets `fill` draw it and hands it to the encoder. `fill` may
-/// fail with a camera error (returned) or decline the frame (`Err(None)`: nothing is sent).
-fn send_frame(
-    pool: &PoolShared,
-    stats: &Stats,
-    fill: impl FnOnce(&mut I420Frame) -> Result<(), Option<CameraError>>,
-) -> Result<(), CameraError> {
-    let id = match pool.lock().acquire() {
-        Ok(id) => id,
-        Err(e) => {
-            tracing::error!(error = %e, "frame pool exhausted");
-            std::thread::sleep(Duration::from_millis(10));
-            return Ok(());
-        }
-    };
-    let result = match pool.frame(id) {
-        Some(mut frame) => fill(&mut frame),
-        None => return Ok(()),
-    };
-    match result {
-        Ok(()) => {
-            let mut guard = pool.lock();
-            guard.publish(id).ok();
-            stats.set_pool_dropped(guard.dropped());
-            drop(guard);
-            pool.ready.notify_one();
-            Ok(())
-        }
-        Err(e) => {
-            pool.lock().discard(id).ok();
-            e.map_or(Ok(()), Err)
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use std::sync::Mutex as StdMutex;
     use sutantra_core::codec::vp8::Vp8Decoder;
+    use sutantra_core::fanout::ViewerId;
+    use sutantra_hal::Pacing;
     use sutantra_hal::camera::slate::looks_like_slate;
     use sutantra_hal::camera::{CameraError, ErrorKind};
 

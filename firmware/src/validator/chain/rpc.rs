@@ -393,14 +393,15 @@ pub(crate) mod tests {
     use std::net::TcpListener;
     use std::path::PathBuf;
 
-    /// The shared CometBFT vectors (never edited): `$SUTANTRA_VECTORS` or `../../shared/vectors`.
+    /// The CometBFT vectors kept in the repository (copied unchanged from upstream, never
+    /// edited): `$SUTANTRA_VECTORS` (the `cometbft` folder itself, as the core's tests take it)
+    /// or `tests/data/cometbft`.
     pub(crate) fn vectors() -> PathBuf {
         std::env::var_os("SUTANTRA_VECTORS")
             .map(PathBuf::from)
             .unwrap_or_else(|| {
-                PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/vectors")
+                PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/data/cometbft")
             })
-            .join("cometbft")
     }
 
     pub(crate) fn recorded(name: &str) -> Vec<u8> {

@@ -1,0 +1,212 @@
+//! The capture thread: the frame clock, the camera (or the "no signal" slate while it is away,
+//! reopened with backoff), and the hand-off of each frame to the pool.
+
+use super::control::MediaControl;
+use super::{Opener, PoolShared};
+use crate::stats::Stats;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+use sutantra_core::pacer::{Pacer, Tick};
+use sutantra_core::supervisor::Restarter;
+use sutantra_hal::camera::{SourceSpec, draw_slate};
+use sutantra_hal::{CameraError, FrameSource, I420Frame, Pacing, SystemClock, WallClock};
+
+/// What the capture thread shares with the rest of the pipeline.
+pub(super) struct CaptureShared {
+    pub pool: Arc<PoolShared>,
+    pub stop: Arc<AtomicBool>,
+    pub stats: Arc<Stats>,
+    pub control: Arc<MediaControl>,
+    pub origin: Instant,
+}
+
+/// The shortest and longest wait between attempts to reopen a failed camera. The cap bounds
+/// recovery: a camera that comes back streams again within about a second (plus its open).
+const REOPEN_MIN: Duration = Duration::from_millis(250);
+const REOPEN_MAX: Duration = Duration::from_secs(1);
+
+/// The capture thread: paces free-running sources with the frame clock, decimates device
+/// sources that run faster than configured, and supervises the camera: a failed camera is
+/// closed and reopened with capped backoff ([`REOPEN_MIN`] to [`REOPEN_MAX`]) while the frame
+/// clock keeps the stream alive with the "no signal" slate, so viewers stay connected and see
+/// that the node is alive.
+pub(super) fn capture_loop(
+    source: Box<dyn FrameSource>,
+    mut open: Opener,
+    spec: SourceSpec,
+    shared: &CaptureShared,
+) {
+    let CaptureShared {
+        pool,
+        stop,
+        stats,
+        control,
+        origin,
+    } = shared;
+    let origin = *origin;
+    let clock = SystemClock;
+    let info = source.info();
+    let (fps_num, fps_den) = (info.fps_num, info.fps_den);
+    let period = Duration::from_nanos(1_000_000_000 * fps_den as u64 / fps_num.max(1) as u64);
+    let Ok(mut pacer) = Pacer::new(fps_num, fps_den, origin.elapsed()) else {
+        tracing::error!(fps_num, fps_den, "invalid frame rate; capture stopped");
+        return;
+    };
+    let mut free = source.pacing() == Pacing::Free;
+    // `None` while a failed camera is closed and being reopened.
+    let mut source = Some(source);
+    let mut restarter = Restarter::new(REOPEN_MIN, REOPEN_MAX);
+    let mut away_since = origin.elapsed();
+    let go_away = |source: &mut Option<Box<dyn FrameSource>>, restarter: &mut Restarter| {
+        // Close the failed device before reopening: while its file stays open, a camera that
+        // comes back is registered as another /dev/videoN.
+        *source = None;
+        let now = origin.elapsed();
+        restarter.failed(now);
+        now
+    };
+    while !stop.load(Ordering::SeqCst) {
+        if control.take_restart() && source.is_some() {
+            // `sutantra reboot-stream`: close the source; the reopen path below restarts it.
+            tracing::info!(source = %spec, "restarting the source on request");
+            stats.set_source_state("restarting");
+            away_since = go_away(&mut source, &mut restarter);
+            restarter.restart_now(away_since);
+        }
+        let Some(src) = source.as_mut() else {
+            if restarter.due(origin.elapsed()) {
+                match open() {
+                    Ok(s) if s.info().width == info.width && s.info().height == info.height => {
+                        free = s.pacing() == Pacing::Free;
+                        source = Some(s);
+                        restarter.succeeded();
+                        stats.set_source_state("running");
+                        stats.source_reopens.fetch_add(1, Ordering::Relaxed);
+                        tracing::info!(
+                            source = %spec,
+                            away = ?origin.elapsed().saturating_sub(away_since),
+                            "source reopened"
+                        );
+                        continue;
+                    }
+                    Ok(s) => {
+                        let wait = restarter.attempt_failed(origin.elapsed());
+                        tracing::error!(
+                            source = %spec,
+                            size = format!("{}x{}", s.info().width, s.info().height),
+                            retry_in = ?wait,
+                            "source came back with another size; restart the node to use it"
+                        );
+                    }
+                    Err(e) => {
+                        let wait = restarter.attempt_failed(origin.elapsed());
+                        // Once a minute at most in the log; every attempt at debug level.
+                        if restarter.attempts() % 60 == 1 {
+                            tracing::warn!(source = %spec, error = %e, retry_in = ?wait, "source still unavailable; sending the no-signal slate");
+                        } else {
+                            tracing::debug!(source = %spec, error = %e, "source still unavailable");
+                        }
+                    }
+                }
+            }
+            // The frame clock goes on: the slate keeps the viewers' picture alive.
+            match pacer.poll(origin.elapsed()) {
+                Tick::Wait { until } => {
+                    let now = origin.elapsed();
+                    let until = restarter.next_attempt().map_or(until, |a| a.min(until));
+                    if until > now {
+                        std::thread::sleep((until - now).min(Duration::from_millis(100)));
+                    }
+                }
+                Tick::Due { skipped, .. } => {
+                    if skipped > 0 {
+                        stats.pacer_skipped.fetch_add(skipped, Ordering::Relaxed);
+                    }
+                    let away_s = origin.elapsed().saturating_sub(away_since).as_secs();
+                    // Drawing the slate cannot fail.
+                    let _ = send_frame(pool, stats, |frame| {
+                        draw_slate(frame, clock.now_us(), away_s);
+                        Ok(())
+                    });
+                    stats.slate_frames.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+            continue;
+        };
+        if free {
+            // Free-running source: the frame clock decides when the picture is taken.
+            match pacer.poll(origin.elapsed()) {
+                Tick::Wait { until } => {
+                    let now = origin.elapsed();
+                    if until > now {
+                        std::thread::sleep((until - now).min(Duration::from_millis(100)));
+                    }
+                    continue;
+                }
+                Tick::Due { skipped, late, .. } => {
+                    stats.capture_pacing.record_late(late);
+                    if skipped > 0 {
+                        stats.pacer_skipped.fetch_add(skipped, Ordering::Relaxed);
+                    }
+                }
+            }
+        }
+        let decimate = |pacer: &mut Pacer| {
+            // Device-paced: keep only the frames the frame clock wants (a camera that runs
+            // faster than configured is decimated, not queued). A quarter period of tolerance
+            // keeps a camera at exactly the configured rate from losing frames to phase jitter.
+            !free && matches!(pacer.poll(origin.elapsed() + period / 4), Tick::Wait { .. })
+        };
+        let result = send_frame(pool, stats, |frame| {
+            src.capture(frame, &clock)?;
+            stats.on_captured();
+            if decimate(&mut pacer) {
+                stats.decimated.fetch_add(1, Ordering::Relaxed);
+                return Err(None);
+            }
+            Ok(())
+        });
+        if let Err(e) = result {
+            stats.capture_errors.fetch_add(1, Ordering::Relaxed);
+            stats.set_source_state("error");
+            tracing::warn!(source = %spec, error = %e, "capture failed; closing the source to reopen it");
+            away_since = go_away(&mut source, &mut restarter);
+        }
+    }
+}
+
+/// Takes a frame from the pool, lets `fill` draw it and hands it to the encoder. `fill` may
+/// fail with a camera error (returned) or decline the frame (`Err(None)`: nothing is sent).
+pub(super) fn send_frame(
+    pool: &PoolShared,
+    stats: &Stats,
+    fill: impl FnOnce(&mut I420Frame) -> Result<(), Option<CameraError>>,
+) -> Result<(), CameraError> {
+    let id = match pool.lock().acquire() {
+        Ok(id) => id,
+        Err(e) => {
+            tracing::error!(error = %e, "frame pool exhausted");
+            std::thread::sleep(Duration::from_millis(10));
+            return Ok(());
+        }
+    };
+    let result = match pool.frame(id) {
+        Some(mut frame) => fill(&mut frame),
+        None => return Ok(()),
+    };
+    match result {
+        Ok(()) => {
+            let mut guard = pool.lock();
+            guard.publish(id).ok();
+            stats.set_pool_dropped(guard.dropped());
+            drop(guard);
+            pool.ready.notify_one();
+            Ok(())
+        }
+        Err(e) => {
+            pool.lock().discard(id).ok();
+            e.map_or(Ok(()), Err)
+        }
+    }
+}
