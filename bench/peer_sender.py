@@ -11,7 +11,7 @@ It speaks the same WHEP subset as the node (POST /whep -> 201 + answer + Locatio
   aiortc encodes once per viewer (that is how aiortc works: an encoder per RTCRtpSender).
 - The bitrate is pinned: aiortc's VP8 encoder otherwise starts at 500 kbit/s and follows REMB
   between 250 kbit/s and 1.5 Mbit/s. Its other settings are aiortc's own (cpu-used -6, realtime).
-- --stamp draws the latency stamp of DESIGN.md section 3 (64 cells in rows 0..15 of the luma
+- --stamp draws the latency stamp of ARCHITECTURE.md (64 cells in rows 0..15 of the luma
   plane, bit 63-i of the capture time in µs) into each frame when it is taken from the file at
   its deadline, which is this sender's capture time.
 - Loopback only: aioice's host candidates are replaced by 127.0.0.1.

@@ -1,6 +1,6 @@
 # shellcheck shell=bash
-# Environment for the container-free aarch64 cross build of the node (../shared/TESTING.md,
-# "Cross-compiling for the boards without Docker"). Source it, then build:
+# Environment for the container-free aarch64 cross build of the node (cross/README.md,
+# "Without a container engine"). Source it, then build:
 #
 #   . cross/env-aarch64.sh && cargo build --release --target aarch64-unknown-linux-gnu -p sutantra
 #

@@ -37,6 +37,9 @@ install -D -m 0755 "$bin" "$stage/usr/bin/sutantra"
 install -D -m 0644 firmware/debian/sutantra.service "$stage/lib/systemd/system/sutantra.service"
 install -D -m 0644 firmware/debian/config.toml "$stage/etc/sutantra/config.toml"
 install -D -m 0644 README.md "$stage/usr/share/doc/sutantra/README.md"
+# The README is the quick start; the reference it links to (docs/, ARCHITECTURE.md) goes along.
+install -D -m 0644 ARCHITECTURE.md "$stage/usr/share/doc/sutantra/ARCHITECTURE.md"
+install -D -m 0644 -t "$stage/usr/share/doc/sutantra/docs" docs/*.md
 # Bash completion: checked in, since a cross build cannot run the target binary to generate it
 # (a unit test in firmware/src/completions.rs keeps it equal to `sutantra completions bash`).
 install -D -m 0644 firmware/debian/sutantra.bash-completion \

@@ -1,10 +1,11 @@
 //! The light client (`sutantra_core::chain`) against the upstream CometBFT test vectors in
-//! `shared/vectors/cometbft` (copied unchanged from tendermint-rs; see their README), plus
-//! hostile-input checks.
+//! `tests/data/cometbft` (copied unchanged from tendermint-rs, Apache-2.0; see the NOTICE and
+//! README there), plus hostile-input checks.
 //!
-//! The vectors are found at `$SUTANTRA_VECTORS` if set, else `$CARGO_MANIFEST_DIR/../../shared/
-//! vectors/cometbft` (the repository and `shared/` side by side, as on developer machines and
-//! in CI). They are fed through the same JSON parsers the firmware uses, not a test-only path.
+//! The vectors are found at `$SUTANTRA_VECTORS` if set, else at
+//! `$CARGO_MANIFEST_DIR/../tests/data/cometbft`, in the repository itself, so a fresh clone runs
+//! these tests with nothing beside it. They are fed through the same JSON parsers the firmware
+//! uses, not a test-only path.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -27,11 +28,11 @@ use sutantra_core::chain::{
 fn vectors_dir() -> PathBuf {
     let dir = match std::env::var_os("SUTANTRA_VECTORS") {
         Some(dir) => PathBuf::from(dir),
-        None => PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/vectors/cometbft"),
+        None => PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/data/cometbft"),
     };
     assert!(
         dir.join("README.md").is_file(),
-        "CometBFT vectors not found at {} (set SUTANTRA_VECTORS or put shared/ beside the repo)",
+        "CometBFT vectors not found at {} (they live in tests/data/cometbft; SUTANTRA_VECTORS overrides)",
         dir.display()
     );
     dir

@@ -630,7 +630,7 @@ def build_chain(args) -> Chain:
 
 def main() -> None:
     here = os.path.dirname(os.path.abspath(__file__))
-    default_vectors = os.path.normpath(os.path.join(here, "..", "..", "..", "shared", "vectors", "cometbft"))
+    default_vectors = os.path.normpath(os.path.join(here, "..", "data", "cometbft"))
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--chain", help="a bisection vector file (primary.lite_blocks)")

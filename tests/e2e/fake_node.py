@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """A stand-in for `sutantra run`, built on aiortc + aiohttp, to test the TEST HARNESS itself.
 
-It speaks the HTTP contract of DESIGN.md section 3 (viewer page, POST/DELETE/OPTIONS /whep with its
+It speaks the HTTP contract in ARCHITECTURE.md (viewer page, POST/DELETE/OPTIONS /whep with its
 errors, /healthz, /metrics) and sends a 30 fps test pattern that carries the latency stamp. It is
 not the node and proves nothing about it: use it to check whep_client.py, browser_view.mjs and the
 Rust e2e tests when the real binary is broken or absent:

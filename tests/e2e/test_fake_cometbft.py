@@ -30,9 +30,7 @@ from cometbft_codec import (  # noqa: E402
     verify_commit_signatures,
 )
 
-VECTORS = os.environ.get(
-    "COMETBFT_VECTORS", os.path.normpath(os.path.join(HERE, "..", "..", "..", "shared", "vectors", "cometbft"))
-)
+VECTORS = os.environ.get("COMETBFT_VECTORS", os.path.normpath(os.path.join(HERE, "..", "data", "cometbft")))
 KV = os.path.join(VECTORS, "kvstore_v0_38", "incoming")
 
 

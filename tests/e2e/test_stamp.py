@@ -15,7 +15,7 @@ from whep_client import decode_stamp, latency_summary, stamp_plausible  # noqa: 
 
 
 def draw_stamp(luma: np.ndarray, stamp_us: int) -> None:
-    """Draw the stamp exactly as DESIGN.md section 3 specifies."""
+    """Draw the stamp exactly as the latency stamp contract in ARCHITECTURE.md specifies."""
     w = luma.shape[1] // 64
     for i in range(64):
         bit = (stamp_us >> (63 - i)) & 1

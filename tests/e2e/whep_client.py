@@ -3,7 +3,8 @@
 
 It offers to receive video, POSTs the offer to the WHEP endpoint, decodes frames for a window of
 S seconds that starts at the first decoded frame, reads the latency stamp that the test-pattern
-source draws into rows 0..15 of the luma plane (DESIGN.md section 3), then DELETEs the session.
+source draws into rows 0..15 of the luma plane (the latency stamp contract in ARCHITECTURE.md),
+then DELETEs the session.
 
     whep_client.py --url http://127.0.0.1:8080/whep --seconds 10 --json
     whep_client.py --url ... --viewers 2 --json          # K concurrent viewers -> a JSON list

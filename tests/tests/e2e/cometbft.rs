@@ -18,11 +18,11 @@ use serde_json::Value;
 use crate::clients::{e2e_dir, python};
 use crate::node::{binary, raw_request};
 
-/// The upstream CometBFT vectors (`../shared/vectors/cometbft`, or `COMETBFT_VECTORS`).
+/// The upstream CometBFT vectors in the repository (`tests/data/cometbft`), or `COMETBFT_VECTORS`.
 pub fn vectors() -> std::path::PathBuf {
     let dir = std::env::var_os("COMETBFT_VECTORS")
         .map(std::path::PathBuf::from)
-        .unwrap_or_else(|| crate::node::workspace().join("../shared/vectors/cometbft"));
+        .unwrap_or_else(|| crate::node::workspace().join("tests/data/cometbft"));
     assert!(
         dir.join("single_step").is_dir(),
         "the CometBFT vectors are not at {} (set COMETBFT_VECTORS)",

@@ -41,6 +41,8 @@ fn aarch64_deb_has_binary_unit_config_and_scripts() {
         "./lib/systemd/system/sutantra.service",
         "./etc/sutantra/config.toml",
         "./usr/share/doc/sutantra/README.md",
+        "./usr/share/doc/sutantra/ARCHITECTURE.md",
+        "./usr/share/doc/sutantra/docs/configuration.md",
     ] {
         assert!(
             listing.contains(path),
