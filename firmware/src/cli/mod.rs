@@ -1,12 +1,23 @@
 //! The command line (clap) and the `run` entry point.
 //!
-//! `sutantra run` per DESIGN.md section 3: with no file it runs the embedded default (test
+//! `sutantra run` per its contract in ARCHITECTURE.md: with no file it runs the embedded default (test
 //! pattern, 640x480 at 30 FPS, HTTP on 127.0.0.1:8080, data in `./sutantra-data`); flags override
 //! the file. Exit codes: 0 clean stop, 1 runtime failure, 2 bad configuration or arguments.
 
+/// `println!` that ignores a closed standard output (`sutantra attest list | head` must not
+/// panic on the broken pipe).
+macro_rules! out {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout().lock(), $($arg)*);
+    }};
+}
+
+pub mod attest;
 pub mod chain;
 pub mod completions;
 pub mod console;
+pub mod keys;
 
 use crate::config::{Config, ConfigError};
 use clap::{Args, Parser, Subcommand};
@@ -43,10 +54,10 @@ pub enum Command {
     Chain(crate::cli::chain::ChainCmd),
     /// The node's identity key.
     #[command(subcommand)]
-    Keys(crate::cli::chain::KeysCmd),
+    Keys(crate::cli::keys::KeysCmd),
     /// Signed attestations: the outbox, export, and checking any node's attestations.
     #[command(subcommand)]
-    Attest(crate::cli::chain::AttestCmd),
+    Attest(crate::cli::attest::AttestCmd),
     /// The running node: source, state, fps, bitrate, viewers, drops, uptime, chain, board health.
     Status(crate::ops::control::client::Target),
     /// Control the running node's stream: keyframe, stop, start.
@@ -517,8 +528,8 @@ pub fn dispatch(command: Command) -> ExitCode {
         Command::Run(args) => run(*args),
         Command::Config(cmd) => config(cmd),
         Command::Chain(cmd) => chain::chain(cmd),
-        Command::Keys(cmd) => chain::keys(cmd),
-        Command::Attest(cmd) => chain::attest(cmd),
+        Command::Keys(cmd) => keys::keys(cmd),
+        Command::Attest(cmd) => attest::attest(cmd),
         Command::Boards { json } => crate::config::board::list(json),
         Command::Status(target) => {
             crate::ops::control::client::run(&target, crate::ops::control::client::Action::Status)

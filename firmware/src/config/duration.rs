@@ -1,6 +1,6 @@
 //! Durations on the command line: `10s`, `90m`, `2h`, `14d`, or nanoseconds as a bare integer.
 //!
-//! DESIGN.md fixes the contract for `sutantra chain verify --trusting-period DURATION` (`10s`,
+//! ARCHITECTURE.md fixes the contract for `sutantra chain verify --trusting-period DURATION` (`10s`,
 //! `2h`, or a bare integer of nanoseconds, which is how the upstream CometBFT test vectors write
 //! trusting periods). This module owns that one parser so every command reads durations alike.
 

@@ -1,4 +1,4 @@
-//! The HTTP server: viewer page, WHEP, `/healthz`, `/metrics` (DESIGN.md section 3).
+//! The HTTP server: viewer page, WHEP, `/healthz`, `/metrics` (the HTTP contract in ARCHITECTURE.md).
 //!
 //! `serve(listener, state, shutdown)` in the mini-redis shape: the caller binds (tests use
 //! `127.0.0.1:0`), requests in flight are bounded, and every refusal is a 4xx/5xx with a
