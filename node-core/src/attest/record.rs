@@ -418,6 +418,29 @@ mod tests {
         assert_eq!(body[0], 1, "version 1 leads, as a one-byte varint");
     }
 
+    /// The signed bytes of a fixed record, pinned: any change to the field set, order or types
+    /// (including regrouping fields into nested structs) that changes the encoding fails here.
+    /// Postcard writes struct fields in order with no framing, so a nested struct whose fields
+    /// are the same, in the same order, encodes to the same bytes.
+    #[test]
+    fn attest_encoding_is_pinned() {
+        let signed = sign(attestation(3, [1; 32]), &key(7));
+        let expected = concat!(
+            "0112737574616e7472612d746573746e65742d3187ad4b5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a",
+            "5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a0463616d300380fbc4ff0f8f158087a0cfc1c48203caaf80d4",
+            "c1c48203ac0287ad4bc3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3",
+            "c30101010101010101010101010101010101010101010101010101010101010101ea4a6c63e29c52",
+            "0abef5507b132ec5f9954776aebebe7b92421eea691446d22c44e905c7c8b37c09e692db0cc54bfd",
+            "c0b06360732b1654f6d3c0c370aba65627fbe87b72a5e8692b994d9dc3b4da999c5555e1cc62e7fd",
+            "5a2b1ec3e18bade30c",
+        );
+        assert_eq!(hex(&signed.to_bytes()), expected);
+        assert_eq!(
+            SignedAttestation::from_bytes(&signed.to_bytes()).expect("decodes"),
+            signed
+        );
+    }
+
     #[test]
     fn attest_signature_is_over_the_domain_and_the_encoding() {
         let key = key(7);
