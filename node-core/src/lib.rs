@@ -6,6 +6,8 @@
 //! threads and tasks.
 //!
 //! Layout, in the order a picture flows through it:
+//! - [`frame`]: the I420 picture buffer, allocated once (the camera sources in `sutantra-hal` fill
+//!   it; the type lives here so the core needs no driver crate);
 //! - [`pool`]: the fixed frame pool between capture and encode (drop-oldest, counted);
 //! - [`codec`]: VP8 on libvpx (realtime encoder; decoder for checks);
 //! - [`rtp`]: the RFC 7741 VP8 payloader, the 90 kHz clock and the RTP packetizer;
@@ -24,6 +26,7 @@ pub mod attest;
 pub mod chain;
 pub mod codec;
 pub mod fanout;
+pub mod frame;
 pub mod led;
 pub mod observer;
 pub mod pacer;
