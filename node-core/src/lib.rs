@@ -14,6 +14,8 @@
 //! - [`pacer`]: the frame clock, `start + n * period`;
 //! - [`fanout`]: one encode to many viewers, a bounded queue each, keyframe requests;
 //! - [`supervisor`]: when to reopen a failed camera or restart an encoder (capped backoff);
+//! - [`backoff`]: capped exponential retry delays with one jitter rule (randomness is an input),
+//!   for every retry loop of the node;
 //! - [`observer`]: the per-frame hook (frame hashes for attestations);
 //! - [`attest`]: signed stream attestations (RFC 6962 roots of frame hashes per segment,
 //!   postcard + Ed25519, hash-linked) proving to the chain what this node broadcast.
@@ -23,6 +25,7 @@
 //!   and long presses (the firmware's GPIO thread drives the pins).
 
 pub mod attest;
+pub mod backoff;
 pub mod chain;
 pub mod codec;
 pub mod fanout;
