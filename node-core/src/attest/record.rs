@@ -13,7 +13,7 @@
 use ed25519_compact::{KeyPair, PublicKey, Signature};
 use serde::{Deserialize, Serialize};
 
-use super::{AttestError, hex, sha256};
+use super::{AttestError, Segment, hex, sha256};
 
 /// Version of the attestation format; the first field of every record.
 pub const FORMAT_VERSION: u16 = 1;
@@ -52,20 +52,10 @@ pub struct Attestation {
     pub stream_id: String,
     /// Position of the segment in the node's attestation chain, from 0, consecutive.
     pub segment_seq: u64,
-    /// RTP timestamp (90 kHz) of the segment's first frame.
-    pub first_rtp_ts: u32,
-    /// RTP timestamp of the segment's last frame.
-    pub last_rtp_ts: u32,
-    /// Capture time of the first frame, microseconds since the UNIX epoch.
-    pub first_capture_us: u64,
-    /// Capture time of the last frame, microseconds since the UNIX epoch.
-    pub last_capture_us: u64,
-    /// Number of frames in the segment (leaves of the tree).
-    pub frame_count: u32,
-    /// Encoded bytes of all frames of the segment.
-    pub byte_count: u64,
-    /// RFC 6962 root over the leaves `SHA-256(frame)`, one per encoded frame, in order.
-    pub merkle_root: [u8; 32],
+    /// What is stated about the segment: its RTP and capture time span, frame and byte counts,
+    /// and the Merkle root of its frames. Postcard writes a nested struct's fields in place, so
+    /// the encoding is that of the seven fields listed here (pinned by a test).
+    pub segment: Segment,
     /// [`SignedAttestation::hash`] of the previous attestation; [`GENESIS_PREV_HASH`] for the
     /// first.
     pub prev_hash: [u8; 32],
@@ -354,13 +344,15 @@ mod tests {
             anchor_hash: [0x5a; 32],
             stream_id: "cam0".into(),
             segment_seq: seq,
-            first_rtp_ts: 4_294_000_000,
-            last_rtp_ts: 2_703,
-            first_capture_us: 1_700_000_000_000_000 + seq * 10_000_000,
-            last_capture_us: 1_700_000_009_966_666 + seq * 10_000_000,
-            frame_count: 300,
-            byte_count: 1_234_567,
-            merkle_root: [0xc3; 32],
+            segment: Segment {
+                first_rtp_ts: 4_294_000_000,
+                last_rtp_ts: 2_703,
+                first_capture_us: 1_700_000_000_000_000 + seq * 10_000_000,
+                last_capture_us: 1_700_000_009_966_666 + seq * 10_000_000,
+                frame_count: 300,
+                byte_count: 1_234_567,
+                merkle_root: [0xc3; 32],
+            },
             prev_hash,
         }
     }
@@ -648,7 +640,7 @@ mod tests {
 
         // Altering a record after signing shows up as a bad signature at its index.
         let mut list = chain(4, &key);
-        list[1].attestation.frame_count += 1;
+        list[1].attestation.segment.frame_count += 1;
         let (index, source) = index_and_source(verify_chain(&list).expect_err("tampered"));
         assert_eq!((index, source), (1, AttestError::BadSignature));
     }
