@@ -12,6 +12,8 @@
 //! - [`codec`]: VP8 on libvpx (realtime encoder; decoder for checks);
 //! - [`rtp`]: the RFC 7741 VP8 payloader, the 90 kHz clock and the RTP packetizer;
 //! - [`pacer`]: the frame clock, `start + n * period`;
+//! - [`encode`]: one frame through keyframe decision, encode, packetize and send time, as a
+//!   value the firmware's encode thread drives ([`encode::EncodeStep`]);
 //! - [`fanout`]: one encode to many viewers, a bounded queue each, keyframe requests;
 //! - [`supervisor`]: when to reopen a failed camera or restart an encoder (capped backoff);
 //! - [`backoff`]: capped exponential retry delays with one jitter rule (randomness is an input),
@@ -28,6 +30,7 @@ pub mod attest;
 pub mod backoff;
 pub mod chain;
 pub mod codec;
+pub mod encode;
 pub mod fanout;
 pub mod frame;
 pub mod led;
