@@ -1,7 +1,8 @@
 //! Hardware abstraction layer of the Sutantra edge node.
 //!
 //! Layout:
-//! - [`frame`]: the I420 picture buffer every source fills;
+//! - [`frame`]: the I420 picture buffer every source fills (defined in `sutantra_core::frame`,
+//!   re-exported here so `sutantra_hal::frame::I420Frame` keeps working);
 //! - [`camera`]: the [`camera::FrameSource`] trait and its sources (test pattern with the latency
 //!   stamp, Y4M files, V4L2 devices behind the `v4l2` feature), plus a scripted fake;
 //! - [`gpio`]: the [`gpio::StatusLed`] and [`gpio::Button`] traits, Raspberry Pi pins behind the
@@ -16,8 +17,10 @@
 #![warn(missing_docs)]
 
 pub mod camera;
-pub mod frame;
 pub mod gpio;
+
+/// The frame type lives in the driver-free core; re-exported for the sources and their users.
+pub use sutantra_core::frame;
 
 #[cfg(all(target_os = "linux", feature = "v4l2"))]
 pub use camera::V4l2Source;

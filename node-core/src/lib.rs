@@ -6,12 +6,18 @@
 //! threads and tasks.
 //!
 //! Layout, in the order a picture flows through it:
+//! - [`frame`]: the I420 picture buffer, allocated once (the camera sources in `sutantra-hal` fill
+//!   it; the type lives here so the core needs no driver crate);
 //! - [`pool`]: the fixed frame pool between capture and encode (drop-oldest, counted);
 //! - [`codec`]: VP8 on libvpx (realtime encoder; decoder for checks);
 //! - [`rtp`]: the RFC 7741 VP8 payloader, the 90 kHz clock and the RTP packetizer;
 //! - [`pacer`]: the frame clock, `start + n * period`;
+//! - [`encode`]: one frame through keyframe decision, encode, packetize and send time, as a
+//!   value the firmware's encode thread drives ([`encode::EncodeStep`]);
 //! - [`fanout`]: one encode to many viewers, a bounded queue each, keyframe requests;
 //! - [`supervisor`]: when to reopen a failed camera or restart an encoder (capped backoff);
+//! - [`backoff`]: capped exponential retry delays with one jitter rule (randomness is an input),
+//!   for every retry loop of the node;
 //! - [`observer`]: the per-frame hook (frame hashes for attestations);
 //! - [`attest`]: signed stream attestations (RFC 6962 roots of frame hashes per segment,
 //!   postcard + Ed25519, hash-linked) proving to the chain what this node broadcast.
@@ -21,9 +27,12 @@
 //!   and long presses (the firmware's GPIO thread drives the pins).
 
 pub mod attest;
+pub mod backoff;
 pub mod chain;
 pub mod codec;
+pub mod encode;
 pub mod fanout;
+pub mod frame;
 pub mod led;
 pub mod observer;
 pub mod pacer;

@@ -208,6 +208,11 @@ impl SendGrid {
         self.grid.frame_time(n).saturating_add(self.offset)
     }
 
+    /// The hold after each deadline (zero: frames are never held).
+    pub fn offset(&self) -> Duration {
+        self.offset
+    }
+
     /// `Some(until)` if a frame captured at `captured_at` and ready at `now` must wait until
     /// `until`; `None` to send it now (no hold configured, or its send time has come or passed).
     pub fn hold(&self, captured_at: Duration, now: Duration) -> Option<Duration> {

@@ -11,7 +11,7 @@
 //! N >= 2 guarantees a slot is always available; [`PoolError::Exhausted`] reports the case where
 //! callers hold more slots than that.
 //!
-//! Slot ids are checked: using an id in the wrong state (publishing a slot twice, releasing one
+//! Slot ids are checked: using an id in the wrong state (marking a slot ready twice, releasing one
 //! that was never taken, an id from another pool) returns a [`PoolError`] instead of panicking.
 
 use std::collections::VecDeque;
@@ -61,7 +61,7 @@ pub enum SlotState {
     Free,
     /// Held by the writer (after [`FramePool::acquire`]).
     Writing,
-    /// Published, waiting in the FIFO for the reader.
+    /// Marked ready ([`FramePool::mark_ready`]), waiting in the FIFO for the reader.
     Ready,
     /// Held by the reader (after [`FramePool::take`]).
     Reading,
@@ -96,7 +96,7 @@ pub struct FramePool<T> {
     states: Vec<SlotState>,
     /// Ready slots, oldest first. Holds at most `frames.len()` ids, so it never reallocates.
     ready: VecDeque<usize>,
-    published: u64,
+    marked_ready: u64,
     dropped: u64,
 }
 
@@ -111,7 +111,7 @@ impl<T> FramePool<T> {
             frames,
             states: vec![SlotState::Free; n],
             ready: VecDeque::with_capacity(n),
-            published: 0,
+            marked_ready: 0,
             dropped: 0,
         })
     }
@@ -156,15 +156,15 @@ impl<T> FramePool<T> {
         })
     }
 
-    /// Writer is done: the slot joins the back of the ready FIFO.
-    pub fn publish(&mut self, id: SlotId) -> Result<(), PoolError> {
+    /// Writer is done: the slot is marked ready and joins the back of the ready FIFO.
+    pub fn mark_ready(&mut self, id: SlotId) -> Result<(), PoolError> {
         self.transition(id, SlotState::Writing, SlotState::Ready)?;
         self.ready.push_back(id.0);
-        self.published += 1;
+        self.marked_ready += 1;
         Ok(())
     }
 
-    /// Writer failed (e.g. a capture error): the slot goes back to free, unpublished.
+    /// Writer failed (e.g. a capture error): the slot goes back to free, never marked ready.
     pub fn discard(&mut self, id: SlotId) -> Result<(), PoolError> {
         self.transition(id, SlotState::Writing, SlotState::Free)
     }
@@ -181,9 +181,9 @@ impl<T> FramePool<T> {
         self.transition(id, SlotState::Reading, SlotState::Free)
     }
 
-    /// Frames published since construction.
-    pub fn published(&self) -> u64 {
-        self.published
+    /// Frames marked ready since construction (read, waiting, or evicted unread).
+    pub fn marked_ready_total(&self) -> u64 {
+        self.marked_ready
     }
 
     /// Ready frames evicted unread because the writer needed their slot.
@@ -240,11 +240,11 @@ mod tests {
         FramePool::new(vec![0; n]).expect("pool of at least 2")
     }
 
-    /// Writes `value` into a fresh slot and publishes it.
+    /// Writes `value` into a fresh slot and marks it ready.
     fn produce(p: &mut FramePool<u64>, value: u64) {
         let id = p.acquire().expect("a slot");
         *p.get_mut(id).expect("writable") = value;
-        p.publish(id).expect("publish");
+        p.mark_ready(id).expect("mark ready");
     }
 
     fn consume(p: &mut FramePool<u64>) -> Option<u64> {
@@ -273,7 +273,7 @@ mod tests {
         for v in 0..10 {
             produce(&mut p, v);
         }
-        assert_eq!(p.published(), 10);
+        assert_eq!(p.marked_ready_total(), 10);
         assert_eq!(p.dropped(), 6);
         assert_eq!(p.ready_len(), 4);
         assert_eq!(p.capacity(), 4);
@@ -298,7 +298,7 @@ mod tests {
         assert_eq!(p.capacity(), 3);
         assert_eq!(p.ready.capacity(), ready_capacity);
         assert_eq!(
-            p.published(),
+            p.marked_ready_total(),
             p.dropped() + 10_000u64.div_ceil(7) + p.ready_len() as u64
         );
     }
@@ -320,18 +320,18 @@ mod tests {
         assert_eq!(p.take(), None);
         *p.get_mut(writing).expect("writable") = 4;
         p.release(reading).expect("release 1");
-        p.publish(writing).expect("publish 4");
+        p.mark_ready(writing).expect("mark 4 ready");
         assert_eq!(consume(&mut p), Some(4));
         assert_eq!(consume(&mut p), None);
     }
 
     #[test]
-    fn discard_returns_slot_unpublished() {
+    fn discard_returns_slot_never_marked_ready() {
         let mut p = pool(2);
         let id = p.acquire().expect("slot");
         p.discard(id).expect("discard");
         assert_eq!(p.state(id), Ok(SlotState::Free));
-        assert_eq!(p.published(), 0);
+        assert_eq!(p.marked_ready_total(), 0);
         assert_eq!(p.take(), None);
     }
 
@@ -341,8 +341,11 @@ mod tests {
         let id = p.acquire().expect("slot");
         assert!(matches!(p.release(id), Err(PoolError::WrongState { .. })));
         assert!(p.get(id).is_ok());
-        p.publish(id).expect("publish");
-        assert!(matches!(p.publish(id), Err(PoolError::WrongState { .. })));
+        p.mark_ready(id).expect("mark ready");
+        assert!(matches!(
+            p.mark_ready(id),
+            Err(PoolError::WrongState { .. })
+        ));
         assert!(matches!(p.discard(id), Err(PoolError::WrongState { .. })));
         assert!(matches!(p.get_mut(id), Err(PoolError::WrongState { .. })));
         assert!(matches!(p.get(id), Err(PoolError::WrongState { .. })));
@@ -362,7 +365,7 @@ mod tests {
             slot: 9,
             capacity: 2,
         });
-        assert_eq!(p.publish(foreign), unknown);
+        assert_eq!(p.mark_ready(foreign), unknown);
         assert_eq!(p.release(foreign), unknown);
         assert_eq!(p.discard(foreign), unknown);
         assert_eq!(p.get(foreign).err(), unknown.err());

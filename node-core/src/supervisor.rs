@@ -7,16 +7,16 @@
 
 use std::time::Duration;
 
-/// Capped exponential backoff between restart attempts.
+use crate::backoff::Backoff;
+
+/// Capped exponential backoff between restart attempts, on a [`Backoff`] without jitter.
 ///
 /// The first attempt after a failure is `min` later; each failed attempt doubles the wait up to
 /// `max`; a success resets it. The cap is what bounds recovery time: a camera that returns is
 /// picked up at most `max` (plus the time to open it) after it is back.
 #[derive(Debug, Clone)]
 pub struct Restarter {
-    min: Duration,
-    max: Duration,
-    backoff: Duration,
+    backoff: Backoff,
     next: Option<Duration>,
     attempts: u64,
 }
@@ -25,9 +25,7 @@ impl Restarter {
     /// A restarter with waits from `min` to `max` (`max` is raised to `min` if lower).
     pub fn new(min: Duration, max: Duration) -> Self {
         Self {
-            min,
-            max: max.max(min),
-            backoff: min,
+            backoff: Backoff::new(min, max),
             next: None,
             attempts: 0,
         }
@@ -35,14 +33,16 @@ impl Restarter {
 
     /// The thing failed at `now`: the first attempt is `min` from now.
     pub fn failed(&mut self, now: Duration) {
-        self.backoff = self.min;
+        self.backoff.reset();
         self.attempts = 0;
-        self.next = Some(now + self.min);
+        self.next = Some(now + self.backoff.next_delay(0.0));
     }
 
-    /// A restart on request at `now`: the first attempt is at once.
+    /// A restart on request at `now`: the first attempt is at once. It stands in for the `min`
+    /// wait, so if it fails the next wait is `2 * min`, as after a failure's first attempt.
     pub fn restart_now(&mut self, now: Duration) {
-        self.backoff = self.min;
+        self.backoff.reset();
+        self.backoff.next_delay(0.0);
         self.attempts = 0;
         self.next = Some(now);
     }
@@ -60,15 +60,15 @@ impl Restarter {
     /// An attempt at `now` failed: wait twice as long (capped) before the next. Returns the wait.
     pub fn attempt_failed(&mut self, now: Duration) -> Duration {
         self.attempts += 1;
-        self.backoff = (self.backoff * 2).min(self.max);
-        self.next = Some(now + self.backoff);
-        self.backoff
+        let wait = self.backoff.next_delay(0.0);
+        self.next = Some(now + wait);
+        wait
     }
 
     /// An attempt succeeded: nothing is pending any more.
     pub fn succeeded(&mut self) {
         self.next = None;
-        self.backoff = self.min;
+        self.backoff.reset();
         self.attempts = 0;
     }
 
@@ -158,6 +158,14 @@ mod tests {
             "found {:?} after return",
             now - back
         );
+    }
+
+    #[test]
+    fn a_failed_restart_on_request_waits_twice_the_minimum() {
+        let mut r = Restarter::new(250 * MS, 1000 * MS);
+        r.restart_now(5_000 * MS);
+        assert_eq!(r.attempt_failed(5_000 * MS), 500 * MS);
+        assert_eq!(r.attempt_failed(5_500 * MS), 1000 * MS);
     }
 
     #[test]

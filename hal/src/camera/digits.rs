@@ -1,11 +1,11 @@
 //! A tiny bitmap font (5x7 glyphs: digits 0-9 and the letters of "NO SIGNAL") for drawing into
 //! a luma plane.
 //!
-//! The test pattern shows its frame number in readable digits (DESIGN.md section 3) so a person
-//! looking at the viewer page, or a test reading a decoded picture, can spot dropped or repeated
-//! frames; the "no signal" slate ([`super::slate`]) shows its text and how long the camera has
-//! been away. Drawing is clipped to the plane: any position and scale is safe, nothing is written
-//! out of bounds and nothing is allocated.
+//! The test pattern shows its frame number in readable digits (the test pattern contract in
+//! ARCHITECTURE.md) so a person looking at the viewer page, or a test reading a decoded picture,
+//! can spot dropped or repeated frames; the "no signal" slate ([`super::slate`]) shows its text and
+//! how long the camera has been away. Drawing is clipped to the plane: any position and scale is
+//! safe, nothing is written out of bounds and nothing is allocated.
 
 /// Glyph width in font pixels.
 pub const GLYPH_WIDTH: u32 = 5;

@@ -1,11 +1,11 @@
 //! The "no signal" slate: the picture viewers get while the camera is away.
 //!
 //! When a camera fails (unplugged, driver error) the node keeps its stream alive with this slate
-//! instead of freezing on the last picture: a dark frame that says NO SIGNAL and counts the
-//! seconds the camera has been away, so a person watching knows the node is alive and the
-//! camera is not. The slate carries the latency stamp like the test pattern (DESIGN.md section
-//! 3), so a receiver measuring latency keeps measuring through an outage, and its luma is
-//! [`SLATE_LUMA`] outside the text, which tests use to tell it from a camera picture.
+//! instead of freezing on the last picture: a dark frame that says NO SIGNAL and counts the seconds
+//! the camera has been away, so a person watching knows the node is alive and the camera is not.
+//! The slate carries the latency stamp like the test pattern (the latency stamp contract in
+//! ARCHITECTURE.md), so a receiver measuring latency keeps measuring through an outage, and its
+//! luma is [`SLATE_LUMA`] outside the text, which tests use to tell it from a camera picture.
 //!
 //! Drawing reuses the caller's frame (fixed buffers: nothing is allocated).
 

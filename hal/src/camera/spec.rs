@@ -1,9 +1,9 @@
 //! Choosing a source: the `--source SPEC` text, the requested format, and [`open_source`].
 //!
-//! DESIGN.md section 3 fixes the spec syntax (`test-pattern`, `v4l2:/dev/videoN`, `y4m:PATH`),
-//! which the CLI, the config file and `/healthz` all show, so parsing and printing it live in
-//! one place. [`open_source`] is the one function the rest of the node calls to get a
-//! [`FrameSource`], whatever the build supports.
+//! The source spec contract in ARCHITECTURE.md fixes the spec syntax (`test-pattern`,
+//! `v4l2:/dev/videoN`, `y4m:PATH`), which the CLI, the config file and `/healthz` all show, so
+//! parsing and printing it live in one place. [`open_source`] is the one function the rest of the
+//! node calls to get a [`FrameSource`], whatever the build supports.
 
 use std::fmt;
 use std::path::PathBuf;
@@ -78,7 +78,8 @@ pub struct SourceRequest {
     pub fps_num: u32,
     /// Requested frame rate denominator.
     pub fps_den: u32,
-    /// Number of capture buffers a device source allocates, once (DESIGN.md section 4).
+    /// Number of capture buffers a device source allocates, once (the fixed-buffer capture design
+    /// in ARCHITECTURE.md).
     pub buffers: u32,
 }
 

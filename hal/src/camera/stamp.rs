@@ -1,7 +1,7 @@
 //! The latency stamp: the capture time written into the top rows of a picture.
 //!
-//! This module owns the pixel layout of DESIGN.md section 3 ("Latency stamp"), a contract that
-//! tests outside the repository rely on to measure glass-to-glass latency from any receiver:
+//! This module owns the pixel layout of the latency stamp contract in ARCHITECTURE.md, a contract
+//! that tests outside the repository rely on to measure glass-to-glass latency from any receiver:
 //!
 //! - rows 0..15 of the luma plane hold 64 cells; cell `i` (0 = leftmost) spans columns
 //!   `i*w .. (i+1)*w - 1` with `w = width / 64` (integer division);

@@ -1,10 +1,10 @@
 //! `TestPattern`: a synthetic, free-running source that carries the latency stamp.
 //!
 //! It is the node's default source (`--source test-pattern`) and the one outside tests use to
-//! measure glass-to-glass latency, so every frame carries the stamp of DESIGN.md section 3 (see
-//! [`super::stamp`]) and shows its frame number in readable digits. The rest of the picture
-//! moves (a scrolling diagonal luma ramp, sliding colour bars, a bouncing box) so the encoder
-//! does real work, as it would on a camera.
+//! measure glass-to-glass latency, so every frame carries the latency stamp (the contract in
+//! ARCHITECTURE.md; see [`super::stamp`]) and shows its frame number in readable digits. The rest
+//! of the picture moves (a scrolling diagonal luma ramp, sliding colour bars, a bouncing box) so
+//! the encoder does real work, as it would on a camera.
 //!
 //! It runs 30 times a second on a Pi Zero, so drawing is row copies from tables built once in
 //! [`TestPattern::new`]; nothing is allocated per frame.

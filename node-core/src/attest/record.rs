@@ -13,7 +13,7 @@
 use ed25519_compact::{KeyPair, PublicKey, Signature};
 use serde::{Deserialize, Serialize};
 
-use super::{AttestError, hex, sha256};
+use super::{AttestError, Segment, hex, sha256};
 
 /// Version of the attestation format; the first field of every record.
 pub const FORMAT_VERSION: u16 = 1;
@@ -52,20 +52,10 @@ pub struct Attestation {
     pub stream_id: String,
     /// Position of the segment in the node's attestation chain, from 0, consecutive.
     pub segment_seq: u64,
-    /// RTP timestamp (90 kHz) of the segment's first frame.
-    pub first_rtp_ts: u32,
-    /// RTP timestamp of the segment's last frame.
-    pub last_rtp_ts: u32,
-    /// Capture time of the first frame, microseconds since the UNIX epoch.
-    pub first_capture_us: u64,
-    /// Capture time of the last frame, microseconds since the UNIX epoch.
-    pub last_capture_us: u64,
-    /// Number of frames in the segment (leaves of the tree).
-    pub frame_count: u32,
-    /// Encoded bytes of all frames of the segment.
-    pub byte_count: u64,
-    /// RFC 6962 root over the leaves `SHA-256(frame)`, one per encoded frame, in order.
-    pub merkle_root: [u8; 32],
+    /// What is stated about the segment: its RTP and capture time span, frame and byte counts,
+    /// and the Merkle root of its frames. Postcard writes a nested struct's fields in place, so
+    /// the encoding is that of the seven fields listed here (pinned by a test).
+    pub segment: Segment,
     /// [`SignedAttestation::hash`] of the previous attestation; [`GENESIS_PREV_HASH`] for the
     /// first.
     pub prev_hash: [u8; 32],
@@ -354,13 +344,15 @@ mod tests {
             anchor_hash: [0x5a; 32],
             stream_id: "cam0".into(),
             segment_seq: seq,
-            first_rtp_ts: 4_294_000_000,
-            last_rtp_ts: 2_703,
-            first_capture_us: 1_700_000_000_000_000 + seq * 10_000_000,
-            last_capture_us: 1_700_000_009_966_666 + seq * 10_000_000,
-            frame_count: 300,
-            byte_count: 1_234_567,
-            merkle_root: [0xc3; 32],
+            segment: Segment {
+                first_rtp_ts: 4_294_000_000,
+                last_rtp_ts: 2_703,
+                first_capture_us: 1_700_000_000_000_000 + seq * 10_000_000,
+                last_capture_us: 1_700_000_009_966_666 + seq * 10_000_000,
+                frame_count: 300,
+                byte_count: 1_234_567,
+                merkle_root: [0xc3; 32],
+            },
             prev_hash,
         }
     }
@@ -416,6 +408,29 @@ mod tests {
         assert_eq!(&bytes[body.len()..body.len() + 32], &signed.public_key[..]);
         assert_eq!(&bytes[body.len() + 32..], &signed.signature[..]);
         assert_eq!(body[0], 1, "version 1 leads, as a one-byte varint");
+    }
+
+    /// The signed bytes of a fixed record, pinned: any change to the field set, order or types
+    /// (including regrouping fields into nested structs) that changes the encoding fails here.
+    /// Postcard writes struct fields in order with no framing, so a nested struct whose fields
+    /// are the same, in the same order, encodes to the same bytes.
+    #[test]
+    fn attest_encoding_is_pinned() {
+        let signed = sign(attestation(3, [1; 32]), &key(7));
+        let expected = concat!(
+            "0112737574616e7472612d746573746e65742d3187ad4b5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a",
+            "5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a0463616d300380fbc4ff0f8f158087a0cfc1c48203caaf80d4",
+            "c1c48203ac0287ad4bc3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3",
+            "c30101010101010101010101010101010101010101010101010101010101010101ea4a6c63e29c52",
+            "0abef5507b132ec5f9954776aebebe7b92421eea691446d22c44e905c7c8b37c09e692db0cc54bfd",
+            "c0b06360732b1654f6d3c0c370aba65627fbe87b72a5e8692b994d9dc3b4da999c5555e1cc62e7fd",
+            "5a2b1ec3e18bade30c",
+        );
+        assert_eq!(hex(&signed.to_bytes()), expected);
+        assert_eq!(
+            SignedAttestation::from_bytes(&signed.to_bytes()).expect("decodes"),
+            signed
+        );
     }
 
     #[test]
@@ -625,7 +640,7 @@ mod tests {
 
         // Altering a record after signing shows up as a bad signature at its index.
         let mut list = chain(4, &key);
-        list[1].attestation.frame_count += 1;
+        list[1].attestation.segment.frame_count += 1;
         let (index, source) = index_and_source(verify_chain(&list).expect_err("tampered"));
         assert_eq!((index, source), (1, AttestError::BadSignature));
     }

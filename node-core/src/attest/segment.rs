@@ -15,6 +15,7 @@
 use std::collections::VecDeque;
 
 use ed25519_compact::KeyPair;
+use serde::{Deserialize, Serialize};
 
 use super::merkle::MerkleAccumulator;
 use super::record::{
@@ -50,8 +51,12 @@ impl Default for SegmentConfig {
     }
 }
 
-/// A closed segment: what an [`Attestation`] states about a run of frames.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// A closed segment: what an [`Attestation`] states about a run of frames
+/// ([`Attestation::segment`]).
+///
+/// Part of the signed encoding: the fields, their order and their types are the wire format
+/// (postcard, in place), so they change only with the format version.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Segment {
     /// RTP timestamp of the first frame.
     pub first_rtp_ts: u32,
@@ -283,13 +288,7 @@ impl AttestationChain {
             anchor_hash,
             stream_id: self.stream_id.clone(),
             segment_seq: self.next_seq,
-            first_rtp_ts: segment.first_rtp_ts,
-            last_rtp_ts: segment.last_rtp_ts,
-            first_capture_us: segment.first_capture_us,
-            last_capture_us: segment.last_capture_us,
-            frame_count: segment.frame_count,
-            byte_count: segment.byte_count,
-            merkle_root: segment.merkle_root,
+            segment: *segment,
             prev_hash: self.prev_hash,
         };
         let signed = sign(attestation, key);
@@ -485,8 +484,8 @@ mod tests {
 
         let att = &signed[4].attestation;
         assert_eq!(att.segment_seq, 4);
-        assert_eq!(att.frame_count, last.frame_count);
-        assert_eq!(att.merkle_root, last.merkle_root);
+        assert_eq!(att.segment.frame_count, last.frame_count);
+        assert_eq!(att.segment.merkle_root, last.merkle_root);
         assert_eq!((att.anchor_height, att.anchor_hash), (101, [8; 32]));
         assert_eq!(signed[0].attestation.prev_hash, GENESIS_PREV_HASH);
         for s in &signed {

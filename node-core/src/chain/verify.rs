@@ -132,8 +132,8 @@ fn gcd(mut a: u64, mut b: u64) -> u64 {
 
 /// The outcome of one verification step.
 ///
-/// `Display` prints exactly `SUCCESS`, `NOT_ENOUGH_TRUST` or `INVALID: <reason>` (the first line
-/// of `sutantra chain verify`, DESIGN.md section 3). The reason is a single line.
+/// `Display` prints exactly `SUCCESS`, `NOT_ENOUGH_TRUST` or `INVALID: <reason>` (the first line of
+/// `sutantra chain verify`, per the CLI contract in ARCHITECTURE.md). The reason is a single line.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Verdict {
     /// The untrusted block verifies: it may become the trusted state.

@@ -20,7 +20,7 @@ pub use decoder::{DecodedPicture, Vp8Decoder};
 use std::ffi::{c_int, c_long, c_uint, c_ulong};
 use std::ptr;
 
-use sutantra_hal::frame::I420Frame;
+use crate::frame::I420Frame;
 use vpx_sys::{
     vp8e_enc_control_id, vpx_codec_ctx_t, vpx_codec_cx_pkt_kind, vpx_codec_enc_cfg_t,
     vpx_codec_err_t, vpx_codec_iter_t, vpx_enc_frame_flags_t, vpx_enc_pass, vpx_image_t,

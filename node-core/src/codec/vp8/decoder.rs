@@ -9,7 +9,7 @@
 use std::ffi::{c_int, c_uint};
 use std::ptr;
 
-use sutantra_hal::frame::I420Frame;
+use crate::frame::I420Frame;
 use vpx_sys::{vpx_codec_ctx_t, vpx_codec_dec_cfg_t, vpx_codec_err_t, vpx_codec_iter_t};
 
 use crate::codec::{CodecError, ctx_err_text, err_code_text};

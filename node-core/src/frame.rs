@@ -131,34 +131,4 @@ mod tests {
         assert!(b.data().iter().all(|&x| x == 0));
         assert!(a.planes().0.iter().all(|&x| x == 16));
     }
-
-    /// Resident set size of this process in KiB (Linux; `VmRSS` is in kB whatever the page
-    /// size, where `statm` counts pages of 4, 16 or 64 KiB).
-    #[cfg(target_os = "linux")]
-    fn rss_kib() -> u64 {
-        let status = std::fs::read_to_string("/proc/self/status").expect("/proc/self/status");
-        status
-            .lines()
-            .find_map(|l| l.strip_prefix("VmRSS:"))
-            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-            .expect("VmRSS in /proc/self/status")
-    }
-
-    /// The point of `new_unfilled`: frames that are never written cost no resident memory
-    /// (the frame pool relies on it). 64 MiB of unfilled 720p frames must add far less than
-    /// that; other tests running at the same time allocate a few MiB at most.
-    #[cfg(target_os = "linux")]
-    #[test]
-    fn unfilled_frames_are_not_resident_until_written() {
-        let before = rss_kib();
-        let frames: Vec<I420Frame> = (0..48)
-            .map(|_| I420Frame::new_unfilled(1280, 720))
-            .collect();
-        let grew = rss_kib().saturating_sub(before);
-        assert!(
-            grew < 16 * 1024,
-            "48 unfilled 720p frames (64 MiB) made RSS grow by {grew} KiB"
-        );
-        drop(frames);
-    }
 }
