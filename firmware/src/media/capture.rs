@@ -198,7 +198,7 @@ pub(super) fn send_frame(
     match result {
         Ok(()) => {
             let mut guard = pool.lock();
-            guard.publish(id).ok();
+            guard.mark_ready(id).ok();
             stats.set_pool_dropped(guard.dropped());
             drop(guard);
             pool.ready.notify_one();

@@ -270,7 +270,7 @@ mod tests {
         );
         verify_chain(&list).expect("a valid chain");
         assert_eq!(list[0].attestation.segment_seq, 0);
-        assert_eq!(list[2].attestation.frame_count, 5);
+        assert_eq!(list[2].attestation.segment.frame_count, 5);
         assert!(list.iter().all(|a| a.attestation.anchor_height == 9));
         assert_eq!(stats.chain.attestations.load(Ordering::Relaxed), 3);
         assert_eq!(stats.chain.unanchored.load(Ordering::Relaxed), 1);

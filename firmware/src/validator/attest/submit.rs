@@ -17,6 +17,7 @@ use sha2::Digest as _;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
+use sutantra_core::backoff::Backoff;
 
 /// The submitter's settings and handles.
 #[derive(Debug)]
@@ -67,24 +68,17 @@ pub fn classify(tx: &[u8], answer: Result<Broadcast, RpcError>) -> Outcome {
 }
 
 impl Submitter {
-    /// The wait before retry `n` (from 0): the capped exponential delay, drawn from its upper
-    /// half so that nodes that failed together do not retry together.
-    pub fn backoff(&self, n: u32) -> Duration {
-        let cap = self.retry_max.max(self.retry_min);
-        let exp = self
-            .retry_min
-            .checked_mul(1u32.checked_shl(n.min(20)).unwrap_or(u32::MAX))
-            .unwrap_or(cap)
-            .min(cap);
-        let half = exp / 2;
-        let jitter_ms = rand::random_range(0..=u64::try_from(half.as_millis()).unwrap_or(0));
-        half + Duration::from_millis(jitter_ms)
+    /// The waits between retries: the core's capped exponential backoff, each wait drawn from
+    /// the upper half of its step so that nodes that failed together do not retry together.
+    pub fn backoff(&self) -> Backoff {
+        Backoff::new(self.retry_min, self.retry_max).with_jitter(0.5)
     }
 
     /// Runs until the shared stop flag is set.
     pub fn run(self) {
         let c = &self.stats.chain;
         let mut failures: u32 = 0;
+        let mut backoff = self.backoff();
         let mut store_error: Option<String> = None;
         let mut rpc = 0usize;
         while !self.shared.stopped() {
@@ -150,6 +144,7 @@ impl Submitter {
                         );
                     }
                     failures = 0;
+                    backoff.reset();
                     tracing::debug!(seq = entry.seq, tx_hash = %hash, "attestation submitted");
                 }
                 Outcome::Rejected(code, log) => {
@@ -163,7 +158,7 @@ impl Submitter {
                         tracing::warn!(seq = entry.seq, error = %e,
                             "attestation submission failing; retrying with backoff");
                     }
-                    let wait = self.backoff(failures);
+                    let wait = backoff.next_delay(rand::random::<f64>());
                     failures = failures.saturating_add(1);
                     rpc = rpc.wrapping_add(1);
                     if self.shared.sleep_until(std::time::Instant::now() + wait) {
@@ -242,7 +237,11 @@ mod tests {
             (40, 60_000),
         ] {
             for _ in 0..20 {
-                let d = s.backoff(n).as_millis() as u64;
+                let mut b = s.backoff();
+                for _ in 0..n {
+                    b.next_delay(0.0);
+                }
+                let d = b.next_delay(rand::random::<f64>()).as_millis() as u64;
                 assert!(
                     d >= full / 2 && d <= full,
                     "retry {n}: {d} ms not in {}..={full}",

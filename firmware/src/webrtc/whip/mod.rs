@@ -44,6 +44,7 @@ use std::net::IpAddr;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+use sutantra_core::backoff::Backoff;
 use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 use webrtc::media_stream::track_local::static_rtp::TrackLocalStaticRTP;
@@ -65,7 +66,7 @@ const DELETE_TIMEOUT: Duration = Duration::from_secs(2);
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(15);
 /// A connection that stays disconnected this long is torn down and published again.
 const DISCONNECTED_GRACE: Duration = Duration::from_secs(2);
-/// First retry delay; doubles per failure up to `RETRY_MAX`, with jitter (0.8x to 1.2x).
+/// First retry delay; doubles per failure up to `RETRY_MAX`, with jitter (0.8x to 1x of the step).
 const RETRY_MIN: Duration = Duration::from_secs(1);
 /// Longest retry delay.
 const RETRY_MAX: Duration = Duration::from_secs(30);
@@ -559,29 +560,6 @@ async fn futures_join(running: Vec<Running>, figures: &PublishStats) {
     }
 }
 
-/// Capped exponential backoff with jitter.
-#[derive(Debug)]
-struct Backoff {
-    next: Duration,
-}
-
-impl Backoff {
-    fn new() -> Self {
-        Self { next: RETRY_MIN }
-    }
-
-    fn reset(&mut self) {
-        self.next = RETRY_MIN;
-    }
-
-    /// The delay before the next attempt (0.8x..1.2x of the current step), then doubles the step.
-    fn next(&mut self) -> Duration {
-        let step = self.next;
-        self.next = (step * 2).min(RETRY_MAX);
-        step.mul_f64(0.8 + 0.4 * rand::random::<f64>())
-    }
-}
-
 /// How one session ended.
 enum Outcome {
     /// The node is stopping.
@@ -594,13 +572,19 @@ enum Outcome {
     Ended(&'static str),
 }
 
+/// The retry delays of one target: the core's backoff from `RETRY_MIN` to `RETRY_MAX`, each
+/// delay drawn from 0.8x to 1x of its step so that publishers that failed together spread out.
+fn retry_backoff() -> Backoff {
+    Backoff::new(RETRY_MIN, RETRY_MAX).with_jitter(0.2)
+}
+
 async fn run_target(
     index: usize,
     target: PublishTarget,
     ctx: Arc<Ctx>,
     mut stop: watch::Receiver<bool>,
 ) {
-    let mut backoff = Backoff::new();
+    let mut backoff = retry_backoff();
     let mut streak: Option<String> = None;
     let mut link_servers: Vec<LinkIceServer> = Vec::new();
     loop {
@@ -619,12 +603,12 @@ async fn run_target(
                 );
                 backoff.reset();
                 streak = None;
-                backoff.next()
+                backoff.next_delay(rand::random::<f64>())
             }
             Outcome::Refused(e) => {
                 ctx.figures.failures.fetch_add(1, Ordering::Relaxed);
                 let class = e.class();
-                let delay = backoff.next();
+                let delay = backoff.next_delay(rand::random::<f64>());
                 if streak.as_deref() != Some(class.as_str()) {
                     if e.is_auth() {
                         tracing::error!(
@@ -661,7 +645,7 @@ async fn run_target(
             }
             Outcome::Failed(reason) => {
                 ctx.figures.failures.fetch_add(1, Ordering::Relaxed);
-                let delay = backoff.next();
+                let delay = backoff.next_delay(rand::random::<f64>());
                 let class = format!("failed: {reason}");
                 if streak.as_deref() != Some(class.as_str()) {
                     tracing::warn!(
@@ -1116,17 +1100,17 @@ mod tests {
 
     #[test]
     fn backoff_doubles_with_jitter_up_to_the_cap() {
-        let mut b = Backoff::new();
+        let mut b = retry_backoff();
         let mut steps = Vec::new();
         for _ in 0..8 {
-            steps.push(b.next());
+            steps.push(b.next_delay(rand::random::<f64>()));
         }
         assert!(steps[0] >= Duration::from_millis(800) && steps[0] <= Duration::from_millis(1200));
         assert!(steps[1] >= Duration::from_millis(1600) && steps[1] <= Duration::from_millis(2400));
         assert!(steps[7] <= RETRY_MAX.mul_f64(1.2));
         assert!(steps[7] >= RETRY_MAX.mul_f64(0.8));
         b.reset();
-        assert!(b.next() <= Duration::from_millis(1200));
+        assert!(b.next_delay(rand::random::<f64>()) <= Duration::from_millis(1200));
     }
 
     #[test]
