@@ -9,23 +9,22 @@
 
 pub mod capture;
 pub mod control;
+pub mod encode;
 pub mod hub;
 
 pub use hub::{Hub, OutPacket};
 
 use crate::stats::Stats;
-use bytes::Bytes;
 use control::MediaControl;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 use sutantra_core::codec::vp8::{Vp8Config, Vp8Encoder};
-use sutantra_core::fanout::KeyframeLimiter;
-use sutantra_core::observer::{EncodedFrameInfo, FrameObserver};
+use sutantra_core::encode::EncodeStep;
+use sutantra_core::observer::FrameObserver;
 use sutantra_core::pacer::SendGrid;
 use sutantra_core::pool::{FramePool, SlotId};
 use sutantra_core::rtp::packetizer::Packetizer;
-use sutantra_core::supervisor::ErrorRun;
 use sutantra_hal::camera::{SourceRequest, SourceSpec, open_source};
 use sutantra_hal::{CameraError, FrameSource, I420Frame, SourceInfo, SystemClock, WallClock};
 
@@ -211,11 +210,10 @@ impl Media {
             cpu_used: cfg.cpu_used,
             threads: cfg.threads,
         };
-        let mut encoder =
-            Vp8Encoder::new(&enc_cfg).map_err(|e| MediaError::Encoder(e.to_string()))?;
+        let encoder = Vp8Encoder::new(&enc_cfg).map_err(|e| MediaError::Encoder(e.to_string()))?;
         let Some(Carry {
-            mut observer,
-            mut packetizer,
+            observer,
+            packetizer,
         }) = carry.take()
         else {
             return Err(MediaError::Encoder("no packetizer to carry over".into()));
@@ -262,114 +260,33 @@ impl Media {
         };
         let encode = {
             let (pool, stop, stats) = (pool.clone(), stop.clone(), stats.clone());
-            let gap = cfg.min_keyframe_gap;
             // The frame clock's grid (anchored at the media origin, like the pacing metric's),
             // with the configured hold after each deadline.
             // Config checks the hold against the configured rate; a camera that runs faster than
             // that may make it a frame interval or more: then frames are sent unheld.
             let grid_with =
                 |offset| SendGrid::new(info.fps_num, info.fps_den, Duration::ZERO, offset);
-            let (grid, send_offset) = match grid_with(cfg.send_offset) {
-                Ok(g) => (g, cfg.send_offset),
+            let grid = match grid_with(cfg.send_offset) {
+                Ok(g) => g,
                 Err(e) => {
                     tracing::warn!(error = %e, "send hold ignored at this camera's frame rate");
-                    let g = grid_with(Duration::ZERO)
-                        .map_err(|e| MediaError::Encoder(e.to_string()))?;
-                    (g, Duration::ZERO)
+                    grid_with(Duration::ZERO).map_err(|e| MediaError::Encoder(e.to_string()))?
                 }
             };
-            // The bitrate in force; a WHIP relay's REMB may move it (checked once per frame).
-            let mut applied_kbps = cfg.bitrate_kbps;
+            let step = EncodeStep::new(encoder, packetizer, cfg.min_keyframe_gap, grid);
+            let thread = encode::EncodeThread {
+                pool,
+                stop,
+                stats,
+                control,
+                hub,
+                origin,
+                enc_cfg,
+                applied_kbps: cfg.bitrate_kbps,
+            };
             std::thread::Builder::new()
                 .name("encode".into())
-                .spawn(move || {
-                    let mut limiter = KeyframeLimiter::new(gap);
-                    let mut errors = ErrorRun::new(ENCODER_ERROR_RUN);
-                    let mut packets = Vec::with_capacity(256);
-                    let mut index = 0u64;
-                    while let Some(id) = wait_ready(&pool, &stop) {
-                        if control.paused() {
-                            // `sutantra stream stop`: frames are captured and let go unencoded.
-                            pool.lock().release(id).ok();
-                            continue;
-                        }
-                        let now = origin.elapsed();
-                        // An operator's `stream keyframe` takes the viewers' request path.
-                        let operator = control.take_keyframe();
-                        let force = ((hub.take_keyframe_request() | operator)
-                            && limiter.allow(now))
-                            || limiter.poll(now);
-                        control.apply_target_bitrate(&mut encoder, &mut applied_kbps);
-                        let Some(frame) = pool.frame(id) else {
-                            continue;
-                        };
-                        let capture_us = frame.capture_us;
-                        let captured_at = if send_offset.is_zero() {
-                            None
-                        } else {
-                            captured_at(capture_us, origin)
-                        };
-                        let result = encoder.encode(&frame, force).map(|enc| {
-                            packets.clear();
-                            let keyframe = enc.keyframe;
-                            let sent = packetizer.packetize(enc.data, capture_us, |p| {
-                                packets.push(Arc::new(OutPacket {
-                                    seq: p.seq,
-                                    timestamp: p.timestamp,
-                                    marker: p.marker,
-                                    keyframe_start: p.starts_keyframe(),
-                                    payload: Bytes::copy_from_slice(p.payload),
-                                }));
-                            });
-                            observer.on_encoded(
-                                &EncodedFrameInfo {
-                                    index,
-                                    capture_us,
-                                    rtp_timestamp: sent.timestamp,
-                                    keyframe,
-                                    bytes: enc.data.len(),
-                                },
-                                enc.data,
-                            );
-                            (keyframe, enc.data.len())
-                        });
-                        drop(frame);
-                        pool.lock().release(id).ok();
-                        match result {
-                            Ok((keyframe, bytes)) if bytes > 0 => {
-                                errors.ok();
-                                index += 1;
-                                if let Some(until) = captured_at
-                                    .and_then(|at| grid.hold(at, origin.elapsed()))
-                                {
-                                    std::thread::sleep(until.saturating_sub(origin.elapsed()));
-                                }
-                                hub.broadcast(&packets);
-                                // Lateness is measured against the send time: deadline + hold.
-                                let sent = origin.elapsed().saturating_sub(send_offset);
-                                stats.on_encoded(bytes, keyframe, packets.len(), sent);
-                            }
-                            Ok(_) => errors.ok(),
-                            Err(e) => {
-                                tracing::error!(error = %e, "encode failed; frame skipped");
-                                stats.encode_errors.fetch_add(1, Ordering::Relaxed);
-                                if errors.error() {
-                                    // A run of failures: the encoder is broken, not unlucky.
-                                    match Vp8Encoder::new(&enc_cfg) {
-                                        Ok(e) => {
-                                            encoder = e;
-                                            applied_kbps = enc_cfg.bitrate_kbps;
-                                            stats.encoder_restarts.fetch_add(1, Ordering::Relaxed);
-                                            tracing::warn!("encoder rebuilt after {ENCODER_ERROR_RUN} errors in a row");
-                                        }
-                                        Err(e) => tracing::error!(error = %e, "cannot rebuild the encoder"),
-                                    }
-                                }
-                            }
-                        }
-                    }
-                    Carry { observer, packetizer }
-                })
+                .spawn(move || thread.run(step, observer))
                 .map_err(|e| MediaError::Thread("encode", e))?
         };
         Ok(Self {

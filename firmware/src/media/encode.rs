@@ -1,0 +1,116 @@
+//! The encode thread: a loop around the core's [`EncodeStep`] (keyframe decisions, VP8, RTP,
+//! send hold), adding what the core leaves out: the pool hand-off, the clock, the operator's
+//! and the relays' commands ([`MediaControl`]), the hub, counters, and rebuilding an encoder
+//! that keeps failing.
+
+use super::control::MediaControl;
+use super::{Carry, ENCODER_ERROR_RUN, Hub, OutPacket, PoolShared, captured_at, wait_ready};
+use crate::stats::Stats;
+use bytes::Bytes;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
+use sutantra_core::codec::vp8::{Vp8Config, Vp8Encoder};
+use sutantra_core::encode::EncodeStep;
+use sutantra_core::observer::FrameObserver;
+use sutantra_core::supervisor::ErrorRun;
+
+/// What the encode thread owns besides the step and the observer.
+pub(super) struct EncodeThread {
+    pub pool: Arc<PoolShared>,
+    pub stop: Arc<AtomicBool>,
+    pub stats: Arc<Stats>,
+    pub control: Arc<MediaControl>,
+    pub hub: Arc<Hub>,
+    /// The media clock's origin (`now` is time since it).
+    pub origin: Instant,
+    /// The encoder's settings, to rebuild it after a run of errors.
+    pub enc_cfg: Vp8Config,
+    /// The bitrate in force; a WHIP relay's estimate may move it (checked once per frame).
+    pub applied_kbps: u32,
+}
+
+impl EncodeThread {
+    /// Encodes ready frames until stopped; returns what a next run carries over.
+    pub(super) fn run(
+        mut self,
+        mut step: EncodeStep,
+        mut observer: Box<dyn FrameObserver>,
+    ) -> Carry {
+        let mut errors = ErrorRun::new(ENCODER_ERROR_RUN);
+        let mut packets = Vec::with_capacity(256);
+        let (pool, origin) = (self.pool.clone(), self.origin);
+        while let Some(id) = wait_ready(&pool, &self.stop) {
+            if self.control.paused() {
+                // `sutantra stream stop`: frames are captured and let go unencoded.
+                pool.lock().release(id).ok();
+                continue;
+            }
+            let now = origin.elapsed();
+            // An operator's `stream keyframe` takes the viewers' request path.
+            let request = self.hub.take_keyframe_request() | self.control.take_keyframe();
+            self.control
+                .apply_target_bitrate(step.encoder_mut(), &mut self.applied_kbps);
+            let Some(frame) = pool.frame(id) else {
+                continue;
+            };
+            let at = if step.send_offset().is_zero() {
+                None
+            } else {
+                captured_at(frame.capture_us, origin)
+            };
+            let result = step.step(now, &frame, request, at).map(|out| {
+                packets.clear();
+                packets.extend(out.packets().map(|p| {
+                    Arc::new(OutPacket {
+                        seq: p.seq,
+                        timestamp: p.timestamp,
+                        marker: p.marker,
+                        keyframe_start: p.starts_keyframe(),
+                        payload: Bytes::copy_from_slice(p.payload),
+                    })
+                }));
+                observer.on_encoded(&out.info, out.data);
+                (out.info.keyframe, out.info.bytes, out.send_at)
+            });
+            drop(frame);
+            pool.lock().release(id).ok();
+            match result {
+                Ok((keyframe, bytes, send_at)) if bytes > 0 => {
+                    errors.ok();
+                    if let Some(until) = send_at {
+                        std::thread::sleep(until.saturating_sub(origin.elapsed()));
+                    }
+                    self.hub.broadcast(&packets);
+                    // Lateness is measured against the send time: deadline + hold.
+                    let sent = origin.elapsed().saturating_sub(step.send_offset());
+                    self.stats.on_encoded(bytes, keyframe, packets.len(), sent);
+                }
+                Ok(_) => errors.ok(),
+                Err(e) => {
+                    tracing::error!(error = %e, "encode failed; frame skipped");
+                    self.stats.encode_errors.fetch_add(1, Ordering::Relaxed);
+                    if errors.error() {
+                        // A run of failures: the encoder is broken, not unlucky.
+                        match Vp8Encoder::new(&self.enc_cfg) {
+                            Ok(enc) => {
+                                step.replace_encoder(enc);
+                                self.applied_kbps = self.enc_cfg.bitrate_kbps;
+                                self.stats.encoder_restarts.fetch_add(1, Ordering::Relaxed);
+                                tracing::warn!(
+                                    "encoder rebuilt after {ENCODER_ERROR_RUN} errors in a row"
+                                );
+                            }
+                            Err(e) => tracing::error!(error = %e, "cannot rebuild the encoder"),
+                        }
+                    }
+                }
+            }
+        }
+        let (_, packetizer) = step.into_parts();
+        Carry {
+            observer,
+            packetizer,
+        }
+    }
+}
