@@ -359,6 +359,7 @@ mod tests {
     use std::sync::Mutex as StdMutex;
     use sutantra_core::codec::vp8::Vp8Decoder;
     use sutantra_core::fanout::ViewerId;
+    use sutantra_core::observer::EncodedFrameInfo;
     use sutantra_hal::Pacing;
     use sutantra_hal::camera::slate::looks_like_slate;
     use sutantra_hal::camera::{CameraError, ErrorKind};
