@@ -2,7 +2,8 @@
 //! line and dispatches here.
 //!
 //! The folders follow the subsystems (see `ARCHITECTURE.md` for the picture and the rules):
-//! - [`cli`]: the command line (clap) and the commands that run in the calling process.
+//! - [`cli`]: the command line (clap), the commands that run in the calling process, and the
+//!   serial console (the CLI on a serial line).
 //! - [`node`]: the running node (`sutantra run`): starts and stops everything below, applies
 //!   reloads.
 //! - [`config`]: the TOML model, one file per section, `config set`, reload diffs, board
@@ -13,11 +14,11 @@
 //!   `MediaControl`, the handle that carries pause, keyframe, restart and bitrate commands.
 //! - [`webrtc`]: the peer-connection builder, WHEP viewer sessions, WHIP publishing, keyframe
 //!   requests, STUN.
-//! - [`http`]: the axum server and its routes, `/metrics` rendering, and the one outbound HTTP
-//!   agent (chain RPC and WHIP).
+//! - [`http`]: the axum server and its routes, `/metrics` rendering.
 //! - [`validator`]: the light validator: chain RPC and sync thread, attestations, the redb store,
 //!   the node key.
-//! - [`ops`]: control socket, serial console, preflight checks, GPIO, systemd notify.
+//! - [`ops`]: control socket, preflight checks, GPIO, systemd notify.
+//! - [`outbound`]: the one outbound HTTP agent (chain RPC and WHIP).
 //!
 //! The sans-I/O logic (frame pool, encoder step, RTP, pacer, fan-out, light client) lives in
 //! `sutantra-core`, the cameras and GPIO in `sutantra-hal`; this crate adds threads, sockets,
@@ -29,6 +30,7 @@ pub mod http;
 pub mod media;
 pub mod node;
 pub mod ops;
+pub mod outbound;
 pub mod stats;
 pub mod validator;
 pub mod webrtc;

@@ -104,17 +104,7 @@ pub struct RpcClient {
 impl RpcClient {
     /// A client for `base` (`http://host:26657`) with a body limit and a per-call timeout.
     pub fn new(base: &str, max_bytes: u64, timeout: Duration) -> Self {
-        let agent: ureq::Agent = ureq::Agent::config_builder()
-            .timeout_global(Some(timeout))
-            .timeout_connect(Some(timeout.min(Duration::from_secs(5))))
-            .http_status_as_error(false)
-            // RPC servers are addressed directly; a proxy from the environment must not
-            // silently sit between the light client and its sources.
-            .proxy(None)
-            .max_redirects(0)
-            .user_agent(concat!("sutantra/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .into();
+        let agent = crate::outbound::agent(timeout, ureq::tls::RootCerts::WebPki);
         Self {
             agent,
             base: base.trim_end_matches('/').to_string(),

@@ -90,28 +90,6 @@ impl WhipError {
     }
 }
 
-/// Which certificates an https endpoint must chain to: a target's `ca_file`, or the built-in
-/// public roots.
-fn roots(ca_file: Option<&Path>) -> Result<ureq::tls::RootCerts, String> {
-    match ca_file {
-        Some(path) => crate::config::publish::load_ca_file(path).map(ureq::tls::RootCerts::from),
-        None => Ok(ureq::tls::RootCerts::WebPki),
-    }
-}
-
-fn agent(timeout: Duration, roots: ureq::tls::RootCerts) -> ureq::Agent {
-    ureq::Agent::config_builder()
-        .tls_config(ureq::tls::TlsConfig::builder().root_certs(roots).build())
-        .timeout_global(Some(timeout))
-        .timeout_connect(Some(timeout.min(Duration::from_secs(5))))
-        .http_status_as_error(false)
-        .proxy(None)
-        .max_redirects(0)
-        .user_agent(concat!("sutantra/", env!("CARGO_PKG_VERSION")))
-        .build()
-        .into()
-}
-
 fn header<'a>(resp: &'a ureq::http::Response<ureq::Body>, name: &str) -> Option<&'a str> {
     resp.headers().get(name).and_then(|v| v.to_str().ok())
 }
@@ -141,11 +119,11 @@ pub fn post_offer(
     offer: &str,
     timeout: Duration,
 ) -> Result<Created, WhipError> {
-    let roots = roots(ca_file).map_err(|reason| WhipError::Protocol {
+    let roots = crate::outbound::roots(ca_file).map_err(|reason| WhipError::Protocol {
         url: url.to_string(),
         reason: format!("ca_file: {reason}"),
     })?;
-    let agent = agent(timeout, roots);
+    let agent = crate::outbound::agent(timeout, roots);
     let mut url = url.to_string();
     for _ in 0..=MAX_REDIRECTS {
         let mut req = agent
@@ -232,7 +210,7 @@ pub fn delete(
     ca_file: Option<&Path>,
     timeout: Duration,
 ) -> Result<u16, String> {
-    let agent = agent(timeout, roots(ca_file)?);
+    let agent = crate::outbound::agent(timeout, crate::outbound::roots(ca_file)?);
     let mut req = agent.delete(resource);
     if let Some(t) = token {
         req = req.header("Authorization", &format!("Bearer {t}"));
