@@ -1,10 +1,12 @@
 //! WebRTC on the `webrtc` crate (0.21): viewer sessions (WHEP), publishing to relays (WHIP),
 //! keyframe requests from the far end, and STUN server resolution.
 //!
-//! Both directions build their peer connections the same way (bind addresses, mDNS off, VP8
+//! Both directions build their peer connections with [`peer`] (bind addresses, mDNS off, VP8
 //! only, the PLI/FIR interceptor) and feed them from the media [`Hub`](crate::media::Hub).
 
 pub mod keyframe;
+pub mod peer;
+pub mod session;
 pub mod stun;
 pub mod whep;
 pub mod whip;

@@ -11,14 +11,11 @@
 use crate::config::WebRtcConfig;
 use crate::media::{Hub, OutPacket};
 use crate::stats::Stats;
-use crate::webrtc::stun::StunResolver;
-use rtc::interceptor::Registry;
-use rtc::media_stream::MediaStreamTrack;
-use rtc::peer_connection::configuration::media_engine::{MIME_TYPE_VP8, MediaEngine};
-use rtc::rtp_transceiver::rtp_sender::{
-    RTCPFeedback, RTCRtpCodec, RTCRtpCodecParameters, RTCRtpCodingParameters,
-    RTCRtpEncodingParameters, RtpCodecKind,
+use crate::webrtc::peer::PeerSpec;
+use crate::webrtc::session::{
+    Handler, PcEvent, add_public_candidates, local_ips, negotiated, send_queued, wait_gathering,
 };
+use crate::webrtc::stun::StunResolver;
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicU16, Ordering};
@@ -28,17 +25,12 @@ use tokio::sync::mpsc;
 use webrtc::media_stream::track_local::static_rtp::TrackLocalStaticRTP;
 use webrtc::media_stream::track_local::{TrackLocal, TrackLocalEvent};
 use webrtc::peer_connection::{
-    PeerConnection, PeerConnectionBuilder, PeerConnectionEventHandler, RTCConfigurationBuilder,
-    RTCIceGatheringState, RTCIceServer, RTCPeerConnectionState, RTCSessionDescription,
-    SettingEngineBuilder, register_default_interceptors,
+    PeerConnection, PeerConnectionEventHandler, RTCIceServer, RTCPeerConnectionState,
+    RTCSessionDescription,
 };
 
-/// Payload type we offer for VP8 when we are asked to choose (the viewer's offer decides).
-const VP8_PAYLOAD_TYPE: u8 = 96;
 /// How long a new session may take to connect before it is dropped.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
-/// Packets a writer moves out of the hub per wake-up.
-const WRITE_BATCH: usize = 64;
 
 /// Why a WHEP offer was not answered.
 #[derive(Debug, thiserror::Error)]
@@ -278,67 +270,15 @@ impl Viewers {
         &self,
         events: mpsc::Sender<PcEvent>,
     ) -> Result<(impl PeerConnection + use<>, Arc<TrackLocalStaticRTP>), SessionError> {
-        let internal =
-            |what: &str, e: &dyn std::fmt::Display| SessionError::Internal(format!("{what}: {e}"));
-        let vp8 = RTCRtpCodec {
-            mime_type: MIME_TYPE_VP8.to_owned(),
-            clock_rate: 90_000,
-            channels: 0,
-            sdp_fmtp_line: String::new(),
-            rtcp_feedback: [("nack", ""), ("nack", "pli"), ("ccm", "fir")]
-                .into_iter()
-                .map(|(typ, parameter)| RTCPFeedback {
-                    typ: typ.into(),
-                    parameter: parameter.into(),
-                })
-                .collect(),
-        };
-        // The interceptor registry is consumed by a connection, so each attempt builds its own.
-        let engine = || -> Result<(MediaEngine, Registry), SessionError> {
-            let mut media = MediaEngine::default();
-            media
-                .register_codec(
-                    RTCRtpCodecParameters {
-                        rtp_codec: vp8.clone(),
-                        payload_type: VP8_PAYLOAD_TYPE,
-                    },
-                    RtpCodecKind::Video,
-                )
-                .map_err(|e| internal("register VP8", &e))?;
-            let registry = register_default_interceptors(Registry::new(), &mut media)
-                .map_err(|e| internal("interceptors", &e))?
-                .with(
-                    crate::webrtc::keyframe::SLOT,
-                    crate::webrtc::keyframe::KeyframeRequestForwarder::default(),
-                );
-            Ok((media, registry))
-        };
-        let ice_servers = self.stun.urls().await;
-        let config = RTCConfigurationBuilder::new()
-            .with_ice_servers(if ice_servers.is_empty() {
-                vec![]
-            } else {
-                vec![RTCIceServer {
-                    urls: ice_servers,
-                    ..Default::default()
-                }]
-            })
-            .build();
-        let settings = SettingEngineBuilder::new()
-            // Answer as the DTLS server (`a=setup:passive`), so the viewer sends the first
-            // flight. As the client, webrtc 0.21's driver queues our ClientHello while it
-            // handles the ICE "connected" event and sends it only on its next timer tick, about
-            // 200 ms later (seen in its trace: `Send ClientHello` ... 199 ms ... `ice write`);
-            // flights that answer a received packet go out at once. Measured, WHEP POST to
-            // first decoded frame at an aiortc viewer: 250 -> 70-90 ms (BENCHMARKS.md).
-            .with_answering_dtls_role(rtc::peer_connection::transport::RTCDtlsRole::Server)
-            .with_multicast_dns_mode(rtc::ice::mdns::MulticastDnsMode::Disabled)
-            .with_ice_timeouts(
-                Some(Duration::from_secs(5)),
-                Some(Duration::from_secs(15)),
-                Some(Duration::from_secs(2)),
-            )
-            .build();
+        let stun = self.stun.urls().await;
+        let spec = PeerSpec::viewer(if stun.is_empty() {
+            vec![]
+        } else {
+            vec![RTCIceServer {
+                urls: stun,
+                ..Default::default()
+            }]
+        });
         let handler = Arc::new(Handler { events });
 
         // A fixed port range serves one connection per port: try ports until one binds.
@@ -355,35 +295,24 @@ impl Viewers {
                 .iter()
                 .map(|ip| std::net::SocketAddr::new(*ip, port).to_string())
                 .collect();
-            let (media, registry) = engine()?;
-            let built = PeerConnectionBuilder::new()
-                .with_configuration(config.clone())
-                .with_media_engine(media)
-                .with_setting_engine(settings.clone())
-                .with_interceptor_registry(registry)
-                .with_handler(handler.clone() as Arc<dyn PeerConnectionEventHandler>)
-                .with_udp_addrs(addrs)
-                .build()
-                .await;
-            match built {
+            let builder = spec
+                .builder(
+                    |registry| {
+                        registry.with(
+                            crate::webrtc::keyframe::SLOT,
+                            crate::webrtc::keyframe::KeyframeRequestForwarder::default(),
+                        )
+                    },
+                    handler.clone() as Arc<dyn PeerConnectionEventHandler>,
+                    addrs,
+                )
+                .map_err(SessionError::Internal)?;
+            match builder.build().await {
                 Ok(pc) => {
-                    let track = Arc::new(TrackLocalStaticRTP::new(MediaStreamTrack::new(
-                        "sutantra".to_string(),
-                        "video".to_string(),
-                        "sutantra-camera".to_string(),
-                        RtpCodecKind::Video,
-                        vec![RTCRtpEncodingParameters {
-                            rtp_coding_parameters: RTCRtpCodingParameters {
-                                ssrc: Some(rand::random::<u32>()),
-                                ..Default::default()
-                            },
-                            codec: vp8.clone(),
-                            ..Default::default()
-                        }],
-                    )));
+                    let track = spec.vp8_track(rand::random::<u32>());
                     pc.add_track(track.clone() as Arc<dyn TrackLocal>)
                         .await
-                        .map_err(|e| internal("add track", &e))?;
+                        .map_err(|e| SessionError::Internal(format!("add track: {e}")))?;
                     return Ok((pc, track));
                 }
                 Err(e) => last_err = e.to_string(),
@@ -469,7 +398,8 @@ impl Viewers {
             })
         };
 
-        let mut batch: Vec<Arc<OutPacket>> = Vec::with_capacity(WRITE_BATCH);
+        let mut batch: Vec<Arc<OutPacket>> =
+            Vec::with_capacity(crate::webrtc::session::WRITE_BATCH);
         let reason = loop {
             tokio::select! {
                 _ = wake.notified() => {}
@@ -496,209 +426,5 @@ impl Viewers {
         self.stats.viewers.fetch_sub(1, Ordering::Relaxed);
         let _ = pc.close().await;
         reason
-    }
-}
-
-/// Writes everything queued for `id` in the hub to `track`, stamped with this connection's SSRC
-/// and negotiated payload type (viewers and publishers alike). Stops at the first write error
-/// and returns its text (truncated: the stack's error embeds the whole packet).
-/// An RTP header without extensions or CSRCs.
-const RTP_HEADER_BYTES: usize = 12;
-
-pub(crate) async fn send_queued(
-    hub: &Hub,
-    id: sutantra_core::fanout::ViewerId,
-    track: &TrackLocalStaticRTP,
-    ssrc: u32,
-    pt: u8,
-    batch: &mut Vec<Arc<OutPacket>>,
-) -> Result<usize, String> {
-    let mut bytes = 0;
-    loop {
-        batch.clear();
-        hub.drain(id, batch, WRITE_BATCH);
-        if batch.is_empty() {
-            return Ok(bytes);
-        }
-        for p in batch.iter() {
-            bytes += RTP_HEADER_BYTES + p.payload.len();
-            let packet = rtc::rtp::Packet {
-                header: rtc::rtp::Header {
-                    version: 2,
-                    marker: p.marker,
-                    payload_type: pt,
-                    sequence_number: p.seq,
-                    timestamp: p.timestamp,
-                    ssrc,
-                    ..Default::default()
-                },
-                payload: p.payload.clone(),
-            };
-            if let Err(e) = track.write_rtp(packet).await {
-                let mut text = e.to_string();
-                text.truncate(120);
-                return Err(text);
-            }
-        }
-    }
-}
-
-/// The SSRC of our track and the payload type the peer negotiated for VP8 (viewers and
-/// publishers).
-pub(crate) async fn negotiated(
-    pc: &Arc<dyn PeerConnection>,
-    track: &Arc<TrackLocalStaticRTP>,
-) -> Option<(u32, u8)> {
-    use webrtc::media_stream::Track;
-    let ssrc = *track.ssrcs().await.first()?;
-    for sender in pc.get_senders().await {
-        if let Ok(params) = sender.get_parameters().await
-            && let Some(codec) = params
-                .rtp_parameters
-                .codecs
-                .iter()
-                .find(|c| c.rtp_codec.mime_type.eq_ignore_ascii_case(MIME_TYPE_VP8))
-        {
-            return Some((ssrc, codec.payload_type));
-        }
-    }
-    None
-}
-
-/// Waits until ICE gathering completes, at most until `deadline` (host candidates are there from
-/// the start; only STUN can be slow).
-pub(crate) async fn wait_gathering(
-    events: &mut mpsc::Receiver<PcEvent>,
-    deadline: tokio::time::Instant,
-) {
-    let _ = tokio::time::timeout_at(deadline, async {
-        while let Some(ev) = events.recv().await {
-            if let PcEvent::GatheringComplete = ev {
-                return;
-            }
-        }
-    })
-    .await;
-}
-
-/// What a connection's handler reports to its session task (viewers and publishers).
-#[derive(Debug)]
-pub(crate) enum PcEvent {
-    GatheringComplete,
-    State(RTCPeerConnectionState),
-}
-
-/// Forwards connection events to the session task without ever blocking the driver.
-pub(crate) struct Handler {
-    pub(crate) events: mpsc::Sender<PcEvent>,
-}
-
-#[async_trait::async_trait]
-impl PeerConnectionEventHandler for Handler {
-    async fn on_ice_gathering_state_change(&self, state: RTCIceGatheringState) {
-        if state == RTCIceGatheringState::Complete {
-            let _ = self.events.try_send(PcEvent::GatheringComplete);
-        }
-    }
-
-    async fn on_connection_state_change(&self, state: RTCPeerConnectionState) {
-        // Never block the connection's driver: a full queue drops the event (the session task
-        // only needs the latest states, and it also watches writes failing).
-        let _ = self.events.try_send(PcEvent::State(state));
-    }
-}
-
-/// Every IPv4 address of the machine's interfaces, loopback included (binding 0.0.0.0 would
-/// skip loopback and, on a host with only loopback, advertise an unusable 0.0.0.0).
-pub fn local_ips() -> Vec<IpAddr> {
-    let mut ips: Vec<IpAddr> = if_addrs::get_if_addrs()
-        .map(|ifs| {
-            ifs.into_iter()
-                .map(|i| i.ip())
-                .filter(|ip| ip.is_ipv4())
-                .collect()
-        })
-        .unwrap_or_default();
-    if !ips.iter().any(|ip| ip.is_loopback()) {
-        ips.push(IpAddr::from([127, 0, 0, 1]));
-    }
-    ips.sort();
-    ips.dedup();
-    ips
-}
-
-/// Adds, for every non-loopback host candidate, the same candidate on each public address
-/// (a board behind a 1:1 port forward is reached on its public IP and the same port).
-pub fn add_public_candidates(sdp: &str, public_ips: &[IpAddr]) -> String {
-    if public_ips.is_empty() {
-        return sdp.to_string();
-    }
-    let mut out = String::with_capacity(sdp.len() + 256);
-    let mut added = std::collections::HashSet::new();
-    for line in sdp.split_inclusive('\n') {
-        out.push_str(line);
-        let l = line.trim_end();
-        let Some(cand) = l.strip_prefix("a=candidate:") else {
-            continue;
-        };
-        let f: Vec<&str> = cand.split_whitespace().collect();
-        // foundation component transport priority ip port "typ" type ...
-        if f.len() < 8 || f[6] != "typ" || f[7] != "host" || !f[2].eq_ignore_ascii_case("udp") {
-            continue;
-        }
-        let Ok(ip) = f[4].parse::<IpAddr>() else {
-            continue;
-        };
-        if ip.is_loopback() {
-            continue;
-        }
-        for (i, public) in public_ips.iter().enumerate() {
-            if !added.insert((public.to_string(), f[5].to_string())) {
-                continue;
-            }
-            let prio = f[3]
-                .parse::<u32>()
-                .unwrap_or(1)
-                .saturating_sub(1 + i as u32);
-            out.push_str(&format!(
-                "a=candidate:{}{} {} {} {} {} {} typ host\r\n",
-                f[0],
-                9 + i,
-                f[1],
-                f[2],
-                prio,
-                public,
-                f[5]
-            ));
-        }
-    }
-    out
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn public_candidates_are_added_beside_host_ones() {
-        let sdp = "v=0\r\nm=video 9 UDP/TLS/RTP/SAVPF 96\r\n\
-                   a=candidate:1 1 udp 2130706431 192.168.1.5 40000 typ host\r\n\
-                   a=candidate:2 1 udp 2130706431 127.0.0.1 40001 typ host\r\n";
-        let out = add_public_candidates(sdp, &["203.0.113.7".parse().expect("ip")]);
-        assert!(
-            out.contains("a=candidate:19 1 udp 2130706430 203.0.113.7 40000 typ host\r\n"),
-            "{out}"
-        );
-        assert_eq!(
-            out.matches("203.0.113.7").count(),
-            1,
-            "loopback is not mapped"
-        );
-        assert_eq!(add_public_candidates(sdp, &[]), sdp);
-    }
-
-    #[test]
-    fn local_ips_include_loopback() {
-        assert!(local_ips().iter().any(|ip| ip.is_loopback()));
     }
 }

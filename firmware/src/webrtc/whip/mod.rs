@@ -29,15 +29,9 @@ use crate::config::PublishTarget;
 use crate::config::WebRtcConfig;
 use crate::media::{Hub, OutPacket};
 use crate::stats::Stats;
+use crate::webrtc::peer::PeerSpec;
+use crate::webrtc::session::{Handler, PcEvent, wait_gathering};
 use crate::webrtc::stun::StunResolver;
-use crate::webrtc::whep::{Handler, PcEvent, wait_gathering};
-use rtc::interceptor::Registry;
-use rtc::media_stream::MediaStreamTrack;
-use rtc::peer_connection::configuration::media_engine::{MIME_TYPE_VP8, MediaEngine};
-use rtc::rtp_transceiver::rtp_sender::{
-    RTCPFeedback, RTCRtpCodec, RTCRtpCodecParameters, RTCRtpCodingParameters,
-    RTCRtpEncodingParameters, RtpCodecKind,
-};
 use rtc::rtp_transceiver::{RTCRtpTransceiverDirection, RTCRtpTransceiverInit};
 pub use stats::{PublishStats, ReportFigures, TargetFigures};
 use std::net::IpAddr;
@@ -50,14 +44,11 @@ use tokio::time::Instant;
 use webrtc::media_stream::track_local::static_rtp::TrackLocalStaticRTP;
 use webrtc::media_stream::track_local::{TrackLocal, TrackLocalEvent};
 use webrtc::peer_connection::{
-    PeerConnection, PeerConnectionBuilder, PeerConnectionEventHandler, RTCConfigurationBuilder,
-    RTCIceServer, RTCPeerConnectionState, RTCSessionDescription, SettingEngineBuilder,
-    register_default_interceptors,
+    PeerConnection, PeerConnectionEventHandler, RTCIceServer, RTCPeerConnectionState,
+    RTCSessionDescription,
 };
 use whip_http::{LinkIceServer, WhipError};
 
-/// Payload type we offer for VP8 (the answer keeps the offerer's numbers).
-const VP8_PAYLOAD_TYPE: u8 = 96;
 /// One POST (with its redirects) may take this long.
 const HTTP_TIMEOUT: Duration = Duration::from_secs(10);
 /// A DELETE may take this long (shutdown waits for it).
@@ -72,8 +63,6 @@ const RETRY_MIN: Duration = Duration::from_secs(1);
 const RETRY_MAX: Duration = Duration::from_secs(30);
 /// How long shutdown waits for the publishers (their DELETEs).
 const SHUTDOWN_WAIT: Duration = Duration::from_secs(4);
-/// Packets a writer moves out of the hub per wake-up.
-const WRITE_BATCH: usize = 64;
 
 /// The running publishers.
 #[derive(Debug)]
@@ -128,7 +117,7 @@ impl Publishers {
     ) -> Self {
         figures.set_range(bitrate_kbps.0, bitrate_kbps.1);
         let bind_ips = if webrtc.bind_addrs.is_empty() {
-            crate::webrtc::whep::local_ips()
+            crate::webrtc::session::local_ips()
         } else {
             webrtc.bind_addrs.clone()
         };
@@ -500,7 +489,7 @@ async fn stream(
             _ = stop.changed() => return Outcome::Stopped,
         }
     }
-    let Some((ssrc, pt)) = crate::webrtc::whep::negotiated(pc, track).await else {
+    let Some((ssrc, pt)) = crate::webrtc::session::negotiated(pc, track).await else {
         return Outcome::Failed("no negotiated VP8 sender".into());
     };
     let Some((id, wake)) = ctx.hub.join() else {
@@ -548,7 +537,7 @@ async fn stream(
             }
         })
     };
-    let mut batch: Vec<Arc<OutPacket>> = Vec::with_capacity(WRITE_BATCH);
+    let mut batch: Vec<Arc<OutPacket>> = Vec::with_capacity(crate::webrtc::session::WRITE_BATCH);
     let mut disconnected_since: Option<Instant> = None;
     let outcome = loop {
         let grace = disconnected_since.map(|t| t + DISCONNECTED_GRACE);
@@ -576,7 +565,7 @@ async fn stream(
             }
             _ = stop.changed() => break Outcome::Stopped,
         }
-        match crate::webrtc::whep::send_queued(&ctx.hub, id, track, ssrc, pt, &mut batch).await {
+        match crate::webrtc::session::send_queued(&ctx.hub, id, track, ssrc, pt, &mut batch).await {
             Ok(bytes) => {
                 ctx.figures.add_sent(index, bytes, Instant::now());
                 let seen = twcc_estimate.twcc_feedback.load(Ordering::Relaxed);
@@ -608,52 +597,6 @@ async fn build_connection(
     events: mpsc::Sender<PcEvent>,
     twcc_estimate: Arc<crate::webrtc::keyframe::CcSink>,
 ) -> Result<(impl PeerConnection + use<>, Arc<TrackLocalStaticRTP>), String> {
-    let vp8 = RTCRtpCodec {
-        mime_type: MIME_TYPE_VP8.to_owned(),
-        clock_rate: 90_000,
-        channels: 0,
-        sdp_fmtp_line: String::new(),
-        rtcp_feedback: [
-            ("nack", ""),
-            ("nack", "pli"),
-            ("ccm", "fir"),
-            ("goog-remb", ""),
-        ]
-        .into_iter()
-        .map(|(typ, parameter)| RTCPFeedback {
-            typ: typ.into(),
-            parameter: parameter.into(),
-        })
-        .collect(),
-    };
-    let mut media = MediaEngine::default();
-    media
-        .register_codec(
-            RTCRtpCodecParameters {
-                rtp_codec: vp8.clone(),
-                payload_type: VP8_PAYLOAD_TYPE,
-            },
-            RtpCodecKind::Video,
-        )
-        .map_err(|e| format!("register VP8: {e}"))?;
-    let registry = register_default_interceptors(Registry::new(), &mut media)
-        .map_err(|e| format!("interceptors: {e}"))?
-        // Send-side congestion control on the relay's TWCC feedback (the default interceptors
-        // already offer transport-cc): transport-wide sequence numbers on what leaves, GCC on
-        // what the relay reports. No pacer: the encoder's own rate is what follows the estimate,
-        // and a pacer at that rate would hold every keyframe back.
-        .with(
-            rtc::interceptor::Slot::TwccSender,
-            rtc::interceptor::TwccSenderBuilder::new().build(),
-        )
-        .with(
-            rtc::interceptor::Slot::CongestionControl,
-            rtc::interceptor::CongestionControlBuilder::new(gcc(ctx.figures.range())).build(),
-        )
-        .with(
-            crate::webrtc::keyframe::SLOT,
-            feedback::forwarder(twcc_estimate),
-        );
     let mut servers = Vec::new();
     let stun = ctx.stun.urls().await;
     if !stun.is_empty() {
@@ -663,46 +606,42 @@ async fn build_connection(
         });
     }
     servers.extend(usable_link_servers(link_servers));
-    let config = RTCConfigurationBuilder::new()
-        .with_ice_servers(servers)
-        .build();
-    let settings = SettingEngineBuilder::new()
-        .with_multicast_dns_mode(rtc::ice::mdns::MulticastDnsMode::Disabled)
-        .with_ice_timeouts(
-            Some(Duration::from_secs(3)),
-            Some(Duration::from_secs(10)),
-            Some(Duration::from_secs(1)),
-        )
-        .build();
+    let spec = PeerSpec::publisher(servers);
     let addrs: Vec<String> = ctx
         .bind_ips
         .iter()
         .map(|ip| std::net::SocketAddr::new(*ip, 0).to_string())
         .collect();
-    let pc = PeerConnectionBuilder::new()
-        .with_configuration(config)
-        .with_media_engine(media)
-        .with_setting_engine(settings)
-        .with_interceptor_registry(registry)
-        .with_handler(Arc::new(Handler { events }) as Arc<dyn PeerConnectionEventHandler>)
-        .with_udp_addrs(addrs)
+    let range = ctx.figures.range();
+    let pc = spec
+        .builder(
+            |registry| {
+                registry
+                    // Send-side congestion control on the relay's TWCC feedback (the default
+                    // interceptors already offer transport-cc): transport-wide sequence numbers
+                    // on what leaves, GCC on what the relay reports. No pacer: the encoder's own
+                    // rate is what follows the estimate, and a pacer at that rate would hold
+                    // every keyframe back.
+                    .with(
+                        rtc::interceptor::Slot::TwccSender,
+                        rtc::interceptor::TwccSenderBuilder::new().build(),
+                    )
+                    .with(
+                        rtc::interceptor::Slot::CongestionControl,
+                        rtc::interceptor::CongestionControlBuilder::new(gcc(range)).build(),
+                    )
+                    .with(
+                        crate::webrtc::keyframe::SLOT,
+                        feedback::forwarder(twcc_estimate),
+                    )
+            },
+            Arc::new(Handler { events }) as Arc<dyn PeerConnectionEventHandler>,
+            addrs,
+        )?
         .build()
         .await
         .map_err(|e| format!("peer connection: {e}"))?;
-    let track = Arc::new(TrackLocalStaticRTP::new(MediaStreamTrack::new(
-        "sutantra".to_string(),
-        "video".to_string(),
-        "sutantra-camera".to_string(),
-        RtpCodecKind::Video,
-        vec![RTCRtpEncodingParameters {
-            rtp_coding_parameters: RTCRtpCodingParameters {
-                ssrc: Some(rand::random::<u32>()),
-                ..Default::default()
-            },
-            codec: vp8,
-            ..Default::default()
-        }],
-    )));
+    let track = spec.vp8_track(rand::random::<u32>());
     pc.add_transceiver_from_track(
         track.clone() as Arc<dyn TrackLocal>,
         Some(RTCRtpTransceiverInit {

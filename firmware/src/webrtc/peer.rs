@@ -1,0 +1,183 @@
+//! The one peer-connection builder: how every connection the node makes is set up, WHEP viewers
+//! and WHIP publishers alike (and the runtime probe in `bench/runtime-probe`, which includes this
+//! file by path, so it measures the node's own setup).
+//!
+//! Every connection sends VP8 only (payload type [`VP8_PAYLOAD_TYPE`] when the node offers; an
+//! answer keeps the offerer's number), one local track of its own (a track bound to two
+//! connections serves only the last one), `webrtc`'s default interceptors (NACK responder from a
+//! bounded history, RTCP reports, TWCC) plus what the caller adds, mDNS off (it binds
+//! 224.0.0.251:5353 per connection and fails where there is no multicast), and explicit bind
+//! addresses (`0.0.0.0:0` would skip loopback). The caller adds its handler, its addresses and,
+//! for the probe, its runtime, then builds.
+//!
+//! This file depends on `webrtc`, `rtc` and `std` only (no async runtime), so that it can be
+//! shared with the probe's tokio and smol builds.
+
+use rtc::interceptor::Registry;
+use rtc::media_stream::MediaStreamTrack;
+use rtc::peer_connection::configuration::media_engine::{MIME_TYPE_VP8, MediaEngine};
+use rtc::rtp_transceiver::rtp_sender::{
+    RTCPFeedback, RTCRtpCodec, RTCRtpCodecParameters, RTCRtpCodingParameters,
+    RTCRtpEncodingParameters, RtpCodecKind,
+};
+use std::sync::Arc;
+use std::time::Duration;
+use webrtc::media_stream::track_local::static_rtp::TrackLocalStaticRTP;
+use webrtc::peer_connection::{
+    PeerConnectionBuilder, PeerConnectionEventHandler, RTCConfigurationBuilder, RTCIceServer,
+    SettingEngineBuilder, register_default_interceptors,
+};
+
+/// Payload type the node offers for VP8 (in an answer the offerer's number is used).
+pub const VP8_PAYLOAD_TYPE: u8 = 96;
+
+/// How one connection is set up; the parts that differ between WHEP and WHIP.
+#[derive(Debug, Clone)]
+pub struct PeerSpec {
+    /// STUN (and, for WHIP, the relay's `Link`) servers; empty: host candidates only.
+    pub ice_servers: Vec<RTCIceServer>,
+    /// Answer an offer as the DTLS server (`a=setup:passive`), so the far end sends the first
+    /// flight. As the client, webrtc 0.21's driver queues our ClientHello while it handles the
+    /// ICE "connected" event and sends it only on its next timer tick, about 200 ms later;
+    /// flights that answer a received packet go out at once. Measured, WHEP POST to first
+    /// decoded frame at an aiortc viewer: 250 -> 70-90 ms (BENCHMARKS.md).
+    pub answer_as_dtls_server: bool,
+    /// ICE disconnected timeout, failed timeout and keep-alive interval.
+    pub ice_timeouts: [Duration; 3],
+    /// Also offer `goog-remb` feedback (a relay's bandwidth estimate steers the encoder).
+    pub remb: bool,
+}
+
+impl PeerSpec {
+    /// A WHEP viewer's connection: answers as the DTLS server, no REMB, generous ICE timeouts
+    /// (a viewer on a lossy link is not dropped at the first gap).
+    pub fn viewer(ice_servers: Vec<RTCIceServer>) -> Self {
+        Self {
+            ice_servers,
+            answer_as_dtls_server: true,
+            ice_timeouts: [
+                Duration::from_secs(5),
+                Duration::from_secs(15),
+                Duration::from_secs(2),
+            ],
+            remb: false,
+        }
+    }
+
+    /// A WHIP publisher's connection: the offerer, REMB offered, shorter ICE timeouts (a broken
+    /// session is published again).
+    pub fn publisher(ice_servers: Vec<RTCIceServer>) -> Self {
+        Self {
+            ice_servers,
+            answer_as_dtls_server: false,
+            ice_timeouts: [
+                Duration::from_secs(3),
+                Duration::from_secs(10),
+                Duration::from_secs(1),
+            ],
+            remb: true,
+        }
+    }
+
+    /// The VP8 codec with the RTCP feedback the node handles: NACK, PLI, FIR (and REMB).
+    pub fn vp8(&self) -> RTCRtpCodec {
+        let remb: &[(&str, &str)] = if self.remb { &[("goog-remb", "")] } else { &[] };
+        RTCRtpCodec {
+            mime_type: MIME_TYPE_VP8.to_owned(),
+            clock_rate: 90_000,
+            channels: 0,
+            sdp_fmtp_line: String::new(),
+            rtcp_feedback: [("nack", ""), ("nack", "pli"), ("ccm", "fir")]
+                .iter()
+                .chain(remb)
+                .map(|(typ, parameter)| RTCPFeedback {
+                    typ: (*typ).into(),
+                    parameter: (*parameter).into(),
+                })
+                .collect(),
+        }
+    }
+
+    /// A builder for one connection: VP8 only, the default interceptors with `extend` applied
+    /// (the caller's own interceptors), mDNS off, `handler` for its events, bound to
+    /// `udp_addrs` (`IP:PORT`, port 0 for any). The interceptor registry is consumed by the
+    /// connection, so every attempt calls this again.
+    pub fn builder(
+        &self,
+        extend: impl FnOnce(Registry) -> Registry,
+        handler: Arc<dyn PeerConnectionEventHandler>,
+        udp_addrs: Vec<String>,
+    ) -> Result<PeerConnectionBuilder<String>, String> {
+        let mut media = MediaEngine::default();
+        media
+            .register_codec(
+                RTCRtpCodecParameters {
+                    rtp_codec: self.vp8(),
+                    payload_type: VP8_PAYLOAD_TYPE,
+                },
+                RtpCodecKind::Video,
+            )
+            .map_err(|e| format!("register VP8: {e}"))?;
+        let registry = register_default_interceptors(Registry::new(), &mut media)
+            .map_err(|e| format!("interceptors: {e}"))?;
+        let config = RTCConfigurationBuilder::new()
+            .with_ice_servers(self.ice_servers.clone())
+            .build();
+        let [disconnected, failed, keepalive] = self.ice_timeouts;
+        let mut settings = SettingEngineBuilder::new()
+            .with_multicast_dns_mode(rtc::ice::mdns::MulticastDnsMode::Disabled)
+            .with_ice_timeouts(Some(disconnected), Some(failed), Some(keepalive));
+        if self.answer_as_dtls_server {
+            settings = settings
+                .with_answering_dtls_role(rtc::peer_connection::transport::RTCDtlsRole::Server);
+        }
+        Ok(PeerConnectionBuilder::new()
+            .with_configuration(config)
+            .with_media_engine(media)
+            .with_setting_engine(settings.build())
+            .with_interceptor_registry(extend(registry))
+            .with_handler(handler)
+            .with_udp_addrs(udp_addrs))
+    }
+
+    /// The connection's own VP8 track, with its own SSRC (the caller draws it: the probe has no
+    /// random source of its own).
+    pub fn vp8_track(&self, ssrc: u32) -> Arc<TrackLocalStaticRTP> {
+        Arc::new(TrackLocalStaticRTP::new(MediaStreamTrack::new(
+            "sutantra".to_string(),
+            "video".to_string(),
+            "sutantra-camera".to_string(),
+            RtpCodecKind::Video,
+            vec![RTCRtpEncodingParameters {
+                rtp_coding_parameters: RTCRtpCodingParameters {
+                    ssrc: Some(ssrc),
+                    ..Default::default()
+                },
+                codec: self.vp8(),
+                ..Default::default()
+            }],
+        )))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn viewers_answer_as_dtls_server_and_publishers_offer_remb() {
+        let v = PeerSpec::viewer(vec![]);
+        let p = PeerSpec::publisher(vec![]);
+        assert!(v.answer_as_dtls_server && !p.answer_as_dtls_server);
+        let fb = |s: &PeerSpec| {
+            s.vp8()
+                .rtcp_feedback
+                .iter()
+                .map(|f| format!("{} {}", f.typ, f.parameter).trim().to_string())
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(fb(&v), ["nack", "nack pli", "ccm fir"]);
+        assert_eq!(fb(&p), ["nack", "nack pli", "ccm fir", "goog-remb"]);
+        assert_eq!(v.vp8().clock_rate, 90_000);
+    }
+}
