@@ -13,16 +13,16 @@
 //! the answer with its host candidates on loopback, `Location: /whep/ID`), `DELETE /whep/ID`.
 
 mod http;
+// The node's own peer-connection builder (the probe sets up viewers as the node does).
+#[path = "../../../firmware/src/webrtc/peer.rs"]
+#[allow(dead_code)] // the publisher side is the node's, not the probe's
+mod peer;
 mod rt;
 
+use peer::PeerSpec;
+
 use bytes::Bytes;
-use rtc::interceptor::Registry;
-use rtc::media_stream::MediaStreamTrack;
-use rtc::peer_connection::configuration::media_engine::{MIME_TYPE_VP8, MediaEngine};
-use rtc::rtp_transceiver::rtp_sender::{
-    RTCPFeedback, RTCRtpCodec, RTCRtpCodecParameters, RTCRtpCodingParameters,
-    RTCRtpEncodingParameters, RtpCodecKind,
-};
+use rtc::peer_connection::configuration::media_engine::MIME_TYPE_VP8;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{SyncSender, sync_channel};
@@ -34,14 +34,11 @@ use sutantra_hal::{FixedClock, FrameSource, I420Frame, TestPattern};
 use webrtc::media_stream::track_local::TrackLocal;
 use webrtc::media_stream::track_local::static_rtp::TrackLocalStaticRTP;
 use webrtc::peer_connection::{
-    PeerConnection, PeerConnectionBuilder, PeerConnectionEventHandler, RTCConfigurationBuilder,
-    RTCIceGatheringState, RTCPeerConnectionState, RTCSessionDescription, SettingEngineBuilder,
-    register_default_interceptors,
+    PeerConnection, PeerConnectionEventHandler, RTCIceGatheringState, RTCPeerConnectionState,
+    RTCSessionDescription,
 };
 use webrtc::runtime::{Receiver, Runtime, Sender, channel, timeout};
 
-/// Payload type offered for VP8 (the viewer's offer decides the one used).
-const VP8_PAYLOAD_TYPE: u8 = 96;
 /// Largest RTP payload (VP8 descriptor included), as the node's default.
 const MAX_PAYLOAD: usize = 1200;
 /// Frames a viewer may have queued before the pacer drops frames for it.
@@ -350,22 +347,6 @@ impl PeerConnectionEventHandler for Handler {
     }
 }
 
-fn vp8_codec() -> RTCRtpCodec {
-    RTCRtpCodec {
-        mime_type: MIME_TYPE_VP8.to_owned(),
-        clock_rate: 90_000,
-        channels: 0,
-        sdp_fmtp_line: String::new(),
-        rtcp_feedback: [("nack", ""), ("nack", "pli"), ("ccm", "fir")]
-            .into_iter()
-            .map(|(typ, parameter)| RTCPFeedback {
-                typ: typ.into(),
-                parameter: parameter.into(),
-            })
-            .collect(),
-    }
-}
-
 type Answer = Result<(String, String), (u16, String)>;
 
 /// Answers a WHEP offer as the node does (one connection and one track per viewer, host
@@ -376,56 +357,26 @@ async fn offer(shared: &Arc<Shared>, offer_sdp: String) -> Answer {
     if !offer.sdp.contains("m=video") || !offer.sdp.to_ascii_uppercase().contains("VP8/90000") {
         return Err((400, "the offer must receive VP8 video".into()));
     }
-    let mut media = MediaEngine::default();
-    media
-        .register_codec(
-            RTCRtpCodecParameters {
-                rtp_codec: vp8_codec(),
-                payload_type: VP8_PAYLOAD_TYPE,
-            },
-            RtpCodecKind::Video,
-        )
-        .map_err(|e| internal("register VP8", &e))?;
-    let registry = register_default_interceptors(Registry::new(), &mut media)
-        .map_err(|e| internal("interceptors", &e))?;
-    let settings = SettingEngineBuilder::new()
-        .with_multicast_dns_mode(rtc::ice::mdns::MulticastDnsMode::Disabled)
-        .with_ice_timeouts(
-            Some(Duration::from_secs(5)),
-            Some(Duration::from_secs(15)),
-            Some(Duration::from_secs(2)),
-        )
-        .build();
+    // The node's own setup (firmware/src/webrtc/peer.rs, included by path): a WHEP viewer's
+    // connection, bound to loopback, on this build's runtime.
+    let spec = PeerSpec::viewer(vec![]);
     let (events_tx, mut events) = channel(32);
-    let pc = PeerConnectionBuilder::new()
-        .with_configuration(RTCConfigurationBuilder::new().build())
-        .with_media_engine(media)
-        .with_setting_engine(settings)
-        .with_interceptor_registry(registry)
-        .with_handler(Arc::new(Handler {
-            events: events_tx.clone(),
-        }) as Arc<dyn PeerConnectionEventHandler>)
-        .with_udp_addrs(vec!["127.0.0.1:0".to_string()])
+    let pc = spec
+        .builder(
+            |registry| registry,
+            Arc::new(Handler {
+                events: events_tx.clone(),
+            }) as Arc<dyn PeerConnectionEventHandler>,
+            vec!["127.0.0.1:0".to_string()],
+        )
+        .map_err(|e| (500, e))?
         .with_runtime(shared.runtime.clone())
         .with_dedicated_reactor_pool_size(1)
         .build()
         .await
         .map_err(|e| internal("peer connection", &e))?;
     let pc: Arc<dyn PeerConnection> = Arc::new(pc);
-    let track = Arc::new(TrackLocalStaticRTP::new(MediaStreamTrack::new(
-        "probe".to_string(),
-        "video".to_string(),
-        "probe-camera".to_string(),
-        RtpCodecKind::Video,
-        vec![RTCRtpEncodingParameters {
-            rtp_coding_parameters: RTCRtpCodingParameters {
-                ssrc: Some(0x5eed_0000 | shared.next_id.load(Ordering::Relaxed) as u32),
-                ..Default::default()
-            },
-            codec: vp8_codec(),
-            ..Default::default()
-        }],
-    )));
+    let track = spec.vp8_track(0x5eed_0000 | shared.next_id.load(Ordering::Relaxed) as u32);
     let negotiate = async {
         pc.add_track(track.clone() as Arc<dyn TrackLocal>)
             .await
