@@ -43,6 +43,53 @@ impl std::fmt::Debug for Reload {
     }
 }
 
+/// Why the node could not start or stopped with an error. Each message names what failed and
+/// what to do; the variants let a caller (a supervisor, a test) tell a taken data dir or port
+/// from a broken camera or a bad chain setting.
+#[derive(Debug, thiserror::Error)]
+pub enum NodeError {
+    /// The data directory cannot be created.
+    #[error("cannot create the data directory {}: {source}; pass --data-dir DIR", .path.display())]
+    DataDir {
+        /// The directory.
+        path: PathBuf,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// The control socket cannot be bound (another node may own this data dir).
+    #[error(transparent)]
+    Control(#[from] crate::ops::control::server::BindError),
+    /// The HTTP port cannot be bound.
+    #[error("cannot listen on {addr}: {source}; pick another address with --listen ADDR")]
+    Listen {
+        /// The listen address.
+        addr: std::net::SocketAddr,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// The node key cannot be loaded or created.
+    #[error(transparent)]
+    Key(#[from] crate::validator::keys::KeyError),
+    /// The store cannot be opened.
+    #[error(transparent)]
+    Store(#[from] crate::validator::store::StoreError),
+    /// The camera or the encoder cannot start.
+    #[error(transparent)]
+    Media(#[from] crate::media::MediaError),
+    /// The hub's bounds are unusable (a zero queue).
+    #[error(transparent)]
+    Hub(#[from] sutantra_core::fanout::FanoutError),
+    /// The light validator cannot start (a `[chain]` setting or its stored state).
+    #[error("{0}")]
+    Validator(String),
+    /// A part of the node cannot start (the hub, the serial console, a thread).
+    #[error("{0}")]
+    Start(String),
+    /// The HTTP server failed while serving.
+    #[error("HTTP server failed: {0}")]
+    Http(std::io::Error),
+}
+
 /// Runs the node on `cfg` until `shutdown` resolves: HTTP on `listener`, commands on `control`.
 ///
 /// The caller binds both first (so "port taken" and "a node already runs on this data dir" are
@@ -53,19 +100,17 @@ pub async fn run(
     listener: tokio::net::TcpListener,
     control_socket: ControlSocket,
     shutdown: impl Future<Output = ()> + Send + 'static,
-) -> Result<(), String> {
+) -> Result<(), NodeError> {
     // The identity key: created on the first start (mode 0600); a key open to group or others
     // stops the node with the chmod that fixes it.
-    let (key, created) =
-        crate::validator::keys::load_or_create(&cfg.data_dir).map_err(|e| e.to_string())?;
+    let (key, created) = crate::validator::keys::load_or_create(&cfg.data_dir)?;
     tracing::info!(
         node_id = %sutantra_core::attest::node_id(&key.pk),
         created,
         "node key"
     );
     // The store; holding it marks this data dir as in use by a running node.
-    let store =
-        Arc::new(Store::open(&cfg.data_dir, Duration::from_secs(3)).map_err(|e| e.to_string())?);
+    let store = Arc::new(Store::open(&cfg.data_dir, Duration::from_secs(3))?);
     crate::validator::store::write_pid_file(&cfg.data_dir);
     let stats = Arc::new(Stats::new());
     // Commands to the media threads (operator, button, WHIP re-targeting), next to the hub.
@@ -73,15 +118,19 @@ pub async fn run(
     let publish_figures = Arc::new(PublishStats::new(control.clone()));
     // Publish targets take hub queues like viewers do (beside the viewer limit, not from it).
     let publish_targets = cfg.publish.iter().filter(|t| t.enabled).count();
-    let hub = Arc::new(Hub::new(
-        cfg.webrtc.max_viewers + publish_targets,
-        cfg.webrtc.viewer_queue_packets,
-    )?);
+    let hub = Arc::new(
+        Hub::new(
+            cfg.webrtc.max_viewers + publish_targets,
+            cfg.webrtc.viewer_queue_packets,
+        )
+        .map_err(NodeError::Start)?,
+    );
     let spec = cfg.source_spec();
     let media_cfg = MediaConfig::from_config(&cfg);
     let (validator, observer): (Option<LightValidator>, Box<dyn FrameObserver>) =
         if cfg.chain.enabled() {
-            let (v, o) = LightValidator::start(&cfg, key, store.clone(), stats.clone())?;
+            let (v, o) = LightValidator::start(&cfg, key, store.clone(), stats.clone())
+                .map_err(NodeError::Validator)?;
             (Some(v), o)
         } else {
             (None, Box::new(FrameStats::new()))
@@ -98,11 +147,11 @@ pub async fn run(
             if let Some(v) = validator {
                 v.shutdown();
             }
-            return Err(e.to_string());
+            return Err(e.into());
         }
     };
 
-    let local = listener.local_addr().map_err(|e| e.to_string())?;
+    let local = listener.local_addr().map_err(NodeError::Http)?;
     let viewers = Arc::new(Viewers::new(cfg.webrtc.clone(), hub.clone(), stats.clone()));
     let token = Arc::new(std::sync::RwLock::new(cfg.http.token.clone()));
     let state = AppState {
@@ -169,7 +218,7 @@ pub async fn run(
     let summary = tokio::spawn(summary_every_minute(stats.clone(), hub.clone()));
     http::serve(listener, app, shutdown)
         .await
-        .map_err(|e| format!("HTTP server failed: {e}"))?;
+        .map_err(NodeError::Http)?;
     tracing::info!("shutting down");
     notifier.send("STOPPING=1");
     watchdog.abort();
@@ -190,7 +239,7 @@ pub async fn run(
         }
     })
     .await
-    .map_err(|e| e.to_string())?;
+    .map_err(|e| NodeError::Start(format!("shutdown: {e}")))?;
     crate::validator::store::remove_pid_file(&cfg.data_dir);
     drop(store);
     Ok(())

@@ -20,6 +20,7 @@ pub mod console;
 pub mod keys;
 
 use crate::config::{Config, ConfigError};
+use crate::node::NodeError;
 use clap::{Args, Parser, Subcommand};
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -468,23 +469,19 @@ pub fn run(args: RunArgs) -> ExitCode {
 
 /// Makes the data dir and binds the control socket (refusing to start beside a running node)
 /// and the HTTP port, starts the hosted serial console if configured, then runs the node.
-async fn start(cfg: Config, args: RunArgs) -> Result<(), String> {
-    std::fs::create_dir_all(&cfg.data_dir).map_err(|e| {
-        format!(
-            "cannot create the data directory {}: {e}; pass --data-dir DIR",
-            cfg.data_dir.display()
-        )
+async fn start(cfg: Config, args: RunArgs) -> Result<(), NodeError> {
+    std::fs::create_dir_all(&cfg.data_dir).map_err(|source| NodeError::DataDir {
+        path: cfg.data_dir.clone(),
+        source,
     })?;
     // The control socket first: a node already running on this data dir answers on it, and
     // this one refuses to start before it touches the store or the camera.
     let control = crate::ops::control::server::bind(&cfg.control.socket_path(&cfg.data_dir))?;
     let listener = tokio::net::TcpListener::bind(cfg.http.listen)
         .await
-        .map_err(|e| {
-            format!(
-                "cannot listen on {}: {e}; pick another address with --listen ADDR",
-                cfg.http.listen
-            )
+        .map_err(|source| NodeError::Listen {
+            addr: cfg.http.listen,
+            source,
         })?;
     if let Some(console) = &cfg.console {
         // The hosted serial console talks to this node's own control socket like any client.
@@ -492,7 +489,8 @@ async fn start(cfg: Config, args: RunArgs) -> Result<(), String> {
             console,
             cfg.control.socket_path(&cfg.data_dir),
             cfg.data_dir.clone(),
-        )?;
+        )
+        .map_err(NodeError::Start)?;
     }
     let reload = crate::node::Reload {
         file: args.config.clone(),

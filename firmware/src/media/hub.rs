@@ -4,7 +4,7 @@
 use bytes::Bytes;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use sutantra_core::fanout::{Fanout, ViewerId};
+use sutantra_core::fanout::{Fanout, FanoutError, ViewerId};
 use tokio::sync::Notify;
 
 /// One RTP packet as every viewer sends it (SSRC and payload type are stamped per viewer).
@@ -36,8 +36,8 @@ struct HubInner {
 
 impl Hub {
     /// A hub for at most `max_viewers`, each with a queue of `queue_packets`.
-    pub fn new(max_viewers: usize, queue_packets: usize) -> Result<Self, String> {
-        let fanout = Fanout::new(max_viewers, queue_packets).map_err(|e| e.to_string())?;
+    pub fn new(max_viewers: usize, queue_packets: usize) -> Result<Self, FanoutError> {
+        let fanout = Fanout::new(max_viewers, queue_packets)?;
         Ok(Self {
             inner: Mutex::new(HubInner {
                 fanout,

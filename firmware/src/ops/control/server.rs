@@ -42,52 +42,68 @@ impl Drop for ControlSocket {
     }
 }
 
+/// Why the control socket could not be bound. [`BindError::NodeRunning`] is the one a caller
+/// acts on differently: another node owns this data dir, so this one must not touch it.
+#[derive(Debug, thiserror::Error)]
+pub enum BindError {
+    /// Another node answers on the socket.
+    #[error(
+        "another sutantra node is running: its control socket {} answers \
+         (`sutantra status --socket {}`); stop it first or use another --data-dir",
+        .0.display(), .0.display()
+    )]
+    NodeRunning(PathBuf),
+    /// Something that is not a socket is in the way.
+    #[error("{} exists and is not a socket: remove it or set [control] socket to another path", .0.display())]
+    NotASocket(PathBuf),
+    /// A file-system step failed (`what` says which, with the fix).
+    #[error("{what}: {source}{hint}")]
+    Io {
+        /// The step, e.g. `cannot create /run/sutantra for the control socket`.
+        what: String,
+        /// The OS error.
+        source: std::io::Error,
+        /// What to do, e.g. `; set [control] socket`.
+        hint: &'static str,
+    },
+}
+
+fn io_error(what: String, hint: &'static str) -> impl FnOnce(std::io::Error) -> BindError {
+    move |source| BindError::Io { what, source, hint }
+}
+
 /// Binds the control socket at `path` (see the module header for stale sockets). Needs a Tokio
 /// runtime.
-pub fn bind(path: &Path) -> Result<ControlSocket, String> {
+pub fn bind(path: &Path) -> Result<ControlSocket, BindError> {
     if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-        std::fs::create_dir_all(parent).map_err(|e| {
-            format!(
-                "cannot create {} for the control socket: {e}; set [control] socket",
-                parent.display()
-            )
-        })?;
+        std::fs::create_dir_all(parent).map_err(io_error(
+            format!("cannot create {} for the control socket", parent.display()),
+            "; set [control] socket",
+        ))?;
     }
     if let Ok(meta) = std::fs::symlink_metadata(path) {
         if !meta.file_type().is_socket() {
-            return Err(format!(
-                "{} exists and is not a socket: remove it or set [control] socket to another path",
-                path.display()
-            ));
+            return Err(BindError::NotASocket(path.to_path_buf()));
         }
         match std::os::unix::net::UnixStream::connect(path) {
-            Ok(_) => {
-                return Err(format!(
-                    "another sutantra node is running: its control socket {} answers \
-                     (`sutantra status --socket {}`); stop it first or use another --data-dir",
-                    path.display(),
-                    path.display()
-                ));
-            }
+            Ok(_) => return Err(BindError::NodeRunning(path.to_path_buf())),
             Err(_) => {
-                std::fs::remove_file(path).map_err(|e| {
-                    format!(
-                        "cannot remove the stale control socket {}: {e}",
-                        path.display()
-                    )
-                })?;
+                std::fs::remove_file(path).map_err(io_error(
+                    format!("cannot remove the stale control socket {}", path.display()),
+                    "",
+                ))?;
                 tracing::info!(socket = %path.display(), "replaced a stale control socket");
             }
         }
     }
-    let listener = UnixListener::bind(path).map_err(|e| {
-        format!(
-            "cannot listen on the control socket {}: {e}; set [control] socket to a writable path",
-            path.display()
-        )
-    })?;
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o660))
-        .map_err(|e| format!("cannot set mode 0660 on {}: {e}", path.display()))?;
+    let listener = UnixListener::bind(path).map_err(io_error(
+        format!("cannot listen on the control socket {}", path.display()),
+        "; set [control] socket to a writable path",
+    ))?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o660)).map_err(io_error(
+        format!("cannot set mode 0660 on {}", path.display()),
+        "",
+    ))?;
     Ok(ControlSocket {
         listener: Some(listener),
         path: path.to_path_buf(),
@@ -476,6 +492,8 @@ mod tests {
         let mode = std::fs::metadata(&path).expect("meta").permissions().mode();
         assert_eq!(mode & 0o777, 0o660);
         let e = bind(&path).expect_err("second bind");
+        assert!(matches!(e, BindError::NodeRunning(_)), "{e}");
+        let e = e.to_string();
         assert!(e.contains("another sutantra node is running"), "{e}");
         // A crash leaves the file behind: simulate with a bound std listener that is dropped
         // without removing it.
@@ -487,7 +505,7 @@ mod tests {
         drop(again);
         assert!(!path.exists());
         std::fs::write(&path, b"not a socket").expect("write");
-        let e = bind(&path).expect_err("regular file");
+        let e = bind(&path).expect_err("regular file").to_string();
         assert!(e.contains("is not a socket"), "{e}");
     }
 }
