@@ -118,13 +118,10 @@ pub async fn run(
     let publish_figures = Arc::new(PublishStats::new(control.clone()));
     // Publish targets take hub queues like viewers do (beside the viewer limit, not from it).
     let publish_targets = cfg.publish.iter().filter(|t| t.enabled).count();
-    let hub = Arc::new(
-        Hub::new(
-            cfg.webrtc.max_viewers + publish_targets,
-            cfg.webrtc.viewer_queue_packets,
-        )
-        .map_err(NodeError::Start)?,
-    );
+    let hub = Arc::new(Hub::new(
+        cfg.webrtc.max_viewers + publish_targets,
+        cfg.webrtc.viewer_queue_packets,
+    )?);
     let spec = cfg.source_spec();
     let media_cfg = MediaConfig::from_config(&cfg);
     let (validator, observer): (Option<LightValidator>, Box<dyn FrameObserver>) =
