@@ -36,7 +36,8 @@ enum Escape {
 /// The line being typed.
 #[derive(Debug, Default)]
 pub struct LineEditor {
-    buf: Vec<u8>,
+    /// The line so far: at most [`MAX_LINE`] bytes, in place (no allocation while typing).
+    buf: heapless::Vec<u8, MAX_LINE>,
     overflow: bool,
     after_cr: bool,
     escape: Escape,
@@ -108,11 +109,10 @@ impl LineEditor {
                 if self.overflow {
                     return None;
                 }
-                if self.buf.len() >= MAX_LINE {
+                if self.buf.push(b).is_err() {
                     self.overflow = true;
                     return None;
                 }
-                self.buf.push(b);
                 echo.push(b);
                 None
             }
