@@ -44,6 +44,9 @@ const EBUSY: i32 = 16;
 const ENODEV: i32 = 19;
 const EINVAL: i32 = 22;
 const ENOTTY: i32 = 25;
+/// "Function not implemented": what qemu-user answers for an ioctl it does not emulate (a real
+/// kernel says ENOTTY for a file that is not a V4L2 device).
+const ENOSYS: i32 = 38;
 
 /// A V4L2 capture device streaming into mmap buffers.
 pub struct V4l2Source {
@@ -121,7 +124,7 @@ fn device_error(path: &Path, what: &str, err: &io::Error) -> CameraError {
                  and reopen the source"
             ),
         ),
-        Some(ENOTTY) => (
+        Some(ENOTTY | ENOSYS) => (
             ErrorKind::InvalidInput,
             format!(
                 "{shown} is not a V4L2 video device ({what} failed); give a /dev/videoN capture \
@@ -493,6 +496,7 @@ mod tests {
         assert_eq!(kind(EPERM), ErrorKind::PermissionDenied);
         assert_eq!(kind(ENODEV), ErrorKind::Disconnected);
         assert_eq!(kind(ENOTTY), ErrorKind::InvalidInput);
+        assert_eq!(kind(ENOSYS), ErrorKind::InvalidInput);
         assert_eq!(kind(EINVAL), ErrorKind::Other);
         let busy = device_error(p, "VIDIOC_S_FMT", &io::Error::from_raw_os_error(EBUSY));
         assert!(busy.to_string().contains("fuser /dev/video3"), "{busy}");

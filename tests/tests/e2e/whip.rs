@@ -555,6 +555,13 @@ fn figures_in_status_and_a_removed_target_is_deleted_without_a_restart() {
         Duration::from_secs(10),
         |s| s["deletes"] == 1 && s["sessions"] == 0,
     );
+    // The publisher frees the target's figures once its task has ended, just after the DELETE
+    // the endpoint saw: wait for that instead of racing it.
+    wait_for(
+        "the removed target's figures to go",
+        Duration::from_secs(5),
+        || node.metric("sutantra_publish_targets") == Some(0.0),
+    );
     assert_eq!(node.metric("sutantra_publish_targets"), Some(0.0));
     assert_eq!(node.healthz()["status"], "ok");
 
