@@ -25,6 +25,6 @@ if [[ ${2:-} == --test ]]; then
   # The unit and integration tests of the library crates (camera conversions, libvpx, RTP,
   # pacer, chain verification, attestations), run by qemu-user (CARGO_TARGET_*_RUNNER). The
   # firmware's own tests run natively.
-  cargo test "${build_std[@]}" --target "$target" -p sutantra-hal -p sutantra-core -p sutantra-boards \
+  cargo test "${build_std[@]}" --target "$target" -p sutantra-hal -p sutantra-core -p sutantra-chain -p sutantra-boards \
     "${hal_features[@]}"
 fi

@@ -20,9 +20,9 @@
 //! - [`ops`]: control socket, preflight checks, GPIO, systemd notify.
 //! - [`outbound`]: the one outbound HTTP agent (chain RPC and WHIP).
 //!
-//! The sans-I/O logic (frame pool, encoder step, RTP, pacer, fan-out, light client) lives in
-//! `sutantra-core`, the cameras and GPIO in `sutantra-hal`; this crate adds threads, sockets,
-//! files and the clock.
+//! The sans-I/O logic lives in `sutantra-core` (frame pool, encode step, RTP, pacer, fan-out)
+//! and `sutantra-chain` (light client, attestations), the cameras and GPIO in `sutantra-hal`;
+//! this crate adds threads, sockets, files and the clock.
 
 pub mod cli;
 pub mod config;

@@ -105,7 +105,7 @@ pub async fn run(
     // stops the node with the chmod that fixes it.
     let (key, created) = crate::validator::keys::load_or_create(&cfg.data_dir)?;
     tracing::info!(
-        node_id = %sutantra_core::attest::node_id(&key.pk),
+        node_id = %sutantra_chain::attest::node_id(&key.pk),
         created,
         "node key"
     );

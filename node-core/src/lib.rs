@@ -18,17 +18,12 @@
 //! - [`supervisor`]: when to reopen a failed camera or restart an encoder (capped backoff);
 //! - [`backoff`]: capped exponential retry delays with one jitter rule (randomness is an input),
 //!   for every retry loop of the node;
-//! - [`observer`]: the per-frame hook (frame hashes for attestations);
-//! - [`attest`]: signed stream attestations (RFC 6962 roots of frame hashes per segment,
-//!   postcard + Ed25519, hash-linked) proving to the chain what this node broadcast.
-//! - [`chain`]: CometBFT light-client verification (parse RPC JSON, verify a step or skip to a
-//!   height with bisection), so the node checks the chain's headers itself.
+//! - [`observer`]: the per-frame hook (the chain crate, `sutantra-chain`, hashes frames for
+//!   attestations through it);
 //! - [`led`]: the status LED's blink pattern per node state and the button's debounced short
 //!   and long presses (the firmware's GPIO thread drives the pins).
 
-pub mod attest;
 pub mod backoff;
-pub mod chain;
 pub mod codec;
 pub mod encode;
 pub mod fanout;

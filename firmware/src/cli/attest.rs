@@ -8,8 +8,8 @@ use clap::Subcommand;
 use serde_json::{Value, json};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use sutantra_core::attest::{SignedAttestation, check_anchor, verify_chain};
-use sutantra_core::chain::{Sha256Provider, SignedHeader, tendermint};
+use sutantra_chain::attest::{SignedAttestation, check_anchor, verify_chain};
+use sutantra_chain::light::{Sha256Provider, SignedHeader, tendermint};
 
 use super::chain::{DataDir, fail, open_for_reading, read_file, usage};
 
@@ -409,7 +409,7 @@ fn check_export(doc: &Value, header: Option<&(u64, String, [u8; 32])>) -> Result
 mod tests {
     use super::*;
     use ed25519_compact::{KeyPair, Seed};
-    use sutantra_core::attest::{AttestationChain, Segment};
+    use sutantra_chain::attest::{AttestationChain, Segment};
 
     fn export(n: u64) -> Vec<String> {
         let key = KeyPair::from_seed(Seed::new([3; 32]));

@@ -21,7 +21,7 @@ use serde_json::{Value, json};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
-use sutantra_core::chain::{
+use sutantra_chain::light::{
     ChainError, ParseLimits, VerifyOptions, header_hash, parse_light_block, parse_light_block_with,
     parse_time, parse_trusted, verify_step,
 };
@@ -234,9 +234,9 @@ fn chain_verify(a: &VerifyArgs) -> ExitCode {
     let verdict = verify_step(&trusted, &untrusted, &opts, now);
     out!("{verdict}");
     let (word, reason) = match &verdict {
-        sutantra_core::chain::Verdict::Success => ("SUCCESS", None),
-        sutantra_core::chain::Verdict::NotEnoughTrust(r) => ("NOT_ENOUGH_TRUST", Some(r.clone())),
-        sutantra_core::chain::Verdict::Invalid(r) => ("INVALID", Some(r.clone())),
+        sutantra_chain::light::Verdict::Success => ("SUCCESS", None),
+        sutantra_chain::light::Verdict::NotEnoughTrust(r) => ("NOT_ENOUGH_TRUST", Some(r.clone())),
+        sutantra_chain::light::Verdict::Invalid(r) => ("INVALID", Some(r.clone())),
     };
     if a.json {
         out!(

@@ -4,7 +4,7 @@ use crate::validator::keys;
 use clap::Subcommand;
 use serde_json::json;
 use std::process::ExitCode;
-use sutantra_core::attest::node_id;
+use sutantra_chain::attest::node_id;
 
 use super::chain::{DataDir, fail};
 

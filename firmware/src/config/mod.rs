@@ -355,7 +355,7 @@ impl Config {
             Err(r) => return bad("chain.trust_level", r),
             Ok(level) => {
                 // The verifier's own checks (e.g. the largest denominator it computes with).
-                let opts = sutantra_core::chain::VerifyOptions {
+                let opts = sutantra_chain::light::VerifyOptions {
                     trust_threshold: level,
                     trusting_period: std::time::Duration::from_secs(c.trusting_period_s.max(1)),
                     clock_drift: std::time::Duration::from_secs(c.clock_drift_s),

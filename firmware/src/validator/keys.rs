@@ -4,7 +4,7 @@
 //! so a power cut never leaves half a key), refusing to use it when group or others can read or
 //! write it (a leaked attestation key lets anyone sign "what this camera broadcast"), and loading
 //! it. The file holds the 32-byte seed as 64 hex digits and a newline, so an operator can back it
-//! up with a text tool. The public key and the node id (`sutantra_core::attest::node_id`) are what
+//! up with a text tool. The public key and the node id (`sutantra_chain::attest::node_id`) are what
 //! `sutantra keys show` prints; the seed is never printed or logged.
 
 use ed25519_compact::{KeyPair, Seed};

@@ -26,8 +26,8 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
-use sutantra_core::attest::{SegmentBuilder, SegmentConfig};
-use sutantra_core::chain::{ParseLimits, VerifyOptions};
+use sutantra_chain::attest::{SegmentBuilder, SegmentConfig};
+use sutantra_chain::light::{ParseLimits, VerifyOptions};
 use sutantra_core::observer::FrameObserver;
 
 /// Timeout of one RPC call (connect + request + body).

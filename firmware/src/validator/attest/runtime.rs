@@ -19,7 +19,7 @@ use ed25519_compact::KeyPair;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::sync::mpsc::{Receiver, SyncSender, TrySendError};
-use sutantra_core::attest::{AttestationChain, Segment, SegmentBuilder};
+use sutantra_chain::attest::{AttestationChain, Segment, SegmentBuilder};
 use sutantra_core::observer::{EncodedFrameInfo, FrameObserver};
 
 /// Closed segments waiting for the attestation thread.
@@ -194,7 +194,7 @@ mod tests {
     use crate::validator::chain::Anchor;
     use ed25519_compact::Seed;
     use std::time::Duration;
-    use sutantra_core::attest::{SegmentConfig, SignedAttestation, verify_chain};
+    use sutantra_chain::attest::{SegmentConfig, SignedAttestation, verify_chain};
 
     fn frame(i: u64) -> (EncodedFrameInfo, Vec<u8>) {
         let data = vec![i as u8; 50];

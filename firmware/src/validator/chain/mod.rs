@@ -7,7 +7,7 @@
 //! This module owns [`ChainShared`], the little state the chain thread shares with the
 //! attestation and submission threads: the newest verified header (the anchor of the next
 //! attestation), the halted flag, and the stop/wake signal all three sleep on. The verification
-//! itself is `sutantra_core::chain` (sans-I/O); here are the threads, the clock and the wire.
+//! itself is `sutantra_chain::light` (sans-I/O); here are the threads, the clock and the wire.
 
 pub mod rpc;
 pub mod sync;
@@ -15,7 +15,7 @@ pub mod sync;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Condvar, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
-use sutantra_core::chain::{Time, time_from_unix_nanos};
+use sutantra_chain::light::{Time, time_from_unix_nanos};
 
 /// A header the light client verified: what an attestation is anchored to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -9,7 +9,7 @@
 //! (`chain.max_response_bytes`; a larger `Content-Length` is refused before a byte is read, and a
 //! chunked body is cut at the limit), parsed without panicking, and a malformed, oversized or
 //! inconsistent response is an [`RpcError`] naming the URL and the reason. Nothing here decides
-//! trust: the light-client verifier in `sutantra_core::chain` does that with what this returns.
+//! trust: the light-client verifier in `sutantra_chain::light` does that with what this returns.
 
 use serde_json::Value;
 use std::time::Duration;

@@ -24,7 +24,7 @@ use serde::Serialize;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
-use sutantra_core::chain::{
+use sutantra_chain::light::{
     ChainError, FetchError, LightBlock, ParseLimits, Sha256Provider, SignedHeader, TrustedState,
     ValidatorSet, Verdict, VerifyOptions, header_hash, light_block_from_rpc,
     parse_light_block_with, verify_commit, verify_to_height,
@@ -345,7 +345,7 @@ impl Syncer {
         height: u64,
         hash: [u8; 32],
         trusted: &LightBlock,
-        now: sutantra_core::chain::Time,
+        now: sutantra_chain::light::Time,
     ) -> Result<(), String> {
         for i in 0..self.witnesses.len() {
             let w = &self.witnesses[i];

@@ -8,7 +8,7 @@
 
 use super::bisect::FetchError;
 
-/// Errors from parsing, option checks and skipping verification in [`crate::chain`].
+/// Errors from parsing, option checks and skipping verification in [`crate::light`].
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ChainError {
     /// The input is larger than [`ParseLimits::max_bytes`](super::ParseLimits); it was not parsed.

@@ -1,9 +1,9 @@
-//! The light client (`sutantra_core::chain`) against the upstream CometBFT test vectors in
+//! The light client (`sutantra_chain::light`) against the upstream CometBFT test vectors in
 //! `tests/data/cometbft` (copied unchanged from tendermint-rs, Apache-2.0; see the NOTICE and
 //! README there), plus hostile-input checks.
 //!
 //! The vectors are found at `$SUTANTRA_VECTORS` if set, else at
-//! `$CARGO_MANIFEST_DIR/../tests/data/cometbft`, in the repository itself, so a fresh clone runs
+//! `$CARGO_MANIFEST_DIR/../../tests/data/cometbft`, in the repository itself, so a fresh clone runs
 //! these tests with nothing beside it. They are fed through the same JSON parsers the firmware
 //! uses, not a test-only path.
 
@@ -19,9 +19,9 @@ use serde_json::{Value, json};
 #[path = "../benches/support/chain_gen.rs"]
 mod chain_gen;
 
-use sutantra_core::chain::tendermint::block::{CommitSig, Header};
-use sutantra_core::chain::tendermint::merkle::MerkleHash as _;
-use sutantra_core::chain::{
+use sutantra_chain::light::tendermint::block::{CommitSig, Header};
+use sutantra_chain::light::tendermint::merkle::MerkleHash as _;
+use sutantra_chain::light::{
     ChainError, FetchError, LightBlock, ParseLimits, Sha256Provider, TrustedState, Verdict,
     VerifyOptions, header_hash, light_block_from_rpc, parse_json, parse_light_block,
     parse_light_block_with, parse_time, parse_trusted, verify_commit, verify_step,
@@ -31,7 +31,7 @@ use sutantra_core::chain::{
 fn vectors_dir() -> PathBuf {
     let dir = match std::env::var_os("SUTANTRA_VECTORS") {
         Some(dir) => PathBuf::from(dir),
-        None => PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/data/cometbft"),
+        None => PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/data/cometbft"),
     };
     assert!(
         dir.join("README.md").is_file(),
@@ -277,7 +277,7 @@ fn hex(bytes: &[u8]) -> String {
 const CHAIN: &str = "sutantra-test";
 
 /// `now` for the synthetic chains: an hour after genesis.
-fn synthetic_now() -> sutantra_core::chain::Time {
+fn synthetic_now() -> sutantra_chain::light::Time {
     chain_gen::time_at(720)
 }
 
@@ -295,7 +295,7 @@ fn bisect(
     chain: &BTreeMap<u64, LightBlock>,
     target: u64,
 ) -> (
-    Result<sutantra_core::chain::VerifiedPath, ChainError>,
+    Result<sutantra_chain::light::VerifiedPath, ChainError>,
     Vec<u64>,
 ) {
     let mut fetched = Vec::new();
@@ -538,7 +538,7 @@ fn a_success_step() -> (
     TrustedState,
     LightBlock,
     VerifyOptions,
-    sutantra_core::chain::Time,
+    sutantra_chain::light::Time,
 ) {
     let file = vectors_dir().join("single_step/MC4_4_faulty_TestSuccess.json");
     let case = read_json(&file);

@@ -22,7 +22,7 @@ use super::record::{
     Attestation, FORMAT_VERSION, MAX_CHAIN_ID_LEN, MAX_STREAM_ID_LEN, SignedAttestation, sign,
 };
 use super::{AttestError, sha256};
-use crate::observer::{EncodedFrameInfo, FrameObserver};
+use sutantra_core::observer::{EncodedFrameInfo, FrameObserver};
 
 /// Default segment length: 10 s of capture time.
 pub const DEFAULT_SEGMENT_US: u64 = 10_000_000;

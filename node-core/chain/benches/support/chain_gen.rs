@@ -13,14 +13,14 @@
 use std::collections::BTreeMap;
 
 use ed25519_compact::{KeyPair, Seed};
-use sutantra_core::chain::tendermint::account;
-use sutantra_core::chain::tendermint::block::header::Version;
-use sutantra_core::chain::tendermint::block::{self, Commit, CommitSig, Header, Height, Round};
-use sutantra_core::chain::tendermint::hash::{AppHash, Hash};
-use sutantra_core::chain::tendermint::validator::{Info, Set};
-use sutantra_core::chain::tendermint::vote::{Power, Type, ValidatorIndex, Vote};
-use sutantra_core::chain::tendermint::{PublicKey, Signature, chain, node};
-use sutantra_core::chain::{LightBlock, Sha256Provider, SignedHeader, Time, ed25519_address};
+use sutantra_chain::light::tendermint::account;
+use sutantra_chain::light::tendermint::block::header::Version;
+use sutantra_chain::light::tendermint::block::{self, Commit, CommitSig, Header, Height, Round};
+use sutantra_chain::light::tendermint::hash::{AppHash, Hash};
+use sutantra_chain::light::tendermint::validator::{Info, Set};
+use sutantra_chain::light::tendermint::vote::{Power, Type, ValidatorIndex, Vote};
+use sutantra_chain::light::tendermint::{PublicKey, Signature, chain, node};
+use sutantra_chain::light::{LightBlock, Sha256Provider, SignedHeader, Time, ed25519_address};
 
 /// Seconds since the epoch of height 0 (2024-01-01T00:00:00Z); height `h` is `h * 5` s later.
 pub const GENESIS_SECS: i64 = 1_704_067_200;

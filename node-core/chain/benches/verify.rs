@@ -9,7 +9,7 @@
 //! Peak heap is measured with a counting global allocator: the most bytes live at once during
 //! the call, above what was live before it.
 //!
-//! Run: `cargo bench -p sutantra-core --bench verify` (plain `main`, prints a markdown table).
+//! Run: `cargo bench -p sutantra-chain --bench verify` (plain `main`, prints a markdown table).
 
 // node-core's clippy.toml forbids reading the clock (the core is sans-I/O). A benchmark has to
 // measure wall time, and this file is a bench target, not part of the library.
@@ -19,7 +19,7 @@ use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use sutantra_core::chain::{
+use sutantra_chain::light::{
     LightBlock, TrustedState, Verdict, VerifyOptions, parse_light_block, verify_step,
 };
 
@@ -181,7 +181,7 @@ fn main() {
         .collect();
 
     println!();
-    println!("Light-client verification, `cargo bench -p sutantra-core --bench verify`");
+    println!("Light-client verification, `cargo bench -p sutantra-chain --bench verify`");
     println!(
         "({}, {} logical CPUs, single thread; ed25519-compact signatures, sha2 hashing)",
         cpu_model(),

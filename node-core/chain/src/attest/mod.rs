@@ -9,7 +9,7 @@
 //! attestations can check the signatures and the hash links with [`verify_chain`].
 //!
 //! - [`merkle`]: the RFC 6962 tree hash, computed incrementally in O(log n) memory;
-//! - [`segment`]: [`SegmentBuilder`] (a [`FrameObserver`](crate::observer::FrameObserver) that
+//! - [`segment`]: [`SegmentBuilder`] (a [`FrameObserver`](sutantra_core::observer::FrameObserver) that
 //!   cuts segments, bounded queue) and [`AttestationChain`] (the signer's sequence and link);
 //! - [`record`]: the attestation record, its canonical postcard encoding, signing and checks.
 //!
