@@ -16,7 +16,7 @@
 //!
 //! Bandwidth: REMB from a relay ([`feedback`]) sets the encoder's target bitrate (the lowest
 //! estimate of the connected targets, within `encoder.min_bitrate_kbps ..= bitrate_kbps`); the
-//! encode thread applies it between frames ([`MediaControl::apply_target_bitrate`]). It is one encoder, so the
+//! encode thread applies it between frames ([`MediaControl::apply_target_bitrate`](crate::media::control::MediaControl::apply_target_bitrate)). It is one encoder, so the
 //! local viewers get the same rate.
 
 #[cfg(test)]
