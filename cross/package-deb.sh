@@ -41,7 +41,7 @@ install -D -m 0644 README.md "$stage/usr/share/doc/sutantra/README.md"
 install -D -m 0644 ARCHITECTURE.md "$stage/usr/share/doc/sutantra/ARCHITECTURE.md"
 install -D -m 0644 -t "$stage/usr/share/doc/sutantra/docs" docs/*.md
 # Bash completion: checked in, since a cross build cannot run the target binary to generate it
-# (a unit test in firmware/src/completions.rs keeps it equal to `sutantra completions bash`).
+# (a unit test in firmware/src/cli/completions.rs keeps it equal to `sutantra completions bash`).
 install -D -m 0644 firmware/debian/sutantra.bash-completion \
   "$stage/usr/share/bash-completion/completions/sutantra"
 install -d -m 0755 "$stage/DEBIAN"

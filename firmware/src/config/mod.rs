@@ -55,7 +55,7 @@ pub struct Config {
     pub attest: AttestConfig,
     /// WHIP publish targets (`[[publish]]`, repeatable; `run --publish URL` adds more).
     pub publish: Vec<PublishTarget>,
-    /// The status LED and the button (`[gpio]`; see src/gpio.rs).
+    /// The status LED and the button (`[gpio]`; see src/ops/gpio.rs).
     pub gpio: GpioConfig,
     /// The control socket (`[control]`; `sutantra status`, `stream`, `viewers`, `logs`, ...).
     pub control: ControlConfig,
