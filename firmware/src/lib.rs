@@ -10,7 +10,7 @@
 //!   profiles. It imports nothing else from this crate.
 //! - [`stats`]: counters and gauges only (read by `/healthz`, `/metrics`, the LED, the watchdog);
 //!   commands never travel through it.
-//! - [`media`]: the capture and encode threads, the hub that fans packets out to sessions, and
+//! - [`media`]: the capture and encode threads, the fan-out of packets to sessions, and
 //!   `MediaControl`, the handle that carries pause, keyframe, restart and bitrate commands.
 //! - [`webrtc`]: the peer-connection builder, WHEP viewer sessions, WHIP publishing, keyframe
 //!   requests, STUN.

@@ -1,7 +1,7 @@
 //! The running node (`sutantra run`): [`run`] starts every part, serves until shutdown, and
 //! stops them in order; [`Live`] holds the parts a configuration reload changes.
 //!
-//! Start order: the node key and the store (the data dir is in use from here), the hub, the
+//! Start order: the node key and the store (the data dir is in use from here), the fan-out, the
 //! light validator (it hands the media path its segment observer), the media threads, the
 //! HTTP router and the WHEP sessions, the WHIP publishers, the control socket, SIGHUP, GPIO and
 //! systemd's readiness. Shutdown runs the other way, media before the validator so that the
@@ -12,7 +12,7 @@ use crate::config::ConfigError;
 use crate::config::reload::{Apply, Report, apply_kind, changed_keys, effective};
 use crate::http::{self, AppState};
 use crate::media::control::MediaControl;
-use crate::media::{Carry, Hub, Media, MediaConfig};
+use crate::media::{Carry, Media, MediaConfig, SharedFanout};
 use crate::ops::control::server::{ControlSocket, Reloader};
 use crate::stats::Stats;
 use crate::validator::LightValidator;
@@ -76,13 +76,13 @@ pub enum NodeError {
     /// The camera or the encoder cannot start.
     #[error(transparent)]
     Media(#[from] crate::media::MediaError),
-    /// The hub's bounds are unusable (a zero queue).
+    /// The fan-out's bounds are unusable (a zero queue).
     #[error(transparent)]
-    Hub(#[from] sutantra_core::fanout::FanoutError),
+    SharedFanout(#[from] sutantra_core::fanout::FanoutError),
     /// The light validator cannot start (a `[chain]` setting or its stored state).
     #[error("{0}")]
     Validator(String),
-    /// A part of the node cannot start (the hub, the serial console, a thread).
+    /// A part of the node cannot start (the fan-out, the serial console, a thread).
     #[error("{0}")]
     Start(String),
     /// The HTTP server failed while serving.
@@ -113,12 +113,12 @@ pub async fn run(
     let store = Arc::new(Store::open(&cfg.data_dir, Duration::from_secs(3))?);
     crate::validator::store::write_pid_file(&cfg.data_dir);
     let stats = Arc::new(Stats::new());
-    // Commands to the media threads (operator, button, WHIP re-targeting), next to the hub.
+    // Commands to the media threads (operator, button, WHIP re-targeting), next to the fan-out.
     let control = Arc::new(MediaControl::default());
     let publish_figures = Arc::new(PublishStats::new(control.clone()));
-    // Publish targets take hub queues like viewers do (beside the viewer limit, not from it).
+    // Publish targets take fan-out queues like viewers do (beside the viewer limit, not from it).
     let publish_targets = cfg.publish.iter().filter(|t| t.enabled).count();
-    let hub = Arc::new(Hub::new(
+    let fanout = Arc::new(SharedFanout::new(
         cfg.webrtc.max_viewers + publish_targets,
         cfg.webrtc.viewer_queue_packets,
     )?);
@@ -134,7 +134,7 @@ pub async fn run(
         };
     let media = match Media::start(
         &media_cfg,
-        hub.clone(),
+        fanout.clone(),
         control.clone(),
         stats.clone(),
         observer,
@@ -149,7 +149,11 @@ pub async fn run(
     };
 
     let local = listener.local_addr().map_err(NodeError::Http)?;
-    let viewers = Arc::new(Viewers::new(cfg.webrtc.clone(), hub.clone(), stats.clone()));
+    let viewers = Arc::new(Viewers::new(
+        cfg.webrtc.clone(),
+        fanout.clone(),
+        stats.clone(),
+    ));
     let token = Arc::new(std::sync::RwLock::new(cfg.http.token.clone()));
     let state = AppState {
         viewers: viewers.clone(),
@@ -157,14 +161,14 @@ pub async fn run(
         control: control.clone(),
         publish: publish_figures.clone(),
         token: token.clone(),
-        hub: hub.clone(),
+        fanout: fanout.clone(),
     };
     let app = http::router(state, cfg.http.max_body_bytes, cfg.http.max_connections);
     let publishers = crate::webrtc::whip::Publishers::start(
         &cfg.publish,
         &cfg.webrtc,
         (cfg.encoder.min_bitrate_kbps, cfg.encoder.bitrate_kbps),
-        hub.clone(),
+        fanout.clone(),
         stats.clone(),
         publish_figures.clone(),
     );
@@ -174,7 +178,7 @@ pub async fn run(
         control.clone(),
         publish_figures.clone(),
         viewers.clone(),
-        hub.clone(),
+        fanout.clone(),
         cfg.clone(),
     );
     // Reloads (SIGHUP, `sutantra config reload|set`) own the pipeline from here on.
@@ -182,7 +186,7 @@ pub async fn run(
         reload,
         config: control_state.config.clone(),
         media: Mutex::new(Some(media)),
-        hub: hub.clone(),
+        fanout: fanout.clone(),
         control: control.clone(),
         stats: stats.clone(),
         token,
@@ -212,7 +216,7 @@ pub async fn run(
         stats.clone(),
         control.clone(),
     ));
-    let summary = tokio::spawn(summary_every_minute(stats.clone(), hub.clone()));
+    let summary = tokio::spawn(summary_every_minute(stats.clone(), fanout.clone()));
     http::serve(listener, app, shutdown)
         .await
         .map_err(NodeError::Http)?;
@@ -257,7 +261,7 @@ async fn reload_on_sighup(live: Arc<Live>) {
 }
 
 /// One summary line a minute: fps, bitrate, viewers, drops (never a line per frame).
-async fn summary_every_minute(stats: Arc<Stats>, hub: Arc<Hub>) {
+async fn summary_every_minute(stats: Arc<Stats>, fanout: Arc<SharedFanout>) {
     let period = Duration::from_secs(60);
     let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -271,7 +275,7 @@ async fn summary_every_minute(stats: Arc<Stats>, hub: Arc<Hub>) {
             kbps = (bytes - bytes0) * 8 / period.as_secs() / 1000,
             viewers = stats.viewers.load(Ordering::Relaxed),
             frame_drops = stats.pool_dropped.load(Ordering::Relaxed),
-            packet_drops = hub.dropped(),
+            packet_drops = fanout.dropped(),
             pacer_skipped = stats.pacer_skipped.load(Ordering::Relaxed),
             "summary"
         );
@@ -284,7 +288,7 @@ pub struct Live {
     reload: Reload,
     config: Arc<RwLock<Arc<Config>>>,
     media: Mutex<Option<Media>>,
-    hub: Arc<Hub>,
+    fanout: Arc<SharedFanout>,
     control: Arc<MediaControl>,
     stats: Arc<Stats>,
     token: Arc<RwLock<Option<String>>>,
@@ -375,7 +379,7 @@ impl Live {
         let mut carry = Some(carry);
         match Media::start_carrying(
             new,
-            self.hub.clone(),
+            self.fanout.clone(),
             self.control.clone(),
             self.stats.clone(),
             &mut carry,
@@ -389,7 +393,7 @@ impl Live {
                 tracing::error!(error = %e, "the new settings failed; back to the previous ones");
                 let back = Media::start_carrying(
                     old,
-                    self.hub.clone(),
+                    self.fanout.clone(),
                     self.control.clone(),
                     self.stats.clone(),
                     &mut carry,

@@ -63,7 +63,7 @@ pub fn load_ca_file(
     Ok(certs)
 }
 
-/// Most targets at once (each is one peer connection and one hub queue).
+/// Most targets at once (each is one peer connection and one fan-out queue).
 pub const MAX_TARGETS: usize = 16;
 
 /// Checks every target; returns `(dotted key, reason)` for the first bad one.

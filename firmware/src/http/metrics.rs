@@ -1,5 +1,5 @@
 //! `GET /metrics`: the node's counters in the Prometheus text format (`sutantra_*`), rendered
-//! from [`Stats`](crate::stats::Stats), the hub's drops and the WHIP figures.
+//! from [`Stats`](crate::stats::Stats), the fan-out's drops and the WHIP figures.
 
 use super::AppState;
 use axum::extract::State;
@@ -105,7 +105,7 @@ pub(super) async fn metrics(State(state): State<AppState>) -> Response {
         "viewer_packets_dropped_total",
         "counter",
         "Packets dropped from full per-viewer queues.",
-        state.hub.dropped() as f64,
+        state.fanout.dropped() as f64,
     );
     metric(
         "viewers_joined_total",

@@ -33,7 +33,7 @@ pub struct AppState {
     /// Bearer token required on WHEP, if any (a reload may change it).
     pub token: Arc<std::sync::RwLock<Option<String>>>,
     /// Packets dropped for slow viewers.
-    pub hub: Arc<crate::media::Hub>,
+    pub fanout: Arc<crate::media::SharedFanout>,
 }
 
 /// Builds the router; `max_body` bounds request bodies, `max_in_flight` concurrent requests.
@@ -281,7 +281,7 @@ async fn healthz(State(state): State<AppState>) -> Response {
         "sessions": state.viewers.count(),
         "frames_sent": s.frames_sent.load(Ordering::Relaxed),
         "frames_dropped": s.pool_dropped.load(Ordering::Relaxed),
-        "packets_dropped": state.hub.dropped(),
+        "packets_dropped": state.fanout.dropped(),
         "uptime_s": s.uptime().as_secs(),
         "version": env!("CARGO_PKG_VERSION"),
         "chain_height": s.chain.height(),

@@ -1,10 +1,12 @@
 //! The encode thread: a loop around the core's [`EncodeStep`] (keyframe decisions, VP8, RTP,
 //! send hold), adding what the core leaves out: the pool hand-off, the clock, the operator's
-//! and the relays' commands ([`MediaControl`]), the hub, counters, and rebuilding an encoder
+//! and the relays' commands ([`MediaControl`]), the fan-out, counters, and rebuilding an encoder
 //! that keeps failing.
 
 use super::control::MediaControl;
-use super::{Carry, ENCODER_ERROR_RUN, Hub, OutPacket, PoolShared, captured_at, wait_ready};
+use super::{
+    Carry, ENCODER_ERROR_RUN, OutPacket, PoolShared, SharedFanout, captured_at, wait_ready,
+};
 use crate::stats::Stats;
 use bytes::Bytes;
 use std::sync::Arc;
@@ -21,7 +23,7 @@ pub(super) struct EncodeThread {
     pub stop: Arc<AtomicBool>,
     pub stats: Arc<Stats>,
     pub control: Arc<MediaControl>,
-    pub hub: Arc<Hub>,
+    pub fanout: Arc<SharedFanout>,
     /// The media clock's origin (`now` is time since it).
     pub origin: Instant,
     /// The encoder's settings, to rebuild it after a run of errors.
@@ -48,7 +50,7 @@ impl EncodeThread {
             }
             let now = origin.elapsed();
             // An operator's `stream keyframe` takes the viewers' request path.
-            let request = self.hub.take_keyframe_request() | self.control.take_keyframe();
+            let request = self.fanout.take_keyframe_request() | self.control.take_keyframe();
             self.control
                 .apply_target_bitrate(step.encoder_mut(), &mut self.applied_kbps);
             let Some(frame) = pool.frame(id) else {
@@ -81,7 +83,7 @@ impl EncodeThread {
                     if let Some(until) = send_at {
                         std::thread::sleep(until.saturating_sub(origin.elapsed()));
                     }
-                    self.hub.broadcast(&packets);
+                    self.fanout.broadcast(&packets);
                     // Lateness is measured against the send time: deadline + hold.
                     let sent = origin.elapsed().saturating_sub(step.send_offset());
                     self.stats.on_encoded(bytes, keyframe, packets.len(), sent);

@@ -3,16 +3,16 @@
 //! Two OS threads, because both do blocking work the async runtime must not see: the capture
 //! thread (a blocking V4L2 dequeue, or the frame clock for free-running sources) and the encode
 //! thread (libvpx). They meet at the fixed [`FramePool`] (drop-oldest when encode falls behind),
-//! and the encode thread hands each packet, once, to the [`Hub`], which queues it for every
+//! and the encode thread hands each packet, once, to the [`SharedFanout`], which queues it for every
 //! viewer (bounded per viewer) and wakes their writer tasks. The logic lives in `sutantra-core`;
 //! this module only adds threads, the clock and counters.
 
 pub mod capture;
 pub mod control;
 pub mod encode;
-pub mod hub;
+pub mod fanout;
 
-pub use hub::{Hub, OutPacket};
+pub use fanout::{OutPacket, SharedFanout};
 
 use crate::stats::Stats;
 use control::MediaControl;
@@ -158,14 +158,14 @@ impl Media {
     /// Opens the source and the encoder and starts both threads.
     pub fn start(
         cfg: &MediaConfig,
-        hub: Arc<Hub>,
+        fanout: Arc<SharedFanout>,
         control: Arc<MediaControl>,
         stats: Arc<Stats>,
         observer: Box<dyn FrameObserver>,
     ) -> Result<Self, MediaError> {
         Self::start_carrying(
             cfg,
-            hub,
+            fanout,
             control,
             stats,
             &mut Some(Carry::new(cfg, observer)?),
@@ -176,21 +176,21 @@ impl Media {
     /// taken only when the start succeeds (a failed start leaves it for another try).
     pub fn start_carrying(
         cfg: &MediaConfig,
-        hub: Arc<Hub>,
+        fanout: Arc<SharedFanout>,
         control: Arc<MediaControl>,
         stats: Arc<Stats>,
         carry: &mut Option<Carry>,
     ) -> Result<Self, MediaError> {
         let (spec, req) = (cfg.spec.clone(), cfg.request);
         let opener: Opener = Box::new(move || open_source(&spec, &req));
-        Self::start_with(cfg, opener, hub, control, stats, carry)
+        Self::start_with(cfg, opener, fanout, control, stats, carry)
     }
 
     /// Starts the threads on the camera `open` opens (see [`Media::start_carrying`]).
     pub fn start_with(
         cfg: &MediaConfig,
         mut open: Opener,
-        hub: Arc<Hub>,
+        fanout: Arc<SharedFanout>,
         control: Arc<MediaControl>,
         stats: Arc<Stats>,
         carry: &mut Option<Carry>,
@@ -279,7 +279,7 @@ impl Media {
                 stop,
                 stats,
                 control,
-                hub,
+                fanout,
                 origin,
                 enc_cfg,
                 applied_kbps: cfg.bitrate_kbps,
@@ -455,20 +455,20 @@ mod tests {
         fn on_encoded(&mut self, _info: &EncodedFrameInfo, _data: &[u8]) {}
     }
 
-    /// Starts the media threads on `cfg` with one viewer joined to the hub.
-    fn start_with_viewer(cfg: &MediaConfig) -> (Media, Arc<Hub>, Arc<Stats>, ViewerId) {
-        let hub = Arc::new(Hub::new(2, 4096).expect("test setup"));
+    /// Starts the media threads on `cfg` with one viewer joined to the fan-out.
+    fn start_with_viewer(cfg: &MediaConfig) -> (Media, Arc<SharedFanout>, Arc<Stats>, ViewerId) {
+        let fanout = Arc::new(SharedFanout::new(2, 4096).expect("test setup"));
         let stats = Arc::new(Stats::new());
-        let (viewer, _wake) = hub.join().expect("test setup");
+        let (viewer, _wake) = fanout.join().expect("test setup");
         let media = Media::start(
             cfg,
-            hub.clone(),
+            fanout.clone(),
             Arc::default(),
             stats.clone(),
             Box::new(NoObserver),
         )
         .expect("starts");
-        (media, hub, stats, viewer)
+        (media, fanout, stats, viewer)
     }
 
     /// Reads `name`'s cumulative bucket `le` and its count from the rendered histogram.
@@ -494,7 +494,7 @@ mod tests {
     fn a_send_offset_puts_frames_on_the_grid_after_the_deadline() {
         let mut cfg = config();
         cfg.send_offset = Duration::from_millis(20);
-        let (media, hub, stats, viewer) = start_with_viewer(&cfg);
+        let (media, fanout, stats, viewer) = start_with_viewer(&cfg);
         let name = "sutantra_frame_send_lateness_us";
         let rendered = || {
             let mut out = String::new();
@@ -507,7 +507,7 @@ mod tests {
         drop(media.stop().expect("encode thread"));
         let (within, count) = bucket(&rendered(), name, "5000");
         let mut packets = Vec::new();
-        hub.drain(viewer, &mut packets, usize::MAX);
+        fanout.drain(viewer, &mut packets, usize::MAX);
         assert!(packets.iter().filter(|p| p.marker).count() >= 50);
         assert!(
             within * 10 >= count * 9,
@@ -523,10 +523,10 @@ mod tests {
         let mut cfg = config();
         cfg.request.fps_num = 60;
         cfg.send_offset = Duration::from_millis(20);
-        let (media, hub, _stats, viewer) = start_with_viewer(&cfg);
+        let (media, fanout, _stats, viewer) = start_with_viewer(&cfg);
         let mut packets = Vec::new();
         wait_for("frames at 60 fps", Duration::from_secs(20), || {
-            hub.drain(viewer, &mut packets, usize::MAX);
+            fanout.drain(viewer, &mut packets, usize::MAX);
             packets.iter().filter(|p| p.marker).count() >= 30
         });
         drop(media.stop().expect("encode thread"));
@@ -534,7 +534,7 @@ mod tests {
 
     /// The supervisor: a camera that fails and comes back. While it is away the stream goes on
     /// with the slate (no gap a viewer would notice), and the camera's picture is back within
-    /// 2 s of its return; a viewer attached to the hub receives frames throughout.
+    /// 2 s of its return; a viewer attached to the fan-out receives frames throughout.
     #[test]
     fn a_camera_that_fails_and_returns_is_bridged_by_the_slate() {
         let present = Arc::new(AtomicBool::new(true));
@@ -553,13 +553,13 @@ mod tests {
             seen: seen.clone(),
         });
         let cfg = config();
-        let hub = Arc::new(Hub::new(2, 4096).expect("test setup"));
+        let fanout = Arc::new(SharedFanout::new(2, 4096).expect("test setup"));
         let stats = Arc::new(Stats::new());
-        let (viewer, _wake) = hub.join().expect("test setup");
+        let (viewer, _wake) = fanout.join().expect("test setup");
         let media = Media::start_with(
             &cfg,
             opener,
-            hub.clone(),
+            fanout.clone(),
             Arc::default(),
             stats.clone(),
             &mut Some(Carry::new(&cfg, watch).expect("test setup")),
@@ -601,7 +601,7 @@ mod tests {
             .expect("test setup");
         std::thread::sleep(Duration::from_millis(300));
         let mut packets = Vec::new();
-        hub.drain(viewer, &mut packets, usize::MAX);
+        fanout.drain(viewer, &mut packets, usize::MAX);
         let carry = media.stop().expect("encode thread");
         drop(carry);
 

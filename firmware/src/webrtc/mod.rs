@@ -2,7 +2,7 @@
 //! keyframe requests from the far end, and STUN server resolution.
 //!
 //! Both directions build their peer connections with [`peer`] (bind addresses, mDNS off, VP8
-//! only, the PLI/FIR interceptor) and feed them from the media [`Hub`](crate::media::Hub).
+//! only, the PLI/FIR interceptor) and feed them from the media [`SharedFanout`](crate::media::SharedFanout).
 
 pub mod keyframe;
 pub mod peer;

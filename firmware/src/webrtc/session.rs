@@ -1,9 +1,9 @@
 //! What the sessions of both directions (WHEP viewers, WHIP publishers) share once their
 //! connection is built: the event handler and the wait for gathering, the negotiated payload
-//! type, the writer that drains a hub queue into a track, the local addresses to bind, and the
+//! type, the writer that drains a fan-out queue into a track, the local addresses to bind, and the
 //! public addresses added to an answer for a 1:1 NAT.
 
-use crate::media::{Hub, OutPacket};
+use crate::media::{OutPacket, SharedFanout};
 use rtc::peer_connection::configuration::media_engine::MIME_TYPE_VP8;
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -14,17 +14,17 @@ use webrtc::peer_connection::{
     PeerConnection, PeerConnectionEventHandler, RTCIceGatheringState, RTCPeerConnectionState,
 };
 
-/// Writes everything queued for `id` in the hub to `track`, stamped with this connection's SSRC
+/// Writes everything queued for `id` in the fan-out to `track`, stamped with this connection's SSRC
 /// and negotiated payload type (viewers and publishers alike). Stops at the first write error
 /// and returns its text (truncated: the stack's error embeds the whole packet).
 /// An RTP header without extensions or CSRCs.
-/// Packets a writer moves out of the hub per wake-up.
+/// Packets a writer moves out of the fan-out per wake-up.
 pub(crate) const WRITE_BATCH: usize = 64;
 
 const RTP_HEADER_BYTES: usize = 12;
 
 pub(crate) async fn send_queued(
-    hub: &Hub,
+    fanout: &SharedFanout,
     id: sutantra_core::fanout::ViewerId,
     track: &TrackLocalStaticRTP,
     ssrc: u32,
@@ -34,7 +34,7 @@ pub(crate) async fn send_queued(
     let mut bytes = 0;
     loop {
         batch.clear();
-        hub.drain(id, batch, WRITE_BATCH);
+        fanout.drain(id, batch, WRITE_BATCH);
         if batch.is_empty() {
             return Ok(bytes);
         }

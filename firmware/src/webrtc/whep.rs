@@ -3,13 +3,13 @@
 //! One peer connection and one local track per viewer (a track bound to two connections
 //! serves only the last one). A session answers the offer with every host candidate (no trickle),
 //! waits a bounded time for STUN candidates, then lives in its own task: when ICE and DTLS are up
-//! it joins the [`Hub`], asks for a keyframe, and writes its queue of shared packets, stamping its
+//! it joins the [`SharedFanout`], asks for a keyframe, and writes its queue of shared packets, stamping its
 //! own SSRC and the payload type the viewer negotiated. PLI and FIR from the viewer request a
 //! keyframe (rate-limited by the encoder). NACKs are answered by the stack's responder from its
 //! bounded history of sent packets.
 
 use crate::config::WebRtcConfig;
-use crate::media::{Hub, OutPacket};
+use crate::media::{OutPacket, SharedFanout};
 use crate::stats::Stats;
 use crate::webrtc::peer::PeerSpec;
 use crate::webrtc::session::{
@@ -51,8 +51,8 @@ struct Session {
     stop: Arc<tokio::sync::Notify>,
     /// When the offer was answered, seconds since the UNIX epoch (`sutantra viewers`).
     since_unix: u64,
-    /// Its place in the hub once connected (`None` while connecting).
-    hub_id: Option<sutantra_core::fanout::ViewerId>,
+    /// Its place in the fan-out once connected (`None` while connecting).
+    fanout_id: Option<sutantra_core::fanout::ViewerId>,
 }
 
 /// One session as `sutantra viewers` lists it.
@@ -75,7 +75,7 @@ pub struct SessionSummary {
 /// All viewer sessions of the node.
 pub struct Viewers {
     cfg: WebRtcConfig,
-    hub: Arc<Hub>,
+    fanout: Arc<SharedFanout>,
     stats: Arc<Stats>,
     stun: StunResolver,
     bind_ips: Vec<IpAddr>,
@@ -93,8 +93,8 @@ impl std::fmt::Debug for Viewers {
 }
 
 impl Viewers {
-    /// Sessions per `cfg`, fed from `hub`.
-    pub fn new(cfg: WebRtcConfig, hub: Arc<Hub>, stats: Arc<Stats>) -> Self {
+    /// Sessions per `cfg`, fed from `fanout`.
+    pub fn new(cfg: WebRtcConfig, fanout: Arc<SharedFanout>, stats: Arc<Stats>) -> Self {
         let bind_ips = if cfg.bind_addrs.is_empty() {
             local_ips()
         } else {
@@ -107,7 +107,7 @@ impl Viewers {
         let next_port = AtomicU16::new(cfg.udp_port_min);
         Self {
             cfg,
-            hub,
+            fanout,
             stats,
             stun,
             bind_ips,
@@ -131,10 +131,10 @@ impl Viewers {
             .lock()
             .iter()
             .map(|(id, s)| {
-                let st = s.hub_id.and_then(|h| self.hub.viewer_stats(h));
+                let st = s.fanout_id.and_then(|h| self.fanout.viewer_stats(h));
                 SessionSummary {
                     id: id.clone(),
-                    state: if s.hub_id.is_some() {
+                    state: if s.fanout_id.is_some() {
                         "streaming"
                     } else {
                         "connecting"
@@ -241,7 +241,7 @@ impl Viewers {
                         since_unix: std::time::SystemTime::now()
                             .duration_since(std::time::UNIX_EPOCH)
                             .map_or(0, |d| d.as_secs()),
-                        hub_id: None,
+                        fanout_id: None,
                     },
                 );
             }
@@ -373,18 +373,18 @@ impl Viewers {
                 return "no negotiated VP8 sender";
             }
         };
-        let Some((viewer, wake)) = self.hub.join() else {
+        let Some((viewer, wake)) = self.fanout.join() else {
             let _ = pc.close().await;
-            return "viewer limit reached in the hub";
+            return "viewer limit reached in the fanout";
         };
         self.stats.viewers.fetch_add(1, Ordering::Relaxed);
         if let Some(s) = self.lock().get_mut(id) {
-            s.hub_id = Some(viewer);
+            s.fanout_id = Some(viewer);
         }
-        tracing::info!(viewer = %id, ssrc, payload_type = pt, viewers = self.hub.viewers(), "viewer joined");
+        tracing::info!(viewer = %id, ssrc, payload_type = pt, viewers = self.fanout.viewers(), "viewer joined");
 
         let rtcp_task = {
-            let (track, hub, stats) = (track.clone(), self.hub.clone(), self.stats.clone());
+            let (track, fanout, stats) = (track.clone(), self.fanout.clone(), self.stats.clone());
             tokio::spawn(async move {
                 while let Some(TrackLocalEvent::OnRtcpPacket(packets)) = track.poll().await {
                     let wants_key = packets
@@ -392,7 +392,7 @@ impl Viewers {
                         .any(|p| crate::webrtc::keyframe::is_keyframe_request(p.as_ref()));
                     if wants_key {
                         stats.keyframe_requests.fetch_add(1, Ordering::Relaxed);
-                        hub.request_keyframe(viewer);
+                        fanout.request_keyframe(viewer);
                     }
                 }
             })
@@ -414,15 +414,15 @@ impl Viewers {
                 },
                 _ = stop.notified() => break "ended by DELETE",
             }
-            // The hub starts a joining viewer at a keyframe (one is requested on join), so it
+            // The fan-out starts a joining viewer at a keyframe (one is requested on join), so it
             // never sees an undecodable picture.
-            if let Err(e) = send_queued(&self.hub, viewer, &track, ssrc, pt, &mut batch).await {
+            if let Err(e) = send_queued(&self.fanout, viewer, &track, ssrc, pt, &mut batch).await {
                 tracing::debug!(viewer = %id, error = %e, "write failed");
                 break "write failed";
             }
         };
         rtcp_task.abort();
-        self.hub.leave(viewer);
+        self.fanout.leave(viewer);
         self.stats.viewers.fetch_sub(1, Ordering::Relaxed);
         let _ = pc.close().await;
         reason

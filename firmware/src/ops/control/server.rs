@@ -9,7 +9,7 @@
 
 use super::proto::{self, ProtoError, Request, Response};
 use crate::config::Config;
-use crate::media::Hub;
+use crate::media::SharedFanout;
 use crate::media::control::MediaControl;
 use crate::stats::Stats;
 use crate::webrtc::whep::Viewers;
@@ -131,8 +131,8 @@ pub struct ControlState {
     pub publish: Arc<PublishStats>,
     /// The viewer sessions.
     pub viewers: Arc<Viewers>,
-    /// The hub (packet drops).
-    pub hub: Arc<Hub>,
+    /// The fan-out (packet drops).
+    pub fanout: Arc<SharedFanout>,
     /// The effective configuration (replaced by reloads).
     pub config: Arc<std::sync::RwLock<Arc<Config>>>,
     /// Reloads (absent in tests of the socket alone).
@@ -148,7 +148,7 @@ impl ControlState {
         control: Arc<MediaControl>,
         publish: Arc<PublishStats>,
         viewers: Arc<Viewers>,
-        hub: Arc<Hub>,
+        fanout: Arc<SharedFanout>,
         config: Config,
     ) -> Self {
         Self {
@@ -156,7 +156,7 @@ impl ControlState {
             control,
             publish,
             viewers,
-            hub,
+            fanout,
             config: Arc::new(std::sync::RwLock::new(Arc::new(config))),
             live: None,
             kbps: Arc::new(AtomicU64::new(0)),
@@ -423,7 +423,7 @@ async fn status(state: &ControlState) -> Value {
         "sessions": state.viewers.count(),
         "frames_sent": s.frames_sent.load(Ordering::Relaxed),
         "frame_drops": s.pool_dropped.load(Ordering::Relaxed),
-        "packet_drops": state.hub.dropped(),
+        "packet_drops": state.fanout.dropped(),
         "keyframes": s.keyframes.load(Ordering::Relaxed),
         "uptime_s": s.uptime().as_secs(),
         "chain_height": s.chain.height(),

@@ -3,11 +3,11 @@
 //! One tokio task per enabled `[[publish]]` target. A task builds a sendonly peer connection the
 //! way [`crate::webrtc::whep`] builds a viewer's (its own `TrackLocalStaticRTP`, mDNS off, explicit
 //! bind addresses, the PLI/FIR interceptor), makes the offer, waits a bounded time for gathering,
-//! POSTs it ([`whip_http`]), applies the answer, and once connected joins the [`Hub`] like any
+//! POSTs it ([`whip_http`]), applies the answer, and once connected joins the [`SharedFanout`] like any
 //! viewer: a bounded queue of the shared encoder's packets (no second encode) and a keyframe on
 //! join. When the connection fails or stays disconnected, or the endpoint goes away, the session
 //! is torn down (DELETE, best effort) and a new one is published, which forces a keyframe through
-//! the new hub join. Local WHEP viewers have their own queues and never notice.
+//! the new fan-out join. Local WHEP viewers have their own queues and never notice.
 //!
 //! Failures (HTTP errors, refused connections, sessions that never connect) are logged once per
 //! streak with the status and the endpoint's text, and retried with capped exponential backoff
@@ -27,7 +27,7 @@ pub mod whip_http;
 
 use crate::config::PublishTarget;
 use crate::config::WebRtcConfig;
-use crate::media::{Hub, OutPacket};
+use crate::media::{OutPacket, SharedFanout};
 use crate::stats::Stats;
 use crate::webrtc::peer::PeerSpec;
 use crate::webrtc::session::{Handler, PcEvent, wait_gathering};
@@ -96,7 +96,7 @@ impl Running {
 
 #[derive(Debug)]
 struct Ctx {
-    hub: Arc<Hub>,
+    fanout: Arc<SharedFanout>,
     stats: Arc<Stats>,
     figures: Arc<PublishStats>,
     stun: StunResolver,
@@ -111,7 +111,7 @@ impl Publishers {
         targets: &[PublishTarget],
         webrtc: &WebRtcConfig,
         bitrate_kbps: (u32, u32),
-        hub: Arc<Hub>,
+        fanout: Arc<SharedFanout>,
         stats: Arc<Stats>,
         figures: Arc<PublishStats>,
     ) -> Self {
@@ -122,7 +122,7 @@ impl Publishers {
             webrtc.bind_addrs.clone()
         };
         let ctx = Arc::new(Ctx {
-            hub,
+            fanout,
             stats,
             figures,
             stun: StunResolver::new(
@@ -455,7 +455,7 @@ async fn negotiate_and_stream(
     outcome
 }
 
-/// Waits for the connection, joins the hub and writes its packets until the session ends.
+/// Waits for the connection, joins the fan-out and writes its packets until the session ends.
 #[allow(clippy::too_many_arguments)]
 async fn stream(
     index: usize,
@@ -492,8 +492,8 @@ async fn stream(
     let Some((ssrc, pt)) = crate::webrtc::session::negotiated(pc, track).await else {
         return Outcome::Failed("no negotiated VP8 sender".into());
     };
-    let Some((id, wake)) = ctx.hub.join() else {
-        return Outcome::Failed("no room in the hub".into());
+    let Some((id, wake)) = ctx.fanout.join() else {
+        return Outcome::Failed("no room in the fanout".into());
     };
     ctx.figures.sessions.fetch_add(1, Ordering::Relaxed);
     ctx.figures.set_connected(index, true);
@@ -505,9 +505,9 @@ async fn stream(
     );
 
     let rtcp_task = {
-        let (track, hub, stats, figures) = (
+        let (track, fanout, stats, figures) = (
             track.clone(),
-            ctx.hub.clone(),
+            ctx.fanout.clone(),
             ctx.stats.clone(),
             ctx.figures.clone(),
         );
@@ -518,7 +518,7 @@ async fn stream(
                     .any(|p| crate::webrtc::keyframe::is_keyframe_request(p.as_ref()))
                 {
                     stats.keyframe_requests.fetch_add(1, Ordering::Relaxed);
-                    hub.request_keyframe(id);
+                    fanout.request_keyframe(id);
                 }
                 if let Some(kbps) = packets
                     .iter()
@@ -565,7 +565,9 @@ async fn stream(
             }
             _ = stop.changed() => break Outcome::Stopped,
         }
-        match crate::webrtc::session::send_queued(&ctx.hub, id, track, ssrc, pt, &mut batch).await {
+        match crate::webrtc::session::send_queued(&ctx.fanout, id, track, ssrc, pt, &mut batch)
+            .await
+        {
             Ok(bytes) => {
                 ctx.figures.add_sent(index, bytes, Instant::now());
                 let seen = twcc_estimate.twcc_feedback.load(Ordering::Relaxed);
@@ -587,7 +589,7 @@ async fn stream(
         }
     };
     rtcp_task.abort();
-    ctx.hub.leave(id);
+    ctx.fanout.leave(id);
     outcome
 }
 

@@ -1,4 +1,4 @@
-//! The hub: where the encode thread hands each RTP packet, once, and every session (WHEP
+//! The shared fan-out ([`SharedFanout`]): where the encode thread hands each RTP packet, once, and every session (WHEP
 //! viewer, WHIP publisher) takes it from its own bounded queue over the core's [`Fanout`].
 
 use bytes::Bytes;
@@ -22,31 +22,33 @@ pub struct OutPacket {
     pub payload: Bytes,
 }
 
-/// The meeting point of the encoder and the viewers.
+/// The core's [`Fanout`] shared between the encode thread and the sessions' tasks: the same
+/// idea behind a lock, with a wake-up per session and the keyframe requests collected for the
+/// encoder.
 #[derive(Debug)]
-pub struct Hub {
-    inner: Mutex<HubInner>,
+pub struct SharedFanout {
+    inner: Mutex<SharedInner>,
 }
 
 #[derive(Debug)]
-struct HubInner {
+struct SharedInner {
     fanout: Fanout<Arc<OutPacket>>,
     wakers: HashMap<ViewerId, Arc<Notify>>,
 }
 
-impl Hub {
-    /// A hub for at most `max_viewers`, each with a queue of `queue_packets`.
+impl SharedFanout {
+    /// A fan-out for at most `max_viewers`, each with a queue of `queue_packets`.
     pub fn new(max_viewers: usize, queue_packets: usize) -> Result<Self, FanoutError> {
         let fanout = Fanout::new(max_viewers, queue_packets)?;
         Ok(Self {
-            inner: Mutex::new(HubInner {
+            inner: Mutex::new(SharedInner {
                 fanout,
                 wakers: HashMap::new(),
             }),
         })
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HubInner> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, SharedInner> {
         self.inner.lock().unwrap_or_else(|p| p.into_inner())
     }
 
@@ -92,7 +94,7 @@ impl Hub {
         self.lock().fanout.stats(id)
     }
 
-    /// Viewers attached to the hub.
+    /// Viewers attached to the fan-out.
     pub fn viewers(&self) -> usize {
         self.lock().fanout.viewer_count()
     }
