@@ -2,8 +2,8 @@
 //! `sutantra config set`.
 //!
 //! The file is read again with the command line's flags on top (the same resolution as at
-//! start; the running node's `Live` in `crate::node` does it); an invalid file changes nothing and the error says file, line and key. What
-//! changed is sorted into three kinds:
+//! start; the running node's `Live` in node.rs does it); an invalid file changes nothing and
+//! the error says file, line and key. What changed is sorted into three kinds:
 //!
 //! - **live**: applied at once, nothing interrupted: `encoder.bitrate_kbps` and
 //!   `encoder.min_bitrate_kbps` (libvpx takes a new rate on the fly), `http.token` (checked on

@@ -111,7 +111,8 @@ pub fn bind(path: &Path) -> Result<ControlSocket, BindError> {
 }
 
 /// What the control socket needs of the running node for `config show` and `config reload`
-/// (implemented by `crate::node::Live`; a trait so that this module stays below the node).
+/// (implemented by the running node's `Live` in node.rs; a trait so that this module stays
+/// below the node).
 #[async_trait::async_trait]
 pub trait Reloader: Send + Sync + std::fmt::Debug {
     /// The configuration file the node runs with, if any.
