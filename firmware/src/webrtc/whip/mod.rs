@@ -361,34 +361,42 @@ async fn session(
             Err(e) => return Outcome::Failed(e),
         };
     let pc: Arc<dyn PeerConnection> = Arc::new(pc);
-    let outcome = negotiate_and_stream(
+    let conn = Conn {
         index,
         target,
         ctx,
-        &pc,
-        &track,
-        &mut events,
-        link_servers,
-        stop,
-        &twcc_estimate,
-    )
-    .await;
+        pc: &pc,
+        track: &track,
+        twcc_estimate: &twcc_estimate,
+    };
+    let outcome = negotiate_and_stream(conn, &mut events, link_servers, stop).await;
     let _ = pc.close().await;
     outcome
 }
 
-#[allow(clippy::too_many_arguments)]
-async fn negotiate_and_stream(
+/// One session's connection and what it publishes for: the parts every step of the session
+/// reads.
+#[derive(Clone, Copy)]
+struct Conn<'a> {
+    /// The target's slot in the publishing figures.
     index: usize,
-    target: &PublishTarget,
-    ctx: &Ctx,
-    pc: &Arc<dyn PeerConnection>,
-    track: &Arc<TrackLocalStaticRTP>,
+    target: &'a PublishTarget,
+    ctx: &'a Ctx,
+    pc: &'a Arc<dyn PeerConnection>,
+    track: &'a Arc<TrackLocalStaticRTP>,
+    /// The congestion controller's estimate from the relay's TWCC feedback.
+    twcc_estimate: &'a crate::webrtc::keyframe::CcSink,
+}
+
+async fn negotiate_and_stream(
+    conn: Conn<'_>,
     events: &mut mpsc::Receiver<PcEvent>,
     link_servers: &mut Vec<LinkIceServer>,
     stop: &mut watch::Receiver<bool>,
-    twcc_estimate: &crate::webrtc::keyframe::CcSink,
 ) -> Outcome {
+    let Conn {
+        ctx, pc, target, ..
+    } = conn;
     let deadline = Instant::now() + ctx.gather_timeout;
     let offer = match pc.create_offer(None).await {
         Ok(o) => o,
@@ -447,7 +455,7 @@ async fn negotiate_and_stream(
         if let Err(e) = pc.set_remote_description(answer).await {
             return Outcome::Failed(format!("the answer was refused: {e}"));
         }
-        stream(index, target, ctx, pc, track, events, stop, twcc_estimate).await
+        stream(conn, events, stop).await
     }
     .await;
     // Whatever ended the session, the resource goes (RFC 9725 section 4.3).
@@ -456,17 +464,19 @@ async fn negotiate_and_stream(
 }
 
 /// Waits for the connection, joins the fan-out and writes its packets until the session ends.
-#[allow(clippy::too_many_arguments)]
 async fn stream(
-    index: usize,
-    target: &PublishTarget,
-    ctx: &Ctx,
-    pc: &Arc<dyn PeerConnection>,
-    track: &Arc<TrackLocalStaticRTP>,
+    conn: Conn<'_>,
     events: &mut mpsc::Receiver<PcEvent>,
     stop: &mut watch::Receiver<bool>,
-    twcc_estimate: &crate::webrtc::keyframe::CcSink,
 ) -> Outcome {
+    let Conn {
+        index,
+        target,
+        ctx,
+        pc,
+        track,
+        twcc_estimate,
+    } = conn;
     let mut twcc_applied = 0u64;
     let mut twcc_seen = 0u64;
     let connect_deadline = Instant::now() + CONNECT_TIMEOUT;
