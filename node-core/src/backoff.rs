@@ -74,26 +74,6 @@ impl Backoff {
     pub fn reset(&mut self) {
         self.step = self.initial;
     }
-
-    /// The step the next delay is drawn from (the longest it can be).
-    pub fn current_step(&self) -> Duration {
-        self.step
-    }
-
-    /// The first step.
-    pub fn initial(&self) -> Duration {
-        self.initial
-    }
-
-    /// The longest step.
-    pub fn max(&self) -> Duration {
-        self.max
-    }
-
-    /// The jitter fraction.
-    pub fn jitter(&self) -> f64 {
-        self.jitter
-    }
 }
 
 #[cfg(test)]
@@ -115,14 +95,12 @@ mod tests {
             "no jitter: u is ignored"
         );
         b.reset();
-        assert_eq!(b.current_step(), 250 * MS);
         assert_eq!(b.next_delay(0.0), 250 * MS);
     }
 
     #[test]
     fn max_below_initial_is_initial() {
         let mut b = Backoff::new(500 * MS, 100 * MS);
-        assert_eq!(b.max(), 500 * MS);
         assert_eq!(delays(&mut b, 0.0, 3), [500 * MS; 3]);
     }
 
@@ -150,8 +128,14 @@ mod tests {
         assert_eq!(b.next_delay(f64::NAN), 1000 * MS);
         assert_eq!(b.next_delay(-3.0), 1000 * MS);
         assert!(b.next_delay(7.0) >= 800 * MS);
-        assert_eq!(Backoff::new(MS, MS).with_jitter(f64::NAN).jitter(), 0.0);
-        assert_eq!(Backoff::new(MS, MS).with_jitter(2.0).jitter(), 1.0);
+        let mut nan = Backoff::new(1000 * MS, 1000 * MS).with_jitter(f64::NAN);
+        assert_eq!(
+            nan.next_delay(0.5),
+            1000 * MS,
+            "a NaN fraction is no jitter"
+        );
+        let mut over = Backoff::new(1000 * MS, 1000 * MS).with_jitter(2.0);
+        assert_eq!(over.next_delay(0.5), 500 * MS, "a fraction over 1 is 1");
         let mut full = Backoff::new(1000 * MS, 1000 * MS).with_jitter(1.0);
         assert!(full.next_delay(0.999_999) < 10 * MS);
     }
@@ -162,6 +146,6 @@ mod tests {
         for _ in 0..4 {
             b.next_delay(0.0);
         }
-        assert_eq!(b.current_step(), Duration::MAX);
+        assert_eq!(b.next_delay(0.0), Duration::MAX);
     }
 }

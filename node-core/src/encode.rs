@@ -5,7 +5,8 @@
 //! [`EncodeStep::step`], with the time (`now`, the capture time on the same clock) and the
 //! viewers' keyframe request as inputs and the packets, the frame's metadata and when to send it
 //! as the output. No thread, clock or I/O: the caller takes the frame from the pool, calls
-//! `step`, hands the output to its observer and viewers, and sleeps until `send_at` itself.
+//! `step` with a sink for the packets, hands the output to its observer, and sleeps until
+//! `send_at` itself.
 //!
 //! Per frame:
 //! 1. keyframe: a request (viewers' PLI/FIR, an operator's) forces one if the
@@ -17,8 +18,8 @@
 //! 4. send time ([`SendGrid::send_time`]): with a hold configured, `deadline + offset` of the
 //!    frame-clock deadline the frame was captured for.
 //!
-//! The packets are kept in buffers the step owns and reuses (one payload buffer, one list of
-//! packet headers), so a steady stream allocates nothing per frame.
+//! The packets go straight from the packetizer to the caller's sink, which copies each payload
+//! once into whatever it sends; the step keeps no packet buffer of its own.
 
 use std::time::Duration;
 
@@ -30,17 +31,6 @@ use crate::observer::EncodedFrameInfo;
 use crate::pacer::SendGrid;
 use crate::rtp::packetizer::{Packetizer, RtpPacketRef};
 
-/// Header of one packet in the step's buffer; its payload is `payloads[start..end]`.
-#[derive(Debug, Clone, Copy)]
-struct PacketMeta {
-    seq: u16,
-    timestamp: u32,
-    marker: bool,
-    keyframe: bool,
-    start: usize,
-    end: usize,
-}
-
 /// The encode path for one stream: encoder, packetizer, keyframe limiter and send grid.
 #[derive(Debug)]
 pub struct EncodeStep {
@@ -49,16 +39,14 @@ pub struct EncodeStep {
     limiter: KeyframeLimiter,
     grid: SendGrid,
     index: u64,
-    payloads: Vec<u8>,
-    packets: Vec<PacketMeta>,
 }
 
-/// What one [`EncodeStep::step`] produced. Borrows the step until dropped.
+/// What one [`EncodeStep::step`] produced besides its packets. Borrows the step until dropped.
 #[derive(Debug)]
 pub struct StepOutput<'a> {
     /// Metadata for the frame observer: `index` counts the non-empty frames before this one,
     /// `rtp_timestamp` is the packets' timestamp, `bytes` the encoded size (0 if libvpx
-    /// produced no frame: then there are no packets and nothing to send).
+    /// produced no frame: then there were no packets and there is nothing to send).
     pub info: EncodedFrameInfo,
     /// A keyframe was forced for a request (viewers' or operator's) in this step.
     pub forced_keyframe: bool,
@@ -68,33 +56,6 @@ pub struct StepOutput<'a> {
     pub send_at: Option<Duration>,
     /// The encoded frame (what the observer hashes).
     pub data: &'a [u8],
-    payloads: &'a [u8],
-    packets: &'a [PacketMeta],
-}
-
-impl<'a> StepOutput<'a> {
-    /// The RTP packets of the frame, in order (the last has the marker bit).
-    pub fn packets(&self) -> impl ExactSizeIterator<Item = RtpPacketRef<'a>> + 'a {
-        let payloads = self.payloads;
-        self.packets.iter().map(move |m| RtpPacketRef {
-            seq: m.seq,
-            timestamp: m.timestamp,
-            marker: m.marker,
-            keyframe: m.keyframe,
-            payload: &payloads[m.start..m.end],
-        })
-    }
-
-    /// Number of packets.
-    pub fn packet_count(&self) -> usize {
-        self.packets.len()
-    }
-
-    /// The encoder produced no frame: no packets, nothing to send (the caller may still tell its
-    /// observer, as the firmware does).
-    pub fn is_empty(&self) -> bool {
-        self.info.bytes == 0
-    }
 }
 
 impl EncodeStep {
@@ -113,12 +74,11 @@ impl EncodeStep {
             limiter: KeyframeLimiter::new(min_keyframe_gap),
             grid,
             index: 0,
-            payloads: Vec::new(),
-            packets: Vec::new(),
         }
     }
 
-    /// Encodes and packetizes `frame` at `now`.
+    /// Encodes and packetizes `frame` at `now`, handing each RTP packet, in order, to
+    /// `on_packet`.
     ///
     /// `keyframe_requested`: a viewer or the operator asked for a keyframe since the last step
     /// (the request is handed to the limiter, which may defer it). `captured_at`: the frame's
@@ -134,25 +94,12 @@ impl EncodeStep {
         frame: &I420Frame,
         keyframe_requested: bool,
         captured_at: Option<Duration>,
+        on_packet: impl FnMut(RtpPacketRef<'_>),
     ) -> Result<StepOutput<'_>, CodecError> {
         let forced = (keyframe_requested && self.limiter.allow(now)) || self.limiter.poll(now);
         let capture_us = frame.capture_us;
         let enc = self.encoder.encode(frame, forced)?;
-        self.payloads.clear();
-        self.packets.clear();
-        let (payloads, packets) = (&mut self.payloads, &mut self.packets);
-        let sent = self.packetizer.packetize(enc.data, capture_us, |p| {
-            let start = payloads.len();
-            payloads.extend_from_slice(p.payload);
-            packets.push(PacketMeta {
-                seq: p.seq,
-                timestamp: p.timestamp,
-                marker: p.marker,
-                keyframe: p.keyframe,
-                start,
-                end: payloads.len(),
-            });
-        });
+        let sent = self.packetizer.packetize(enc.data, capture_us, on_packet);
         let info = EncodedFrameInfo {
             index: self.index,
             capture_us,
@@ -172,8 +119,6 @@ impl EncodeStep {
             forced_keyframe: forced,
             send_at,
             data: enc.data,
-            payloads: &self.payloads,
-            packets: &self.packets,
         })
     }
 
@@ -188,25 +133,15 @@ impl EncodeStep {
         &mut self.encoder
     }
 
-    /// Puts in a new encoder (after a run of errors), returning the old one. The packetizer,
-    /// the keyframe limiter and the frame index carry on.
-    pub fn replace_encoder(&mut self, encoder: Vp8Encoder) -> Vp8Encoder {
-        std::mem::replace(&mut self.encoder, encoder)
+    /// Puts in a new encoder (after a run of errors). The packetizer, the keyframe limiter and
+    /// the frame index carry on.
+    pub fn replace_encoder(&mut self, encoder: Vp8Encoder) {
+        self.encoder = encoder;
     }
 
-    /// When a deferred keyframe request becomes allowed; `None` if none is pending.
-    pub fn keyframe_due(&self) -> Option<Duration> {
-        self.limiter.poll_timeout()
-    }
-
-    /// Non-empty frames encoded so far (the next frame's `info.index`).
-    pub fn frames(&self) -> u64 {
-        self.index
-    }
-
-    /// Takes the step apart, e.g. to carry the packetizer to the next run.
-    pub fn into_parts(self) -> (Vp8Encoder, Packetizer) {
-        (self.encoder, self.packetizer)
+    /// The packetizer, to carry over to the next run (sequence numbers go on).
+    pub fn into_packetizer(self) -> Packetizer {
+        self.packetizer
     }
 }
 
@@ -262,7 +197,9 @@ mod tests {
     fn a_keyframe_request_is_honoured_once_and_rate_limited() {
         let mut s = step_with(Duration::ZERO, 0);
         let run = |s: &mut EncodeStep, n: u64, request: bool| {
-            let out = s.step(at(n), &frame(n), request, None).expect("encode");
+            let out = s
+                .step(at(n), &frame(n), request, None, |_| {})
+                .expect("encode");
             (out.forced_keyframe, out.info.keyframe)
         };
         assert_eq!(
@@ -276,7 +213,6 @@ mod tests {
         assert_eq!(run(&mut s, 3, false), (false, false));
         // Another 100 ms later is within the 500 ms gap: deferred, not forced.
         assert_eq!(run(&mut s, 5, true), (false, false));
-        assert_eq!(s.keyframe_due(), Some(at(2) + 500 * MS));
         for n in 6..18 {
             assert_eq!(
                 run(&mut s, n, false),
@@ -287,7 +223,6 @@ mod tests {
         // Frame 17 (566.661 ms) is 5 µs short of 66.666 ms + 500 ms; frame 18 (600 ms) is past
         // it: the deferred request is honoured, once.
         assert_eq!(run(&mut s, 18, false), (true, true));
-        assert_eq!(s.keyframe_due(), None);
         assert_eq!(run(&mut s, 19, false), (false, false));
         assert_eq!(run(&mut s, 20, false), (false, false));
     }
@@ -301,20 +236,23 @@ mod tests {
         for n in 0..6u64 {
             // A late encode (now well after capture) changes nothing: the capture time counts.
             let now = at(n) + 25 * MS;
-            let out = s.step(now, &frame(n), false, None).expect("encode");
+            let mut packets = Vec::new();
+            let out = s
+                .step(now, &frame(n), false, None, |p| packets.push(p.to_packet()))
+                .expect("encode");
             let expected = base.wrapping_add(((n * PERIOD_US) * 90 / 1000) as u32);
             assert_eq!(out.info.rtp_timestamp, expected, "frame {n}");
             assert_eq!(out.info.capture_us, T0_US + n * PERIOD_US);
             assert_eq!(out.info.index, n);
-            assert!(!out.is_empty());
-            assert!(out.packet_count() >= 1);
-            let packets: Vec<_> = out.packets().collect();
+            assert!(out.info.bytes > 0);
+            let data_len = out.data.len();
+            assert!(!packets.is_empty());
             assert!(packets.iter().all(|p| p.timestamp == expected));
             assert_eq!(packets.iter().filter(|p| p.marker).count(), 1);
             assert!(packets.last().is_some_and(|p| p.marker));
             let bytes: usize = packets.iter().map(|p| p.payload.len()).sum();
             assert!(
-                bytes > out.data.len(),
+                bytes > data_len,
                 "payloads carry the frame plus descriptors"
             );
             for p in &packets {
@@ -323,9 +261,8 @@ mod tests {
                 }
                 last_seq = Some(p.seq);
             }
-            assert_eq!(packets[0].starts_keyframe(), n == 0);
+            assert_eq!(packets[0].keyframe, n == 0);
         }
-        assert_eq!(s.frames(), 6);
     }
 
     #[test]
@@ -335,24 +272,24 @@ mod tests {
         // Captured 5 ms after the deadline of frame 30 (1 s): sent at 1 s + 12 ms, whenever the
         // encode ends.
         let out = held
-            .step(1005 * MS, &frame(0), false, Some(1005 * MS))
+            .step(1005 * MS, &frame(0), false, Some(1005 * MS), |_| {})
             .expect("encode");
         assert_eq!(out.send_at, Some(1012 * MS));
         let out = held
-            .step(1040 * MS, &frame(1), false, Some(1034 * MS))
+            .step(1040 * MS, &frame(1), false, Some(1034 * MS), |_| {})
             .expect("encode");
         let deadline_31 = Duration::from_nanos(31_000_000_000 / 30);
         assert_eq!(out.send_at, Some(deadline_31 + 12 * MS));
         // Unknown capture time: at once.
         let out = held
-            .step(1070 * MS, &frame(2), false, None)
+            .step(1070 * MS, &frame(2), false, None, |_| {})
             .expect("encode");
         assert_eq!(out.send_at, None);
 
         let mut unheld = step_with(Duration::ZERO, 0);
         assert_eq!(unheld.send_offset(), Duration::ZERO);
         let out = unheld
-            .step(1005 * MS, &frame(0), false, Some(1005 * MS))
+            .step(1005 * MS, &frame(0), false, Some(1005 * MS), |_| {})
             .expect("encode");
         assert_eq!(out.send_at, None, "no hold configured");
     }
@@ -361,10 +298,12 @@ mod tests {
     fn an_encode_error_is_returned_and_the_step_goes_on() {
         let mut s = step_with(Duration::ZERO, 0);
         let wrong = I420Frame::new(W * 2, H);
-        assert!(s.step(at(0), &wrong, false, None).is_err());
-        let out = s.step(at(1), &frame(1), false, None).expect("encode");
+        assert!(s.step(at(0), &wrong, false, None, |_| {}).is_err());
+        let out = s
+            .step(at(1), &frame(1), false, None, |_| {})
+            .expect("encode");
         assert_eq!(out.info.index, 0, "the failed frame is not counted");
-        let (_, packetizer) = s.into_parts();
+        let packetizer = s.into_packetizer();
         assert!(packetizer.next_seq() > 1000, "sequence numbers carry over");
     }
 }

@@ -61,20 +61,21 @@ impl EncodeThread {
             } else {
                 captured_at(frame.capture_us, origin)
             };
-            let result = step.step(now, &frame, request, at).map(|out| {
-                packets.clear();
-                packets.extend(out.packets().map(|p| {
-                    Arc::new(OutPacket {
+            packets.clear();
+            let result = step
+                .step(now, &frame, request, at, |p| {
+                    packets.push(Arc::new(OutPacket {
                         seq: p.seq,
                         timestamp: p.timestamp,
                         marker: p.marker,
                         keyframe_start: p.starts_keyframe(),
                         payload: Bytes::copy_from_slice(p.payload),
-                    })
-                }));
-                observer.on_encoded(&out.info, out.data);
-                (out.info.keyframe, out.info.bytes, out.send_at)
-            });
+                    }));
+                })
+                .map(|out| {
+                    observer.on_encoded(&out.info, out.data);
+                    (out.info.keyframe, out.info.bytes, out.send_at)
+                });
             drop(frame);
             pool.lock().release(id).ok();
             match result {
@@ -109,10 +110,9 @@ impl EncodeThread {
                 }
             }
         }
-        let (_, packetizer) = step.into_parts();
         Carry {
             observer,
-            packetizer,
+            packetizer: step.into_packetizer(),
         }
     }
 }
