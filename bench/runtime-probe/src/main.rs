@@ -22,7 +22,6 @@ mod rt;
 use peer::PeerSpec;
 
 use bytes::Bytes;
-use rtc::peer_connection::configuration::media_engine::MIME_TYPE_VP8;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{SyncSender, sync_channel};
@@ -441,7 +440,7 @@ async fn session(
     .await
     .unwrap_or(false);
     let negotiated = if connected {
-        negotiated(&pc, &track).await
+        peer::negotiated(&pc, &track).await
     } else {
         None
     };
@@ -497,25 +496,4 @@ async fn writer(
             }
         }
     }
-}
-
-/// The SSRC of our track and the payload type the peer negotiated for VP8.
-async fn negotiated(
-    pc: &Arc<dyn PeerConnection>,
-    track: &Arc<TrackLocalStaticRTP>,
-) -> Option<(u32, u8)> {
-    use webrtc::media_stream::Track;
-    let ssrc = *track.ssrcs().await.first()?;
-    for sender in pc.get_senders().await {
-        if let Ok(params) = sender.get_parameters().await
-            && let Some(codec) = params
-                .rtp_parameters
-                .codecs
-                .iter()
-                .find(|c| c.rtp_codec.mime_type.eq_ignore_ascii_case(MIME_TYPE_VP8))
-        {
-            return Some((ssrc, codec.payload_type));
-        }
-    }
-    None
 }

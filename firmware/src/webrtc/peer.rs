@@ -11,7 +11,8 @@
 //! for the probe, its runtime, then builds.
 //!
 //! This file depends on `webrtc`, `rtc` and `std` only (no async runtime), so that it can be
-//! shared with the probe's tokio and smol builds.
+//! shared with the probe's tokio and smol builds; so is [`negotiated`], which reads what the
+//! far end chose.
 
 use rtc::interceptor::Registry;
 use rtc::media_stream::MediaStreamTrack;
@@ -24,8 +25,8 @@ use std::sync::Arc;
 use std::time::Duration;
 use webrtc::media_stream::track_local::static_rtp::TrackLocalStaticRTP;
 use webrtc::peer_connection::{
-    PeerConnectionBuilder, PeerConnectionEventHandler, RTCConfigurationBuilder, RTCIceServer,
-    SettingEngineBuilder, register_default_interceptors,
+    PeerConnection, PeerConnectionBuilder, PeerConnectionEventHandler, RTCConfigurationBuilder,
+    RTCIceServer, SettingEngineBuilder, register_default_interceptors,
 };
 
 /// Payload type the node offers for VP8 (in an answer the offerer's number is used).
@@ -158,6 +159,28 @@ impl PeerSpec {
             }],
         )))
     }
+}
+
+/// The SSRC of our track and the payload type the peer negotiated for VP8 (viewers and
+/// publishers). Read after negotiation: the answer, or our offer once answered, decides it.
+pub async fn negotiated(
+    pc: &Arc<dyn PeerConnection>,
+    track: &Arc<TrackLocalStaticRTP>,
+) -> Option<(u32, u8)> {
+    use webrtc::media_stream::Track;
+    let ssrc = *track.ssrcs().await.first()?;
+    for sender in pc.get_senders().await {
+        if let Ok(params) = sender.get_parameters().await
+            && let Some(codec) = params
+                .rtp_parameters
+                .codecs
+                .iter()
+                .find(|c| c.rtp_codec.mime_type.eq_ignore_ascii_case(MIME_TYPE_VP8))
+        {
+            return Some((ssrc, codec.payload_type));
+        }
+    }
+    None
 }
 
 #[cfg(test)]

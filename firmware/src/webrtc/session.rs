@@ -4,14 +4,13 @@
 //! public addresses added to an answer for a 1:1 NAT.
 
 use crate::media::{OutPacket, SharedFanout};
-use rtc::peer_connection::configuration::media_engine::MIME_TYPE_VP8;
 use std::net::IpAddr;
 use std::sync::Arc;
 use tokio::sync::mpsc;
 use webrtc::media_stream::track_local::TrackLocal;
 use webrtc::media_stream::track_local::static_rtp::TrackLocalStaticRTP;
 use webrtc::peer_connection::{
-    PeerConnection, PeerConnectionEventHandler, RTCIceGatheringState, RTCPeerConnectionState,
+    PeerConnectionEventHandler, RTCIceGatheringState, RTCPeerConnectionState,
 };
 
 /// Writes everything queued for `id` in the fan-out to `track`, stamped with this connection's SSRC
@@ -59,28 +58,6 @@ pub(crate) async fn send_queued(
             }
         }
     }
-}
-
-/// The SSRC of our track and the payload type the peer negotiated for VP8 (viewers and
-/// publishers).
-pub(crate) async fn negotiated(
-    pc: &Arc<dyn PeerConnection>,
-    track: &Arc<TrackLocalStaticRTP>,
-) -> Option<(u32, u8)> {
-    use webrtc::media_stream::Track;
-    let ssrc = *track.ssrcs().await.first()?;
-    for sender in pc.get_senders().await {
-        if let Ok(params) = sender.get_parameters().await
-            && let Some(codec) = params
-                .rtp_parameters
-                .codecs
-                .iter()
-                .find(|c| c.rtp_codec.mime_type.eq_ignore_ascii_case(MIME_TYPE_VP8))
-        {
-            return Some((ssrc, codec.payload_type));
-        }
-    }
-    None
 }
 
 /// Waits until ICE gathering completes, at most until `deadline` (host candidates are there from

@@ -11,9 +11,9 @@
 use crate::config::WebRtcConfig;
 use crate::media::{OutPacket, SharedFanout};
 use crate::stats::Stats;
-use crate::webrtc::peer::PeerSpec;
+use crate::webrtc::peer::{PeerSpec, negotiated};
 use crate::webrtc::session::{
-    Handler, PcEvent, add_public_candidates, local_ips, negotiated, send_queued, wait_gathering,
+    Handler, PcEvent, add_public_candidates, local_ips, send_queued, wait_gathering,
 };
 use crate::webrtc::stun::StunResolver;
 use std::collections::HashMap;

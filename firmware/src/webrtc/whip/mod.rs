@@ -499,7 +499,7 @@ async fn stream(
             _ = stop.changed() => return Outcome::Stopped,
         }
     }
-    let Some((ssrc, pt)) = crate::webrtc::session::negotiated(pc, track).await else {
+    let Some((ssrc, pt)) = crate::webrtc::peer::negotiated(pc, track).await else {
         return Outcome::Failed("no negotiated VP8 sender".into());
     };
     let Some((id, wake)) = ctx.fanout.join() else {
