@@ -148,7 +148,9 @@ pub async fn run(
         }
     };
 
-    let local = listener.local_addr().map_err(NodeError::Http)?;
+    let local = listener
+        .local_addr()
+        .map_err(|e| NodeError::Start(format!("the HTTP listener has no address: {e}")))?;
     let viewers = Arc::new(Viewers::new(
         cfg.webrtc.clone(),
         fanout.clone(),

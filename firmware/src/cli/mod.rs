@@ -476,7 +476,8 @@ async fn start(cfg: Config, args: RunArgs) -> Result<(), NodeError> {
     })?;
     // The control socket first: a node already running on this data dir answers on it, and
     // this one refuses to start before it touches the store or the camera.
-    let control = crate::ops::control::server::bind(&cfg.control.socket_path(&cfg.data_dir))?;
+    let socket = cfg.control.socket_path(&cfg.data_dir);
+    let control = crate::ops::control::server::bind(&socket)?;
     let listener = tokio::net::TcpListener::bind(cfg.http.listen)
         .await
         .map_err(|source| NodeError::Listen {
@@ -485,12 +486,7 @@ async fn start(cfg: Config, args: RunArgs) -> Result<(), NodeError> {
         })?;
     if let Some(console) = &cfg.console {
         // The hosted serial console talks to this node's own control socket like any client.
-        console::spawn(
-            console,
-            cfg.control.socket_path(&cfg.data_dir),
-            cfg.data_dir.clone(),
-        )
-        .map_err(NodeError::Start)?;
+        console::spawn(console, socket, cfg.data_dir.clone()).map_err(NodeError::Start)?;
     }
     let reload = crate::node::Reload {
         file: args.config.clone(),

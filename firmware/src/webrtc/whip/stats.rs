@@ -9,8 +9,9 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 /// Publishing figures for `/metrics` and `status`, and the re-targeting that turns the relays'
-/// estimates into the encoder's bitrate (written to [`MediaControl`]).
-#[derive(Debug, Default)]
+/// estimates into the encoder's bitrate (written to [`MediaControl`]). No `Default`: figures
+/// whose target reaches no encoder would re-target nothing.
+#[derive(Debug)]
 pub struct PublishStats {
     /// Sessions that connected, in total.
     pub sessions: AtomicU64,
@@ -69,8 +70,12 @@ impl PublishStats {
     /// Figures whose bitrate target goes to `control`.
     pub fn new(control: Arc<MediaControl>) -> Self {
         Self {
+            sessions: AtomicU64::new(0),
+            failures: AtomicU64::new(0),
             control,
-            ..Self::default()
+            min_kbps: AtomicU32::new(0),
+            max_kbps: AtomicU32::new(0),
+            targets: Mutex::new(Vec::new()),
         }
     }
 
@@ -377,7 +382,7 @@ mod tests {
 
     #[test]
     fn metrics_escape_the_target_label() {
-        let s = PublishStats::default();
+        let s = PublishStats::new(Arc::default());
         let i = s.register("http://h/w\"x");
         s.set_connected(i, true);
         let mut out = String::new();
