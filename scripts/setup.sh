@@ -37,77 +37,12 @@ die() {
 # build of the node (cross gcc, multiarch libvpx-dev:arm64, the Rust target). The guest kernels
 # and the arm64 busybox are fetched by tests/qemu/build-guest.sh into target/qemu-cache/.
 # Runs in the full setup and alone with --qemu.
-# The deb822 stanza for bookworm-backports, printed on stdout, with the URI (and Signed-By) of
-# the machine's own bookworm entry, so this script never brings an archive host of its own: the
-# machine may use a local mirror, a proxy or a snapshot. Reads ETC_APT (default /etc/apt):
-# sources.list.d/*.sources (deb822: the first enabled `deb` stanza whose Suites has `bookworm`)
-# then sources.list and sources.list.d/*.list (one-line: `deb [opts] URI bookworm ...`).
-# Fails with a message when there is no such entry.
-backports_stanza() {
-  local etc=${1:-/etc/apt} f found=""
-  shopt -s nullglob
-  local sources=("$etc"/sources.list.d/*.sources) lists=("$etc"/sources.list "$etc"/sources.list.d/*.list)
-  shopt -u nullglob
-  for f in "${sources[@]}"; do
-    # One stanza per blank-line-separated block; fields may continue on lines that start with
-    # a space (a multi-line Signed-By key block is copied as it is). Comments are skipped.
-    found=$(awk '
-      function flush() {
-        if (types ~ /(^| )deb( |$)/ && suites ~ /(^| )bookworm( |$)/ && tolower(enabled) != "no" && uri != "") {
-          print "URIs: " uri
-          if (signed != "") print signed
-          done = 1; exit
-        }
-        types = suites = enabled = uri = signed = ""; key = ""
-      }
-      /^#/ { next }
-      /^[ \t]*$/ { flush(); next }
-      /^[ \t]/ { if (key == "signed-by") signed = signed "\n" $0; next }
-      {
-        key = tolower(substr($0, 1, index($0, ":") - 1)); val = substr($0, index($0, ":") + 1)
-        gsub(/^[ \t]+|[ \t]+$/, "", val)
-        if (key == "types") types = val
-        else if (key == "suites") suites = val
-        else if (key == "enabled") enabled = val
-        else if (key == "uris") { split(val, u, /[ \t]+/); uri = u[1] }
-        else if (key == "signed-by") signed = "Signed-By:" (val == "" ? "" : " " val)
-      }
-      END { if (!done) flush() }' "$f")
-    [[ -n $found ]] && break
-  done
-  if [[ -z $found ]]; then
-    for f in "${lists[@]}"; do
-      [[ -r $f ]] || continue
-      found=$(awk '
-        $1 != "deb" { next }
-        {
-          i = 2; signed = ""
-          if ($2 ~ /^\[/) {   # options: [arch=amd64 signed-by=/path/key.gpg]
-            for (; i <= NF; i++) {
-              o = $i; gsub(/[][]/, "", o)
-              if (o ~ /^signed-by=/) signed = substr(o, 11)
-              if ($i ~ /\]$/) { i++; break }
-            }
-          }
-          if ($(i + 1) == "bookworm" && $i !~ /^cdrom:/) {
-            print "URIs: " $i
-            if (signed != "") print "Signed-By: " signed
-            exit
-          }
-        }' "$f")
-      [[ -n $found ]] && break
-    done
-  fi
-  [[ -n $found ]] || {
-    printf 'setup: error: %s\n' "no bookworm entry in apt's sources ($etc/sources.list, $etc/sources.list.d/*.sources or *.list) to take the archive URI from; add bookworm-backports to apt's sources yourself, with the same URI as your bookworm entry, and run again" >&2
-    return 1
-  }
-  printf 'Types: deb\n%s\nSuites: bookworm-backports\nComponents: main\n' "$(grep -m1 '^URIs:' <<<"$found")"
-  if grep -q '^Signed-By:' <<<"$found"; then
-    sed -n '/^Signed-By:/,$p' <<<"$found"
-  else
-    echo 'Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg'
-  fi
+# The archive URI of the machine's own bookworm entry, as apt itself reads its sources (deb822 or
+# one-line, a local mirror, a proxy or a snapshot), so this script never brings an archive host
+# of its own. Empty when there is no bookworm entry.
+bookworm_uri() {
+  apt-get indextargets --no-release-info --format '$(REPO_URI)' 'Release: bookworm' \
+    'Created-By: Packages' 2>/dev/null | head -n1
 }
 
 qemu_setup() {
@@ -129,10 +64,12 @@ qemu_setup() {
     local bpo=/etc/apt/sources.list.d/sutantra-bookworm-backports.sources
     if ! grep -rqs 'bookworm-backports' /etc/apt/sources.list /etc/apt/sources.list.d/; then
       [[ $(id -u) -eq 0 ]] || die "bookworm-backports is not in apt's sources; run as root: sudo $0 --qemu"
-      local stanza
-      stanza=$(backports_stanza) || exit 1
-      say "qemu: adding bookworm-backports to apt's sources (qemu-utils came from there), from $(grep -m1 '^URIs:' <<<"$stanza")"
-      printf '%s\n' "$stanza" >"$bpo"
+      local uri
+      uri=$(bookworm_uri)
+      [[ -n $uri ]] || die "no bookworm entry in apt's sources to take the archive URI from; add bookworm-backports to apt's sources yourself, with the URI of your bookworm entry, and run again"
+      say "qemu: adding bookworm-backports to apt's sources (qemu-utils came from there), from $uri"
+      printf '%s\n' 'Types: deb' "URIs: $uri" 'Suites: bookworm-backports' 'Components: main' \
+        'Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg' >"$bpo"
     fi
   fi
   for p in "${pkgs[@]}"; do
