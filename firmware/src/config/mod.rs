@@ -239,6 +239,70 @@ impl Config {
                 format!("{}: use 1 to 4096", h.max_connections),
             );
         }
+        if !(1..=h.max_connections).contains(&h.max_connections_per_ip) {
+            return bad(
+                "http.max_connections_per_ip",
+                format!(
+                    "{}: use 1 to http.max_connections ({})",
+                    h.max_connections_per_ip, h.max_connections
+                ),
+            );
+        }
+        for (key, ms) in [
+            ("http.header_timeout_ms", h.header_timeout_ms),
+            ("http.body_timeout_ms", h.body_timeout_ms),
+            ("http.idle_timeout_ms", h.idle_timeout_ms),
+        ] {
+            if !(100..=600_000).contains(&ms) {
+                return bad(key, format!("{ms} ms: use 100 to 600000"));
+            }
+        }
+        if h.offers_per_s > 1000 {
+            return bad(
+                "http.offers_per_s",
+                format!("{}: use 0 (no limit) to 1000", h.offers_per_s),
+            );
+        }
+        if h.offers_per_s > 0 && !(1..=1000).contains(&h.offer_burst) {
+            return bad(
+                "http.offer_burst",
+                format!("{}: use 1 to 1000", h.offer_burst),
+            );
+        }
+        for (i, origin) in h.cors_origins.iter().enumerate() {
+            if let Err(r) = http::check_origin(origin) {
+                return bad(&format!("http.cors_origins[{i}]"), r);
+            }
+        }
+        match (&h.tls_cert, &h.tls_key) {
+            (Some(_), None) => {
+                return bad(
+                    "http.tls_key",
+                    "http.tls_cert is set without http.tls_key: set both (PEM files) or neither"
+                        .into(),
+                );
+            }
+            (None, Some(_)) => {
+                return bad(
+                    "http.tls_cert",
+                    "http.tls_key is set without http.tls_cert: set both (PEM files) or neither"
+                        .into(),
+                );
+            }
+            _ => {}
+        }
+        if !h.listen.ip().is_loopback() && h.token.is_none() && !h.allow_anonymous {
+            return bad(
+                "http.listen",
+                format!(
+                    "{} is reachable from the network, and http.token is not set: anyone who \
+                     can reach it could watch the camera. Set http.token = \"<a long random \
+                     string>\" (viewers open http://HOST:PORT/#token=<it>), or set \
+                     http.allow_anonymous = true to serve without a token on purpose",
+                    h.listen
+                ),
+            );
+        }
         let w = &self.webrtc;
         for (i, url) in w.ice_servers.iter().enumerate() {
             if let Err(r) = webrtc::parse_stun_url(url) {
@@ -249,6 +313,18 @@ impl Config {
             return bad(
                 "webrtc.max_viewers",
                 format!("{}: use 1 to 256", w.max_viewers),
+            );
+        }
+        if !(1..=64).contains(&w.max_connecting) {
+            return bad(
+                "webrtc.max_connecting",
+                format!("{}: use 1 to 64", w.max_connecting),
+            );
+        }
+        if !(1000..=120_000).contains(&w.connect_timeout_ms) {
+            return bad(
+                "webrtc.connect_timeout_ms",
+                format!("{} ms: use 1000 to 120000", w.connect_timeout_ms),
             );
         }
         if !(16..=65_536).contains(&w.viewer_queue_packets) {

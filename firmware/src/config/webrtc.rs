@@ -36,6 +36,13 @@ pub struct WebRtcConfig {
     pub public_ips: Vec<IpAddr>,
     /// How long the WHEP answer may wait for STUN (server-reflexive) candidates, in ms.
     pub gather_timeout_ms: u64,
+    /// Sessions answered but not yet connected (ICE and DTLS) at once; a new offer beyond this
+    /// evicts the oldest. They do not count against `max_viewers` until connected. The default
+    /// equals the default viewer limit, so a burst of that many real viewers arriving at once
+    /// (every page reloading after a restart) does not evict itself.
+    pub max_connecting: usize,
+    /// How long an answered session may take to connect before it is dropped, in ms.
+    pub connect_timeout_ms: u64,
 }
 
 impl Default for WebRtcConfig {
@@ -50,6 +57,8 @@ impl Default for WebRtcConfig {
             udp_port_max: 0,
             public_ips: Vec::new(),
             gather_timeout_ms: 800,
+            max_connecting: 16,
+            connect_timeout_ms: 10_000,
         }
     }
 }

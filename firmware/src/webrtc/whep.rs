@@ -1,5 +1,13 @@
 //! WHEP viewer sessions on the `webrtc` crate (0.21).
 //!
+//! Admission: a session counts against `webrtc.max_viewers` only once its ICE and DTLS are
+//! connected. Until then it is one of at most `webrtc.max_connecting` sessions being set up:
+//! a new offer beyond that evicts the oldest answered one, and an answered session that has not
+//! connected within `webrtc.connect_timeout_ms` is dropped. An offer whose client hangs up before
+//! the answer is sent (hyper drops the request's future) closes its peer connection at once
+//! through a drop guard. So clients that abort requests, or take answers and never start ICE,
+//! cannot keep real viewers out, and leave no UDP socket behind.
+//!
 //! One peer connection and one local track per viewer (a track bound to two connections
 //! serves only the last one). A session answers the offer with every host candidate (no trickle),
 //! waits a bounded time for STUN candidates, then lives in its own task: when ICE and DTLS are up
@@ -29,8 +37,11 @@ use webrtc::peer_connection::{
     RTCSessionDescription,
 };
 
-/// How long a new session may take to connect before it is dropped.
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
+/// Media sections an offer may carry (a WHEP viewer needs one video section; audio beside it
+/// is answered as inactive).
+pub const MAX_MEDIA_SECTIONS: usize = 4;
+/// ICE candidates an offer may carry.
+pub const MAX_CANDIDATES: usize = 32;
 
 /// Why a WHEP offer was not answered.
 #[derive(Debug, thiserror::Error)]
@@ -41,18 +52,37 @@ pub enum SessionError {
     /// The viewer limit is reached (HTTP 503).
     #[error("the node serves at most {0} viewers; try again later")]
     Full(usize),
+    /// Every set-up slot is taken by an offer still being answered (HTTP 503, retry soon).
+    #[error(
+        "{0} viewer sessions are being set up right now (webrtc.max_connecting); try again in a \
+         second"
+    )]
+    Busy(usize),
     /// Something failed on our side (HTTP 500).
     #[error("{0}")]
     Internal(String),
 }
 
+/// Where a session is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    /// The offer is being answered inside its HTTP request (not evictable: its request owns it).
+    Answering,
+    /// Answered; waiting for ICE and DTLS.
+    Connecting,
+    /// Connected and in the fan-out: one of `max_viewers`.
+    Streaming(sutantra_core::fanout::ViewerId),
+}
+
 struct Session {
-    pc: Arc<dyn PeerConnection>,
+    /// Set once answered (the request's guard owns the connection until then).
+    pc: Option<Arc<dyn PeerConnection>>,
     stop: Arc<tokio::sync::Notify>,
-    /// When the offer was answered, seconds since the UNIX epoch (`sutantra viewers`).
+    /// When the offer arrived, seconds since the UNIX epoch (`sutantra viewers`).
     since_unix: u64,
-    /// Its place in the fan-out once connected (`None` while connecting).
-    fanout_id: Option<sutantra_core::fanout::ViewerId>,
+    /// When the offer arrived (eviction order).
+    started: tokio::time::Instant,
+    phase: Phase,
 }
 
 /// One session as `sutantra viewers` lists it.
@@ -120,9 +150,22 @@ impl Viewers {
         self.sessions.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Sessions open now (connecting or connected).
+    /// Sessions open now (being answered, connecting or connected).
     pub fn count(&self) -> usize {
         self.lock().len()
+    }
+
+    /// The viewer limit (`webrtc.max_viewers`).
+    pub fn max_viewers(&self) -> usize {
+        self.cfg.max_viewers
+    }
+
+    /// Sessions connected now (the ones that count against `max_viewers`).
+    pub fn streaming(&self) -> usize {
+        self.lock()
+            .values()
+            .filter(|s| matches!(s.phase, Phase::Streaming(_)))
+            .count()
     }
 
     /// The open sessions, oldest first.
@@ -131,10 +174,13 @@ impl Viewers {
             .lock()
             .iter()
             .map(|(id, s)| {
-                let st = s.fanout_id.and_then(|h| self.fanout.viewer_stats(h));
+                let st = match s.phase {
+                    Phase::Streaming(h) => self.fanout.viewer_stats(h),
+                    _ => None,
+                };
                 SessionSummary {
                     id: id.clone(),
-                    state: if s.fanout_id.is_some() {
+                    state: if matches!(s.phase, Phase::Streaming(_)) {
                         "streaming"
                     } else {
                         "connecting"
@@ -156,7 +202,9 @@ impl Viewers {
         match session {
             Some(s) => {
                 s.stop.notify_one();
-                let _ = s.pc.close().await;
+                if let Some(pc) = s.pc {
+                    let _ = pc.close().await;
+                }
                 true
             }
             None => false,
@@ -176,24 +224,40 @@ impl Viewers {
         self: &Arc<Self>,
         offer_sdp: String,
     ) -> Result<(String, String), SessionError> {
-        if self.count() >= self.cfg.max_viewers {
-            self.stats.viewers_refused.fetch_add(1, Ordering::Relaxed);
-            return Err(SessionError::Full(self.cfg.max_viewers));
-        }
         let offer = RTCSessionDescription::offer(offer_sdp).map_err(|e| {
             SessionError::BadOffer(format!("the body is not a usable SDP offer: {e}"))
         })?;
-        if !offer.sdp.contains("m=video") {
-            return Err(SessionError::BadOffer(
-                "the offer has no video section (m=video): add a recvonly video transceiver".into(),
-            ));
-        }
-        if !offer.sdp.to_ascii_uppercase().contains("VP8/90000") {
-            return Err(SessionError::BadOffer(
-                "the offer does not accept VP8 (a=rtpmap:... VP8/90000): this node sends VP8"
-                    .into(),
-            ));
-        }
+        check_offer(&offer.sdp).map_err(SessionError::BadOffer)?;
+        let (id, stop) = self.admit()?;
+        // The request's future may be dropped at any await: hyper drops it when the client hangs
+        // up. So the answer is built in a task of its own, which is never cancelled mid-step (a
+        // peer connection dropped halfway through being built would keep its sockets), and which
+        // sees the request go through `alive` between steps and then closes what it built.
+        let (alive, gone) = tokio::sync::oneshot::channel::<()>();
+        let this = self.clone();
+        let task = tokio::spawn(async move { this.answer(id, stop, offer, gone).await });
+        let result = task
+            .await
+            .map_err(|e| SessionError::Internal(format!("answering the offer failed: {e}")));
+        drop(alive);
+        result?
+    }
+
+    /// Builds the answer for session `id` (admitted, in `Answering`), then hands the connection
+    /// to the session's own task. `gone` resolves when the request has gone away.
+    async fn answer(
+        self: Arc<Self>,
+        id: String,
+        stop: Arc<tokio::sync::Notify>,
+        offer: RTCSessionDescription,
+        mut gone: tokio::sync::oneshot::Receiver<()>,
+    ) -> Result<(String, String), SessionError> {
+        let hung_up = || SessionError::Internal("the client hung up before its answer".into());
+        let mut guard = AnswerGuard {
+            viewers: self.clone(),
+            id: id.clone(),
+            pc: None,
+        };
 
         // One budget for the whole answer: STUN name resolution and gathering both come out of it.
         let deadline =
@@ -201,69 +265,115 @@ impl Viewers {
         let (events_tx, events_rx) = mpsc::channel(32);
         let (pc, track) = self.build_connection(events_tx).await?;
         let pc: Arc<dyn PeerConnection> = Arc::new(pc);
-        let answer = async {
-            pc.set_remote_description(offer)
-                .await
-                .map_err(|e| SessionError::BadOffer(format!("the offer was refused: {e}")))?;
-            let answer = pc
-                .create_answer(None)
-                .await
-                .map_err(|e| SessionError::BadOffer(format!("no answer to this offer: {e}")))?;
-            pc.set_local_description(answer)
-                .await
-                .map_err(|e| SessionError::Internal(format!("set_local_description: {e}")))?;
-            Ok::<(), SessionError>(())
+        guard.pc = Some(pc.clone());
+        if request_gone(&mut gone) {
+            return Err(hung_up());
         }
-        .await;
-        if let Err(e) = answer {
-            let _ = pc.close().await;
-            return Err(e);
-        }
+        pc.set_remote_description(offer)
+            .await
+            .map_err(|e| SessionError::BadOffer(format!("the offer was refused: {e}")))?;
+        let answer = pc
+            .create_answer(None)
+            .await
+            .map_err(|e| SessionError::BadOffer(format!("no answer to this offer: {e}")))?;
+        pc.set_local_description(answer)
+            .await
+            .map_err(|e| SessionError::Internal(format!("set_local_description: {e}")))?;
         let mut events_rx = events_rx;
-        wait_gathering(&mut events_rx, deadline).await;
+        tokio::select! {
+            () = wait_gathering(&mut events_rx, deadline) => {}
+            _ = &mut gone => return Err(hung_up()),
+        }
+        if request_gone(&mut gone) {
+            return Err(hung_up());
+        }
         let Some(local) = pc.local_description().await else {
-            let _ = pc.close().await;
             return Err(SessionError::Internal("no local description".into()));
         };
         let sdp = add_public_candidates(&local.sdp, &self.cfg.public_ips);
 
-        let id = format!("{:016x}", rand::random::<u64>());
-        let stop = Arc::new(tokio::sync::Notify::new());
-        let admitted = {
+        // Hand the connection to the session; it may have been ended meanwhile (shutdown).
+        {
             let mut sessions = self.lock();
-            let room = sessions.len() < self.cfg.max_viewers;
-            if room {
-                sessions.insert(
-                    id.clone(),
-                    Session {
-                        pc: pc.clone(),
-                        stop: stop.clone(),
-                        since_unix: std::time::SystemTime::now()
-                            .duration_since(std::time::UNIX_EPOCH)
-                            .map_or(0, |d| d.as_secs()),
-                        fanout_id: None,
-                    },
-                );
-            }
-            room
-        };
-        if !admitted {
-            let _ = pc.close().await;
-            self.stats.viewers_refused.fetch_add(1, Ordering::Relaxed);
-            return Err(SessionError::Full(self.cfg.max_viewers));
+            let Some(s) = sessions.get_mut(&id) else {
+                return Err(SessionError::Internal(
+                    "the session was ended while its offer was answered".into(),
+                ));
+            };
+            s.pc = Some(pc.clone());
+            s.phase = Phase::Connecting;
         }
+        guard.disarm();
         self.stats.viewers_joined.fetch_add(1, Ordering::Relaxed);
         let this = self.clone();
         let sid = id.clone();
         tokio::spawn(async move {
             let reason = this.run_session(&sid, pc, track, events_rx, stop).await;
-            if this.lock().remove(&sid).is_some() {
+            let left = {
+                let mut sessions = this.lock();
+                let removed = sessions.remove(&sid).is_some();
+                (removed, sessions.is_empty())
+            };
+            if left.0 {
                 tracing::info!(viewer = %sid, reason, "viewer left");
             } else {
-                tracing::info!(viewer = %sid, reason = "ended by DELETE", "viewer left");
+                tracing::info!(viewer = %sid, reason = "ended (DELETE, kick or eviction)", "viewer left");
+            }
+            if left.1 {
+                release_free_memory();
             }
         });
         Ok((id, sdp))
+    }
+
+    /// Takes a set-up slot for a new offer: refuses at the viewer limit, evicts the oldest
+    /// answered-but-unconnected session when every slot is taken, refuses (busy) when every slot
+    /// is an offer still being answered. Returns the new session's id and stop signal.
+    fn admit(&self) -> Result<(String, Arc<tokio::sync::Notify>), SessionError> {
+        let mut sessions = self.lock();
+        let streaming = sessions
+            .values()
+            .filter(|s| matches!(s.phase, Phase::Streaming(_)))
+            .count();
+        if streaming >= self.cfg.max_viewers {
+            self.stats.viewers_refused.fetch_add(1, Ordering::Relaxed);
+            return Err(SessionError::Full(self.cfg.max_viewers));
+        }
+        let setting_up = sessions.len() - streaming;
+        if setting_up >= self.cfg.max_connecting {
+            let oldest = sessions
+                .iter()
+                .filter(|(_, s)| s.phase == Phase::Connecting)
+                .min_by_key(|(_, s)| s.started)
+                .map(|(id, _)| id.clone());
+            let Some(oldest) = oldest else {
+                self.stats.viewers_refused.fetch_add(1, Ordering::Relaxed);
+                return Err(SessionError::Busy(self.cfg.max_connecting));
+            };
+            if let Some(evicted) = sessions.remove(&oldest) {
+                // Its task closes the connection when it sees the signal.
+                evicted.stop.notify_one();
+                self.stats
+                    .sessions_abandoned
+                    .fetch_add(1, Ordering::Relaxed);
+                tracing::info!(viewer = %oldest, "unconnected session evicted by a newer offer");
+            }
+        }
+        let id = format!("{:016x}", rand::random::<u64>());
+        let stop = Arc::new(tokio::sync::Notify::new());
+        sessions.insert(
+            id.clone(),
+            Session {
+                pc: None,
+                stop: stop.clone(),
+                since_unix: std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| d.as_secs()),
+                started: tokio::time::Instant::now(),
+                phase: Phase::Answering,
+            },
+        );
+        Ok((id, stop))
     }
 
     async fn build_connection(
@@ -310,9 +420,10 @@ impl Viewers {
             match builder.build().await {
                 Ok(pc) => {
                     let track = spec.vp8_track(rand::random::<u32>());
-                    pc.add_track(track.clone() as Arc<dyn TrackLocal>)
-                        .await
-                        .map_err(|e| SessionError::Internal(format!("add track: {e}")))?;
+                    if let Err(e) = pc.add_track(track.clone() as Arc<dyn TrackLocal>).await {
+                        let _ = pc.close().await;
+                        return Err(SessionError::Internal(format!("add track: {e}")));
+                    }
                     return Ok((pc, track));
                 }
                 Err(e) => last_err = e.to_string(),
@@ -347,7 +458,8 @@ impl Viewers {
         stop: Arc<tokio::sync::Notify>,
     ) -> &'static str {
         // Wait for the connection.
-        let connected = tokio::time::timeout(CONNECT_TIMEOUT, async {
+        let connect_timeout = Duration::from_millis(self.cfg.connect_timeout_ms);
+        let connected = tokio::time::timeout(connect_timeout, async {
             loop {
                 tokio::select! {
                     ev = events.recv() => match ev {
@@ -356,13 +468,18 @@ impl Viewers {
                         Some(PcEvent::State(RTCPeerConnectionState::Closed)) | None => return Err("closed before connecting"),
                         Some(_) => {}
                     },
-                    _ = stop.notified() => return Err("ended by DELETE"),
+                    _ = stop.notified() => return Err("ended before connecting (DELETE or evicted)"),
                 }
             }
         })
         .await
-        .unwrap_or(Err("did not connect within 30 s"));
+        .unwrap_or(Err("did not connect within webrtc.connect_timeout_ms"));
         if let Err(reason) = connected {
+            if self.lock().contains_key(id) {
+                self.stats
+                    .sessions_abandoned
+                    .fetch_add(1, Ordering::Relaxed);
+            }
             let _ = pc.close().await;
             return reason;
         }
@@ -373,14 +490,36 @@ impl Viewers {
                 return "no negotiated VP8 sender";
             }
         };
-        let Some((viewer, wake)) = self.fanout.join() else {
-            let _ = pc.close().await;
-            return "viewer limit reached in the fanout";
+        // Now it counts against max_viewers: others may have connected first.
+        let joined = {
+            let mut sessions = self.lock();
+            let streaming = sessions
+                .values()
+                .filter(|s| matches!(s.phase, Phase::Streaming(_)))
+                .count();
+            match sessions.get_mut(id) {
+                None => Err("ended before streaming"),
+                Some(_) if streaming >= self.cfg.max_viewers => Err("viewer limit reached"),
+                Some(s) => match self.fanout.join() {
+                    Some((viewer, wake)) => {
+                        s.phase = Phase::Streaming(viewer);
+                        Ok((viewer, wake))
+                    }
+                    None => Err("viewer limit reached in the fanout"),
+                },
+            }
+        };
+        let (viewer, wake) = match joined {
+            Ok(v) => v,
+            Err(reason) => {
+                if reason != "ended before streaming" {
+                    self.stats.viewers_refused.fetch_add(1, Ordering::Relaxed);
+                }
+                let _ = pc.close().await;
+                return reason;
+            }
         };
         self.stats.viewers.fetch_add(1, Ordering::Relaxed);
-        if let Some(s) = self.lock().get_mut(id) {
-            s.fanout_id = Some(viewer);
-        }
         tracing::info!(viewer = %id, ssrc, payload_type = pt, viewers = self.fanout.viewers(), "viewer joined");
 
         let rtcp_task = {
@@ -426,5 +565,180 @@ impl Viewers {
         self.stats.viewers.fetch_sub(1, Ordering::Relaxed);
         let _ = pc.close().await;
         reason
+    }
+}
+
+/// Hands freed heap back to the kernel when the last session has gone. Each peer connection
+/// allocates a few hundred KiB in small pieces on whichever worker thread served it; glibc keeps
+/// freed memory in its arenas, so after a burst of sessions (600 aborted offers: 20.6 -> 32.9
+/// MiB) resident memory would stay high for good. `malloc_trim` returned it to 26.2 MiB in that
+/// run (measured with a dev-release build, BENCHMARKS.md has the release figures). It walks the
+/// heap once, a few milliseconds, only when no session is left.
+fn release_free_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only releases free memory of the process's own malloc arenas; it takes
+    // the allocator's locks like any allocation.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+}
+
+/// Whether the request that `gone` belongs to has gone away (its sender was dropped).
+fn request_gone(gone: &mut tokio::sync::oneshot::Receiver<()>) -> bool {
+    matches!(
+        gone.try_recv(),
+        Err(tokio::sync::oneshot::error::TryRecvError::Closed)
+    )
+}
+
+/// Owns a session while its offer is answered inside the HTTP request: dropped before
+/// [`AnswerGuard::disarm`] (an error, or the client hung up), it
+/// removes the session and closes its peer connection, so no half-built connection outlives its
+/// request.
+struct AnswerGuard {
+    viewers: Arc<Viewers>,
+    id: String,
+    pc: Option<Arc<dyn PeerConnection>>,
+}
+
+impl AnswerGuard {
+    fn disarm(mut self) {
+        self.pc = None;
+        self.id.clear();
+    }
+}
+
+impl Drop for AnswerGuard {
+    fn drop(&mut self) {
+        if self.id.is_empty() {
+            return;
+        }
+        let removed = self.viewers.lock().remove(&self.id).is_some();
+        if removed {
+            self.viewers
+                .stats
+                .sessions_abandoned
+                .fetch_add(1, Ordering::Relaxed);
+        }
+        if let Some(pc) = self.pc.take() {
+            // close() is async; the runtime is there (we are inside a request's task).
+            if let Ok(rt) = tokio::runtime::Handle::try_current() {
+                rt.spawn(async move {
+                    let _ = pc.close().await;
+                });
+            }
+        }
+    }
+}
+
+/// Refuses offers this node will not answer, before any resource is spent on them: no video
+/// section, no VP8, a data channel (`m=application`), more than [`MAX_MEDIA_SECTIONS`] media
+/// sections or more than [`MAX_CANDIDATES`] candidates. The reason is the HTTP 400 body.
+pub fn check_offer(sdp: &str) -> Result<(), String> {
+    let mut media = 0usize;
+    let mut video = false;
+    let mut candidates = 0usize;
+    for line in sdp.lines() {
+        let line = line.trim_end_matches('\r');
+        if let Some(m) = line.strip_prefix("m=") {
+            media += 1;
+            let kind = m.split(' ').next().unwrap_or("");
+            if kind.eq_ignore_ascii_case("application") {
+                return Err(
+                    "the offer asks for a data channel (m=application); this node \
+                            serves video only: offer a recvonly video transceiver without a \
+                            data channel"
+                        .into(),
+                );
+            }
+            if kind.eq_ignore_ascii_case("video") {
+                video = true;
+            }
+            if media > MAX_MEDIA_SECTIONS {
+                return Err(format!(
+                    "the offer has more than {MAX_MEDIA_SECTIONS} media sections (m=); a viewer \
+                     needs one video section"
+                ));
+            }
+        } else if line.starts_with("a=candidate:") {
+            candidates += 1;
+            if candidates > MAX_CANDIDATES {
+                return Err(format!(
+                    "the offer has more than {MAX_CANDIDATES} ICE candidates; send at most \
+                     {MAX_CANDIDATES}"
+                ));
+            }
+        }
+    }
+    if !video {
+        return Err(
+            "the offer has no video section (m=video): add a recvonly video transceiver".into(),
+        );
+    }
+    if !sdp.to_ascii_uppercase().contains("VP8/90000") {
+        return Err(
+            "the offer does not accept VP8 (a=rtpmap:... VP8/90000): this node sends VP8".into(),
+        );
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const OFFER: &str = "v=0\r\no=- 1 2 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\n\
+        m=video 9 UDP/TLS/RTP/SAVPF 96\r\nc=IN IP4 0.0.0.0\r\na=rtpmap:96 VP8/90000\r\n\
+        a=recvonly\r\na=candidate:1 1 udp 2130706431 127.0.0.1 5000 typ host\r\n";
+
+    #[test]
+    fn a_plain_video_offer_passes() {
+        assert_eq!(check_offer(OFFER), Ok(()));
+    }
+
+    #[test]
+    fn data_channels_are_refused() {
+        let sdp = format!(
+            "{OFFER}m=application 9 UDP/DTLS/SCTP webrtc-datachannel\r\nc=IN IP4 0.0.0.0\r\n"
+        );
+        let e = check_offer(&sdp).expect_err("refused");
+        assert!(e.contains("m=application"), "{e}");
+    }
+
+    #[test]
+    fn too_many_media_sections_are_refused() {
+        let mut sdp = OFFER.to_string();
+        for _ in 0..MAX_MEDIA_SECTIONS {
+            sdp.push_str("m=audio 9 UDP/TLS/RTP/SAVPF 111\r\na=rtpmap:111 opus/48000/2\r\n");
+        }
+        let e = check_offer(&sdp).expect_err("refused");
+        assert!(e.contains("media sections"), "{e}");
+        // Exactly the limit is fine.
+        let mut ok = OFFER.to_string();
+        for _ in 1..MAX_MEDIA_SECTIONS {
+            ok.push_str("m=audio 9 UDP/TLS/RTP/SAVPF 111\r\n");
+        }
+        assert_eq!(check_offer(&ok), Ok(()));
+    }
+
+    #[test]
+    fn too_many_candidates_are_refused() {
+        let mut sdp = OFFER.to_string();
+        for i in 0..MAX_CANDIDATES {
+            sdp.push_str(&format!(
+                "a=candidate:{i} 1 udp 1 10.0.0.{} 5000 typ host\r\n",
+                i % 250
+            ));
+        }
+        let e = check_offer(&sdp).expect_err("refused");
+        assert!(e.contains("ICE candidates"), "{e}");
+    }
+
+    #[test]
+    fn offers_without_video_or_vp8_are_refused() {
+        let e = check_offer("v=0\r\nm=audio 9 UDP/TLS/RTP/SAVPF 111\r\n").expect_err("no video");
+        assert!(e.contains("m=video"), "{e}");
+        let e = check_offer(&OFFER.replace("VP8/90000", "H264/90000")).expect_err("no vp8");
+        assert!(e.contains("VP8"), "{e}");
     }
 }
