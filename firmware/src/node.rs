@@ -1,11 +1,13 @@
 //! The running node (`sutantra run`): [`run`] starts every part, serves until shutdown, and
 //! stops them in order; [`Live`] holds the parts a configuration reload changes.
 //!
-//! Start order: the node key and the store (the data dir is in use from here), the fan-out, the
-//! light validator (it hands the media path its segment observer), the media threads, the
-//! HTTP router and the WHEP sessions, the WHIP publishers, the control socket, SIGHUP, GPIO and
-//! systemd's readiness. Shutdown runs the other way, media before the validator so that the
-//! open attestation segment is flushed and committed.
+//! Start order: the fan-out, the light validator if a `[chain]` is configured (it opens the node
+//! key and the store itself, and hands the media path its segment observer; a key or store it
+//! cannot open is reported in `/healthz` and `status` and retried, never a reason to stop), the
+//! media threads, the HTTP router and the WHEP sessions, the WHIP publishers, the control
+//! socket, SIGHUP, GPIO and systemd's readiness. Without a `[chain]` no key or store is opened
+//! or created. Shutdown runs the other way, media before the validator so that the open
+//! attestation segment is flushed and committed.
 
 use crate::config::Config;
 use crate::config::ConfigError;
@@ -16,7 +18,6 @@ use crate::media::{Carry, Media, MediaConfig, SharedFanout};
 use crate::ops::control::server::{ControlSocket, Reloader};
 use crate::stats::Stats;
 use crate::validator::LightValidator;
-use crate::validator::store::Store;
 use crate::webrtc::whep::Viewers;
 use crate::webrtc::whip::{PublishStats, Publishers};
 use std::future::Future;
@@ -88,6 +89,9 @@ pub enum NodeError {
     /// The HTTP server failed while serving.
     #[error("HTTP server failed: {0}")]
     Http(std::io::Error),
+    /// The HTTPS certificate or key cannot be used (a configuration error: exit 2).
+    #[error(transparent)]
+    Tls(#[from] crate::http::TlsError),
 }
 
 /// Runs the node on `cfg` until `shutdown` resolves: HTTP on `listener`, commands on `control`.
@@ -101,17 +105,6 @@ pub async fn run(
     control_socket: ControlSocket,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), NodeError> {
-    // The identity key: created on the first start (mode 0600); a key open to group or others
-    // stops the node with the chmod that fixes it.
-    let (key, created) = crate::validator::keys::load_or_create(&cfg.data_dir)?;
-    tracing::info!(
-        node_id = %sutantra_chain::attest::node_id(&key.pk),
-        created,
-        "node key"
-    );
-    // The store; holding it marks this data dir as in use by a running node.
-    let store = Arc::new(Store::open(&cfg.data_dir, Duration::from_secs(3))?);
-    crate::validator::store::write_pid_file(&cfg.data_dir);
     let stats = Arc::new(Stats::new());
     // Commands to the media threads (operator, button, WHIP re-targeting), next to the fan-out.
     let control = Arc::new(MediaControl::default());
@@ -124,10 +117,12 @@ pub async fn run(
     )?);
     let spec = cfg.source_spec();
     let media_cfg = MediaConfig::from_config(&cfg);
+    // The light validator opens the node key and the store itself (they are the chain's, not the
+    // camera's): one it cannot open is reported and retried while the video runs.
     let (validator, observer): (Option<LightValidator>, Box<dyn FrameObserver>) =
         if cfg.chain.enabled() {
-            let (v, o) = LightValidator::start(&cfg, key, store.clone(), stats.clone())
-                .map_err(NodeError::Validator)?;
+            let (v, o) =
+                LightValidator::launch(&cfg, stats.clone()).map_err(NodeError::Validator)?;
             (Some(v), o)
         } else {
             (None, Box::new(FrameStats::new()))
@@ -164,8 +159,13 @@ pub async fn run(
         publish: publish_figures.clone(),
         token: token.clone(),
         fanout: fanout.clone(),
+        limits: Arc::new(http::Limits::from_config(&cfg.http)),
+        offers: Arc::new(http::limit::OfferLimiter::new(
+            cfg.http.offers_per_s,
+            cfg.http.offer_burst,
+        )),
     };
-    let app = http::router(state, cfg.http.max_body_bytes, cfg.http.max_connections);
+    let app = http::router(state);
     let publishers = crate::webrtc::whip::Publishers::start(
         &cfg.publish,
         &cfg.webrtc,
@@ -198,7 +198,9 @@ pub async fn run(
     });
     control_state.live = Some(live.clone() as Arc<dyn Reloader>);
     let control_task = crate::ops::control::server::spawn(control_socket, control_state);
-    let hangups = tokio::spawn(reload_on_sighup(live.clone()));
+    // HTTPS (`http.tls_cert`, `http.tls_key`); SIGHUP reads the same files again.
+    let tls = http::Tls::from_config(&cfg.http)?.map(Arc::new);
+    let hangups = tokio::spawn(reload_on_sighup(live.clone(), tls.clone()));
     // The status LED and the button ([gpio]; off unless this build and the board have them).
     let gpio = crate::ops::gpio::start(&cfg, stats.clone(), control.clone());
     tracing::info!(
@@ -209,7 +211,10 @@ pub async fn run(
         bitrate_kbps = cfg.encoder.bitrate_kbps,
         "node started"
     );
-    println!("viewer: http://{local}/");
+    println!(
+        "viewer: {}://{local}/",
+        if tls.is_some() { "https" } else { "http" }
+    );
 
     let notifier = Arc::new(crate::ops::notify::Notifier::from_env());
     notifier.send("READY=1\nSTATUS=streaming");
@@ -219,7 +224,8 @@ pub async fn run(
         control.clone(),
     ));
     let summary = tokio::spawn(summary_every_minute(stats.clone(), fanout.clone()));
-    http::serve(listener, app, shutdown)
+    let serve_opts = http::ServeOptions::new(&cfg.http, stats.clone()).tls(tls);
+    http::serve(listener, app, serve_opts, shutdown)
         .await
         .map_err(NodeError::Http)?;
     tracing::info!("shutting down");
@@ -243,13 +249,12 @@ pub async fn run(
     })
     .await
     .map_err(|e| NodeError::Start(format!("shutdown: {e}")))?;
-    crate::validator::store::remove_pid_file(&cfg.data_dir);
-    drop(store);
     Ok(())
 }
 
-/// SIGHUP: read the configuration file again and apply what changed ([`crate::config::reload`]).
-async fn reload_on_sighup(live: Arc<Live>) {
+/// SIGHUP: read the configuration file again and apply what changed ([`crate::config::reload`]),
+/// and read the HTTPS certificate and key again from the same paths.
+async fn reload_on_sighup(live: Arc<Live>, tls: Option<Arc<http::Tls>>) {
     let Ok(mut hup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) else {
         tracing::warn!("cannot watch SIGHUP; use `sutantra config reload`");
         return;
@@ -258,6 +263,11 @@ async fn reload_on_sighup(live: Arc<Live>) {
         tracing::info!("SIGHUP: reloading the configuration");
         if let Err(e) = live.reload().await {
             tracing::error!(error = %e, "configuration not reloaded; the running one stays");
+        }
+        // New connections get the new certificate; a failed reload keeps the running one
+        // (both are logged by `reload`).
+        if let Some(tls) = &tls {
+            let _ = tls.reload();
         }
     }
 }

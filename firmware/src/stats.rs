@@ -45,6 +45,12 @@ pub struct Stats {
     pub viewers_refused: AtomicU64,
     /// Viewers connected now.
     pub viewers: AtomicUsize,
+    /// Answered WHEP sessions dropped before they connected: evicted by newer offers
+    /// (`webrtc.max_connecting`), timed out (`webrtc.connect_timeout_ms`), or abandoned by a
+    /// client that hung up mid-request.
+    pub sessions_abandoned: AtomicU64,
+    /// WHEP offers refused by the per-address rate limit (HTTP 429).
+    pub offers_rate_limited: AtomicU64,
     /// Keyframe requests received from viewers (PLI/FIR).
     pub keyframe_requests: AtomicU64,
     /// Microseconds since `started` of the last encoded frame (0: none yet).
@@ -55,6 +61,8 @@ pub struct Stats {
     pub pacing: PacingStats,
     /// The frame clock's own error: a free-running source's frame taken vs its deadline.
     pub capture_pacing: PacingStats,
+    /// The HTTP transport: connections open, refused, timed out (`sutantra_http_*`).
+    pub http: HttpStats,
     window: Mutex<FpsWindow>,
     source: Mutex<SourceState>,
 }
@@ -167,6 +175,8 @@ impl Stats {
             viewers_joined: AtomicU64::new(0),
             viewers_refused: AtomicU64::new(0),
             viewers: AtomicUsize::new(0),
+            sessions_abandoned: AtomicU64::new(0),
+            offers_rate_limited: AtomicU64::new(0),
             keyframe_requests: AtomicU64::new(0),
             last_frame_us: AtomicU64::new(0),
             chain: ChainStats::default(),
@@ -176,6 +186,7 @@ impl Stats {
                 "Free-running source: frame taken, microseconds after its frame-clock deadline \
                  (the pacer's own error; the send lateness adds the encode).",
             ),
+            http: HttpStats::default(),
             window: Mutex::new(FpsWindow {
                 times: std::collections::VecDeque::with_capacity(256),
             }),
@@ -393,6 +404,25 @@ impl PacingStats {
             self.max_us.load(Ordering::Relaxed)
         ));
     }
+}
+
+/// Counters of the HTTP transport (`src/http/server.rs`).
+#[derive(Debug, Default)]
+pub struct HttpStats {
+    /// TCP connections open now (admitted, not yet closed).
+    pub connections_open: AtomicUsize,
+    /// TCP connections admitted since start.
+    pub connections_accepted: AtomicU64,
+    /// TCP connections closed at once because `http.max_connections` or
+    /// `http.max_connections_per_ip` was reached.
+    pub connections_refused: AtomicU64,
+    /// Connections closed because request headers (or the TLS handshake) did not arrive within
+    /// `http.header_timeout_ms`, or a kept-alive connection sat idle past `http.idle_timeout_ms`.
+    pub connections_timed_out: AtomicU64,
+    /// `accept()` failures (out of file descriptors, out of memory); the server retries.
+    pub accept_errors: AtomicU64,
+    /// TLS handshakes that failed (not HTTPS, untrusted certificate, protocol error).
+    pub tls_handshake_errors: AtomicU64,
 }
 
 #[cfg(test)]

@@ -3,6 +3,9 @@
 // (the page exposes it as window.sutantraPc) over a window.
 //
 //   node tests/e2e/browser_view.mjs http://127.0.0.1:8080/ 5 [--screenshot out.png] [--timeout 30]
+//   node tests/e2e/browser_view.mjs https://127.0.0.1:8443/ 5 --ignore-certificate-errors
+//
+// --ignore-certificate-errors: an https node with a self-signed test certificate.
 //
 // Prints one JSON object: {framesDecoded, fps, frameWidth, frameHeight, packetsLost,
 // pageLatencyText, ...}. Exit status 0 when the video played, 1 otherwise (JSON has "error").
@@ -14,7 +17,7 @@ import { join } from 'node:path';
 import { CHROMIUM, FLAGS } from './chromium.mjs';
 
 function parseArgs(argv) {
-  const opts = { url: null, seconds: 5, screenshot: null, timeout: 30 };
+  const opts = { url: null, seconds: 5, screenshot: null, timeout: 30, insecure: false };
   const rest = [];
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
@@ -22,15 +25,16 @@ function parseArgs(argv) {
     else if (a === '--timeout') opts.timeout = Number(argv[++i]);
     else if (a === '--seconds') opts.seconds = Number(argv[++i]);
     else if (a === '--url') opts.url = argv[++i];
+    else if (a === '--ignore-certificate-errors') opts.insecure = true;
     else if (a === '-h' || a === '--help') {
-      console.log('usage: browser_view.mjs URL [SECONDS] [--screenshot PATH] [--timeout S]');
+      console.log('usage: browser_view.mjs URL [SECONDS] [--screenshot PATH] [--timeout S] [--ignore-certificate-errors]');
       process.exit(0);
     } else rest.push(a);
   }
   if (rest.length > 0 && !opts.url) opts.url = rest.shift();
   if (rest.length > 0) opts.seconds = Number(rest.shift());
   if (!opts.url || !(opts.seconds > 0) || !(opts.timeout > 0)) {
-    console.error('usage: browser_view.mjs URL [SECONDS] [--screenshot PATH] [--timeout S]');
+    console.error('usage: browser_view.mjs URL [SECONDS] [--screenshot PATH] [--timeout S] [--ignore-certificate-errors]');
     process.exit(2);
   }
   return opts;
@@ -69,11 +73,14 @@ async function main() {
     browser = await chromium.launch({
       executablePath: CHROMIUM,
       headless: true,
-      args: FLAGS,
+      args: opts.insecure ? [...FLAGS, '--ignore-certificate-errors'] : FLAGS,
       env: { ...process.env, HOME: profile }, // keeps crash dumps and caches out of the real HOME
       timeout: opts.timeout * 1000,
     });
-    const page = await browser.newPage({ viewport: { width: 1280, height: 800 } });
+    const page = await browser.newPage({
+      viewport: { width: 1280, height: 800 },
+      ignoreHTTPSErrors: opts.insecure,
+    });
     page.on('console', (m) => logs.push(`${m.type()}: ${m.text()}`));
     page.on('pageerror', (e) => logs.push(`pageerror: ${e.message}`));
 

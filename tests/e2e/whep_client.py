@@ -9,6 +9,7 @@ then DELETEs the session.
     whep_client.py --url http://127.0.0.1:8080/whep --seconds 10 --json
     whep_client.py --url ... --viewers 2 --json          # K concurrent viewers -> a JSON list
     whep_client.py --url ... --offer-only                # print an SDP offer and exit
+    whep_client.py --url https://127.0.0.1:8443/whep --insecure   # self-signed test certificate
 
 Exit status: 0 when every viewer decoded frames and met the --expect-* checks, 1 otherwise
 (the JSON still tells what happened), 2 on bad arguments.
@@ -324,7 +325,9 @@ async def run(args) -> list[dict]:
     import aiohttp
 
     timeout = aiohttp.ClientTimeout(total=15)
-    async with aiohttp.ClientSession(timeout=timeout) as http:
+    # --insecure: https to a node with a self-signed certificate (tests); no verification.
+    connector = aiohttp.TCPConnector(ssl=False) if args.insecure else None
+    async with aiohttp.ClientSession(timeout=timeout, connector=connector) as http:
         return list(await asyncio.gather(*(run_viewer(args, i, http) for i in range(args.viewers))))
 
 
@@ -362,6 +365,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--json", action="store_true", help="print JSON (a list when --viewers > 1)")
     p.add_argument("--offer-only", action="store_true", help="print a recvonly SDP offer and exit")
     p.add_argument("--verbose", action="store_true", help="aiortc/aioice debug logs on stderr")
+    p.add_argument("--insecure", action="store_true", help="https: do not verify the node's certificate")
     args = p.parse_args(argv)
     if args.seconds <= 0 or args.viewers < 1:
         p.error("--seconds must be > 0 and --viewers >= 1")

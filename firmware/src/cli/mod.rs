@@ -165,6 +165,12 @@ pub struct RunArgs {
     /// HTTP listen address (viewer page, WHEP, /healthz, /metrics).
     #[arg(long, value_name = "ADDR")]
     pub listen: Option<SocketAddr>,
+    /// Serve HTTPS with this PEM certificate chain (with `--tls-key`; `http.tls_cert`).
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// The PEM private key of `--tls-cert` (`http.tls_key`).
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
     /// Capture width.
     #[arg(long, value_name = "W")]
     pub width: Option<u32>,
@@ -191,6 +197,10 @@ pub struct RunArgs {
         hide_env_values = true
     )]
     pub token: Option<String>,
+    /// Serve WHEP without a token on a non-loopback `--listen` address, on purpose
+    /// (`http.allow_anonymous`): anyone who can reach the port can watch.
+    #[arg(long)]
+    pub allow_anonymous: bool,
     /// ICE server URL (repeatable); `--ice-server none` clears the default STUN list.
     #[arg(long = "ice-server", value_name = "URL")]
     pub ice_servers: Vec<String>,
@@ -244,6 +254,12 @@ pub fn resolve_config(args: &RunArgs) -> Result<Config, ConfigError> {
     if let Some(v) = args.listen {
         cfg.http.listen = v;
     }
+    if let Some(v) = &args.tls_cert {
+        cfg.http.tls_cert = Some(v.clone());
+    }
+    if let Some(v) = &args.tls_key {
+        cfg.http.tls_key = Some(v.clone());
+    }
     if let Some(v) = args.width {
         cfg.source.width = v;
     }
@@ -264,6 +280,9 @@ pub fn resolve_config(args: &RunArgs) -> Result<Config, ConfigError> {
     }
     if let Some(v) = &args.token {
         cfg.http.token = Some(v.clone());
+    }
+    if args.allow_anonymous {
+        cfg.http.allow_anonymous = true;
     }
     if !args.ice_servers.is_empty() {
         cfg.webrtc.ice_servers = args
@@ -446,6 +465,12 @@ pub fn run(args: RunArgs) -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    // The certificate and key are read again when the node starts serving; a pair that cannot
+    // be used is a configuration error, told before anything starts.
+    if let Err(e) = crate::http::Tls::from_config(&cfg.http) {
+        eprintln!("sutantra: {e}");
+        return ExitCode::from(2);
+    }
     init_logging(&args.log_level);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -458,11 +483,17 @@ pub fn run(args: RunArgs) -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    match runtime.block_on(start(cfg, args)) {
+    let result = runtime.block_on(start(cfg, args));
+    // Dropping the runtime would wait, without a deadline, for blocking work still running (a
+    // WHIP POST to a target that accepted the connection and never answers: 9.5 s measured,
+    // close to the unit's TimeoutStopSec=10). Everything that matters has been stopped and
+    // flushed by now; what is left is abandoned after half a second.
+    runtime.shutdown_timeout(std::time::Duration::from_millis(500));
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("sutantra: {e}");
-            ExitCode::from(1)
+            ExitCode::from(if matches!(e, NodeError::Tls(_)) { 2 } else { 1 })
         }
     }
 }

@@ -120,6 +120,18 @@ pub(super) async fn metrics(State(state): State<AppState>) -> Response {
         c(&s.viewers_refused),
     );
     metric(
+        "sessions_abandoned_total",
+        "counter",
+        "Answered WHEP sessions dropped before connecting (evicted, timed out or abandoned).",
+        c(&s.sessions_abandoned),
+    );
+    metric(
+        "offers_rate_limited_total",
+        "counter",
+        "WHEP offers refused by the per-address rate limit (HTTP 429).",
+        c(&s.offers_rate_limited),
+    );
+    metric(
         "viewers",
         "gauge",
         "Viewers receiving video now.",
@@ -139,6 +151,44 @@ pub(super) async fn metrics(State(state): State<AppState>) -> Response {
         "gauge",
         "Seconds since start.",
         s.uptime().as_secs_f64(),
+    );
+    let h = &s.http;
+    metric(
+        "http_connections_open",
+        "gauge",
+        "HTTP(S) connections open now.",
+        h.connections_open.load(Ordering::Relaxed) as f64,
+    );
+    metric(
+        "http_connections_accepted_total",
+        "counter",
+        "HTTP(S) connections admitted.",
+        c(&h.connections_accepted),
+    );
+    metric(
+        "http_connections_refused_total",
+        "counter",
+        "Connections closed at once at http.max_connections or http.max_connections_per_ip.",
+        c(&h.connections_refused),
+    );
+    metric(
+        "http_connections_timed_out_total",
+        "counter",
+        "Connections closed for slow headers or TLS handshake (http.header_timeout_ms) or idleness \
+         (http.idle_timeout_ms).",
+        c(&h.connections_timed_out),
+    );
+    metric(
+        "http_accept_errors_total",
+        "counter",
+        "accept() failures such as EMFILE (out of file descriptors); the server retries.",
+        c(&h.accept_errors),
+    );
+    metric(
+        "http_tls_handshake_errors_total",
+        "counter",
+        "TLS handshakes that failed (plain HTTP to the HTTPS port, untrusted certificate, ...).",
+        c(&h.tls_handshake_errors),
     );
     let ch = &s.chain;
     metric(

@@ -1,21 +1,37 @@
 //! The HTTP server: viewer page, WHEP, `/healthz`, `/metrics` (the HTTP contract in ARCHITECTURE.md).
 //!
-//! `serve(listener, state, shutdown)` in the mini-redis shape: the caller binds (tests use
-//! `127.0.0.1:0`), requests in flight are bounded, and every refusal is a 4xx/5xx with a
-//! plain-text reason the operator can act on.
+//! [`serve`]`(listener, app, opts, shutdown)` (in [`server`]) in the mini-redis shape: the caller
+//! binds (tests use `127.0.0.1:0`); connections are capped (total and per address) and timed
+//! (headers, idle), optionally over TLS ([`tls`]); every refusal is a 4xx/5xx with a plain-text
+//! reason the operator can act on.
+//!
+//! WHEP requests are checked in order of cost: the bearer token (constant time, before the body
+//! is read), the per-address offer rate ([`limit`]), the content type, then the body, read within
+//! `http.body_timeout_ms` and `http.max_body_bytes`. Browsers may call WHEP from the node's own
+//! page or from the origins in `http.cors_origins`; any other `Origin` is refused with 403.
 
+pub mod limit;
 pub mod metrics;
+pub mod server;
+pub mod tls;
+
+pub use server::{ServeOptions, serve};
+pub use tls::{Tls, TlsError};
 
 use crate::stats::Stats;
 use crate::webrtc::whep::{SessionError, Viewers};
 use axum::Router;
-use axum::body::Bytes;
-use axum::extract::{DefaultBodyLimit, Path, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::body::Body;
+use axum::extract::{ConnectInfo, Path, Request, State};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use axum::middleware::Next;
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
+use std::time::Duration;
+use subtle::ConstantTimeEq;
 
 const PAGE: &str = include_str!("page.html");
 
@@ -34,10 +50,36 @@ pub struct AppState {
     pub token: Arc<std::sync::RwLock<Option<String>>>,
     /// Packets dropped for slow viewers.
     pub fanout: Arc<crate::media::SharedFanout>,
+    /// Request limits and the CORS allow-list.
+    pub limits: Arc<Limits>,
+    /// The per-address offer rate limit.
+    pub offers: Arc<limit::OfferLimiter>,
 }
 
-/// Builds the router; `max_body` bounds request bodies, `max_in_flight` concurrent requests.
-pub fn router(state: AppState, max_body: usize, max_in_flight: usize) -> Router {
+/// The request limits of `[http]`.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    /// Largest request body.
+    pub max_body: usize,
+    /// Time allowed for a request body.
+    pub body_timeout: Duration,
+    /// Origins (`scheme://host[:port]`) allowed besides the node's own.
+    pub cors_origins: Vec<String>,
+}
+
+impl Limits {
+    /// The limits of `cfg`.
+    pub fn from_config(cfg: &crate::config::HttpConfig) -> Self {
+        Self {
+            max_body: cfg.max_body_bytes,
+            body_timeout: Duration::from_millis(cfg.body_timeout_ms),
+            cors_origins: cfg.cors_origins.clone(),
+        }
+    }
+}
+
+/// Builds the router.
+pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/", get(page))
         .route("/healthz", get(healthz))
@@ -49,30 +91,54 @@ pub fn router(state: AppState, max_body: usize, max_in_flight: usize) -> Router 
                 .options(preflight)
                 .patch(whep_patch),
         )
-        .layer(DefaultBodyLimit::max(max_body))
-        .layer(tower::limit::GlobalConcurrencyLimitLayer::new(
-            max_in_flight,
-        ))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), cors))
         .with_state(state)
 }
 
-/// Serves until `shutdown` resolves.
-pub async fn serve(
-    listener: tokio::net::TcpListener,
-    app: Router,
-    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
-) -> std::io::Result<()> {
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown)
-        .await
+/// Whether a browser page from `origin` may call this node: its own origin (the `Host` it was
+/// reached at) or one listed in `http.cors_origins`.
+fn origin_allowed(origin: &str, host: Option<&str>, allowed: &[String]) -> bool {
+    let own = origin
+        .strip_prefix("http://")
+        .or_else(|| origin.strip_prefix("https://"))
+        .is_some_and(|h| host.is_some_and(|host| h.eq_ignore_ascii_case(host)));
+    own || allowed
+        .iter()
+        .any(|a| a.trim_end_matches('/').eq_ignore_ascii_case(origin))
 }
 
-fn cors(mut resp: Response) -> Response {
+/// CORS for every route: requests without `Origin` (curl, aiortc, ffmpeg) pass untouched; a
+/// browser request from an allowed origin gets `Access-Control-Allow-Origin` naming it; one from
+/// any other origin is refused with 403 unless it is a plain GET (which then gets no CORS header,
+/// so the foreign page cannot read the answer).
+async fn cors(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let origin = req
+        .headers()
+        .get(header::ORIGIN)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    let Some(origin) = origin else {
+        return next.run(req).await;
+    };
+    let host = req.headers().get(header::HOST).and_then(|v| v.to_str().ok());
+    if !origin_allowed(&origin, host, &state.limits.cors_origins) {
+        if req.method() == Method::GET || req.method() == Method::HEAD {
+            return next.run(req).await;
+        }
+        return text(
+            StatusCode::FORBIDDEN,
+            format!(
+                "origin {origin} may not call this node: add it to http.cors_origins \
+                 (the node's own page needs nothing)"
+            ),
+        );
+    }
+    let mut resp = next.run(req).await;
     let h = resp.headers_mut();
-    h.insert(
-        header::ACCESS_CONTROL_ALLOW_ORIGIN,
-        HeaderValue::from_static("*"),
-    );
+    if let Ok(v) = HeaderValue::from_str(&origin) {
+        h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, v);
+    }
+    h.insert(header::VARY, HeaderValue::from_static("Origin"));
     h.insert(
         header::ACCESS_CONTROL_EXPOSE_HEADERS,
         HeaderValue::from_static("Location"),
@@ -83,14 +149,12 @@ fn cors(mut resp: Response) -> Response {
 fn text(status: StatusCode, msg: impl Into<String>) -> Response {
     let mut body = msg.into();
     body.push('\n');
-    cors(
-        (
-            status,
-            [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
-            body,
-        )
-            .into_response(),
+    (
+        status,
+        [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+        body,
     )
+        .into_response()
 }
 
 async fn page() -> Html<&'static str> {
@@ -113,7 +177,7 @@ async fn preflight() -> Response {
         HeaderValue::from_static("600"),
     );
     h.insert("Accept-Post", HeaderValue::from_static("application/sdp"));
-    cors(resp)
+    resp
 }
 
 fn authorized(state: &AppState, headers: &HeaderMap) -> Result<(), Box<Response>> {
@@ -129,7 +193,7 @@ fn authorized(state: &AppState, headers: &HeaderMap) -> Result<(), Box<Response>
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "));
-    if given.is_some_and(|g| constant_time_eq(g.as_bytes(), token.as_bytes())) {
+    if given.is_some_and(|g| token_matches(g, &token)) {
         return Ok(());
     }
     let mut resp = text(
@@ -145,17 +209,38 @@ fn authorized(state: &AppState, headers: &HeaderMap) -> Result<(), Box<Response>
     Err(Box::new(resp))
 }
 
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+/// Compares a presented token with the node's in constant time. Both are hashed first, so the
+/// comparison time does not even depend on their lengths.
+fn token_matches(given: &str, token: &str) -> bool {
+    use sha2::{Digest, Sha256};
+    let (a, b) = (Sha256::digest(given.as_bytes()), Sha256::digest(token.as_bytes()));
+    bool::from(a.as_slice().ct_eq(b.as_slice()))
 }
 
-async fn whep_post(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-    body: Result<Bytes, axum::extract::rejection::BytesRejection>,
-) -> Response {
-    if let Err(resp) = authorized(&state, &headers) {
+async fn whep_post(State(state): State<AppState>, req: Request) -> Response {
+    let (parts, body) = req.into_parts();
+    let headers = &parts.headers;
+    if let Err(resp) = authorized(&state, headers) {
         return *resp;
+    }
+    if let Some(ConnectInfo(peer)) = parts.extensions.get::<ConnectInfo<SocketAddr>>()
+        && let Err(wait) = state.offers.check(peer.ip(), std::time::Instant::now())
+    {
+        state.stats.offers_rate_limited.fetch_add(1, Ordering::Relaxed);
+        let secs = wait.as_secs_f64().ceil().max(1.0) as u64;
+        let mut resp = text(
+            StatusCode::TOO_MANY_REQUESTS,
+            format!(
+                "too many offers from {}: at most {} per second (http.offers_per_s); retry in \
+                 {secs} s",
+                peer.ip(),
+                state.offers.per_second()
+            ),
+        );
+        if let Ok(v) = HeaderValue::from_str(&secs.to_string()) {
+            resp.headers_mut().insert(header::RETRY_AFTER, v);
+        }
+        return resp;
     }
     let ctype = headers
         .get(header::CONTENT_TYPE)
@@ -171,20 +256,9 @@ async fn whep_post(
             ),
         );
     }
-    let body = match body {
+    let body = match read_body(&state.limits, headers, body).await {
         Ok(b) => b,
-        Err(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => {
-            return text(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "the offer is larger than this node accepts (http.max_body_bytes)",
-            );
-        }
-        Err(e) => {
-            return text(
-                StatusCode::BAD_REQUEST,
-                format!("cannot read the body: {e}"),
-            );
-        }
+        Err(resp) => return *resp,
     };
     let Ok(sdp) = String::from_utf8(body.to_vec()) else {
         return text(StatusCode::BAD_REQUEST, "the SDP offer is not UTF-8 text");
@@ -206,7 +280,7 @@ async fn whep_post(
             if let Ok(loc) = HeaderValue::from_str(&format!("/whep/{id}")) {
                 resp.headers_mut().insert(header::LOCATION, loc);
             }
-            cors(resp)
+            resp
         }
         Err(SessionError::BadOffer(m)) => text(StatusCode::BAD_REQUEST, m),
         Err(e @ SessionError::Full(_)) => {
@@ -215,11 +289,72 @@ async fn whep_post(
                 .insert(header::RETRY_AFTER, HeaderValue::from_static("10"));
             resp
         }
+        Err(e @ SessionError::Busy(_)) => {
+            let mut resp = text(StatusCode::SERVICE_UNAVAILABLE, e.to_string());
+            resp.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+            resp
+        }
         Err(SessionError::Internal(m)) => {
             tracing::error!(error = %m, "WHEP session failed");
             text(StatusCode::INTERNAL_SERVER_ERROR, m)
         }
     }
+}
+
+/// Reads a request body within `limits` (size and time); the error is the answer to send.
+async fn read_body(
+    limits: &Limits,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<axum::body::Bytes, Box<Response>> {
+    let too_large = || {
+        Box::new(text(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!(
+                "the offer is larger than this node accepts ({} bytes, http.max_body_bytes)",
+                limits.max_body
+            ),
+        ))
+    };
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limits.max_body as u64) {
+        return Err(too_large());
+    }
+    match tokio::time::timeout(
+        limits.body_timeout,
+        axum::body::to_bytes(body, limits.max_body),
+    )
+    .await
+    {
+        Ok(Ok(b)) => Ok(b),
+        Ok(Err(e)) if is_length_limit(&e) => Err(too_large()),
+        Ok(Err(e)) => Err(Box::new(text(
+            StatusCode::BAD_REQUEST,
+            format!("cannot read the body: {e}"),
+        ))),
+        Err(_) => Err(Box::new(text(
+            StatusCode::REQUEST_TIMEOUT,
+            format!(
+                "the body did not arrive within {} ms (http.body_timeout_ms)",
+                limits.body_timeout.as_millis()
+            ),
+        ))),
+    }
+}
+
+fn is_length_limit(e: &axum::Error) -> bool {
+    let mut src: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(err) = src {
+        if err.is::<http_body_util::LengthLimitError>() {
+            return true;
+        }
+        src = err.source();
+    }
+    false
 }
 
 async fn whep_delete(
@@ -231,7 +366,7 @@ async fn whep_delete(
         return *resp;
     }
     if state.viewers.end(&id).await {
-        cors(StatusCode::OK.into_response())
+        StatusCode::OK.into_response()
     } else {
         text(StatusCode::NOT_FOUND, format!("no session {id}"))
     }
@@ -279,6 +414,7 @@ async fn healthz(State(state): State<AppState>) -> Response {
         "fps_target": src.fps_target,
         "viewers": s.viewers.load(Ordering::Relaxed),
         "sessions": state.viewers.count(),
+        "viewers_max": state.viewers.max_viewers(),
         "frames_sent": s.frames_sent.load(Ordering::Relaxed),
         "frames_dropped": s.pool_dropped.load(Ordering::Relaxed),
         "packets_dropped": state.fanout.dropped(),
@@ -295,5 +431,30 @@ async fn healthz(State(state): State<AppState>) -> Response {
     } else {
         StatusCode::OK
     };
-    cors((code, axum::Json(body)).into_response())
+    (code, axum::Json(body)).into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens_compare_by_value() {
+        assert!(token_matches("s3cret", "s3cret"));
+        assert!(!token_matches("s3cre", "s3cret"));
+        assert!(!token_matches("s3cret ", "s3cret"));
+        assert!(!token_matches("", "s3cret"));
+    }
+
+    #[test]
+    fn own_origin_and_listed_origins_are_allowed() {
+        let listed = vec!["https://viewer.example".to_string()];
+        assert!(origin_allowed("http://board:8080", Some("board:8080"), &[]));
+        assert!(origin_allowed("https://BOARD:8443", Some("board:8443"), &[]));
+        assert!(!origin_allowed("http://evil:8080", Some("board:8080"), &[]));
+        assert!(!origin_allowed("null", Some("board:8080"), &[]));
+        assert!(!origin_allowed("http://board:8080", None, &[]));
+        assert!(origin_allowed("https://viewer.example", Some("board"), &listed));
+        assert!(!origin_allowed("https://viewer.example.evil", Some("board"), &listed));
+    }
 }

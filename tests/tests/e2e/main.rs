@@ -1,6 +1,8 @@
 //! End-to-end tests of the `sutantra` binary with independent clients: one test binary with a
 //! module per area (ripgrep style).
 //!
+//! - `admission`: aborted and silent WHEP clients cannot keep a viewer out; offer rate limits;
+//!   a network listen address needs a token; the token in the page's URL fragment; CORS.
 //! - `node`: start a node on a free loopback port and wait until `/healthz` is "ok"; raw HTTP.
 //! - `clients`: the aiortc WHEP viewer (Python) and the Playwright/Chromium page viewer (Node.js).
 //! - `whip`: publishing to an independent WHIP endpoint (`tests/e2e/whip_endpoint.py`): decode
@@ -15,7 +17,13 @@
 //! - `console`: the serial console on a pseudo-terminal (CLI and daemon-hosted), completions.
 //! - `reload`: `config set` / `config reload` / SIGHUP on a running node: live changes, a
 //!   pipeline restart at a new size while a viewer stays connected, refused edits.
+//! - `transport`: the HTTP transport: a slowloris flood from one address (connection caps,
+//!   header timeouts, descriptors given back) while others are served; EMFILE on accept; HTTPS with
+//!   `--tls-cert`/`--tls-key` for curl, Chromium and aiortc, a bad pair exits 2, SIGHUP reload.
 //! - `config_golden`: `config validate` on `tests/golden/config/*.toml` against `.expected` text.
+//! - `hostile`: a padded RPC server (100 pages of 4 MiB) against the node's memory and video, the
+//!   WHIP token through a redirect to another origin, a damaged store or key with a chain, and
+//!   no key or store without one.
 //! - `chain`: the light validator: `chain verify` over the upstream vectors, sync with skipping
 //!   verification, restart, a lying server, a witness conflict, attestations, `kill -9`, and
 //!   store-and-forward submission.
@@ -23,6 +31,7 @@
 //! The binary under test is `SUTANTRA_BIN` (default `<workspace>/target/release/sutantra`); the
 //! clients need `scripts/setup.sh` to have run. Nodes run one at a time (see `node`).
 
+mod admission;
 mod board;
 mod browser;
 mod chain;
@@ -32,9 +41,11 @@ mod config_golden;
 mod console;
 mod control;
 mod healthz;
+mod hostile;
 mod http_errors;
 mod node;
 mod package;
 mod reload;
+mod transport;
 mod whep;
 mod whip;

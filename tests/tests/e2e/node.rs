@@ -495,3 +495,9 @@ fn wait_ready(proc: &mut Proc, base: &str) -> Result<(), Startup> {
         thread::sleep(Duration::from_millis(100));
     }
 }
+
+/// Holds the one-node-at-a-time lock for a test that runs the binary itself (a node that
+/// `Node::start` cannot wait for, such as one serving HTTPS). Drop it when the node has ended.
+pub fn hold_node_lock() -> MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+}
