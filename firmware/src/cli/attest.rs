@@ -1,6 +1,17 @@
 //! `sutantra attest list|show|export|verify`: the attestation outbox and exported chains of
 //! attestations, checked offline.
+//!
+//! `attest export FILE` writes a new file only: it refuses a FILE that exists (`create_new`,
+//! which also refuses a symbolic link there) and a FILE in the node's data directory or below
+//! it (its parent compared canonicalized), where the node keeps its key and store. The file is
+//! mode `0644` (less the umask): an export is public, signed data made to be handed to others
+//! (`attest verify` on another machine); it holds no secret, since the signatures and the
+//! node's public key are what a verifier needs.
+//!
+//! Text printed for a person (`list`, `show`) escapes control characters: a rejection's `log`
+//! comes from the RPC server.
 
+use crate::ops::control::logging::escape_controls;
 use crate::validator::chain::rfc3339;
 use crate::validator::chain::sync::signed_header_hash;
 use crate::validator::store::{OutboxEntry, OutboxStatus};
@@ -181,7 +192,7 @@ fn attest_list(data_dir: &Path, as_json: bool) -> ExitCode {
         let v = entry_json(e, false);
         let field = |k: &str| match &v[k] {
             Value::Null => "?".to_string(),
-            Value::String(s) => s.clone(),
+            Value::String(s) => escape_controls(s).into_owned(),
             x => x.to_string(),
         };
         out!(
@@ -220,7 +231,7 @@ fn attest_show(data_dir: &Path, seq: u64, as_json: bool) -> ExitCode {
         for (k, x) in m {
             let text = match x {
                 Value::Null => "-".to_string(),
-                Value::String(s) => s.clone(),
+                Value::String(s) => escape_controls(s).into_owned(),
                 other => other.to_string(),
             };
             out!("{k:<17} {text}");
@@ -230,6 +241,10 @@ fn attest_show(data_dir: &Path, seq: u64, as_json: bool) -> ExitCode {
 }
 
 fn attest_export(data_dir: &Path, file: &Path, from: Option<u64>, to: Option<u64>) -> ExitCode {
+    let to_stdout = file == Path::new("-");
+    if !to_stdout && let Err(e) = export_target(data_dir, file) {
+        return fail(e);
+    }
     let list = match entries(data_dir, from.unwrap_or(0), to.unwrap_or(u64::MAX)) {
         Ok(l) => l,
         Err(code) => return code,
@@ -239,12 +254,12 @@ fn attest_export(data_dir: &Path, file: &Path, from: Option<u64>, to: Option<u64
         Ok(t) => t + "\n",
         Err(e) => return fail(e),
     };
-    if file == Path::new("-") {
+    if to_stdout {
         out!("{}", text.trim_end());
         return ExitCode::SUCCESS;
     }
-    if let Err(e) = std::fs::write(file, text) {
-        return fail(format!("cannot write {}: {e}", file.display()));
+    if let Err(e) = write_new(file, &text) {
+        return fail(e);
     }
     eprintln!(
         "exported {} attestation(s){} to {}",
@@ -256,6 +271,59 @@ fn attest_export(data_dir: &Path, file: &Path, from: Option<u64>, to: Option<u64
         file.display()
     );
     ExitCode::SUCCESS
+}
+
+/// Checks where an export may go: not over an existing file, not into `data_dir` (or below it).
+fn export_target(data_dir: &Path, file: &Path) -> Result<(), String> {
+    if file.symlink_metadata().is_ok() {
+        return Err(format!(
+            "{} exists: `attest export` does not overwrite files; give a new file name",
+            file.display()
+        ));
+    }
+    let parent = match file.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    let parent = std::fs::canonicalize(parent)
+        .map_err(|e| format!("cannot write {}: {}: {e}", file.display(), parent.display()))?;
+    // A data dir that does not exist holds nothing to protect (and nothing can be below it).
+    if let Ok(data) = std::fs::canonicalize(data_dir)
+        && parent.starts_with(&data)
+    {
+        return Err(format!(
+            "{} is in the node's data directory {}: the node keeps its key and store there; \
+             export to a file outside it",
+            file.display(),
+            data.display()
+        ));
+    }
+    Ok(())
+}
+
+/// Writes `text` to a new file `file` (mode 0644 less the umask); never replaces a file.
+fn write_new(file: &Path, text: &str) -> Result<(), String> {
+    use std::io::Write as _;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o644)
+        .open(file)
+        .map_err(|e| match e.kind() {
+            std::io::ErrorKind::AlreadyExists => format!(
+                "{} exists: `attest export` does not overwrite files; give a new file name",
+                file.display()
+            ),
+            _ => format!("cannot write {}: {e}", file.display()),
+        })?;
+    f.write_all(text.as_bytes())
+        .and_then(|()| f.sync_all())
+        .map_err(|e| {
+            // Do not leave half an export behind: it would read as a short chain.
+            let _ = std::fs::remove_file(file);
+            format!("cannot write {}: {e}", file.display())
+        })
 }
 
 /// The hex strings of an export file: an array of hex strings (or of objects with a
@@ -472,6 +540,62 @@ mod tests {
             assert_eq!(hex::encode_upper(hash), want);
         }
         assert!(header_from(&json!({"x": 1})).is_err());
+    }
+
+    #[test]
+    fn export_writes_new_files_outside_the_data_dir_only() {
+        use std::os::unix::fs::PermissionsExt;
+        let data = tempfile::tempdir().expect("data dir");
+        let elsewhere = tempfile::tempdir().expect("another dir");
+        // No store yet: an empty export, written once.
+        let file = elsewhere.path().join("export.json");
+        assert_eq!(
+            attest_export(data.path(), &file, None, None),
+            ExitCode::SUCCESS
+        );
+        assert_eq!(std::fs::read_to_string(&file).expect("read"), "[]\n");
+        let mode = std::fs::metadata(&file).expect("meta").permissions().mode();
+        assert_eq!(mode & 0o600, 0o600, "{mode:o}");
+        assert_eq!(mode & 0o133, 0, "{mode:o}");
+        // Not over an existing file (nor through a link), which stays as it was.
+        std::fs::write(&file, "mine").expect("write");
+        let e = export_target(data.path(), &file).expect_err("exists");
+        assert!(
+            e.contains("exists") && e.contains("does not overwrite"),
+            "{e}"
+        );
+        assert_eq!(
+            attest_export(data.path(), &file, None, None),
+            ExitCode::from(1)
+        );
+        assert_eq!(std::fs::read_to_string(&file).expect("read"), "mine");
+        let e = write_new(&file, "x").expect_err("exists");
+        assert!(e.contains("does not overwrite"), "{e}");
+        let link = elsewhere.path().join("link.json");
+        std::os::unix::fs::symlink(elsewhere.path().join("nowhere"), &link).expect("symlink");
+        assert!(export_target(data.path(), &link).is_err());
+        // Not into the data dir, however it is spelled, nor below it.
+        std::fs::create_dir(data.path().join("sub")).expect("mkdir");
+        for inside in [
+            data.path().join("out.json"),
+            data.path().join("sub/out.json"),
+            data.path().join("sub/../out.json"),
+        ] {
+            let e = export_target(data.path(), &inside).expect_err("data dir");
+            assert!(e.contains("the node's data directory"), "{e}");
+            assert_eq!(
+                attest_export(data.path(), &inside, None, None),
+                ExitCode::from(1)
+            );
+            assert!(!inside.exists(), "{}", inside.display());
+        }
+        let alias = elsewhere.path().join("alias");
+        std::os::unix::fs::symlink(data.path(), &alias).expect("symlink");
+        assert!(export_target(data.path(), &alias.join("out.json")).is_err());
+        // A missing directory is said plainly.
+        let e = export_target(data.path(), &elsewhere.path().join("no/such/dir/x.json"))
+            .expect_err("no dir");
+        assert!(e.starts_with("cannot write"), "{e}");
     }
 
     #[test]

@@ -4,9 +4,17 @@
 //! The file is edited with `toml_edit`, so the operator's comments, order and layout survive;
 //! only the one value changes. The edited text must pass the same validation as a file the node
 //! starts with ([`Config::parse`]: unknown keys and bad values are errors with file, line and
-//! key), or nothing is written. Writing is atomic: a temporary file in the same directory with
-//! the original's permissions, fsync'd, renamed over the original, and the directory fsync'd,
-//! so a power cut leaves either the old file or the new one, never half of one.
+//! key), or nothing is written. Writing is atomic: a temporary file in the same directory,
+//! fsync'd, renamed over the original, and the directory fsync'd, so a power cut leaves either
+//! the old file or the new one, never half of one.
+//!
+//! The new file keeps the original's owner, group and mode (a `root:sutantra 0640` file stays
+//! one, so the node's group still reads it and nobody else does). The temporary file is never
+//! looser than the original: it is created with at most the original's owner bits (`0600` at
+//! most, no group or other access), then given the original's owner and group (`fchown`) and
+//! only then its mode (`fchmod`), all before the rename. When the owner or group cannot be kept
+//! (not root, and the file is someone else's or in a group we are not in), nothing is written
+//! and the error says so.
 
 use crate::config::{Config, ConfigError};
 use std::io::Write;
@@ -100,9 +108,43 @@ pub fn set_key(text: &str, file: &str, key: &str, value: &str) -> Result<String,
     Ok(new)
 }
 
+/// The mode the temporary file is created with: the original's owner bits (at most `0600`),
+/// never any group or other access; `0600` when there is no original.
+fn temp_mode(original: Option<u32>) -> u32 {
+    original.map_or(0o600, |m| m & 0o600)
+}
+
+/// Gives `file` (the temporary copy) the owner, group and mode of `original`, in that order:
+/// `fchown` clears set-id bits, and until `fchmod` the file stays at its creation mode.
+fn copy_owner_and_mode(file: &std::fs::File, original: &std::fs::Metadata) -> std::io::Result<()> {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    let now = file.metadata()?;
+    let (uid, gid) = (original.uid(), original.gid());
+    if (now.uid(), now.gid()) != (uid, gid) {
+        // Only when they differ: a user editing their own file in their own group needs no
+        // privilege. Otherwise this takes root (or, for the group alone, membership of it).
+        std::os::unix::fs::fchown(file, Some(uid), Some(gid)).map_err(|e| {
+            let whose = if now.uid() != uid {
+                format!("owner (uid {uid}) and group (gid {gid})")
+            } else {
+                format!("group (gid {gid})")
+            };
+            std::io::Error::new(
+                e.kind(),
+                format!(
+                    "cannot keep the file's {whose}: {e}; nothing was written (run it as root, \
+                     e.g. `sudo sutantra config set ...`, or as the file's owner)"
+                ),
+            )
+        })?;
+    }
+    file.set_permissions(std::fs::Permissions::from_mode(original.mode() & 0o7777))
+}
+
 /// Replaces `path`'s contents with `text` atomically (temporary file, fsync, rename, fsync of
-/// the directory), keeping the file's permissions.
+/// the directory), keeping the file's owner, group and mode (see the module header).
 pub fn write_atomic(path: &Path, text: &str) -> Result<(), EditError> {
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
     let io = |error| EditError::Io {
         path: path.display().to_string(),
         error,
@@ -122,14 +164,19 @@ pub fn write_atomic(path: &Path, text: &str) -> Result<(), EditError> {
         name.to_string_lossy(),
         std::process::id()
     ));
-    let permissions = std::fs::metadata(path).map(|m| m.permissions()).ok();
+    let original = match std::fs::metadata(path) {
+        Ok(m) => Some(m),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+        Err(e) => return Err(io(e)),
+    };
     let result = (|| {
         let mut f = std::fs::OpenOptions::new()
             .write(true)
             .create_new(true)
+            .mode(temp_mode(original.as_ref().map(|m| m.permissions().mode())))
             .open(&tmp)?;
-        if let Some(p) = &permissions {
-            f.set_permissions(p.clone())?;
+        if let Some(m) = &original {
+            copy_owner_and_mode(&f, m)?;
         }
         f.write_all(text.as_bytes())?;
         f.sync_all()?;
@@ -234,5 +281,81 @@ mod tests {
         assert_eq!(std::fs::read_dir(dir.path()).expect("ls").count(), 1);
         set_in_file(&path, "source.width", "-3").expect_err("negative");
         assert_eq!(std::fs::read_to_string(&path).expect("read"), text);
+        // A stricter file stays strict, a looser one loose.
+        for want in [0o600, 0o400, 0o644] {
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(want)).expect("chmod");
+            set_in_file(&path, "source.width", "800").expect("set");
+            let mode = std::fs::metadata(&path).expect("meta").permissions().mode();
+            assert_eq!(mode & 0o7777, want, "{want:o}");
+        }
+    }
+
+    /// The temporary copy never opens to group or others, and never gives the owner more than
+    /// the original did, whatever the original's mode.
+    #[test]
+    fn the_temporary_file_is_never_looser_than_the_original() {
+        assert_eq!(temp_mode(None), 0o600);
+        for (original, temp) in [
+            (0o640, 0o600),
+            (0o644, 0o600),
+            (0o666, 0o600),
+            (0o600, 0o600),
+            (0o400, 0o400),
+            (0o040, 0o000),
+            (0o4755, 0o600),
+        ] {
+            assert_eq!(temp_mode(Some(original)), temp, "{original:o}");
+            assert_eq!(
+                temp_mode(Some(original)) & !original & 0o777,
+                0,
+                "{original:o}"
+            );
+        }
+    }
+
+    /// `root:adm 0640` stays `root:adm 0640` after `config set` (the group is changed to gid 4,
+    /// `adm` on Debian, when the test runs as root; otherwise to one of our own groups).
+    #[test]
+    fn atomic_write_keeps_the_owner_and_group() {
+        use std::os::unix::fs::{MetadataExt, PermissionsExt};
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("config.toml");
+        std::fs::write(&path, FILE).expect("write");
+        let meta = std::fs::metadata(&path).expect("meta");
+        // SAFETY: geteuid and getgroups only read the process's credentials into our buffer.
+        let (root, groups) = unsafe {
+            let mut groups = vec![0 as libc::gid_t; 256];
+            let n = libc::getgroups(groups.len() as libc::c_int, groups.as_mut_ptr());
+            groups.truncate(usize::try_from(n).unwrap_or(0));
+            (libc::geteuid() == 0, groups)
+        };
+        let gid = if root {
+            4
+        } else {
+            // A supplementary group other than the file's, if we have one.
+            groups
+                .into_iter()
+                .find(|g| *g != meta.gid())
+                .unwrap_or(meta.gid())
+        };
+        std::os::unix::fs::chown(&path, None, Some(gid)).expect("chgrp");
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o640)).expect("chmod");
+        set_in_file(&path, "encoder.bitrate_kbps", "1234").expect("set");
+        let after = std::fs::metadata(&path).expect("meta");
+        assert!(
+            std::fs::read_to_string(&path)
+                .expect("read")
+                .contains("bitrate_kbps = 1234")
+        );
+        assert_eq!(after.mode() & 0o7777, 0o640);
+        assert_eq!((after.uid(), after.gid()), (meta.uid(), gid));
+        if root {
+            // A file of another user keeps its owner too.
+            std::os::unix::fs::chown(&path, Some(65534), Some(4)).expect("chown");
+            set_in_file(&path, "encoder.bitrate_kbps", "1300").expect("set");
+            let after = std::fs::metadata(&path).expect("meta");
+            assert_eq!((after.uid(), after.gid()), (65534, 4));
+            assert_eq!(after.mode() & 0o7777, 0o640);
+        }
     }
 }

@@ -1,9 +1,11 @@
 //! The serial console on a pseudo-terminal: `sutantra console --device <pty slave>` against a
 //! running node (status in text and JSON, stream keyframe, viewers, logs, logs --follow until
-//! Ctrl-C, keys, help, bad
+//! Ctrl-C, keys show (refused while it would create the key), help, bad
 //! commands and arguments, an over-long line, backspace, exit), against no node (an error, and
 //! the prompt comes back), the daemon-hosted console from `[console]`, a bad baud rate or a
-//! device that is no terminal; and `sutantra completions`.
+//! device that is no terminal; the console's allow-list (`config set` and the other changes
+//! answer that they need SSH and change nothing, while `status` works); and
+//! `sutantra completions`.
 //!
 //! The test drives the pty's master side as an operator's terminal would and waits for the
 //! prompt with a deadline (never a fixed sleep).
@@ -228,10 +230,25 @@ fn console_runs_the_cli_commands_against_a_node() {
     assert!(out.contains("node started"), "{out:?}");
     assert_crlf(&out);
 
-    // Commands that do not use the control socket run with the console's data dir.
+    // Commands that do not use the control socket run with the console's data dir. A node
+    // without `[chain]` has no key yet: `keys show` would create one, so the console refuses;
+    // once the key exists (made here as an operator on SSH would), it only reads it.
+    let out = pty.run("keys show --json", "\r");
+    assert!(
+        out.starts_with("error: `keys show` would create the node key"),
+        "{out:?}"
+    );
+    assert!(!dir.path().join("node.key").exists());
+    let made = Command::new(binary())
+        .args(["keys", "show", "--data-dir"])
+        .arg(dir.path())
+        .output()
+        .expect("run sutantra keys show");
+    assert!(made.status.success(), "{made:?}");
     let out = pty.run("keys show --json", "\r");
     let k: Value = serde_json::from_str(out.trim()).unwrap_or_else(|e| panic!("{e}: {out:?}"));
-    assert!(k.is_object(), "{k}");
+    assert_eq!(k["created"], false, "{k}");
+    assert!(k["public_key"].is_string(), "{k}");
 
     // help, and --help of a command.
     let out = pty.run("help", "\r");
@@ -362,6 +379,80 @@ fn the_daemon_hosts_the_console_from_its_config() {
         node.output().contains("serial console"),
         "the node logs its console"
     );
+}
+
+/// The hosted console asks for no login, so it reads and steers the stream only: `config set`
+/// answers with the SSH line and leaves the file as it was (bytes and time), `status` works.
+#[test]
+fn the_hosted_console_refuses_changes_and_keeps_reading() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut pty = Pty::open();
+    let config = dir.path().join("node.toml");
+    let text = format!(
+        "[encoder]\nbitrate_kbps = 1000\n\n[console]\ndevice = \"{}\"\nbaud = 115200\n",
+        pty.slave.display()
+    );
+    std::fs::write(&config, &text).expect("write the config");
+    let modified = std::fs::metadata(&config).expect("meta").modified().ok();
+    let config_arg = config.to_str().expect("UTF-8 temp path").to_string();
+    let _node = Node::start_in(dir.path(), &["--config", &config_arg]);
+    pty.expect(PROMPT, ANSWER);
+
+    let out = pty.run("config set encoder.bitrate_kbps 900", "\r");
+    assert!(
+        out.starts_with(
+            "error: `config set` changes the node's configuration file: run it over SSH \
+             (`sutantra config set ...`)"
+        ),
+        "{out:?}"
+    );
+    assert_crlf(&out);
+    let out = pty.run(
+        &format!("config set encoder.bitrate_kbps 900 --file {config_arg}"),
+        "\r",
+    );
+    assert!(out.contains("over SSH"), "{out:?}");
+    for (line, says) in [
+        ("config reload", "`config reload`"),
+        ("set-log-level debug", "`set-log-level`"),
+        ("viewers --kick abc", "`viewers --kick`"),
+        (
+            "attest export /tmp/sutantra-console-export.json",
+            "`attest export`",
+        ),
+        ("config validate /etc/passwd", "`config validate`"),
+        (
+            "status --socket /tmp/elsewhere.sock",
+            "`--socket` is not taken",
+        ),
+    ] {
+        let out = pty.run(line, "\r");
+        assert!(
+            out.starts_with(&format!("error: {says}")),
+            "{line}: {out:?}"
+        );
+    }
+    assert!(!Path::new("/tmp/sutantra-console-export.json").exists());
+    assert_eq!(std::fs::read_to_string(&config).expect("read"), text);
+    assert_eq!(
+        std::fs::metadata(&config).expect("meta").modified().ok(),
+        modified
+    );
+
+    // Reads and stream control still run.
+    let json = pty.run("status --json", "\r");
+    let s: Value = serde_json::from_str(json.trim()).unwrap_or_else(|e| panic!("{e}: {json:?}"));
+    assert_eq!(s["state"], "running", "{s}");
+    let out = pty.run("config show", "\r");
+    assert!(out.contains("1000"), "{out:?}");
+    let out = pty.run("stream keyframe", "\r");
+    assert!(out.contains("keyframe requested"), "{out:?}");
+    let out = pty.run("chain status --json", "\r");
+    let c: Value = serde_json::from_str(out.trim()).unwrap_or_else(|e| panic!("{e}: {out:?}"));
+    assert!(c.is_object(), "{c}");
+    let out = pty.run("keys show", "\r");
+    assert!(out.contains("over SSH"), "{out:?}");
+    assert!(!dir.path().join("node.key").exists());
 }
 
 #[test]

@@ -4,25 +4,34 @@
 //! - [`tty`]: opening the device raw at a baud rate (termios), and `\n` to `\r\n` on output.
 //! - [`line`](mod@line): echo, backspace, CR/LF/CRLF, Ctrl-C/U/D, the length cap, and word
 //!   splitting.
+//! - [`policy`]: what a line may do, one allow-list: reads, and steering the live stream;
+//!   commands that write files or change the node's configuration or state answer that they
+//!   need SSH and do nothing (the table is in that module).
 //! - this file: the session (banner, prompt, one command per line) and how a line runs: its
-//!   words are parsed with the CLI's own clap definition; control commands (`status`,
-//!   `stream ...`, `viewers`, `logs`, `set-log-level`, `reboot-stream`, `config show|reload`) go
-//!   through the same client code as the CLI ([`crate::ops::control::client::execute`]) into the
-//!   serial line; the other commands (`keys show`, `check`, `config validate`, `chain status`,
-//!   ...) run this binary as a child with the console's data dir, and its output is copied.
-//!   `logs --follow` streams until Ctrl-C.
+//!   words are parsed with the CLI's own clap definition and checked by [`policy::admit`];
+//!   control commands (`status`, `stream ...`, `viewers`, `logs`, `reboot-stream`,
+//!   `config show`) go through the same client code as the CLI
+//!   ([`crate::ops::control::client::execute`]) into the serial line; the other allowed commands
+//!   (`keys show`, `check`, `chain status`, ...) run this binary as a child with the console's
+//!   data dir, and its output is copied. `logs --follow` streams until Ctrl-C. Everything a
+//!   command prints is escaped on its way to the line ([`Escape`]): no control character or
+//!   bidirectional override from a log line, a viewer or an RPC server reaches the operator's
+//!   terminal.
 //!
 //! `sutantra console --device TTY` runs one session and exits on `exit`, `quit`, Ctrl-D or
 //! hang-up. With a `[console]` section the daemon hosts it on a thread of its own that talks to
 //! the daemon's control socket like any client, and offers a new session after each one ends
-//! (after a hang-up it reopens the device, retrying every few seconds). The hosted console asks
-//! for no login: enable it only where the serial line is physically secured.
+//! (after a hang-up it reopens the device, retrying every few seconds). Neither asks for a
+//! login, and both apply the same [`policy`]: enable the hosted one only where the serial line
+//! is physically secured.
 
 pub mod line;
+pub mod policy;
 pub mod tty;
 
 use crate::cli::{Cli, Command, ConfigCmd};
 use crate::ops::control::client::{self, Action, Output, Target};
+use crate::ops::control::logging::{escape_controls, is_unsafe_char};
 use clap::Parser;
 use line::{Event, LineEditor, MAX_LINE};
 use std::cell::RefCell;
@@ -174,7 +183,8 @@ fn session(tty: &mut Tty, device: &Path, baud: u32, ctx: &Context) -> io::Result
     write!(
         Crlf(&mut *tty),
         "\nsutantra {} console on {} ({baud} baud). Commands as on the command line \
-         (`help`, `status`, `logs -n 20`, ...); `exit` ends the session.\n{PROMPT}",
+         (`help`, `status`, `logs -n 20`, ...), to read and to steer the stream; changes go \
+         over SSH. `exit` ends the session.\n{PROMPT}",
         env!("CARGO_PKG_VERSION"),
         device.display()
     )?;
@@ -237,6 +247,9 @@ fn run_line(
             return;
         }
     };
+    // Everything below prints through the escaping writer.
+    let mut escaped = Escape(out);
+    let out: &mut dyn Write = &mut escaped;
     let argv = || std::iter::once("sutantra".to_string()).chain(words.iter().cloned());
     let cli = match Cli::try_parse_from(argv()) {
         Ok(c) => c,
@@ -246,20 +259,13 @@ fn run_line(
             return;
         }
     };
+    // The one gate: nothing runs that the allow-list does not name.
+    if let Err(refused) = policy::admit(&cli.command, &words, &ctx.data_dir) {
+        let _ = writeln!(out, "error: {refused}");
+        return;
+    }
     let control = |target: Target, action: Action| (target.json, action);
     let (json, action) = match cli.command {
-        Command::Run(_) => {
-            let _ = writeln!(
-                out,
-                "error: `run` is not available on the console: the node runs as a service \
-                 (`systemctl start sutantra`)"
-            );
-            return;
-        }
-        Command::Console(_) => {
-            let _ = writeln!(out, "error: this is the console already");
-            return;
-        }
         Command::Logs { follow: true, .. } if interrupt.is_none() => {
             let _ = writeln!(
                 out,
@@ -282,16 +288,14 @@ fn run_line(
                 lines: usize::from(lines),
             },
         ),
-        Command::SetLogLevel { level, target } => control(target, Action::SetLogLevel(level)),
         Command::RebootStream(t) => control(t, Action::RebootStream),
         Command::Config(ConfigCmd::Show(t)) => control(t, Action::ConfigShow),
-        Command::Config(ConfigCmd::Reload(t)) => control(t, Action::Reload),
         _ => {
             run_child(&words, ctx, out);
             return;
         }
     };
-    // The console's node, whatever `--socket`/`--data-dir` the line had.
+    // The console's node (the policy refused `--socket`/`--data-dir` on the line).
     let target = Target {
         socket: Some(ctx.socket.clone()),
         data_dir: Some(ctx.data_dir.clone()),
@@ -370,6 +374,36 @@ impl Write for Shared<'_, '_> {
     }
 }
 
+/// Escapes what a command prints before it reaches the serial line: every character that
+/// [`is_unsafe_char`] names (ESC, other C0 and C1 controls, DEL, bidirectional overrides) is
+/// written as visible text, bytes that are not UTF-8 as `\xNN`; newlines and tabs pass.
+struct Escape<W: Write>(W);
+
+impl<W: Write> Write for Escape<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        use std::fmt::Write as _;
+        let mut text = String::with_capacity(buf.len());
+        for chunk in buf.utf8_chunks() {
+            for c in chunk.valid().chars() {
+                if matches!(c, '\n' | '\t') || !is_unsafe_char(c) {
+                    text.push(c);
+                } else {
+                    text.push_str(&escape_controls(c.encode_utf8(&mut [0; 4])));
+                }
+            }
+            for b in chunk.invalid() {
+                let _ = write!(text, "\\x{b:02x}");
+            }
+        }
+        self.0.write_all(text.as_bytes())?;
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.0.flush()
+    }
+}
+
 /// Runs `sutantra WORDS` as a child (commands that do not talk to the control socket), with
 /// the console's data dir when the command takes one, and copies what it prints.
 fn run_child(words: &[String], ctx: &Context, out: &mut dyn Write) {
@@ -380,22 +414,18 @@ fn run_child(words: &[String], ctx: &Context, out: &mut dyn Write) {
             return;
         }
     };
+    // The console's data dir for every command that takes one (the policy refused any other).
     let mut args: Vec<String> = words.to_vec();
-    let has_dir = words
-        .iter()
-        .any(|w| w == "--data-dir" || w.starts_with("--data-dir="));
-    if !has_dir {
-        let mut with_dir = args.clone();
-        with_dir.push("--data-dir".into());
-        with_dir.push(ctx.data_dir.display().to_string());
-        let argv = std::iter::once("sutantra".to_string()).chain(with_dir.iter().cloned());
-        if Cli::try_parse_from(argv).is_ok() {
-            args = with_dir;
-        }
+    let mut with_dir = args.clone();
+    with_dir.push("--data-dir".into());
+    with_dir.push(ctx.data_dir.display().to_string());
+    let argv = std::iter::once("sutantra".to_string()).chain(with_dir.iter().cloned());
+    if Cli::try_parse_from(argv).is_ok() {
+        args = with_dir;
     }
     let child = std::process::Command::new(exe)
         .args(&args)
-        // Commands that find the node themselves (e.g. `config reload`) find the console's.
+        // Commands that find the node themselves find the console's.
         .env("SUTANTRA_SOCKET", &ctx.socket)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -480,5 +510,60 @@ mod tests {
         assert!(run("console --device /dev/null").starts_with("error: this is the console"));
         assert!(run("say 'hi").starts_with("error: unterminated"));
         assert!(run("help").contains("Usage: sutantra"));
+    }
+
+    /// A refused line prints the SSH line and runs nothing: the file named on it is untouched.
+    #[test]
+    fn config_set_is_refused_and_changes_nothing() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let file = dir.path().join("node.toml");
+        std::fs::write(&file, "[encoder]\nbitrate_kbps = 1000\n").expect("write");
+        let before = std::fs::metadata(&file).expect("meta").modified().ok();
+        let ctx = Context {
+            socket: dir.path().join("control.sock"),
+            data_dir: dir.path().to_path_buf(),
+        };
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("a runtime");
+        let mut out = Vec::new();
+        let line = format!(
+            "config set encoder.bitrate_kbps 900 --file {}",
+            file.display()
+        );
+        run_line(&line, &ctx, &runtime, &mut out, None);
+        let out = String::from_utf8(out).expect("UTF-8");
+        assert!(
+            out.starts_with(
+                "error: `config set` changes the node's configuration file: run it over SSH \
+                 (`sutantra config set ...`)"
+            ),
+            "{out}"
+        );
+        assert_eq!(out.lines().count(), 1, "{out}");
+        assert_eq!(
+            std::fs::read_to_string(&file).expect("read"),
+            "[encoder]\nbitrate_kbps = 1000\n"
+        );
+        assert_eq!(
+            std::fs::metadata(&file).expect("meta").modified().ok(),
+            before
+        );
+        assert_eq!(std::fs::read_dir(dir.path()).expect("ls").count(), 1);
+    }
+
+    #[test]
+    fn what_commands_print_is_escaped_for_the_terminal() {
+        let mut out = Escape(Vec::new());
+        out.write_all("line \x1b[2J\u{202e}abc\tx\r\n".as_bytes())
+            .expect("write");
+        out.write_all(b"\xff\x07\n").expect("write");
+        let text = String::from_utf8(out.0).expect("UTF-8");
+        assert_eq!(text, "line \\x1b[2J\\u{202e}abc\tx\\r\n\\xff\\x07\n");
+        // Through the serial line's CRLF as well.
+        let mut line = Escape(Crlf(Vec::new()));
+        writeln!(line, "a\u{2066}b").expect("write");
+        assert_eq!(line.0.0, b"a\\u{2066}b\r\n");
     }
 }

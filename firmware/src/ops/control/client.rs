@@ -291,7 +291,9 @@ pub async fn execute(target: &Target, action: &Action, o: &mut Output<'_>) -> u8
             let out = if target.json {
                 serde_json::json!({ "line": text }).to_string()
             } else {
-                text.to_string()
+                // Lines can quote peers and RPC servers: no control characters reach a terminal,
+                // whatever version of the node sent them.
+                crate::ops::control::logging::escape_controls(text).into_owned()
             };
             if writeln!(o.out, "{out}")
                 .and_then(|()| o.out.flush())

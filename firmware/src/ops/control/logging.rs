@@ -4,9 +4,18 @@
 //! behind is told how many lines it missed, the daemon never waits for it).
 //!
 //! Bounded: at most [`RING_LINES`] lines of at most [`MAX_LINE`] bytes each.
+//!
+//! Log lines carry strings from peers, viewers and RPC servers (an SDP field, a server's error
+//! text), so every emitted line is escaped before it can reach a terminal: [`escape_controls`]
+//! turns control characters (C0 but the final newline, DEL, C1) and the bidirectional overrides
+//! and isolates into visible `\x1b` / `\u{202e}` text. It runs in one place per output: the
+//! stderr writer ([`EscapedStderr`], so the formatter emits no colours of its own) and the ring
+//! (so `sutantra logs` and the serial console get escaped lines).
 
+use std::borrow::Cow;
 use std::collections::VecDeque;
 use std::fmt::Write as _;
+use std::io;
 use std::sync::{Mutex, OnceLock};
 use tokio::sync::broadcast;
 use tracing_subscriber::layer::{Context, SubscriberExt};
@@ -78,7 +87,9 @@ pub fn init(level: &str) {
         .with(filter_layer)
         .with(
             tracing_subscriber::fmt::layer()
-                .with_writer(std::io::stderr)
+                .with_writer(EscapedStderr)
+                // Colour codes would be escaped like any other ESC: plain text only.
+                .with_ansi(false)
                 .with_target(false),
         )
         .with(RingLayer)
@@ -165,6 +176,96 @@ pub fn rfc3339_ms(unix_ms: u64) -> String {
     )
 }
 
+/// Whether `c` must not reach a terminal as it is: C0 controls (newline and tab included),
+/// DEL, C1 controls, and the bidirectional marks, embeddings, overrides and isolates that can
+/// make a line display in an order other than the one it was written in.
+pub fn is_unsafe_char(c: char) -> bool {
+    c.is_control()
+        || matches!(
+            c,
+            '\u{061c}' | '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}'
+        )
+}
+
+/// `s` with every [unsafe character](is_unsafe_char) written out as visible text: `\n`, `\r`,
+/// `\t`, `\x1b` (other C0, DEL and C1), `\u{202e}` (the others). Borrowed when nothing needed
+/// escaping. Backslashes are left alone: the result is for eyes, not for parsing back.
+pub fn escape_controls(s: &str) -> Cow<'_, str> {
+    if !s.chars().any(is_unsafe_char) {
+        return Cow::Borrowed(s);
+    }
+    let mut out = String::with_capacity(s.len() + 16);
+    for c in s.chars() {
+        push_escaped(&mut out, c);
+    }
+    Cow::Owned(out)
+}
+
+fn push_escaped(out: &mut String, c: char) {
+    match c {
+        '\n' => out.push_str("\\n"),
+        '\r' => out.push_str("\\r"),
+        '\t' => out.push_str("\\t"),
+        c if is_unsafe_char(c) && u32::from(c) <= 0xff => {
+            let _ = write!(out, "\\x{:02x}", u32::from(c));
+        }
+        c if is_unsafe_char(c) => {
+            let _ = write!(out, "\\u{{{:04x}}}", u32::from(c));
+        }
+        c => out.push(c),
+    }
+}
+
+/// `bytes` escaped for a terminal, keeping one final newline: [`escape_controls`] on the text,
+/// and bytes that are not UTF-8 as `\xNN`.
+pub fn escape_line(bytes: &[u8]) -> String {
+    let (body, newline) = match bytes.strip_suffix(b"\n") {
+        Some(body) => (body, true),
+        None => (bytes, false),
+    };
+    let mut out = String::with_capacity(body.len() + 16);
+    for chunk in body.utf8_chunks() {
+        for c in chunk.valid().chars() {
+            push_escaped(&mut out, c);
+        }
+        for b in chunk.invalid() {
+            let _ = write!(out, "\\x{b:02x}");
+        }
+    }
+    if newline {
+        out.push('\n');
+    }
+    out
+}
+
+/// The stderr writer of the log: each formatted line (one `write` per event) is escaped with
+/// [`escape_line`] and written whole.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct EscapedStderr;
+
+impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for EscapedStderr {
+    type Writer = Escaped<io::Stderr>;
+
+    fn make_writer(&'a self) -> Self::Writer {
+        Escaped(io::stderr())
+    }
+}
+
+/// A writer that escapes what it is given with [`escape_line`] before passing it on.
+#[derive(Debug)]
+pub struct Escaped<W: io::Write>(pub W);
+
+impl<W: io::Write> io::Write for Escaped<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.0.write_all(escape_line(buf).as_bytes())?;
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.0.flush()
+    }
+}
+
 struct RingLayer;
 
 struct LineVisitor<'a>(&'a mut String, &'a mut String);
@@ -192,19 +293,26 @@ impl<S: tracing::Subscriber> Layer<S> for RingLayer {
         let Some(ctl) = CONTROL.get() else {
             return;
         };
-        let (mut message, mut fields) = (String::new(), String::new());
-        event.record(&mut LineVisitor(&mut message, &mut fields));
         let now_ms = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_millis() as u64);
-        let mut line = format!(
-            "{} {:>5} {message}{fields}",
-            rfc3339_ms(now_ms),
-            event.metadata().level()
-        );
-        truncate(&mut line, MAX_LINE);
-        ctl.push(line);
+        ctl.push(ring_line(event, now_ms));
     }
+}
+
+/// The ring's line for `event`: time, level, message and fields, escaped, cut to [`MAX_LINE`].
+fn ring_line(event: &tracing::Event<'_>, now_ms: u64) -> String {
+    let (mut message, mut fields) = (String::new(), String::new());
+    event.record(&mut LineVisitor(&mut message, &mut fields));
+    let mut line = format!(
+        "{} {:>5} {}{}",
+        rfc3339_ms(now_ms),
+        event.metadata().level(),
+        escape_controls(&message),
+        escape_controls(&fields)
+    );
+    truncate(&mut line, MAX_LINE);
+    line
 }
 
 #[cfg(test)]
@@ -222,6 +330,59 @@ mod tests {
         let mut s = "aé".repeat(10);
         truncate(&mut s, 4);
         assert_eq!(s, "aéa");
+    }
+
+    #[test]
+    fn control_characters_never_reach_a_terminal() {
+        let hostile = "peer says \x1b[2Jhi\u{202e}txt.exe\u{2066}\x07\x7f\u{9b}31m\r\nfake line";
+        let text = escape_controls(hostile);
+        assert_eq!(
+            text,
+            "peer says \\x1b[2Jhi\\u{202e}txt.exe\\u{2066}\\x07\\x7f\\x9b31m\\r\\nfake line"
+        );
+        assert!(!text.chars().any(is_unsafe_char), "{text:?}");
+        assert!(matches!(escape_controls("plain é ✓"), Cow::Borrowed(_)));
+
+        // The stderr writer: one line per event, the final newline kept, nothing else raw.
+        let mut w = Escaped(Vec::new());
+        io::Write::write_all(&mut w, format!("INFO {hostile}\n").as_bytes()).expect("write");
+        io::Write::write_all(&mut w, b"bad \xff\xfe utf-8\n").expect("write");
+        let out = String::from_utf8(w.0).expect("UTF-8");
+        assert_eq!(out.matches('\n').count(), 2, "{out:?}");
+        assert!(out.ends_with("bad \\xff\\xfe utf-8\n"), "{out:?}");
+        assert!(
+            out.contains("\\x1b[2J") && out.contains("\\u{202e}"),
+            "{out:?}"
+        );
+        assert!(
+            out.lines().all(|l| !l.chars().any(is_unsafe_char)),
+            "{out:?}"
+        );
+    }
+
+    #[test]
+    fn ring_lines_are_escaped() {
+        use std::sync::{Arc, Mutex};
+        use tracing_subscriber::layer::SubscriberExt as _;
+        /// Collects what the ring would keep (the global ring needs `init`, once per process).
+        struct Collect(Arc<Mutex<Vec<String>>>);
+        impl<S: tracing::Subscriber> Layer<S> for Collect {
+            fn on_event(&self, event: &tracing::Event<'_>, _ctx: Context<'_, S>) {
+                if let Ok(mut lines) = self.0.lock() {
+                    lines.push(ring_line(event, 0));
+                }
+            }
+        }
+        let lines = Arc::new(Mutex::new(Vec::new()));
+        let subscriber = tracing_subscriber::registry().with(Collect(lines.clone()));
+        tracing::subscriber::with_default(subscriber, || {
+            tracing::warn!(server = "x\u{202e}y", "answer \x1b[2J from the server");
+        });
+        let lines = lines.lock().expect("lock");
+        assert_eq!(
+            lines.as_slice(),
+            ["1970-01-01T00:00:00.000Z  WARN answer \\x1b[2J from the server server=x\\u{202e}y"]
+        );
     }
 
     #[test]
