@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # Builds the Debian package of the node for a target (dpkg-deb, no extra tool needed):
 #   cross/package-deb.sh aarch64-unknown-linux-gnu     -> target/deb/sutantra_VERSION_arm64.deb
-# Contents: /usr/bin/sutantra, the hardened systemd unit, a commented /etc/sutantra/config.toml
-# (a conffile: upgrades and removal keep the operator's edits), maintainer scripts that create the
-# `sutantra` user (video, gpio) and keep /var/lib/sutantra (key, chain state, outbox) on removal.
+# Contents: /usr/bin/sutantra, the hardened systemd unit, the commented configuration template
+# /usr/share/sutantra/config.toml, maintainer scripts that create the `sutantra` user (video, gpio),
+# make /etc/sutantra/config.toml from the template with a random viewer token on the first install
+# (not a conffile: postinst writes it once, upgrades never touch it, purge removes it), and keep
+# /var/lib/sutantra (key, chain state, outbox) on removal.
 # Also the bash completion (/usr/share/bash-completion/completions/sutantra).
 # Set SUTANTRA_PREBUILT=1 to package an already built binary without rebuilding.
 set -euo pipefail
@@ -35,7 +37,8 @@ trap 'rm -rf "$stage"' EXIT
 chmod 0755 "$stage"
 install -D -m 0755 "$bin" "$stage/usr/bin/sutantra"
 install -D -m 0644 firmware/debian/sutantra.service "$stage/lib/systemd/system/sutantra.service"
-install -D -m 0644 firmware/debian/config.toml "$stage/etc/sutantra/config.toml"
+# The template postinst makes /etc/sutantra/config.toml from (with the token filled in).
+install -D -m 0644 firmware/debian/config.toml "$stage/usr/share/sutantra/config.toml"
 install -D -m 0644 README.md "$stage/usr/share/doc/sutantra/README.md"
 # The README is the quick start; the reference it links to (docs/, ARCHITECTURE.md) goes along.
 install -D -m 0644 ARCHITECTURE.md "$stage/usr/share/doc/sutantra/ARCHITECTURE.md"
@@ -58,13 +61,15 @@ Description: Sutantra edge node: camera broadcaster over WebRTC and chain light 
  publishes to relays (WHIP); verifies CometBFT light blocks and signs attestations of what it
  broadcast. Runs as a hardened systemd service with a watchdog.
 CONTROL
-echo "/etc/sutantra/config.toml" >"$stage/DEBIAN/conffiles"
-# postinst: the user and state dir, then enable and (re)start the service.
+# No conffiles: /etc/sutantra/config.toml belongs to postinst (a conffile holding a generated
+# token would make dpkg ask about it on every upgrade).
+# postinst: the user, state dir and configuration, then enable and (re)start the service (not
+# for a chrootless install into another root: DPKG_ROOT set).
 {
   sed '/^#DEBHELPER#$/,$d' firmware/debian/postinst
   cat <<'SNIPPET'
 if [ "$1" = "configure" ] || [ "$1" = "abort-upgrade" ]; then
-    if [ -d /run/systemd/system ]; then
+    if [ -z "${DPKG_ROOT:-}" ] && [ -d /run/systemd/system ]; then
         systemctl daemon-reload >/dev/null || true
         deb-systemd-helper enable sutantra.service >/dev/null 2>&1 || systemctl enable sutantra.service >/dev/null || true
         deb-systemd-invoke restart sutantra.service >/dev/null 2>&1 || systemctl restart sutantra.service || true
@@ -76,7 +81,7 @@ SNIPPET
 cat >"$stage/DEBIAN/prerm" <<'PRERM'
 #!/bin/sh
 set -e
-if [ -d /run/systemd/system ] && [ "$1" = "remove" ]; then
+if [ -z "${DPKG_ROOT:-}" ] && [ -d /run/systemd/system ] && [ "$1" = "remove" ]; then
     deb-systemd-invoke stop sutantra.service >/dev/null 2>&1 || systemctl stop sutantra.service || true
 fi
 exit 0

@@ -1,7 +1,11 @@
 //! The Debian package for the Pi (aarch64): contents, control data, maintainer scripts, the
-//! hardened systemd unit (checked by `systemd-analyze verify`), the packaged configuration (checked
-//! by the node itself) and the binary (an aarch64 ELF within the size budget).
+//! hardened systemd unit (checked by `systemd-analyze verify`, and scored by `systemd-analyze
+//! security`), the configuration postinst makes with a random token (run into a scratch root
+//! through `DPKG_ROOT`, checked by the node itself) and the binary (an aarch64 ELF within the
+//! size budget). On the host (amd64, as root): install, upgrades (also from the layout that
+//! shipped the configuration as a conffile), removal and purge for real.
 
+use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 use std::process::Command;
 
@@ -19,6 +23,147 @@ fn run(cmd: &mut Command) -> String {
         String::from_utf8_lossy(&out.stderr)
     );
     String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// The highest exposure `systemd-analyze security` may give the packaged unit ("OK" band).
+const MAX_EXPOSURE: f64 = 2.0;
+
+/// The `token = "..."` value of a configuration file.
+fn token_of(config: &str) -> Option<String> {
+    config.lines().find_map(|l| {
+        l.strip_prefix("token = \"")
+            .and_then(|rest| rest.strip_suffix('"'))
+            .map(str::to_owned)
+    })
+}
+
+fn is_token(t: &str) -> bool {
+    t.len() == 64
+        && t.bytes()
+            .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
+}
+
+/// Runs a maintainer script of the extracted package `r` (`DEBIAN/<script>`) with `args` into
+/// the scratch root `root` (`DPKG_ROOT`, as dpkg sets it for a chrootless install).
+fn maintainer_script(r: &Path, script: &str, root: &Path, args: &[&str]) -> String {
+    run(Command::new("sh")
+        .arg(r.join("DEBIAN").join(script))
+        .args(args)
+        .env("DPKG_ROOT", root))
+}
+
+/// postinst's configuration, run into a scratch root: made once from the template with a
+/// random 64-hex-digit token, mode 0640, group sutantra (from the root's own /etc/group), the
+/// viewer URL printed; kept byte for byte by a second run (an upgrade); valid for the node
+/// (while the template alone, without the token, is refused); removed by postrm purge.
+fn postinst_makes_the_config(r: &Path) {
+    let root = tempfile::tempdir().expect("scratch root");
+    let s = root.path();
+    std::fs::create_dir_all(s.join("usr/share/sutantra")).expect("mkdir");
+    std::fs::create_dir_all(s.join("etc")).expect("mkdir");
+    let template = r.join("usr/share/sutantra/config.toml");
+    std::fs::copy(&template, s.join("usr/share/sutantra/config.toml")).expect("template");
+    // The scratch root's group database: the test's own group when not root (chgrp to a group
+    // one is in needs no privilege), so the test also runs unprivileged.
+    let gid = std::fs::metadata(s).expect("scratch root").gid();
+    let gid = if gid == 0 { 4242 } else { gid };
+    std::fs::write(
+        s.join("etc/group"),
+        format!("root:x:0:\nsutantra:x:{gid}:\n"),
+    )
+    .expect("etc/group");
+
+    let printed = maintainer_script(r, "postinst", s, &["configure"]);
+    println!(
+        "postinst (first install, DPKG_ROOT={}):\n{printed}",
+        s.display()
+    );
+    let config = s.join("etc/sutantra/config.toml");
+    let text = std::fs::read_to_string(&config).expect("postinst made the config");
+    let token = token_of(&text).unwrap_or_else(|| panic!("no token line in:\n{text}"));
+    assert!(
+        is_token(&token),
+        "token {token:?}: 32 random bytes as 64 hex digits"
+    );
+    let meta = std::fs::metadata(&config).expect("config");
+    assert_eq!(meta.mode() & 0o7777, 0o640, "config mode");
+    assert_eq!(
+        meta.gid(),
+        gid,
+        "config group: sutantra of the scratch root"
+    );
+    assert!(
+        printed.contains(&format!(":8080/#token={token}")),
+        "postinst prints the viewer URL with the token:\n{printed}"
+    );
+    assert!(
+        !text.contains("<generated at install>"),
+        "the token placeholder is filled in"
+    );
+    println!(
+        "generated config: token {token}, mode {:o}, gid {gid}",
+        meta.mode() & 0o7777
+    );
+
+    // An upgrade (and a reconfigure) keeps the file as it is.
+    let again = maintainer_script(r, "postinst", s, &["configure", "0.1.0"]);
+    assert_eq!(
+        std::fs::read_to_string(&config).expect("config kept"),
+        text,
+        "the second postinst run changed the config"
+    );
+    assert!(
+        !again.contains("#token="),
+        "no new token on upgrade: {again}"
+    );
+
+    // The node accepts what postinst made, and refuses the template alone: the listen address
+    // is every interface, which needs the token.
+    let valid = run(Command::new(binary())
+        .args(["config", "validate"])
+        .arg(&config));
+    println!("{}", valid.trim());
+    let bare = Command::new(binary())
+        .args(["config", "validate"])
+        .arg(&template)
+        .output()
+        .expect("config validate");
+    assert_eq!(
+        bare.status.code(),
+        Some(2),
+        "the template without a token must be refused: {}",
+        String::from_utf8_lossy(&bare.stderr)
+    );
+    assert!(
+        String::from_utf8_lossy(&bare.stderr).contains("token"),
+        "{}",
+        String::from_utf8_lossy(&bare.stderr)
+    );
+
+    maintainer_script(r, "postrm", s, &["purge"]);
+    assert!(!config.exists(), "purge removes the config");
+    assert!(!s.join("etc/sutantra").exists(), "and its empty directory");
+}
+
+/// `systemd-analyze security --offline=true` on the unit: prints the whole table and checks the
+/// overall exposure (0 best .. 10 worst) is at most `MAX_EXPOSURE`. Works without systemd as PID 1.
+fn exposure_of(unit: &Path) -> f64 {
+    let report = run(Command::new("systemd-analyze")
+        .args(["security", "--offline=true", "--no-pager"])
+        .arg(unit));
+    println!(
+        "systemd-analyze security --offline=true {}:\n{report}",
+        unit.display()
+    );
+    let line = report
+        .lines()
+        .find(|l| l.contains("Overall exposure level"))
+        .unwrap_or_else(|| panic!("no overall exposure in:\n{report}"));
+    line.split(':')
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("cannot read the exposure from {line:?}"))
 }
 
 #[test]
@@ -39,7 +184,7 @@ fn aarch64_deb_has_binary_unit_config_and_scripts() {
     for path in [
         "./usr/bin/sutantra",
         "./lib/systemd/system/sutantra.service",
-        "./etc/sutantra/config.toml",
+        "./usr/share/sutantra/config.toml",
         "./usr/share/doc/sutantra/README.md",
         "./usr/share/doc/sutantra/ARCHITECTURE.md",
         "./usr/share/doc/sutantra/docs/configuration.md",
@@ -49,6 +194,10 @@ fn aarch64_deb_has_binary_unit_config_and_scripts() {
             "{path} missing from the package:\n{listing}"
         );
     }
+    assert!(
+        !listing.contains("./etc/sutantra"),
+        "the configuration is made by postinst, not shipped in /etc:\n{listing}"
+    );
     let control = run(Command::new("dpkg-deb").arg("-f").arg(&deb));
     assert!(control.contains("Architecture: arm64"), "{control}");
     assert!(control.contains("Depends: libvpx7"), "{control}");
@@ -59,11 +208,11 @@ fn aarch64_deb_has_binary_unit_config_and_scripts() {
         .arg(&deb)
         .arg(root.path()));
     let r = root.path();
-    let conffiles = std::fs::read_to_string(r.join("DEBIAN/conffiles")).expect("conffiles");
-    assert_eq!(
-        conffiles.trim(),
-        "/etc/sutantra/config.toml",
-        "config survives upgrades"
+    // No conffile: a file holding a generated token would make dpkg ask on every upgrade.
+    let conffiles = std::fs::read_to_string(r.join("DEBIAN/conffiles")).unwrap_or_default();
+    assert!(
+        !conffiles.contains("/etc/sutantra/config.toml"),
+        "config.toml must not be a conffile: {conffiles}"
     );
     for script in ["postinst", "prerm", "postrm"] {
         let p = r.join("DEBIAN").join(script);
@@ -97,7 +246,12 @@ fn aarch64_deb_has_binary_unit_config_and_scripts() {
         "StateDirectory=sutantra",
         "WatchdogSec=",
         "Restart=always",
+        "RestartPreventExitStatus=2",
         "Type=notify",
+        "UMask=0077",
+        "LimitNOFILE=",
+        "TasksMax=",
+        "SystemCallFilter=~@privileged @resources",
     ] {
         assert!(unit_text.contains(directive), "unit lacks {directive}");
     }
@@ -113,12 +267,15 @@ fn aarch64_deb_has_binary_unit_config_and_scripts() {
     )
     .expect("write unit");
     run(Command::new("systemd-analyze").arg("verify").arg(&unit));
+    let exposure = exposure_of(&unit);
+    println!("sutantra.service: overall exposure {exposure:.1} (at most {MAX_EXPOSURE:.1})");
+    assert!(
+        exposure <= MAX_EXPOSURE,
+        "systemd-analyze security: exposure {exposure} > {MAX_EXPOSURE}"
+    );
 
-    // The packaged configuration is valid for the node.
-    let cfg = r.join("etc/sutantra/config.toml");
-    run(Command::new(binary())
-        .args(["config", "validate"])
-        .arg(&cfg));
+    // The configuration postinst makes: a random token, mode 0640, valid for the node.
+    postinst_makes_the_config(r);
 
     // An aarch64 ELF, within the 12 MiB budget for the Pi.
     let bin = std::fs::read(r.join("usr/bin/sutantra")).expect("binary");
@@ -154,9 +311,83 @@ fn build_host_deb(version: &str) -> std::path::PathBuf {
     ws.join(out.lines().last().expect("package path").trim())
 }
 
-/// Installs the host (amd64) package for real, as CI runs as root on a throwaway machine:
-/// install, upgrade and remove must keep the operator's configuration, the node key and the
-/// outbox; purge removes the configuration and the user and still keeps the state directory.
+/// A package in the layout of the versions before the generated token: the commented file
+/// shipped as the conffile /etc/sutantra/config.toml (every interface, no token), made from
+/// `deb` (its postinst finds the file there and leaves it alone).
+fn old_layout_deb(deb: &Path, version: &str, dir: &Path) -> std::path::PathBuf {
+    let tree = dir.join(format!("old-{version}"));
+    run(Command::new("dpkg-deb").arg("-R").arg(deb).arg(&tree));
+    std::fs::create_dir_all(tree.join("etc/sutantra")).expect("mkdir");
+    std::fs::rename(
+        tree.join("usr/share/sutantra/config.toml"),
+        tree.join("etc/sutantra/config.toml"),
+    )
+    .expect("move the config to /etc");
+    std::fs::remove_dir(tree.join("usr/share/sutantra")).expect("rmdir");
+    std::fs::write(tree.join("DEBIAN/conffiles"), "/etc/sutantra/config.toml\n")
+        .expect("conffiles");
+    let control = std::fs::read_to_string(tree.join("DEBIAN/control")).expect("control");
+    let control: String = control
+        .lines()
+        .map(|l| {
+            if l.starts_with("Version: ") {
+                format!("Version: {version}\n")
+            } else {
+                format!("{l}\n")
+            }
+        })
+        .collect();
+    std::fs::write(tree.join("DEBIAN/control"), control).expect("control");
+    let out = dir.join(format!("sutantra_{version}_old.deb"));
+    run(Command::new("dpkg-deb")
+        .arg("--root-owner-group")
+        .arg("--build")
+        .arg(&tree)
+        .arg(&out));
+    out
+}
+
+/// `dpkg -i`, returning what the maintainer scripts printed (stdout and stderr).
+fn dpkg_install(deb: &Path) -> String {
+    let out = Command::new("dpkg")
+        .arg("-i")
+        .arg(deb)
+        .output()
+        .expect("run dpkg -i");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "dpkg -i {deb:?} failed:\n{text}");
+    text
+}
+
+/// The configuration as postinst makes it: a token, mode 0640, owner root, group sutantra.
+fn assert_generated_config(config: &Path, printed: &str) -> String {
+    let text = std::fs::read_to_string(config).expect("config");
+    let token = token_of(&text).unwrap_or_else(|| panic!("no token line in:\n{text}"));
+    assert!(is_token(&token), "token {token:?}");
+    let meta = std::fs::metadata(config).expect("config");
+    assert_eq!(meta.mode() & 0o7777, 0o640, "config mode");
+    assert_eq!(meta.uid(), 0, "config owner");
+    let group = run(Command::new("stat").args(["-c", "%G"]).arg(config));
+    assert_eq!(group.trim(), "sutantra", "config group");
+    assert!(
+        printed.contains(&format!(":8080/#token={token}")),
+        "postinst prints the viewer URL with the token:\n{printed}"
+    );
+    run(Command::new("/usr/bin/sutantra")
+        .args(["config", "validate"])
+        .arg(config));
+    text
+}
+
+/// Installs the host (amd64) package for real, as CI runs as root on a throwaway machine.
+/// From the old layout (the configuration a conffile, without a token), an upgrade makes an
+/// unedited file anew with a token and keeps an edited one (with a warning when this version
+/// refuses it). Install, upgrade and remove keep the operator's configuration, the node key and
+/// the outbox; purge removes the configuration and the user and still keeps the state directory.
 /// (No systemd runs as PID 1 here, so the maintainer scripts skip starting the service.)
 #[test]
 fn amd64_deb_install_upgrade_remove_keep_config_key_and_outbox() {
@@ -169,15 +400,50 @@ fn amd64_deb_install_upgrade_remove_keep_config_key_and_outbox() {
     let state = Path::new("/var/lib/sutantra");
     let config = Path::new("/etc/sutantra/config.toml");
     assert!(
-        !dpkg_installed("sutantra") && !state.exists(),
+        !dpkg_installed("sutantra") && !state.exists() && !config.exists(),
         "a sutantra installation already exists on this machine; the test installs and purges \
          its own, so it refuses to touch that one"
     );
     let v1 = build_host_deb("0.1.0");
     let v2 = build_host_deb("0.1.1");
+    let work = tempfile::tempdir().expect("tempdir");
+    let old = old_layout_deb(&v1, "0.0.9", work.path());
 
-    run(Command::new("dpkg").arg("-i").arg(&v1));
+    // 1. The old layout, the file edited by the operator: the upgrade keeps it as it is, and
+    // warns that this version refuses it (every interface, no token).
+    dpkg_install(&old);
+    let mut edited = std::fs::read_to_string(config).expect("old conffile");
+    assert!(token_of(&edited).is_none(), "the old default has no token");
+    edited.push_str("\n# edited by the operator\n");
+    std::fs::write(config, &edited).expect("edit config");
+    let printed = dpkg_install(&v1);
+    println!("upgrade from the old layout (edited):\n{printed}");
+    assert_eq!(
+        std::fs::read_to_string(config).expect("config kept"),
+        edited,
+        "an edited old conffile must be kept"
+    );
+    assert!(
+        printed.contains("WARNING") && printed.contains("http.listen"),
+        "postinst warns that the kept file is refused:\n{printed}"
+    );
+    run(Command::new("dpkg").args(["-P", "sutantra"]));
+    assert!(!config.exists(), "purge removes the old conffile too");
+
+    // 2. The old layout, unedited: the upgrade makes it anew with a token.
+    dpkg_install(&old);
+    let printed = dpkg_install(&v1);
+    println!("upgrade from the old layout (unedited):\n{printed}");
+    assert!(printed.contains("unedited default"), "{printed}");
+    assert_generated_config(config, &printed);
+    run(Command::new("dpkg").args(["-P", "sutantra"]));
+    assert!(!config.exists(), "purge removes the configuration");
+
+    // 3. A fresh install.
+    let printed = dpkg_install(&v1);
+    println!("fresh install:\n{printed}");
     assert!(dpkg_installed("sutantra"));
+    let generated = assert_generated_config(config, &printed);
     let version = run(Command::new("/usr/bin/sutantra").arg("--version"));
     assert!(version.starts_with("sutantra"), "{version}");
     let groups = run(Command::new("id").args(["-nG", "sutantra"]));
@@ -186,9 +452,7 @@ fn amd64_deb_install_upgrade_remove_keep_config_key_and_outbox() {
         "groups: {groups}"
     );
     let meta = std::fs::metadata(state).expect("state dir");
-    use std::os::unix::fs::MetadataExt;
     assert_eq!(meta.mode() & 0o777, 0o700, "state dir mode");
-    assert!(config.exists());
 
     // The operator's state: a node key (made by the node itself), an outbox, an edited config.
     let shown = run(Command::new("/usr/bin/sutantra").args([
@@ -202,7 +466,7 @@ fn amd64_deb_install_upgrade_remove_keep_config_key_and_outbox() {
     let key = std::fs::read(state.join("node.key")).expect("node key");
     let outbox = state.join("node.redb");
     std::fs::write(&outbox, b"committed attestations").expect("outbox stand-in");
-    let mut edited = std::fs::read_to_string(config).expect("config");
+    let mut edited = generated;
     edited.push_str("\n# edited by the operator\n");
     std::fs::write(config, &edited).expect("edit config");
 
@@ -212,6 +476,8 @@ fn amd64_deb_install_upgrade_remove_keep_config_key_and_outbox() {
             edited,
             "{when}: the operator's config changed"
         );
+        let meta = std::fs::metadata(config).expect("config");
+        assert_eq!(meta.mode() & 0o7777, 0o640, "{when}: config mode");
         assert_eq!(
             std::fs::read(state.join("node.key")).expect("node key kept"),
             key,
@@ -224,9 +490,13 @@ fn amd64_deb_install_upgrade_remove_keep_config_key_and_outbox() {
         );
     };
 
-    run(Command::new("dpkg").arg("-i").arg(&v2));
+    let printed = dpkg_install(&v2);
     let status = run(Command::new("dpkg-query").args(["-W", "-f=${Version}", "sutantra"]));
     assert_eq!(status, "0.1.1", "upgraded");
+    assert!(
+        !printed.contains("#token="),
+        "no new token on upgrade:\n{printed}"
+    );
     kept("upgrade");
 
     run(Command::new("dpkg").args(["-r", "sutantra"]));
@@ -242,7 +512,10 @@ fn amd64_deb_install_upgrade_remove_keep_config_key_and_outbox() {
     // Leave the machine as it was.
     std::fs::remove_dir_all(state).expect("clean up the state dir");
     let _ = std::fs::remove_dir("/etc/sutantra");
-    println!("amd64 deb: install, upgrade, remove kept config, key and outbox; purge kept the key");
+    println!(
+        "amd64 deb: old layout migrated (edited kept, unedited made anew with a token); \
+         install made a token; upgrade and remove kept config, key and outbox; purge kept the key"
+    );
 }
 
 unsafe extern "C" {
