@@ -68,12 +68,6 @@ pub enum NodeError {
         /// The OS error.
         source: std::io::Error,
     },
-    /// The node key cannot be loaded or created.
-    #[error(transparent)]
-    Key(#[from] crate::validator::keys::KeyError),
-    /// The store cannot be opened.
-    #[error(transparent)]
-    Store(#[from] crate::validator::store::StoreError),
     /// The camera or the encoder cannot start.
     #[error(transparent)]
     Media(#[from] crate::media::MediaError),

@@ -120,7 +120,10 @@ async fn cors(State(state): State<AppState>, req: Request, next: Next) -> Respon
     let Some(origin) = origin else {
         return next.run(req).await;
     };
-    let host = req.headers().get(header::HOST).and_then(|v| v.to_str().ok());
+    let host = req
+        .headers()
+        .get(header::HOST)
+        .and_then(|v| v.to_str().ok());
     if !origin_allowed(&origin, host, &state.limits.cors_origins) {
         if req.method() == Method::GET || req.method() == Method::HEAD {
             return next.run(req).await;
@@ -213,7 +216,10 @@ fn authorized(state: &AppState, headers: &HeaderMap) -> Result<(), Box<Response>
 /// comparison time does not even depend on their lengths.
 fn token_matches(given: &str, token: &str) -> bool {
     use sha2::{Digest, Sha256};
-    let (a, b) = (Sha256::digest(given.as_bytes()), Sha256::digest(token.as_bytes()));
+    let (a, b) = (
+        Sha256::digest(given.as_bytes()),
+        Sha256::digest(token.as_bytes()),
+    );
     bool::from(a.as_slice().ct_eq(b.as_slice()))
 }
 
@@ -226,7 +232,10 @@ async fn whep_post(State(state): State<AppState>, req: Request) -> Response {
     if let Some(ConnectInfo(peer)) = parts.extensions.get::<ConnectInfo<SocketAddr>>()
         && let Err(wait) = state.offers.check(peer.ip(), std::time::Instant::now())
     {
-        state.stats.offers_rate_limited.fetch_add(1, Ordering::Relaxed);
+        state
+            .stats
+            .offers_rate_limited
+            .fetch_add(1, Ordering::Relaxed);
         let secs = wait.as_secs_f64().ceil().max(1.0) as u64;
         let mut resp = text(
             StatusCode::TOO_MANY_REQUESTS,
@@ -450,11 +459,23 @@ mod tests {
     fn own_origin_and_listed_origins_are_allowed() {
         let listed = vec!["https://viewer.example".to_string()];
         assert!(origin_allowed("http://board:8080", Some("board:8080"), &[]));
-        assert!(origin_allowed("https://BOARD:8443", Some("board:8443"), &[]));
+        assert!(origin_allowed(
+            "https://BOARD:8443",
+            Some("board:8443"),
+            &[]
+        ));
         assert!(!origin_allowed("http://evil:8080", Some("board:8080"), &[]));
         assert!(!origin_allowed("null", Some("board:8080"), &[]));
         assert!(!origin_allowed("http://board:8080", None, &[]));
-        assert!(origin_allowed("https://viewer.example", Some("board"), &listed));
-        assert!(!origin_allowed("https://viewer.example.evil", Some("board"), &listed));
+        assert!(origin_allowed(
+            "https://viewer.example",
+            Some("board"),
+            &listed
+        ));
+        assert!(!origin_allowed(
+            "https://viewer.example.evil",
+            Some("board"),
+            &listed
+        ));
     }
 }

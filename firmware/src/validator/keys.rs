@@ -22,7 +22,7 @@ pub enum KeyError {
     /// The file is open to group or others.
     #[error(
         "the key file {path} has mode {mode:o}: group or others can read or write it; \
-         run `chmod 600 {path}` (and check who copied it) before starting the node"
+         run `chmod 600 {path}` (and check who copied it); the key is not used until then"
     )]
     Permissions {
         /// The file.

@@ -13,6 +13,7 @@ mod encoder;
 mod keys;
 mod libvpx;
 mod memory;
+mod store;
 mod stun;
 mod udp;
 
@@ -156,6 +157,7 @@ pub fn all(cfg: &Config) -> Vec<Outcome> {
         encoder::check(cfg),
         disk::check(cfg),
         keys::check(cfg),
+        store::check(cfg),
         clock::check(cfg),
         udp::check(cfg),
         memory::check(cfg),

@@ -391,6 +391,14 @@ fn human(action: &Action, data: &Value) -> String {
                 f("throttled"),
                 f("log_level"),
             ) + &publish_lines(data)
+                + &match data["chain_error"].as_str() {
+                    // Text from an RPC server or a file: escaped for the terminal.
+                    Some(e) => format!(
+                        "chain error:   {}\n",
+                        crate::ops::control::logging::escape_controls(e)
+                    ),
+                    None => String::new(),
+                }
         }
         Action::Viewers { kick: Some(id) } => format!("viewer {id} ended\n"),
         Action::Viewers { kick: None } => {

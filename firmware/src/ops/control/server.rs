@@ -428,6 +428,10 @@ async fn status(state: &ControlState) -> Value {
         "keyframes": s.keyframes.load(Ordering::Relaxed),
         "uptime_s": s.uptime().as_secs(),
         "chain_height": s.chain.height(),
+        // Why the light validator is not verifying (unreachable RPC, a key or store it cannot
+        // open, a stopped thread); null when it is fine or there is no chain.
+        "chain_error": s.chain.last_error(),
+        "chain_halted": s.chain.halted.load(Ordering::Relaxed),
         "outbox_depth": s.chain.outbox_depth.load(Ordering::Relaxed),
         "cpu_temp_c": temp,
         "throttled": throttled,

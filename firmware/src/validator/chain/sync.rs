@@ -16,7 +16,7 @@
 //! Logs: one line per newly verified height, one per error streak start (and its end), one per
 //! conflict; never one per poll. A witness that is unreachable or behind is not a conflict.
 
-use super::rpc::{RpcClient, RpcError};
+use super::rpc::RpcClient;
 use super::{Anchor, ChainShared, now_time, unix_now, unix_now_ms};
 use crate::stats::{ChainStats, Stats};
 use crate::validator::store::Store;
@@ -74,7 +74,8 @@ pub fn signed_header_hash(sh: &SignedHeader) -> [u8; 32] {
 }
 
 /// Fetches the light block at `height` from `client`: `/commit`, `/validators` at `height` and
-/// at `height + 1` (all pages), assembled and bounded by the core's parser.
+/// at `height + 1` (all pages, each set within one `chain.max_response_bytes` budget), assembled
+/// and bounded by the core's parser.
 pub fn fetch_light_block(
     client: &RpcClient,
     height: u64,
@@ -87,8 +88,7 @@ pub fn fetch_light_block(
     let next = client
         .validators(height.saturating_add(1), limits.max_validators)
         .map_err(|e| e.to_string())?;
-    let bytes = |v: &serde_json::Value| serde_json::to_vec(v).unwrap_or_default();
-    light_block_from_rpc(&bytes(&commit), &bytes(&vals), &bytes(&next), limits)
+    light_block_from_rpc(&commit.to_json(), &vals.to_json(), &next.to_json(), limits)
         .map_err(|e| format!("{}: height {height}: {e}", client.base()))
 }
 
@@ -349,15 +349,9 @@ impl Syncer {
     ) -> Result<(), String> {
         for i in 0..self.witnesses.len() {
             let w = &self.witnesses[i];
-            let theirs = w.commit(height).and_then(|r| {
-                let sh = r.get("signed_header").cloned().unwrap_or_default();
-                serde_json::from_value::<SignedHeader>(sh)
-                    .map(|sh| signed_header_hash(&sh))
-                    .map_err(|e| RpcError::Malformed {
-                        url: format!("{}/commit?height={height}", w.base()),
-                        reason: format!("signed_header: {e}"),
-                    })
-            });
+            let theirs = w
+                .commit(height)
+                .map(|c| signed_header_hash(&c.signed_header));
             match theirs {
                 Ok(theirs) if theirs == hash => {
                     if let Some(e) = self.witness_errors[i].take() {

@@ -640,4 +640,25 @@ mod tests {
                 .is_none()
         );
     }
+
+    #[test]
+    fn bytes_that_are_no_store_are_an_error_not_a_panic() {
+        // (A real store with damaged pages can make redb panic; the node contains that in the
+        // validator's thread: see `validator::tests::a_damaged_store_is_reported_...`.)
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = store_path(dir.path());
+        let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+        let random: Vec<u8> = (0..256 * 1024)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                x as u8
+            })
+            .collect();
+        std::fs::write(&path, &random).expect("write");
+        let e = Store::open(dir.path(), Duration::ZERO).expect_err("random bytes");
+        assert!(e.to_string().contains("node.redb"), "{e}");
+        assert!(Store::open_read_only(dir.path()).is_err());
+    }
 }

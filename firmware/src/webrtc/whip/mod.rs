@@ -9,6 +9,9 @@
 //! is torn down (DELETE, best effort) and a new one is published, which forces a keyframe through
 //! the new fan-out join. Local WHEP viewers have their own queues and never notice.
 //!
+//! The token goes only to the configured URL's origin, a redirect from https to http is refused,
+//! and a session is DELETEd only on the origin that created it ([`whip_http`]).
+//!
 //! Failures (HTTP errors, refused connections, sessions that never connect) are logged once per
 //! streak with the status and the endpoint's text, and retried with capped exponential backoff
 //! and jitter; 401/403 are logged as configuration errors. On shutdown every live session is
@@ -325,10 +328,20 @@ fn gcc((min_kbps, max_kbps): (u32, u32)) -> rtc::interceptor::Gcc {
     rtc::interceptor::Gcc::new(max, min.min(max), max)
 }
 
-/// DELETEs a session resource (best effort, bounded).
-async fn delete_resource(resource: String, target: &PublishTarget) {
+/// DELETEs a session resource (best effort, bounded). `resource` is `None` when the endpoint's
+/// `Location` was on another origin (nothing is sent anywhere); the token goes only with a
+/// resource on the configured origin (`send_token`).
+async fn delete_resource(resource: Option<String>, send_token: bool, target: &PublishTarget) {
+    let Some(resource) = resource else {
+        tracing::info!(
+            target_url = %target.url,
+            "WHIP session not DELETEd: its Location was on another origin"
+        );
+        return;
+    };
     let url = resource.clone();
-    let (token, ca_file) = (target.token.clone(), target.ca_file.clone());
+    let token = target.token.clone().filter(|_| send_token);
+    let ca_file = target.ca_file.clone();
     let done = tokio::task::spawn_blocking(move || {
         whip_http::delete(
             &resource,
@@ -440,11 +453,11 @@ async fn negotiate_and_stream(
         );
         *link_servers = created.ice_servers.clone();
     }
-    let resource = created.resource.clone();
+    let (resource, send_token) = (created.resource.clone(), created.send_token);
     tracing::info!(
         target_url = %target.url,
         endpoint = %created.endpoint,
-        resource = %resource,
+        resource = resource.as_deref().unwrap_or("(none: another origin)"),
         "WHIP session created",
     );
     let outcome = async {
@@ -459,7 +472,7 @@ async fn negotiate_and_stream(
     }
     .await;
     // Whatever ended the session, the resource goes (RFC 9725 section 4.3).
-    delete_resource(resource, target).await;
+    delete_resource(resource, send_token, target).await;
     outcome
 }
 

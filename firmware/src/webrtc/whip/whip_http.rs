@@ -3,10 +3,18 @@
 //!
 //! Blocking `ureq` calls (the caller runs them in `spawn_blocking`), each with a deadline and a
 //! bounded body, so a hanging or hostile endpoint can neither stall the node nor make it grow.
-//! Redirects (307/308) are followed here, a bounded number of times, re-sending the same offer
-//! to the new URL, because the resource URL in `Location` is resolved against the URL that
-//! finally answered. Nothing here panics on what the network sends.
+//! Redirects (307/308) are followed here, not by the agent, a bounded number of times,
+//! re-sending the same offer to the new URL, because the resource URL in `Location` is resolved
+//! against the URL that finally answered. Nothing here panics on what the network sends.
+//!
+//! Where the token goes: `Authorization: Bearer` is sent only to the configured URL's
+//! [`Origin`] (scheme, host and port). A redirect to another origin is followed without it, and
+//! a redirect from https to http is refused outright (the offer, and with it the session, would
+//! travel in clear text). The session's resource (DELETE) must be on the origin that created the
+//! session: a `Location` on another origin is not used (logged), so a hostile endpoint cannot
+//! point the node's DELETE, and its token, at a third party.
 
+use crate::outbound::Origin;
 use std::path::Path;
 use std::time::Duration;
 
@@ -31,8 +39,11 @@ pub struct LinkIceServer {
 /// A 201 answer to the offer.
 #[derive(Debug, Clone)]
 pub struct Created {
-    /// The session's resource URL (absolute), for DELETE.
-    pub resource: String,
+    /// The session's resource URL (absolute, on the origin of `endpoint`), for DELETE; `None`
+    /// when the endpoint's `Location` named another origin (then nothing is DELETEd).
+    pub resource: Option<String>,
+    /// Whether the token may go with the DELETE: `endpoint` is on the configured URL's origin.
+    pub send_token: bool,
     /// The SDP answer.
     pub answer: String,
     /// ICE servers from `Link` headers.
@@ -110,8 +121,8 @@ fn short(text: &str) -> String {
     s
 }
 
-/// POSTs `offer` to `url` (with `Authorization: Bearer token` if given), following up to
-/// `MAX_REDIRECTS` 307/308 redirects; returns the created session.
+/// POSTs `offer` to `url` (with `Authorization: Bearer token` if given, to `url`'s origin
+/// only), following up to `MAX_REDIRECTS` 307/308 redirects; returns the created session.
 pub fn post_offer(
     url: &str,
     token: Option<&str>,
@@ -124,13 +135,15 @@ pub fn post_offer(
         reason: format!("ca_file: {reason}"),
     })?;
     let agent = crate::outbound::agent(timeout, roots);
+    let home = Origin::of(url);
     let mut url = url.to_string();
     for _ in 0..=MAX_REDIRECTS {
+        let send_token = home.is_some() && Origin::of(&url) == home;
         let mut req = agent
             .post(&url)
             .header("Content-Type", "application/sdp")
             .header("Accept", "application/sdp");
-        if let Some(t) = token {
+        if let Some(t) = token.filter(|_| send_token) {
             req = req.header("Authorization", &format!("Bearer {t}"));
         }
         let mut resp = req
@@ -147,6 +160,7 @@ pub fn post_offer(
                     reason: format!("{status} redirect without a usable Location"),
                 });
             };
+            check_redirect(&url, &next, home.as_ref(), token.is_some())?;
             tracing::info!(from = %url, to = %next, status, "WHIP endpoint redirects");
             url = next;
             continue;
@@ -191,7 +205,8 @@ pub fn post_offer(
             });
         }
         return Ok(Created {
-            resource,
+            resource: same_origin_resource(&url, resource),
+            send_token,
             answer: body,
             ice_servers,
             endpoint: url,
@@ -203,7 +218,53 @@ pub fn post_offer(
     })
 }
 
-/// DELETEs a session resource; returns the status (errors as text for the log).
+/// Whether a redirect from `from` to `to` may be followed: never from https to http (a clear
+/// error naming both URLs). Leaving the configured origin `home` is allowed, without the token
+/// (logged once per redirect when a token is configured).
+fn check_redirect(
+    from: &str,
+    to: &str,
+    home: Option<&Origin>,
+    has_token: bool,
+) -> Result<(), WhipError> {
+    let (a, b) = (Origin::of(from), Origin::of(to));
+    if a.as_ref().is_some_and(Origin::is_https) && !b.as_ref().is_some_and(Origin::is_https) {
+        return Err(WhipError::Protocol {
+            url: from.to_string(),
+            reason: format!(
+                "refusing the redirect from {from} to {to}: https to http would send the offer \
+                 in clear text; configure the http URL yourself if that is really meant"
+            ),
+        });
+    }
+    if has_token && b.as_ref() != home {
+        tracing::warn!(
+            from = %from,
+            to = %to,
+            "the WHIP endpoint redirects to another origin; the bearer token is not sent there"
+        );
+    }
+    Ok(())
+}
+
+/// The resource URL if it is on the origin of the `endpoint` that created the session; `None`
+/// (logged) if it points elsewhere: the node sends its DELETE only where the session lives.
+fn same_origin_resource(endpoint: &str, resource: String) -> Option<String> {
+    let (ours, theirs) = (Origin::of(endpoint), Origin::of(&resource));
+    if ours.is_some() && ours == theirs {
+        return Some(resource);
+    }
+    tracing::warn!(
+        endpoint = %endpoint,
+        location = %resource,
+        "the WHIP session's Location is on another origin than the endpoint that created it; \
+         it is not used, and the session will not be DELETEd (the endpoint ends it on its own)"
+    );
+    None
+}
+
+/// DELETEs a session resource; returns the status (errors as text for the log). `token` is
+/// sent as given: the caller passes it only for a resource on the configured origin.
 pub fn delete(
     resource: &str,
     token: Option<&str>,
@@ -405,6 +466,192 @@ mod tests {
         );
         assert!(parse_link_ice_servers("garbage, <; rel=").is_empty());
         assert!(parse_link_ice_servers("<http://x>; rel=\"ice-server\"").is_empty());
+    }
+
+    /// What a test server saw of one request.
+    #[derive(Debug, Clone)]
+    struct Seen {
+        method: String,
+        path: String,
+        authorization: Option<String>,
+    }
+
+    /// A one-thread HTTP server on 127.0.0.1:0 that records each request and answers with
+    /// `respond(index, path)`: `(status, headers, body)`. Returns its base URL and the log.
+    fn recording(
+        respond: impl Fn(usize, &str) -> (u16, Vec<(String, String)>, String) + Send + 'static,
+    ) -> (String, std::sync::Arc<std::sync::Mutex<Vec<Seen>>>) {
+        use std::io::{BufRead, BufReader, Read, Write};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let base = format!("http://{}", listener.local_addr().expect("addr"));
+        let log = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let seen = log.clone();
+        std::thread::spawn(move || {
+            for (i, stream) in listener.incoming().enumerate() {
+                let Ok(mut stream) = stream else { continue };
+                let mut reader = BufReader::new(stream.try_clone().expect("clone"));
+                let mut line = String::new();
+                if reader.read_line(&mut line).is_err() {
+                    continue;
+                }
+                let mut parts = line.split_whitespace();
+                let method = parts.next().unwrap_or("").to_string();
+                let path = parts.next().unwrap_or("/").to_string();
+                let (mut authorization, mut length) = (None, 0usize);
+                loop {
+                    let mut h = String::new();
+                    if reader.read_line(&mut h).is_err() || h.trim().is_empty() {
+                        break;
+                    }
+                    if let Some((k, v)) = h.split_once(':') {
+                        match k.trim().to_ascii_lowercase().as_str() {
+                            "authorization" => authorization = Some(v.trim().to_string()),
+                            "content-length" => length = v.trim().parse().unwrap_or(0),
+                            _ => {}
+                        }
+                    }
+                }
+                let mut body = vec![0u8; length];
+                let _ = reader.read_exact(&mut body);
+                seen.lock().expect("log").push(Seen {
+                    method,
+                    path: path.clone(),
+                    authorization,
+                });
+                let (status, headers, body) = respond(i, &path);
+                let mut head = format!(
+                    "HTTP/1.1 {status} X\r\nConnection: close\r\nContent-Length: {}\r\n",
+                    body.len()
+                );
+                for (k, v) in headers {
+                    head.push_str(&format!("{k}: {v}\r\n"));
+                }
+                head.push_str("\r\n");
+                let _ = stream.write_all(head.as_bytes());
+                let _ = stream.write_all(body.as_bytes());
+            }
+        });
+        (base, log)
+    }
+
+    fn location(l: &str) -> Vec<(String, String)> {
+        vec![("Location".to_string(), l.to_string())]
+    }
+
+    const ANSWER: &str = "v=0\r\no=- 0 0 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\n";
+
+    fn post(url: &str) -> Result<Created, WhipError> {
+        post_offer(url, Some("secret"), None, "v=0\r\n", Duration::from_secs(5))
+    }
+
+    #[test]
+    fn the_token_does_not_follow_a_redirect_to_another_origin() {
+        // B: the other origin (another port); it creates the session, with a Location on C.
+        let (c, c_log) = recording(|_, _| (200, vec![], String::new()));
+        let c_res = format!("{c}/res/1");
+        let (b, b_log) = recording(move |i, _| match i {
+            0 => (201, location(&c_res), ANSWER.into()),
+            _ => (201, location("/whip/2"), ANSWER.into()),
+        });
+        let b_whip = format!("{b}/whip");
+        let (a, a_log) = recording(move |_, _| (307, location(&b_whip), String::new()));
+        let a_whip = format!("{a}/whip");
+
+        // 1. A redirects to B: A gets the token, B does not; B's Location on C is not used.
+        let created = post(&a_whip).expect("created on B");
+        assert_eq!(created.endpoint, format!("{b}/whip"));
+        assert_eq!(
+            created.resource, None,
+            "a Location on a third origin is used"
+        );
+        assert!(!created.send_token);
+        // 2. Again: this time B's Location is its own: the resource is on B, without the token.
+        let created = post(&a_whip).expect("created on B");
+        assert_eq!(created.resource, Some(format!("{b}/whip/2")));
+        assert!(!created.send_token);
+        let a_seen = a_log.lock().expect("log").clone();
+        let b_seen = b_log.lock().expect("log").clone();
+        assert_eq!(a_seen.len(), 2, "{a_seen:?}");
+        assert!(
+            a_seen
+                .iter()
+                .all(|s| s.authorization.as_deref() == Some("Bearer secret")),
+            "the configured origin gets the token: {a_seen:?}"
+        );
+        assert_eq!(b_seen.len(), 2, "{b_seen:?}");
+        assert!(
+            b_seen.iter().all(|s| s.authorization.is_none()),
+            "another origin got the token: {b_seen:?}"
+        );
+        assert!(c_log.lock().expect("log").is_empty());
+    }
+
+    #[test]
+    fn the_token_follows_a_redirect_within_the_origin() {
+        let (a, a_log) = recording(|i, _| match i {
+            0 => (308, location("/v2/whip"), String::new()),
+            _ => (201, location("res/9"), ANSWER.into()),
+        });
+        let created = post(&format!("{a}/whip")).expect("created");
+        assert_eq!(created.resource, Some(format!("{a}/v2/res/9")));
+        assert!(created.send_token);
+        let seen = a_log.lock().expect("log").clone();
+        assert_eq!(
+            seen.iter().map(|s| s.path.as_str()).collect::<Vec<_>>(),
+            ["/whip", "/v2/whip"]
+        );
+        assert!(
+            seen.iter()
+                .all(|s| s.method == "POST" && s.authorization.as_deref() == Some("Bearer secret")),
+            "{seen:?}"
+        );
+    }
+
+    #[test]
+    fn https_to_http_redirects_are_refused_naming_both_urls() {
+        let home = Origin::of("https://relay.example/whip");
+        let e = check_redirect(
+            "https://relay.example/whip",
+            "http://relay.example/whip",
+            home.as_ref(),
+            true,
+        )
+        .expect_err("downgrade");
+        let text = e.to_string();
+        assert!(
+            text.contains("https://relay.example/whip")
+                && text.contains("http://relay.example/whip"),
+            "{text}"
+        );
+        assert!(text.contains("https to http"), "{text}");
+        // Up, or sideways on https, is fine (the token stays home either way).
+        assert!(
+            check_redirect(
+                "http://a.example/w",
+                "https://a.example/w",
+                home.as_ref(),
+                true
+            )
+            .is_ok()
+        );
+        assert!(
+            check_redirect(
+                "https://a.example/w",
+                "https://b.example/w",
+                home.as_ref(),
+                true
+            )
+            .is_ok()
+        );
+        assert_eq!(
+            same_origin_resource("https://a.example/w", "https://b.example/r/1".into()),
+            None
+        );
+        assert_eq!(
+            same_origin_resource("https://a.example/w", "https://a.example:443/r/1".into())
+                .as_deref(),
+            Some("https://a.example:443/r/1")
+        );
     }
 
     #[test]
