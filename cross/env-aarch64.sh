@@ -2,7 +2,7 @@
 # Environment for the container-free aarch64 cross build of the node (cross/README.md,
 # "Without a container engine"). Source it, then build:
 #
-#   . cross/env-aarch64.sh && cargo build --release --target aarch64-unknown-linux-gnu -p sutantra
+#   . cross/env-aarch64.sh && cargo build --release --target aarch64-unknown-linux-gnu -p sutantra --features rpi
 #
 # It is `cross/env.sh aarch64-unknown-linux-gnu` when that file is there (the same variables with
 # the same values, so builds from either share target/ without rebuilding), else the same

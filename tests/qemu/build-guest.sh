@@ -12,7 +12,8 @@
 # Environment:
 #   SUTANTRA_GUEST_BIN  the node binary to put in the guest (must be built for ARCH). Default:
 #                       x86_64 builds `cargo build --release -p sutantra`; aarch64 cross-builds
-#                       `cargo build --release --target aarch64-unknown-linux-gnu -p sutantra`
+#                       `cargo build --release --target aarch64-unknown-linux-gnu -p sutantra
+#                       --features rpi`
 #                       with cross/env-aarch64.sh.
 #   CARGO_TARGET_DIR    as for cargo (default <repo>/target).
 #
@@ -151,7 +152,10 @@ else
   else
     log "cross build: cargo build --release --target $RUST_TARGET -p sutantra"
     # shellcheck source=../../cross/env-aarch64.sh
-    (cd "$ROOT" && . cross/env-aarch64.sh && cargo build --release --target "$RUST_TARGET" -p sutantra >&2)
+    # With the boards' features, as cross/build.sh builds it: the same artifacts (no second
+    # build), and the build that is shipped. (Without `rpi`, rustc 1.95's LLVM fails this crate
+    # graph at opt-level "z" + fat LTO with "Undefined temporary symbol .LJTI...".)
+    (cd "$ROOT" && . cross/env-aarch64.sh && cargo build --release --target "$RUST_TARGET" -p sutantra --features rpi >&2)
     BIN=$TARGET_DIR/$RUST_TARGET/release/sutantra
   fi
 fi
