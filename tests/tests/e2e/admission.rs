@@ -4,7 +4,6 @@
 //! fragment; CORS is an allow-list; offers with data channels or too many sections get 400.
 
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
 use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -12,6 +11,7 @@ use std::time::{Duration, Instant};
 
 use crate::clients;
 use crate::node::{Node, binary};
+use crate::transport::connect_from;
 
 const SDP: (&str, &str) = ("Content-Type", "application/sdp");
 
@@ -52,16 +52,6 @@ fn rss_mib(pid: u32) -> f64 {
         .find_map(|l| l.strip_prefix("VmRSS:"))
         .and_then(|v| v.split_whitespace().next()?.parse::<f64>().ok())
         .map_or(0.0, |kib| kib / 1024.0)
-}
-
-/// Connects to `port` on 127.0.0.1 from the local address `from`.
-fn connect_from(from: &str, port: u16) -> std::io::Result<TcpStream> {
-    let sock = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None)?;
-    let local: SocketAddr = format!("{from}:0").parse().expect("address");
-    sock.bind(&local.into())?;
-    let remote: SocketAddr = format!("127.0.0.1:{port}").parse().expect("address");
-    sock.connect_timeout(&remote.into(), Duration::from_secs(5))?;
-    Ok(sock.into())
 }
 
 /// A whole WHEP POST as bytes.

@@ -31,6 +31,54 @@ pub fn vectors() -> std::path::PathBuf {
     dir
 }
 
+/// Starts the Python RPC server `script` (in `tests/e2e`) on the CometBFT vectors with `args`:
+/// the child, its stderr (the last 128 KiB or more, for failure reports) and its stdout lines.
+pub fn spawn_rpc_script(
+    script: &str,
+    args: &[&str],
+) -> (Child, Arc<Mutex<String>>, mpsc::Receiver<String>) {
+    let mut child = Command::new(python())
+        .arg(e2e_dir().join(script))
+        .arg("--vectors")
+        .arg(vectors())
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("start {script}: {e}"));
+    let stderr = Arc::new(Mutex::new(String::new()));
+    if let Some(mut pipe) = child.stderr.take() {
+        let sink = stderr.clone();
+        thread::spawn(move || {
+            let mut buf = [0u8; 4096];
+            while let Ok(n) = pipe.read(&mut buf) {
+                if n == 0 {
+                    break;
+                }
+                let mut s = sink.lock().unwrap_or_else(|e| e.into_inner());
+                s.push_str(&String::from_utf8_lossy(&buf[..n]));
+                if s.len() > 256 * 1024 {
+                    let cut = s.len() - 128 * 1024;
+                    let cut = (cut..s.len()).find(|i| s.is_char_boundary(*i)).unwrap_or(0);
+                    s.drain(..cut);
+                }
+            }
+        });
+    }
+    let (tx, rx) = mpsc::channel();
+    let stdout = child.stdout.take().expect("piped stdout");
+    thread::spawn(move || {
+        for line in BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    (child, stderr, rx)
+}
+
 #[derive(Debug)]
 pub struct FakeRpc {
     child: Child,
@@ -42,45 +90,7 @@ pub struct FakeRpc {
 impl FakeRpc {
     /// Starts `fake_cometbft.py ARGS` (e.g. `--generate 11 --genesis-time T`).
     pub fn start(args: &[&str]) -> FakeRpc {
-        let mut child = Command::new(python())
-            .arg(e2e_dir().join("fake_cometbft.py"))
-            .arg("--vectors")
-            .arg(vectors())
-            .args(args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap_or_else(|e| panic!("start fake_cometbft.py: {e}"));
-        let stderr = Arc::new(Mutex::new(String::new()));
-        if let Some(mut pipe) = child.stderr.take() {
-            let sink = stderr.clone();
-            thread::spawn(move || {
-                let mut buf = [0u8; 4096];
-                while let Ok(n) = pipe.read(&mut buf) {
-                    if n == 0 {
-                        break;
-                    }
-                    let mut s = sink.lock().unwrap_or_else(|e| e.into_inner());
-                    s.push_str(&String::from_utf8_lossy(&buf[..n]));
-                    if s.len() > 256 * 1024 {
-                        let cut = s.len() - 128 * 1024;
-                        let cut = (cut..s.len()).find(|i| s.is_char_boundary(*i)).unwrap_or(0);
-                        s.drain(..cut);
-                    }
-                }
-            });
-        }
-        let (tx, rx) = mpsc::channel();
-        let stdout = child.stdout.take().expect("piped stdout");
-        thread::spawn(move || {
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
+        let (child, stderr, rx) = spawn_rpc_script("fake_cometbft.py", args);
         let line = |what: &str| -> u16 {
             let l = rx
                 .recv_timeout(Duration::from_secs(60))

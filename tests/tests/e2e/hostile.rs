@@ -18,7 +18,7 @@
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Child;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread;
@@ -27,7 +27,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 use crate::clients;
-use crate::cometbft::vectors;
+use crate::cometbft::spawn_rpc_script;
 use crate::control::cli;
 use crate::node::{Node, raw_request, tail};
 
@@ -45,33 +45,10 @@ struct HostileRpc {
 
 impl HostileRpc {
     fn start(extra: &[&str]) -> HostileRpc {
-        let mut child = Command::new(clients::python())
-            .arg(clients::e2e_dir().join("hostile_rpc.py"))
-            .arg("--vectors")
-            .arg(vectors())
-            .args(extra)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap_or_else(|e| panic!("start hostile_rpc.py: {e}"));
-        let stderr = Arc::new(Mutex::new(String::new()));
-        if let Some(mut pipe) = child.stderr.take() {
-            let sink = stderr.clone();
-            thread::spawn(move || {
-                let mut buf = [0u8; 4096];
-                while let Ok(n) = pipe.read(&mut buf) {
-                    if n == 0 {
-                        break;
-                    }
-                    let mut s = sink.lock().unwrap_or_else(|e| e.into_inner());
-                    s.push_str(&String::from_utf8_lossy(&buf[..n]));
-                }
-            });
-        }
-        let stdout = child.stdout.take().expect("piped stdout");
-        let mut line = String::new();
-        let _ = BufReader::new(stdout).read_line(&mut line);
+        let (child, stderr, lines) = spawn_rpc_script("hostile_rpc.py", extra);
+        let line = lines
+            .recv_timeout(Duration::from_secs(60))
+            .unwrap_or_default();
         let port = line
             .trim()
             .strip_prefix("listening on ")

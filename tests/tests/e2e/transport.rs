@@ -96,8 +96,9 @@ fn lower_own_soft_nofile(to: libc::rlim_t) {
     }
 }
 
-/// A TCP connection to 127.0.0.1:`port` from the local address `from`.
-fn connect_from(from: &str, port: u16) -> std::io::Result<TcpStream> {
+/// A TCP connection to 127.0.0.1:`port` from the local address `from` (127.0.0.2 plays a
+/// client on another address).
+pub fn connect_from(from: &str, port: u16) -> std::io::Result<TcpStream> {
     let sock = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None)?;
     let local: SocketAddr = format!("{from}:0").parse().expect("address");
     sock.bind(&local.into())?;
