@@ -293,6 +293,9 @@ impl Rng {
 
 #[test]
 fn chain_verify_matches_every_single_step_vector() {
+    // CPU-heavy work without a node: hold the node lock anyway, so it never runs beside an
+    // emulated board (TCG guests need both cores to keep 30 fps).
+    let _lock = crate::node::hold_node_lock();
     let dir = vectors().join("single_step");
     let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
         .expect("read single_step/")

@@ -168,6 +168,9 @@ fn exposure_of(unit: &Path) -> f64 {
 
 #[test]
 fn aarch64_deb_has_binary_unit_config_and_scripts() {
+    // CPU-heavy work without a node: hold the node lock anyway, so it never runs beside an
+    // emulated board (TCG guests need both cores to keep 30 fps).
+    let _lock = crate::node::hold_node_lock();
     let ws = workspace();
     // Reuses the cross-built binary when the emulated-board test already made it.
     let prebuilt = ws
@@ -391,6 +394,9 @@ fn assert_generated_config(config: &Path, printed: &str) -> String {
 /// (No systemd runs as PID 1 here, so the maintainer scripts skip starting the service.)
 #[test]
 fn amd64_deb_install_upgrade_remove_keep_config_key_and_outbox() {
+    // CPU-heavy work without a node: hold the node lock anyway, so it never runs beside an
+    // emulated board (TCG guests need both cores to keep 30 fps).
+    let _lock = crate::node::hold_node_lock();
     // SAFETY: geteuid has no preconditions.
     let root = unsafe { libc_geteuid() } == 0;
     assert!(
