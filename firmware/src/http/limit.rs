@@ -8,12 +8,26 @@
 //! forgotten first, then the least recently seen. Time is an argument, so tests need no clock.
 
 use std::collections::HashMap;
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 /// Addresses remembered at once.
 pub const MAX_TRACKED: usize = 4096;
+
+/// The client a per-address limit counts (offers here, connections in `server`): IPv4 as is,
+/// IPv6 by its /64 (one subscriber's prefix); `None` for `127.0.0.1` and `::1` (also
+/// IPv4-mapped), which are not limited, so the operator on the box always gets in.
+pub fn address_key(ip: IpAddr) -> Option<IpAddr> {
+    match ip.to_canonical() {
+        IpAddr::V4(v4) if v4 == Ipv4Addr::LOCALHOST => None,
+        IpAddr::V6(v6) if v6 == Ipv6Addr::LOCALHOST => None,
+        IpAddr::V6(v6) => Some(IpAddr::V6(Ipv6Addr::from(
+            u128::from(v6) & (u128::MAX << 64),
+        ))),
+        v4 => Some(v4),
+    }
+}
 
 #[derive(Debug, Clone, Copy)]
 struct Bucket {
@@ -39,20 +53,16 @@ impl OfferLimiter {
         }
     }
 
-    /// Whether `addr` is exempt: 127.0.0.1 and ::1 (also as an IPv4-mapped address).
-    pub fn exempt(addr: IpAddr) -> bool {
-        match addr.to_canonical() {
-            IpAddr::V4(v4) => v4 == std::net::Ipv4Addr::LOCALHOST,
-            IpAddr::V6(v6) => v6 == std::net::Ipv6Addr::LOCALHOST,
-        }
-    }
-
     /// Takes one offer from `addr`'s bucket at `now`; `Err(wait)` when it is empty.
     pub fn check(&self, addr: IpAddr, now: Instant) -> Result<(), Duration> {
-        if self.per_s <= 0.0 || Self::exempt(addr) {
+        if self.per_s <= 0.0 {
             return Ok(());
         }
-        let addr = addr.to_canonical();
+        // One bucket per client as the connection caps count it (an IPv6 client by its /64,
+        // which it could otherwise walk through for fresh buckets); 127.0.0.1 and ::1 are free.
+        let Some(addr) = address_key(addr) else {
+            return Ok(());
+        };
         let mut table = self.table.lock().unwrap_or_else(|p| p.into_inner());
         if !table.contains_key(&addr) && table.len() >= MAX_TRACKED {
             self.make_room(&mut table, now);
@@ -133,6 +143,15 @@ mod tests {
     }
 
     #[test]
+    fn an_ipv6_client_cannot_walk_its_64_for_fresh_buckets() {
+        let l = OfferLimiter::new(1, 1);
+        let t0 = Instant::now();
+        assert_eq!(l.check(ip("2001:db8:1:2::1"), t0), Ok(()));
+        assert!(l.check(ip("2001:db8:1:2::ffff"), t0).is_err());
+        assert_eq!(l.check(ip("2001:db8:1:3::1"), t0), Ok(()));
+    }
+
+    #[test]
     fn zero_means_no_limit() {
         let l = OfferLimiter::new(0, 1);
         let t0 = Instant::now();
@@ -151,5 +170,19 @@ mod tests {
             assert_eq!(l.check(a, t0), Ok(()));
         }
         assert!(l.tracked() <= MAX_TRACKED, "{}", l.tracked());
+    }
+
+    #[test]
+    fn address_keys() {
+        let k = |s: &str| address_key(s.parse().expect("ip"));
+        assert_eq!(k("127.0.0.1"), None);
+        assert_eq!(k("::1"), None);
+        assert_eq!(k("::ffff:127.0.0.1"), None);
+        assert_eq!(k("127.0.0.2"), Some("127.0.0.2".parse().expect("ip")));
+        assert_eq!(k("::ffff:10.0.0.1"), Some("10.0.0.1".parse().expect("ip")));
+        assert_eq!(
+            k("2001:db8:1:2:aaaa::1"),
+            Some("2001:db8:1:2::".parse().expect("ip"))
+        );
     }
 }

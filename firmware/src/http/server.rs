@@ -24,6 +24,7 @@
 //! Handlers can extract the client's address as `ConnectInfo<SocketAddr>` (IPv4-mapped IPv6
 //! addresses are given as IPv4).
 
+use super::limit::address_key;
 use super::tls::Tls;
 use crate::config::HttpConfig;
 use crate::stats::Stats;
@@ -35,7 +36,7 @@ use std::collections::HashMap;
 use std::convert::Infallible;
 use std::future::Future;
 use std::io;
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -321,19 +322,6 @@ struct Open {
 struct Slot {
     admission: Arc<Admission>,
     key: Option<IpAddr>,
-}
-
-/// The address a per-address cap counts: IPv4 as is, IPv6 by its /64 (one subscriber's
-/// prefix); `None` for `127.0.0.1` and `::1`, which are not limited.
-fn address_key(ip: IpAddr) -> Option<IpAddr> {
-    match ip.to_canonical() {
-        IpAddr::V4(v4) if v4 == Ipv4Addr::LOCALHOST => None,
-        IpAddr::V6(v6) if v6 == Ipv6Addr::LOCALHOST => None,
-        IpAddr::V6(v6) => Some(IpAddr::V6(Ipv6Addr::from(
-            u128::from(v6) & (u128::MAX << 64),
-        ))),
-        v4 => Some(v4),
-    }
 }
 
 impl Admission {
@@ -692,6 +680,7 @@ impl hyper::service::Service<hyper::Request<Incoming>> for Handler {
 mod tests {
     use super::*;
     use axum::routing::get;
+    use std::net::Ipv4Addr;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
     fn app() -> Router {
@@ -977,20 +966,6 @@ mod tests {
         );
         // Nothing listens any more.
         assert!(TcpStream::connect(addr).await.is_err());
-    }
-
-    #[test]
-    fn address_keys() {
-        let k = |s: &str| address_key(s.parse().expect("ip"));
-        assert_eq!(k("127.0.0.1"), None);
-        assert_eq!(k("::1"), None);
-        assert_eq!(k("::ffff:127.0.0.1"), None);
-        assert_eq!(k("127.0.0.2"), Some("127.0.0.2".parse().expect("ip")));
-        assert_eq!(k("::ffff:10.0.0.1"), Some("10.0.0.1".parse().expect("ip")));
-        assert_eq!(
-            k("2001:db8:1:2:aaaa::1"),
-            Some("2001:db8:1:2::".parse().expect("ip"))
-        );
     }
 
     #[test]
