@@ -5,8 +5,9 @@
 //! (test pattern, Y4M) return at once and the caller paces them with its frame clock.
 //!
 //! Modules: [`spec`] parses `--source` and opens a source; [`test_pattern`] (with [`stamp`]
-//! and [`digits`]), [`y4m`] and `v4l2` (Linux, `v4l2` feature) are the sources; [`convert`]
-//! turns camera pixel formats into I420; `fake` (tests, `fake` feature) is a scripted source.
+//! and [`digits`]), [`y4m`] and `v4l2` (Linux, `v4l2` feature; its fake camera and fault
+//! injector are `v4l2::fake`, `fake` feature) are the sources; [`convert`] turns camera pixel
+//! formats into I420; `fake` (tests, `fake` feature) is a scripted source.
 
 use crate::frame::I420Frame;
 
@@ -141,6 +142,14 @@ pub trait FrameSource: Send {
     /// Fills `frame` (already sized to `info().width` x `info().height`) with the next picture,
     /// sets `frame.capture_us` from `clock` at the moment of capture and `frame.seq`.
     fn capture(&mut self, frame: &mut I420Frame, clock: &dyn WallClock) -> Result<(), CameraError>;
+
+    /// Closes the source and reports what failed while closing (a device's stream-off or
+    /// buffer release); the device is closed in any case. Dropping a source closes it too,
+    /// logging instead of reporting. The default just drops.
+    fn close(self: Box<Self>) -> Result<(), CameraError> {
+        drop(self);
+        Ok(())
+    }
 }
 
 impl<T: FrameSource + ?Sized> FrameSource for &mut T {
@@ -164,5 +173,8 @@ impl<T: FrameSource + ?Sized> FrameSource for Box<T> {
     }
     fn capture(&mut self, frame: &mut I420Frame, clock: &dyn WallClock) -> Result<(), CameraError> {
         (**self).capture(frame, clock)
+    }
+    fn close(self: Box<Self>) -> Result<(), CameraError> {
+        (*self).close()
     }
 }

@@ -1,13 +1,21 @@
 //! `V4l2Source`: capture from a Video4Linux2 device (`--source v4l2:/dev/videoN`).
 //!
-//! This module owns talking to real cameras through the `v4l` crate: checking the node is a
-//! streaming capture device, negotiating a raw YUV format (preferring, in order, the formats of
+//! This module owns talking to real cameras: checking the node is a streaming capture device,
+//! negotiating a raw YUV format (preferring, in order, the formats of
 //! [`PixelFormat::PREFERENCE`]: YU12, YV12, NV12, NV21, YUYV, UYVY, YVYU), size and frame
 //! interval (the driver may adjust them; what it reports is what [`FrameSource::info`] says),
 //! streaming through a fixed set of mmap buffers allocated once, and converting each dequeued
 //! buffer into the caller's [`I420Frame`] with [`super::convert`]. Every failure an operator
-//! can meet (no device, busy, no permission, no usable format, unplugged) maps to an
-//! [`ErrorKind`] with a message that says what to do.
+//! can meet (no device, busy, no permission, no usable format, unplugged, an I/O error or a
+//! timeout mid-stream) maps to an [`ErrorKind`] with a message that says what to do.
+//!
+//! The source keeps the buffer bookkeeping itself (which buffers the driver holds, which one
+//! the caller has) and tears the stream down itself: stream off, unmap, free the driver's
+//! buffers, close the file. Each step's failure is logged and returned from
+//! [`V4l2Source::close`] (or logged when the source is dropped), never a panic, and the file
+//! is closed whatever failed, so an unplugged camera's device number is freed. The system calls
+//! sit behind the [`V4l2Device`] trait ([`device`]): [`SysDevice`] for real devices, and in
+//! tests (feature `fake`) a fake camera and a fault injector (`fake`).
 //!
 //! The device is paced by the camera ([`Pacing::Device`]): `capture` blocks until the driver
 //! hands over the next buffer, at most [`DEQUEUE_TIMEOUT`].
@@ -17,44 +25,41 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use v4l::buffer::Type;
-use v4l::capability::Flags as CapFlags;
-use v4l::io::mmap::Stream;
-use v4l::io::traits::CaptureStream;
-use v4l::video::Capture;
-use v4l::video::capture::Parameters;
-use v4l::{Device, Format, FourCC, Fraction};
-
 use super::convert::PixelFormat;
 use super::spec::SourceRequest;
 use super::{CameraError, ErrorKind, FrameSource, Pacing, SourceInfo, WallClock};
 use crate::frame::I420Frame;
+
+pub mod device;
+#[cfg(any(test, feature = "fake"))]
+pub mod fake;
+
+pub use device::{Caps, Dequeued, FormatDesc, PixFormat, SysDevice, V4l2Device};
 
 /// Longest `capture` waits for the device before reporting it as gone.
 pub const DEQUEUE_TIMEOUT: Duration = Duration::from_secs(5);
 /// Most capture buffers a source may ask for.
 pub const MAX_BUFFERS: u32 = 32;
 
-// errno values (identical on every Linux architecture for these low numbers).
-const EPERM: i32 = 1;
-const ENOENT: i32 = 2;
-const ENXIO: i32 = 6;
-const EACCES: i32 = 13;
-const EBUSY: i32 = 16;
-const ENODEV: i32 = 19;
-const EINVAL: i32 = 22;
-const ENOTTY: i32 = 25;
+// errno values, from the target's C library (they differ between some architectures).
+const EPERM: i32 = libc::EPERM;
+const ENOENT: i32 = libc::ENOENT;
+const EIO: i32 = libc::EIO;
+const ENXIO: i32 = libc::ENXIO;
+const EACCES: i32 = libc::EACCES;
+const EBUSY: i32 = libc::EBUSY;
+const ENODEV: i32 = libc::ENODEV;
+const EINVAL: i32 = libc::EINVAL;
+const ENOTTY: i32 = libc::ENOTTY;
+const ETIMEDOUT: i32 = libc::ETIMEDOUT;
 /// "Function not implemented": what qemu-user answers for an ioctl it does not emulate (a real
 /// kernel says ENOTTY for a file that is not a V4L2 device).
-const ENOSYS: i32 = 38;
+const ENOSYS: i32 = libc::ENOSYS;
 
 /// A V4L2 capture device streaming into mmap buffers.
 pub struct V4l2Source {
-    // Field order is drop order: the stream (STREAMOFF, unmap, free buffers) goes before the
-    // device handle. The stream also holds its own `Arc` of the handle, so the file descriptor
-    // stays open as long as either needs it.
-    stream: Stream<'static>,
-    _device: Device,
+    /// The open device; `None` once torn down.
+    device: Option<Box<dyn V4l2Device>>,
     path: PathBuf,
     card: String,
     driver: String,
@@ -64,7 +69,14 @@ pub struct V4l2Source {
     stride: usize,
     fps_num: u32,
     fps_den: u32,
+    /// Buffers the driver allocated (and we mapped).
     buffers: u32,
+    /// Whether `VIDIOC_STREAMON` succeeded (and no stream-off since).
+    streaming: bool,
+    /// Per buffer: queued to the driver (it may write into it).
+    queued: Vec<bool>,
+    /// The buffer dequeued last, read by the caller; queued again on the next `capture`.
+    held: Option<u32>,
     /// Driver sequence numbers are 32-bit; this extends them to 64 bits across wraps.
     seq_high: u64,
     last_seq: Option<u32>,
@@ -72,8 +84,7 @@ pub struct V4l2Source {
     broken: Option<String>,
 }
 
-// The capture thread owns the source: it must be `Send` (the `v4l` stream holds an `Arc` of
-// the device handle and plain mapped slices, so it is).
+// The capture thread owns the source: it must be `Send` (the device trait requires it).
 const _: fn() = || {
     fn assert_send<T: Send>() {}
     assert_send::<V4l2Source>();
@@ -90,6 +101,8 @@ impl std::fmt::Debug for V4l2Source {
             .field("stride", &self.stride)
             .field("fps", &(self.fps_num, self.fps_den))
             .field("buffers", &self.buffers)
+            .field("streaming", &self.streaming)
+            .field("open", &self.device.is_some())
             .finish_non_exhaustive()
     }
 }
@@ -124,6 +137,20 @@ fn device_error(path: &Path, what: &str, err: &io::Error) -> CameraError {
                  and reopen the source"
             ),
         ),
+        Some(EIO) => (
+            ErrorKind::Disconnected,
+            format!(
+                "camera {shown} failed ({what}: input/output error); check the camera, its \
+                 cable and power (`dmesg` tells more), then reopen the source"
+            ),
+        ),
+        Some(ETIMEDOUT) => (
+            ErrorKind::Disconnected,
+            format!(
+                "camera {shown} did not answer in time ({what}: timed out); check the camera \
+                 and its cable, then reopen the source"
+            ),
+        ),
         Some(ENOTTY | ENOSYS) => (
             ErrorKind::InvalidInput,
             format!(
@@ -144,9 +171,8 @@ fn device_error(path: &Path, what: &str, err: &io::Error) -> CameraError {
     CameraError::new(kind, message)
 }
 
-fn fourcc_text(code: FourCC) -> String {
-    code.repr
-        .iter()
+fn fourcc_text(code: [u8; 4]) -> String {
+    code.iter()
         .map(|&b| {
             if b.is_ascii_graphic() || b == b' ' {
                 char::from(b)
@@ -157,48 +183,65 @@ fn fourcc_text(code: FourCC) -> String {
         .collect()
 }
 
+/// Rejects requests no device could satisfy, before anything is opened.
+fn check_request(path: &Path, req: &SourceRequest) -> Result<(), CameraError> {
+    let shown = path.display();
+    if path.as_os_str().as_bytes().contains(&0) {
+        return Err(CameraError::new(
+            ErrorKind::InvalidInput,
+            format!("device path {shown:?} contains a NUL byte; give a /dev/videoN path"),
+        ));
+    }
+    if req.buffers == 0 || req.buffers > MAX_BUFFERS {
+        return Err(CameraError::new(
+            ErrorKind::InvalidInput,
+            format!(
+                "{} camera buffers requested for {shown}: use 1 to {MAX_BUFFERS} (4 is the \
+                 default)",
+                req.buffers
+            ),
+        ));
+    }
+    if req.width == 0 || req.height == 0 || req.fps_num == 0 || req.fps_den == 0 {
+        return Err(CameraError::new(
+            ErrorKind::InvalidInput,
+            format!(
+                "requested {}x{} at {}/{} fps from {shown}: size and rate must be non-zero",
+                req.width, req.height, req.fps_num, req.fps_den
+            ),
+        ));
+    }
+    Ok(())
+}
+
 impl V4l2Source {
-    /// Opens the capture device at `path` and starts streaming as close to `req` as the driver
-    /// allows (it may change the size and rate; [`FrameSource::info`] reports what it chose).
+    /// Opens the capture device at `path` and prepares streaming as close to `req` as the
+    /// driver allows (it may change the size and rate; [`FrameSource::info`] reports what it
+    /// chose). The stream starts on the first `capture`.
     ///
     /// Errors: no device → [`ErrorKind::NotFound`]; in use → [`ErrorKind::Busy`]; no access →
     /// [`ErrorKind::PermissionDenied`]; not a streaming capture device, or no raw YUV format
     /// this crate converts → [`ErrorKind::UnsupportedFormat`] / [`ErrorKind::InvalidInput`].
     pub fn open(path: &Path, req: &SourceRequest) -> Result<Self, CameraError> {
-        let shown = path.display();
-        if path.as_os_str().as_bytes().contains(&0) {
-            return Err(CameraError::new(
-                ErrorKind::InvalidInput,
-                format!("device path {shown:?} contains a NUL byte; give a /dev/videoN path"),
-            ));
-        }
-        if req.buffers == 0 || req.buffers > MAX_BUFFERS {
-            return Err(CameraError::new(
-                ErrorKind::InvalidInput,
-                format!(
-                    "{} camera buffers requested for {shown}: use 1 to {MAX_BUFFERS} (4 is the \
-                     default)",
-                    req.buffers
-                ),
-            ));
-        }
-        if req.width == 0 || req.height == 0 || req.fps_num == 0 || req.fps_den == 0 {
-            return Err(CameraError::new(
-                ErrorKind::InvalidInput,
-                format!(
-                    "requested {}x{} at {}/{} fps from {shown}: size and rate must be non-zero",
-                    req.width, req.height, req.fps_num, req.fps_den
-                ),
-            ));
-        }
+        check_request(path, req)?;
+        let device = SysDevice::open(path).map_err(|e| device_error(path, "open", &e))?;
+        Self::open_device(path, req, Box::new(device))
+    }
 
-        let device = Device::with_path(path).map_err(|e| device_error(path, "open", &e))?;
+    /// Like [`V4l2Source::open`], on a `device` the caller opened (`path` names it in
+    /// messages): a [`SysDevice`], or in tests a fake camera or a fault-injecting wrapper.
+    pub fn open_device(
+        path: &Path,
+        req: &SourceRequest,
+        mut device: Box<dyn V4l2Device>,
+    ) -> Result<Self, CameraError> {
+        check_request(path, req)?;
+        let shown = path.display();
         let caps = device
             .query_caps()
             .map_err(|e| device_error(path, "VIDIOC_QUERYCAP", &e))?;
-        let flags = caps.capabilities;
-        if !flags.contains(CapFlags::VIDEO_CAPTURE) {
-            let hint = if flags.contains(CapFlags::VIDEO_CAPTURE_MPLANE) {
+        if !caps.capture {
+            let hint = if caps.capture_mplane {
                 "it only offers the multi-planar capture API, which this build does not support"
             } else {
                 "it is not a video capture node (maybe a metadata or output node of the same \
@@ -209,7 +252,7 @@ impl V4l2Source {
                 format!("cannot capture from {shown} ({}): {hint}", caps.card),
             ));
         }
-        if !flags.contains(CapFlags::STREAMING) {
+        if !caps.streaming {
             return Err(CameraError::new(
                 ErrorKind::UnsupportedFormat,
                 format!(
@@ -224,7 +267,7 @@ impl V4l2Source {
             .map_err(|e| device_error(path, "VIDIOC_ENUM_FMT", &e))?;
         let chosen = PixelFormat::PREFERENCE
             .into_iter()
-            .find(|f| offered.iter().any(|d| d.fourcc.repr == f.fourcc()));
+            .find(|f| offered.iter().any(|d| d.fourcc == f.fourcc()));
         let Some(wanted) = chosen else {
             let list: Vec<String> = offered
                 .iter()
@@ -245,11 +288,15 @@ impl V4l2Source {
             ));
         };
 
-        let requested = Format::new(req.width, req.height, FourCC::new(&wanted.fourcc()));
         let format = device
-            .set_format(&requested)
+            .set_format(PixFormat {
+                width: req.width,
+                height: req.height,
+                fourcc: wanted.fourcc(),
+                stride: 0,
+            })
             .map_err(|e| device_error(path, "VIDIOC_S_FMT", &e))?;
-        let Some(pixel_format) = PixelFormat::from_fourcc(format.fourcc.repr) else {
+        let Some(pixel_format) = PixelFormat::from_fourcc(format.fourcc) else {
             return Err(CameraError::new(
                 ErrorKind::UnsupportedFormat,
                 format!(
@@ -285,14 +332,8 @@ impl V4l2Source {
         };
 
         // Frame interval is seconds per frame: den/num of the rate.
-        let wanted_interval = Parameters::new(Fraction::new(req.fps_den, req.fps_num));
-        let params = device
-            .set_params(&wanted_interval)
-            .or_else(|_| device.params());
-        let (fps_num, fps_den) = match params {
-            Ok(p) if p.interval.numerator > 0 && p.interval.denominator > 0 => {
-                (p.interval.denominator, p.interval.numerator)
-            }
+        let (fps_num, fps_den) = match device.set_interval(req.fps_den, req.fps_num) {
+            Ok(Some((num, den))) => (den, num),
             _ => {
                 tracing::info!(
                     device = %shown,
@@ -302,26 +343,21 @@ impl V4l2Source {
             }
         };
 
-        let mut stream = Stream::with_buffers(&device, Type::VideoCapture, req.buffers)
+        let granted = device
+            .request_buffers(req.buffers)
             .map_err(|e| device_error(path, "VIDIOC_REQBUFS (buffer allocation)", &e))?;
-        stream.set_timeout(DEQUEUE_TIMEOUT);
-
-        tracing::info!(
-            device = %shown,
-            card = %caps.card,
-            driver = %caps.driver,
-            format = %pixel_format,
-            %width,
-            %height,
-            %stride,
-            fps = %format_args!("{fps_num}/{fps_den}"),
-            buffers = req.buffers,
-            "camera opened"
-        );
-
-        Ok(Self {
-            stream,
-            _device: device,
+        if granted == 0 {
+            return Err(CameraError::new(
+                ErrorKind::Other,
+                format!(
+                    "{shown} ({}) allocated no capture buffers (asked for {}); the driver is \
+                     out of memory: try fewer buffers or a smaller size",
+                    caps.card, req.buffers
+                ),
+            ));
+        }
+        let mut source = Self {
+            device: Some(device),
             path: path.to_path_buf(),
             card: caps.card,
             driver: caps.driver,
@@ -331,11 +367,36 @@ impl V4l2Source {
             stride,
             fps_num,
             fps_den,
-            buffers: req.buffers,
+            buffers: granted,
+            streaming: false,
+            queued: vec![false; granted as usize],
+            held: None,
             seq_high: 0,
             last_seq: None,
             broken: None,
-        })
+        };
+        // From here on a failure drops `source`, which tears down what was set up.
+        for index in 0..granted {
+            let mapped = match source.device.as_mut() {
+                Some(device) => device.map_buffer(index),
+                None => Ok(()),
+            };
+            mapped.map_err(|e| device_error(path, "mmap of a capture buffer", &e))?;
+        }
+
+        tracing::info!(
+            device = %shown,
+            card = %source.card,
+            driver = %source.driver,
+            format = %pixel_format,
+            %width,
+            %height,
+            %stride,
+            fps = %format_args!("{fps_num}/{fps_den}"),
+            buffers = granted,
+            "camera opened"
+        );
+        Ok(source)
     }
 
     /// The pixel format negotiated with the device.
@@ -348,6 +409,14 @@ impl V4l2Source {
         self.stride
     }
 
+    /// Stops the stream, unmaps and frees the buffers and closes the device. Every step is
+    /// tried whatever failed before it, and the device is closed in any case (which frees what
+    /// the driver still held); a failed step is reported in the error, whose kind is that of
+    /// the first failure. Dropping the source does the same and logs the error.
+    pub fn close(mut self) -> Result<(), CameraError> {
+        self.teardown().map_err(|(e, _)| e)
+    }
+
     /// Extends the driver's 32-bit sequence number to 64 bits.
     fn extend_seq(&mut self, seq: u32) -> u64 {
         if let Some(last) = self.last_seq
@@ -358,6 +427,115 @@ impl V4l2Source {
         }
         self.last_seq = Some(seq);
         self.seq_high + u64::from(seq)
+    }
+
+    /// The error for streaming step `what`; marks the source broken when the stream cannot go
+    /// on (device gone, I/O error, timeout, or the driver refusing the buffer bookkeeping).
+    fn stream_error(&mut self, what: &str, err: &io::Error) -> CameraError {
+        let error = device_error(&self.path, what, err);
+        if error.kind() == ErrorKind::Disconnected || err.raw_os_error() == Some(EINVAL) {
+            self.broken = Some(error.to_string());
+        }
+        error
+    }
+
+    /// Queues every buffer the driver does not hold and starts the stream; afterwards, gives
+    /// the buffer the caller read last back to the driver.
+    fn feed(&mut self) -> Result<(), CameraError> {
+        let Some(device) = self.device.as_mut() else {
+            return Err(CameraError::new(
+                ErrorKind::Disconnected,
+                format!(
+                    "camera {} is closed; reopen the source",
+                    self.path.display()
+                ),
+            ));
+        };
+        let result = if self.streaming {
+            match self.held {
+                Some(index) => device.queue(index).map(|()| {
+                    self.held = None;
+                    self.queued[index as usize] = true;
+                }),
+                None => Ok(()),
+            }
+            .map_err(|e| ("VIDIOC_QBUF", e))
+        } else {
+            let mut result = Ok(());
+            for (index, queued) in self.queued.iter_mut().enumerate() {
+                if !*queued {
+                    if let Err(e) = device.queue(index as u32) {
+                        result = Err(("VIDIOC_QBUF", e));
+                        break;
+                    }
+                    *queued = true;
+                }
+            }
+            self.held = None;
+            result.and_then(|()| {
+                device
+                    .stream_on()
+                    .map(|()| self.streaming = true)
+                    .map_err(|e| ("VIDIOC_STREAMON", e))
+            })
+        };
+        result.map_err(|(what, e)| self.stream_error(what, &e))
+    }
+
+    /// Tears the stream down (see [`V4l2Source::close`]); a no-op once done. The flag with an
+    /// error says every failed step failed because the device is gone (ENODEV: unplugged).
+    fn teardown(&mut self) -> Result<(), (CameraError, bool)> {
+        let Some(mut device) = self.device.take() else {
+            return Ok(());
+        };
+        let mut failed: Vec<(&'static str, io::Error)> = Vec::new();
+        if (self.streaming || self.queued.contains(&true))
+            && let Err(e) = device.stream_off()
+        {
+            failed.push(("VIDIOC_STREAMOFF", e));
+        }
+        self.streaming = false;
+        self.queued.fill(false);
+        self.held = None;
+        if let Err(e) = device.unmap_buffers() {
+            failed.push(("munmap", e));
+        }
+        if let Err(e) = device.release_buffers() {
+            failed.push(("VIDIOC_REQBUFS(0)", e));
+        }
+        // Closing the file frees whatever the steps above could not.
+        drop(device);
+        let Some((what, first)) = failed.first() else {
+            tracing::debug!(device = %self.path.display(), "camera closed");
+            return Ok(());
+        };
+        for (step, e) in &failed {
+            tracing::debug!(device = %self.path.display(), step, error = %e, "camera teardown step failed");
+        }
+        let gone = failed.iter().all(|(_, e)| e.raw_os_error() == Some(ENODEV));
+        let cause = device_error(&self.path, what, first);
+        let steps: Vec<&str> = failed.iter().map(|(step, _)| *step).collect();
+        let error = CameraError::new(
+            cause.kind(),
+            format!(
+                "closing camera {}: {} failed; the device was closed anyway, which frees what \
+                 the driver still held ({cause})",
+                self.path.display(),
+                steps.join(", ")
+            ),
+        );
+        Err((error, gone))
+    }
+}
+
+impl Drop for V4l2Source {
+    fn drop(&mut self) {
+        match self.teardown() {
+            Ok(()) => {}
+            // A camera that was pulled out fails its teardown as expected: no warning.
+            Err((e, true)) => tracing::debug!(error = %e, "camera teardown after unplug"),
+            Err((e, false)) => tracing::warn!(error = %e, "camera teardown failed"),
+        }
     }
 }
 
@@ -408,32 +586,53 @@ impl FrameSource for V4l2Source {
                 ),
             ));
         }
-        let (buf, meta) = match CaptureStream::next(&mut self.stream) {
-            Ok(next) => next,
-            Err(e) => {
-                let err = device_error(&self.path, "VIDIOC_DQBUF", &e);
-                // A failed dequeue leaves the v4l stream's queue bookkeeping out of step with
-                // the driver (the next call would queue a buffer twice): the source is done.
-                if matches!(err.kind(), ErrorKind::Disconnected) || e.raw_os_error() == Some(EINVAL)
-                {
-                    self.broken = Some(err.to_string());
-                }
-                return Err(err);
-            }
+        self.feed()?;
+        let dequeued = match self.device.as_mut() {
+            Some(device) => device.dequeue(DEQUEUE_TIMEOUT),
+            None => Err(io::Error::from_raw_os_error(ENODEV)),
         };
+        let next = dequeued.map_err(|e| self.stream_error("VIDIOC_DQBUF", &e))?;
         let capture_us = clock.now_us();
-        let used = meta.bytesused as usize;
+        let index = next.index as usize;
+        if self.queued.get(index) != Some(&true) {
+            let error = CameraError::new(
+                ErrorKind::Other,
+                format!(
+                    "camera {} handed back buffer {index}, which it did not hold ({} buffers); \
+                     reopen the source",
+                    self.path.display(),
+                    self.buffers
+                ),
+            );
+            self.broken = Some(error.to_string());
+            return Err(error);
+        }
+        self.queued[index] = false;
+        self.held = Some(next.index);
+        let (format, stride, width, height) = (self.format, self.stride, self.width, self.height);
+        let Some(buf) = self.device.as_ref().and_then(|d| d.buffer(next.index)) else {
+            return Err(CameraError::new(
+                ErrorKind::Other,
+                format!(
+                    "capture buffer {index} of {} is not mapped",
+                    self.path.display()
+                ),
+            ));
+        };
+        let used = next.bytes_used as usize;
         let data = if used > 0 && used <= buf.len() {
             &buf[..used]
         } else {
             buf
         };
-        let seq = meta.sequence;
-        self.format
-            .to_i420(data, self.stride, self.width, self.height, frame)?;
+        format.to_i420(data, stride, width, height, frame)?;
         frame.capture_us = capture_us;
-        frame.seq = self.extend_seq(seq);
+        frame.seq = self.extend_seq(next.sequence);
         Ok(())
+    }
+
+    fn close(mut self: Box<Self>) -> Result<(), CameraError> {
+        self.teardown().map_err(|(e, _)| e)
     }
 }
 
@@ -507,8 +706,261 @@ mod tests {
     }
 
     #[test]
+    fn errno_mapping_mid_stream() {
+        let p = Path::new("/dev/video3");
+        let err = |code| device_error(p, "VIDIOC_DQBUF", &io::Error::from_raw_os_error(code));
+        for (code, phrase) in [
+            (EIO, "input/output error"),
+            (ENXIO, "went away"),
+            (ETIMEDOUT, "did not answer in time"),
+        ] {
+            let e = err(code);
+            assert_eq!(e.kind(), ErrorKind::Disconnected, "{e}");
+            let msg = e.to_string();
+            assert!(msg.contains(phrase), "{msg}");
+            assert!(
+                msg.contains("/dev/video3") && msg.contains("VIDIOC_DQBUF"),
+                "{msg}"
+            );
+            assert!(msg.contains("reopen the source"), "{msg}");
+        }
+    }
+
+    use fake::{EBUSY, FakeCamera, Faults, Faulty, Op};
+
+    const CAM: &str = "/dev/video-fake";
+
+    fn request() -> SourceRequest {
+        SourceRequest {
+            width: 64,
+            height: 48,
+            fps_num: 100,
+            fps_den: 1,
+            buffers: 3,
+        }
+    }
+
+    /// A source on a fresh fake camera (100 fps, luma 77), through a fault injector.
+    fn fake_source() -> (V4l2Source, FakeCamera, Faults) {
+        let camera = FakeCamera::new(100, 77);
+        let faults = Faults::new();
+        let device = Faulty::new(camera.open().expect("open fake"), faults.clone());
+        let source = V4l2Source::open_device(Path::new(CAM), &request(), Box::new(device))
+            .expect("negotiate with the fake");
+        (source, camera, faults)
+    }
+
+    fn grab(source: &mut V4l2Source) -> Result<I420Frame, CameraError> {
+        let mut frame = I420Frame::new(64, 48);
+        source.capture(&mut frame, &crate::camera::FixedClock(5))?;
+        Ok(frame)
+    }
+
+    fn teardown_calls(camera: &FakeCamera) -> Vec<&'static str> {
+        let log = camera.log();
+        let from = log
+            .iter()
+            .rposition(|&c| c == "STREAMON")
+            .map_or(0, |i| i + 1);
+        log[from..].to_vec()
+    }
+
+    const ERRNOS: [i32; 3] = [EIO, ENXIO, ETIMEDOUT];
+
+    #[test]
+    fn the_fake_camera_streams_and_closes_cleanly() {
+        let (mut source, camera, _faults) = fake_source();
+        assert_eq!(source.pixel_format(), PixelFormat::Yuyv);
+        assert_eq!(source.info().fps_num, 100);
+        for n in 0..3 {
+            let frame = grab(&mut source).expect("frame");
+            assert_eq!(frame.planes().0[0], 77);
+            assert!(frame.seq >= n);
+        }
+        source.close().expect("clean teardown");
+        assert_eq!(
+            teardown_calls(&camera),
+            ["STREAMOFF", "munmap", "REQBUFS(0)", "close"]
+        );
+        assert_eq!(camera.open_handles(), 0);
+    }
+
+    /// EIO, ENXIO and ETIMEDOUT on VIDIOC_DQBUF: a clear `Disconnected` error naming the step,
+    /// the source refuses further captures (it must be reopened), and its teardown releases
+    /// everything and closes the device.
+    #[test]
+    fn dequeue_faults_are_clear_errors_and_teardown_still_releases() {
+        for errno in ERRNOS {
+            let (mut source, camera, faults) = fake_source();
+            grab(&mut source).expect("first frame");
+            faults.fail_next(Op::Dequeue, errno);
+            let err = grab(&mut source).expect_err("dequeue fault");
+            assert_eq!(err.kind(), ErrorKind::Disconnected, "errno {errno}: {err}");
+            let msg = err.to_string();
+            assert!(msg.contains("VIDIOC_DQBUF") && msg.contains(CAM), "{msg}");
+            let again = grab(&mut source).expect_err("broken stream");
+            assert_eq!(again.kind(), ErrorKind::Disconnected);
+            assert!(again.to_string().contains("reopen the source"), "{again}");
+            assert_eq!(faults.fired(), [(Op::Dequeue, errno)]);
+            source.close().expect("teardown after a dequeue fault");
+            assert_eq!(
+                teardown_calls(&camera),
+                ["STREAMOFF", "munmap", "REQBUFS(0)", "close"]
+            );
+            assert_eq!(camera.open_handles(), 0);
+        }
+    }
+
+    /// A failed VIDIOC_STREAMOFF: no panic, an error naming it (kind from its errno), and the
+    /// rest of the teardown is still tried: the buffers are unmapped, freeing them is tried
+    /// (the fake, like videobuf2, answers EBUSY while the stream still runs) and the device is
+    /// closed, which frees them.
+    #[test]
+    fn a_failed_stream_off_still_unmaps_and_closes() {
+        for errno in ERRNOS {
+            let (mut source, camera, faults) = fake_source();
+            grab(&mut source).expect("frame");
+            faults.fail_next(Op::StreamOff, errno);
+            let err = source.close().expect_err("stream-off fault");
+            assert_eq!(err.kind(), ErrorKind::Disconnected, "errno {errno}: {err}");
+            let msg = err.to_string();
+            assert!(
+                msg.contains("VIDIOC_STREAMOFF, VIDIOC_REQBUFS(0) failed"),
+                "{msg}"
+            );
+            assert!(msg.contains("closed anyway"), "{msg}");
+            assert_eq!(
+                teardown_calls(&camera),
+                ["munmap", "REQBUFS(0)", "close"],
+                "the failed STREAMOFF never reached the fake"
+            );
+            assert_eq!(camera.open_handles(), 0);
+        }
+    }
+
+    /// A failed VIDIOC_REQBUFS(0) (buffer release), and a failed munmap: the error names the
+    /// step; stream-off ran before, and the device is closed.
+    #[test]
+    fn failed_buffer_release_still_closes() {
+        for errno in ERRNOS {
+            for op in [Op::Release, Op::Unmap] {
+                let (mut source, camera, faults) = fake_source();
+                grab(&mut source).expect("frame");
+                faults.fail_next(op, errno);
+                let err = source.close().expect_err("release fault");
+                assert_eq!(err.kind(), ErrorKind::Disconnected, "errno {errno}: {err}");
+                let step = if op == Op::Release {
+                    "VIDIOC_REQBUFS(0) failed"
+                } else {
+                    "munmap failed"
+                };
+                assert!(err.to_string().contains(step), "{err}");
+                let calls = teardown_calls(&camera);
+                assert_eq!(calls[0], "STREAMOFF");
+                assert_eq!(calls.last(), Some(&"close"));
+                assert_eq!(camera.open_handles(), 0);
+            }
+        }
+    }
+
+    /// Every teardown step failing, through `Drop` (as the capture thread closes a failed
+    /// camera): no panic, the device is closed.
+    #[test]
+    fn every_teardown_step_failing_in_drop_does_not_panic() {
+        let (mut source, camera, faults) = fake_source();
+        grab(&mut source).expect("frame");
+        faults.fail_next(Op::Dequeue, EIO);
+        faults.fail_always(Op::StreamOff, EIO);
+        faults.fail_always(Op::Unmap, ENXIO);
+        faults.fail_always(Op::Release, ETIMEDOUT);
+        assert!(grab(&mut source).is_err());
+        drop(source);
+        assert_eq!(camera.open_handles(), 0);
+        let fired: Vec<Op> = faults.fired().iter().map(|f| f.0).collect();
+        assert_eq!(fired, [Op::Dequeue, Op::StreamOff, Op::Unmap, Op::Release]);
+    }
+
+    /// Faults on VIDIOC_QBUF and VIDIOC_STREAMON are errors too, and a fresh source on the
+    /// same camera streams again afterwards.
+    #[test]
+    fn queue_and_stream_on_faults_then_reopen() {
+        for (op, errno) in [
+            (Op::StreamOn, EIO),
+            (Op::Queue, ETIMEDOUT),
+            (Op::Queue, ENXIO),
+        ] {
+            let (mut source, camera, faults) = fake_source();
+            if op == Op::Queue {
+                grab(&mut source).expect("frame");
+            }
+            faults.fail_next(op, errno);
+            let err = grab(&mut source).expect_err("fault");
+            assert_eq!(err.kind(), ErrorKind::Disconnected, "{op:?} {errno}: {err}");
+            drop(source);
+            assert_eq!(camera.open_handles(), 0);
+            let device = Faulty::new(camera.open().expect("reopen"), faults.clone());
+            let mut source = V4l2Source::open_device(Path::new(CAM), &request(), Box::new(device))
+                .expect("reopen");
+            assert_eq!(grab(&mut source).expect("frame").planes().0[0], 77);
+        }
+    }
+
+    /// A camera pulled out mid-stream: ENODEV everywhere; the teardown fails quietly (only
+    /// munmap works) and the device is closed, so its number is freed for the camera's return.
+    #[test]
+    fn an_unplugged_camera_is_closed() {
+        let (mut source, camera, _faults) = fake_source();
+        grab(&mut source).expect("frame");
+        camera.set_present(false);
+        let err = grab(&mut source).expect_err("unplugged");
+        assert_eq!(err.kind(), ErrorKind::Disconnected);
+        let err = source.close().expect_err("teardown on a gone device");
+        assert!(err.to_string().contains("no such device"), "{err}");
+        assert_eq!(camera.open_handles(), 0);
+        assert_eq!(
+            camera
+                .open()
+                .map(drop)
+                .expect_err("still out")
+                .raw_os_error(),
+            Some(ENOENT)
+        );
+        camera.set_present(true);
+        drop(camera.open().expect("back"));
+    }
+
+    /// The fake keeps videobuf2's rules, so the source's bookkeeping is checked by it: freeing
+    /// mapped buffers is refused.
+    #[test]
+    fn the_fake_refuses_freeing_mapped_buffers() {
+        let camera = FakeCamera::new(30, 1);
+        let mut dev = camera.open().expect("open");
+        assert_eq!(dev.request_buffers(2).expect("alloc"), 2);
+        dev.map_buffer(0).expect("map");
+        let busy = dev.release_buffers().expect_err("mapped");
+        assert_eq!(busy.raw_os_error(), Some(EBUSY));
+        dev.unmap_buffers().expect("unmap");
+        dev.release_buffers().expect("free");
+    }
+
+    #[test]
+    fn faults_fire_at_the_chosen_call() {
+        let faults = Faults::new();
+        faults.fail_after(Op::Dequeue, 2, EIO);
+        let camera = FakeCamera::new(200, 9);
+        let device = Faulty::new(camera.open().expect("open"), faults.clone());
+        let mut source =
+            V4l2Source::open_device(Path::new(CAM), &request(), Box::new(device)).expect("open");
+        grab(&mut source).expect("1");
+        grab(&mut source).expect("2");
+        assert!(grab(&mut source).is_err());
+        assert_eq!(faults.calls(Op::Dequeue), 3);
+        assert_eq!(faults.fired(), [(Op::Dequeue, EIO)]);
+    }
+
+    #[test]
     fn fourcc_text_is_printable() {
-        assert_eq!(fourcc_text(FourCC::new(b"MJPG")), "MJPG");
-        assert_eq!(fourcc_text(FourCC::new(&[0, b'A', 0xFF, b' '])), "?A? ");
+        assert_eq!(fourcc_text(*b"MJPG"), "MJPG");
+        assert_eq!(fourcc_text([0, b'A', 0xFF, b' ']), "?A? ");
     }
 }
