@@ -99,7 +99,10 @@ impl EncodeStep {
         let forced = (keyframe_requested && self.limiter.allow(now)) || self.limiter.poll(now);
         let capture_us = frame.capture_us;
         let enc = self.encoder.encode(frame, forced)?;
-        let sent = self.packetizer.packetize(enc.data, capture_us, on_packet);
+        // The monotonic capture time: a wall-clock step must not move the RTP timeline.
+        let sent = self
+            .packetizer
+            .packetize(enc.data, frame.mono_us, on_packet);
         let info = EncodedFrameInfo {
             index: self.index,
             capture_us,
@@ -184,6 +187,7 @@ mod tests {
             *px = (16 + (i as u64 + 3 * n) % 200) as u8;
         }
         f.capture_us = T0_US + n * PERIOD_US;
+        f.mono_us = n * PERIOD_US;
         f.seq = n;
         f
     }

@@ -9,8 +9,12 @@ pub struct I420Frame {
     width: u32,
     height: u32,
     data: Vec<u8>,
-    /// Capture time, microseconds since the UNIX epoch (realtime clock).
+    /// Capture time, microseconds since the UNIX epoch (realtime clock): the latency stamp and
+    /// attestations carry it. It jumps when the wall clock is stepped (NTP, a hand-set date).
     pub capture_us: u64,
+    /// Capture time on the monotonic clock, microseconds from an origin the capture thread
+    /// picks. RTP timestamps and send pacing follow it, so a wall-clock step moves neither.
+    pub mono_us: u64,
     /// Frame number assigned by the source (0, 1, 2, ...).
     pub seq: u64,
 }
@@ -21,6 +25,7 @@ impl std::fmt::Debug for I420Frame {
             .field("width", &self.width)
             .field("height", &self.height)
             .field("capture_us", &self.capture_us)
+            .field("mono_us", &self.mono_us)
             .field("seq", &self.seq)
             .finish_non_exhaustive()
     }
@@ -34,6 +39,7 @@ impl I420Frame {
             height,
             data: vec![0; Self::buffer_len(width, height)],
             capture_us: 0,
+            mono_us: 0,
             seq: 0,
         };
         f.fill_black();
@@ -51,6 +57,7 @@ impl I420Frame {
             height,
             data: vec![0; Self::buffer_len(width, height)],
             capture_us: 0,
+            mono_us: 0,
             seq: 0,
         }
     }

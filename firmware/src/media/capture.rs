@@ -1,5 +1,7 @@
 //! The capture thread: the frame clock, the camera (or the "no signal" slate while it is away,
-//! reopened with backoff), and the hand-off of each frame to the pool.
+//! reopened with backoff), and the hand-off of each frame to the pool. A failed camera is
+//! closed through `FrameSource::close`, whose errors (a stream-off or buffer release the
+//! device refused) are logged: the hal closes the device whatever failed, never panics.
 
 use super::control::MediaControl;
 use super::{Opener, PoolShared};
@@ -60,8 +62,9 @@ pub(super) fn capture_loop(
     let mut away_since = origin.elapsed();
     let go_away = |source: &mut Option<Box<dyn FrameSource>>, restarter: &mut Restarter| {
         // Close the failed device before reopening: while its file stays open, a camera that
-        // comes back is registered as another /dev/videoN.
-        *source = None;
+        // comes back is registered as another /dev/videoN. A failed stream-off or buffer
+        // release is reported, not fatal: the hal closes the device all the same.
+        close_source(source.take(), &spec);
         let now = origin.elapsed();
         restarter.failed(now);
         now
@@ -174,10 +177,30 @@ pub(super) fn capture_loop(
             away_since = go_away(&mut source, &mut restarter);
         }
     }
+    close_source(source, &spec);
+}
+
+/// The origin of frames' monotonic capture times (`I420Frame::mono_us`): one for the process,
+/// so the RTP timeline, which the packetizer carries across pipeline restarts, runs on
+/// across them too.
+pub(super) fn mono_origin() -> Instant {
+    static ORIGIN: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
+    *ORIGIN.get_or_init(Instant::now)
+}
+
+/// Closes `source` (if any), logging what failed while closing it.
+fn close_source(source: Option<Box<dyn FrameSource>>, spec: &SourceSpec) {
+    if let Some(Err(e)) = source.map(FrameSource::close) {
+        tracing::warn!(source = %spec, error = %e, "closing the source failed; it is closed anyway");
+    }
 }
 
 /// Takes a frame from the pool, lets `fill` draw it and hands it to the encoder. `fill` may
 /// fail with a camera error (returned) or decline the frame (`Err(None)`: nothing is sent).
+///
+/// The frame's monotonic capture time (`mono_us`, on [`mono_origin`]'s time line) is taken right
+/// after `fill`, next to the wall-clock time the source stamped: RTP timestamps and send pacing
+/// follow it, so a wall-clock step (NTP, a hand-set date) moves neither.
 pub(super) fn send_frame(
     pool: &PoolShared,
     stats: &Stats,
@@ -192,7 +215,9 @@ pub(super) fn send_frame(
         }
     };
     let result = match pool.frame(id) {
-        Some(mut frame) => fill(&mut frame),
+        Some(mut frame) => fill(&mut frame).map(|()| {
+            frame.mono_us = u64::try_from(mono_origin().elapsed().as_micros()).unwrap_or(u64::MAX);
+        }),
         None => return Ok(()),
     };
     match result {

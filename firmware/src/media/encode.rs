@@ -4,14 +4,12 @@
 //! that keeps failing.
 
 use super::control::MediaControl;
-use super::{
-    Carry, ENCODER_ERROR_RUN, OutPacket, PoolShared, SharedFanout, captured_at, wait_ready,
-};
+use super::{Carry, ENCODER_ERROR_RUN, OutPacket, PoolShared, SharedFanout, wait_ready};
 use crate::stats::Stats;
 use bytes::Bytes;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 use sutantra_core::codec::vp8::{Vp8Config, Vp8Encoder};
 use sutantra_core::encode::EncodeStep;
 use sutantra_core::observer::FrameObserver;
@@ -59,7 +57,9 @@ impl EncodeThread {
             let at = if step.send_offset().is_zero() {
                 None
             } else {
-                captured_at(frame.capture_us, origin)
+                // When it was captured, on this run's time line (the monotonic clock).
+                (super::capture::mono_origin() + Duration::from_micros(frame.mono_us))
+                    .checked_duration_since(origin)
             };
             packets.clear();
             let result = step

@@ -26,7 +26,7 @@ use sutantra_core::pacer::SendGrid;
 use sutantra_core::pool::{FramePool, SlotId};
 use sutantra_core::rtp::packetizer::Packetizer;
 use sutantra_hal::camera::{SourceRequest, SourceSpec, open_source};
-use sutantra_hal::{CameraError, FrameSource, I420Frame, SourceInfo, SystemClock, WallClock};
+use sutantra_hal::{CameraError, FrameSource, I420Frame, SourceInfo};
 
 /// What the media threads need to know.
 #[derive(Debug, Clone)]
@@ -345,14 +345,6 @@ fn wait_ready(pool: &PoolShared, stop: &AtomicBool) -> Option<SlotId> {
     }
 }
 
-/// When a frame stamped `capture_us` (wall clock, µs) was captured, on the media `origin`'s
-/// monotonic time line; `None` when the wall clock stepped since (an NTP correction): the
-/// frame is then sent without a hold.
-fn captured_at(capture_us: u64, origin: Instant) -> Option<Duration> {
-    let age = SystemClock.now_us().checked_sub(capture_us)?;
-    (age < 1_000_000).then(|| origin.elapsed().saturating_sub(Duration::from_micros(age)))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -360,9 +352,9 @@ mod tests {
     use sutantra_core::codec::vp8::Vp8Decoder;
     use sutantra_core::fanout::ViewerId;
     use sutantra_core::observer::EncodedFrameInfo;
-    use sutantra_hal::Pacing;
     use sutantra_hal::camera::slate::looks_like_slate;
     use sutantra_hal::camera::{CameraError, ErrorKind};
+    use sutantra_hal::{Pacing, WallClock};
 
     /// A camera that is there or not, as the test says: while away, `capture` fails as a
     /// pulled USB camera does and opening it fails as a missing device does.
@@ -637,5 +629,147 @@ mod tests {
             "camera back after {back:?}; {} slate frames; longest gap {gap:?}",
             stats.slate_frames.load(Ordering::Relaxed)
         );
+    }
+
+    /// The real V4L2 source on a fake camera whose device operations fail on purpose: with
+    /// EIO, ENXIO and ETIMEDOUT on VIDIOC_DQBUF, on VIDIOC_STREAMOFF and on freeing the buffers
+    /// (VIDIOC_REQBUFS(0)). No panic escapes (the capture thread is the only producer of frames,
+    /// and frames keep coming), the slate bridges the outage, the failed camera's device is
+    /// closed before it is reopened, and its picture is back within 5 s of the fault.
+    #[cfg(target_os = "linux")]
+    mod camera_faults {
+        use super::*;
+        use std::path::Path;
+        use sutantra_hal::camera::v4l2::V4l2Source;
+        use sutantra_hal::camera::v4l2::fake::{
+            EIO, ENXIO, ETIMEDOUT, FakeCamera, Faults, Faulty, Op,
+        };
+
+        /// Where the fault sits. The teardown faults come after a failed dequeue with the same
+        /// errno (a camera that errs mid-stream and then refuses to stop), the case that made
+        /// the `v4l` crate's `Drop` panic and, with `panic = "abort"`, took the node down.
+        fn arm(faults: &Faults, at: Op, errno: i32) {
+            faults.fail_next(Op::Dequeue, errno);
+            if at != Op::Dequeue {
+                faults.fail_next(at, errno);
+            }
+        }
+
+        /// Runs one fault against the media threads; returns how long after the fault the
+        /// camera's picture was back.
+        fn fault_and_reopen(at: Op, errno: i32) -> Duration {
+            let cfg = config();
+            let camera = FakeCamera::new(30, 100);
+            let faults = Faults::new();
+            let (cam, f, req) = (camera.clone(), faults.clone(), cfg.request);
+            let opener: Opener = Box::new(move || {
+                let device = cam.open().map_err(|e| {
+                    CameraError::new(ErrorKind::NotFound, format!("fake camera: {e}"))
+                })?;
+                let device = Box::new(Faulty::new(device, f.clone()));
+                let source = V4l2Source::open_device(Path::new("/dev/video-fake"), &req, device)?;
+                Ok(Box::new(source) as Box<dyn FrameSource>)
+            });
+            let seen = Arc::new(StdMutex::new(Vec::new()));
+            let watch = Box::new(Watch {
+                decoder: Vp8Decoder::new().expect("test setup"),
+                frame: I420Frame::new(320, 240),
+                seen: seen.clone(),
+            });
+            let fanout = Arc::new(SharedFanout::new(2, 4096).expect("test setup"));
+            let stats = Arc::new(Stats::new());
+            let media = Media::start_with(
+                &cfg,
+                opener,
+                fanout,
+                Arc::default(),
+                stats.clone(),
+                &mut Some(Carry::new(&cfg, watch).expect("test setup")),
+            )
+            .expect("test setup");
+            let camera_frames = || {
+                seen.lock()
+                    .expect("lock")
+                    .iter()
+                    .filter(|(_, slate)| !slate)
+                    .count()
+            };
+            wait_for("camera frames", Duration::from_secs(10), || {
+                camera_frames() >= 10
+            });
+
+            let fault = Instant::now();
+            arm(&faults, at, errno);
+            // Back = the first camera frame after the slate that followed the fault.
+            let back = || {
+                let seen = seen.lock().expect("lock");
+                let after: Vec<_> = seen.iter().filter(|(t, _)| *t > fault).collect();
+                let slate = after.iter().position(|(_, slate)| *slate)?;
+                after[slate..]
+                    .iter()
+                    .find(|(_, slate)| !slate)
+                    .map(|(t, _)| *t - fault)
+            };
+            wait_for(
+                "the camera's picture after the fault",
+                Duration::from_secs(5),
+                || back().is_some(),
+            );
+            let back = back().expect("checked");
+            // The old device was closed before the new one opened.
+            assert_eq!(camera.opens(), 2, "{at:?} errno {errno}");
+            assert_eq!(camera.open_handles(), 1, "{at:?} errno {errno}");
+            std::thread::sleep(Duration::from_millis(200));
+            drop(media.stop().expect("encode thread"));
+            assert_eq!(camera.open_handles(), 0, "stop closes the camera");
+
+            let mut expected = vec![(Op::Dequeue, errno)];
+            if at != Op::Dequeue {
+                expected.push((at, errno));
+            }
+            assert_eq!(faults.fired(), expected, "{at:?} errno {errno}");
+            assert!(
+                back <= Duration::from_secs(5),
+                "{at:?} errno {errno}: back after {back:?}"
+            );
+            assert_eq!(stats.source().state, "running");
+            assert_eq!(stats.source_reopens.load(Ordering::Relaxed), 1);
+            assert!(stats.slate_frames.load(Ordering::Relaxed) >= 1);
+            // Frames never stopped: the slate filled the outage without a gap.
+            let seen = seen.lock().expect("lock");
+            let gap = seen
+                .windows(2)
+                .filter(|w| w[1].0 > fault)
+                .map(|w| w[1].0 - w[0].0)
+                .max()
+                .unwrap_or_default();
+            assert!(
+                gap < Duration::from_millis(400),
+                "{at:?} errno {errno}: gap {gap:?}"
+            );
+            println!("{at:?} errno {errno}: picture back after {back:?}, longest gap {gap:?}");
+            back
+        }
+
+        #[test]
+        fn dequeue_faults_are_bridged_and_the_camera_reopens() {
+            for errno in [EIO, ENXIO, ETIMEDOUT] {
+                fault_and_reopen(Op::Dequeue, errno);
+            }
+        }
+
+        #[test]
+        fn stream_off_faults_are_bridged_and_the_camera_reopens() {
+            for errno in [EIO, ENXIO, ETIMEDOUT] {
+                fault_and_reopen(Op::StreamOff, errno);
+            }
+        }
+
+        #[test]
+        fn buffer_release_faults_are_bridged_and_the_camera_reopens() {
+            for errno in [EIO, ENXIO, ETIMEDOUT] {
+                fault_and_reopen(Op::Release, errno);
+            }
+        }
     }
 }

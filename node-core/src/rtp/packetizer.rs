@@ -1,8 +1,9 @@
 //! The RTP packetizer: 90 kHz timestamps, sequence numbers and the marker bit around VP8 payloads.
 //!
-//! [`RtpClock`] maps capture times (microseconds since the UNIX epoch, as stamped by the camera
-//! source) to 90 kHz RTP timestamps relative to the first capture seen, so the RTP timeline follows
-//! the camera, not the encoder's output jitter. Each timestamp is computed from that origin, never
+//! [`RtpClock`] maps capture times (microseconds on a monotonic clock: the frame's `mono_us`, not
+//! its wall-clock `capture_us`, so a wall-clock step cannot move the timeline) to 90 kHz RTP
+//! timestamps relative to the first capture seen, so the RTP timeline follows the camera, not the
+//! encoder's output jitter. Each timestamp is computed from that origin, never
 //! accumulated, so it does not drift.
 //!
 //! [`Packetizer`] wraps the [`Vp8Payloader`]: every packet of a frame shares the frame's
@@ -192,8 +193,8 @@ impl Packetizer {
         })
     }
 
-    /// Packetizes one encoded frame captured at `capture_us` (microseconds since the UNIX epoch),
-    /// calling `out` for each packet in order.
+    /// Packetizes one encoded frame captured at `capture_us` (microseconds on a monotonic clock,
+    /// any origin), calling `out` for each packet in order.
     pub fn packetize(
         &mut self,
         frame: &[u8],
