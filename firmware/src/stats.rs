@@ -49,6 +49,8 @@ pub struct Stats {
     /// (`webrtc.max_connecting`), timed out (`webrtc.connect_timeout_ms`), or abandoned by a
     /// client that hung up mid-request.
     pub sessions_abandoned: AtomicU64,
+    /// Viewer sessions ended by a panic in their own task (the node went on).
+    pub session_panics: AtomicU64,
     /// WHEP offers refused by the per-address rate limit (HTTP 429).
     pub offers_rate_limited: AtomicU64,
     /// Keyframe requests received from viewers (PLI/FIR).
@@ -176,6 +178,7 @@ impl Stats {
             viewers_refused: AtomicU64::new(0),
             viewers: AtomicUsize::new(0),
             sessions_abandoned: AtomicU64::new(0),
+            session_panics: AtomicU64::new(0),
             offers_rate_limited: AtomicU64::new(0),
             keyframe_requests: AtomicU64::new(0),
             last_frame_us: AtomicU64::new(0),

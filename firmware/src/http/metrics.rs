@@ -126,6 +126,12 @@ pub(super) async fn metrics(State(state): State<AppState>) -> Response {
         c(&s.sessions_abandoned),
     );
     metric(
+        "session_panics_total",
+        "counter",
+        "Viewer sessions ended by an internal error (a panic in their own task); the node went on.",
+        c(&s.session_panics),
+    );
+    metric(
         "offers_rate_limited_total",
         "counter",
         "WHEP offers refused by the per-address rate limit (HTTP 429).",

@@ -308,7 +308,25 @@ impl Viewers {
         let this = self.clone();
         let sid = id.clone();
         tokio::spawn(async move {
-            let reason = this.run_session(&sid, pc, track, events_rx, stop).await;
+            // The session runs in a task of its own, so a panic in it (our code or the WebRTC
+            // stack's, on input from this viewer) ends this viewer only: the task unwinds, its
+            // guards leave the fan-out, and this task still removes the session and closes the
+            // connection. Other viewers and the encoder never see it.
+            let inner = {
+                let (this, sid, pc) = (this.clone(), sid.clone(), pc.clone());
+                tokio::spawn(
+                    async move { this.run_session(&sid, pc, track, events_rx, stop).await },
+                )
+            };
+            let reason = match inner.await {
+                Ok(reason) => reason,
+                Err(e) => {
+                    this.stats.session_panics.fetch_add(1, Ordering::Relaxed);
+                    tracing::error!(viewer = %sid, error = %e, "a viewer's session stopped on an internal error; the other viewers go on");
+                    let _ = pc.close().await;
+                    "internal error (its task panicked)"
+                }
+            };
             let left = {
                 let mut sessions = this.lock();
                 let removed = sessions.remove(&sid).is_some();
@@ -521,8 +539,14 @@ impl Viewers {
         };
         self.stats.viewers.fetch_add(1, Ordering::Relaxed);
         tracing::info!(viewer = %id, ssrc, payload_type = pt, viewers = self.fanout.viewers(), "viewer joined");
+        let mut joined = Joined {
+            fanout: &self.fanout,
+            stats: &self.stats,
+            viewer,
+            rtcp: None,
+        };
 
-        let rtcp_task = {
+        joined.rtcp = Some({
             let (track, fanout, stats) = (track.clone(), self.fanout.clone(), self.stats.clone());
             tokio::spawn(async move {
                 while let Some(TrackLocalEvent::OnRtcpPacket(packets)) = track.poll().await {
@@ -535,7 +559,7 @@ impl Viewers {
                     }
                 }
             })
-        };
+        });
 
         let mut batch: Vec<Arc<OutPacket>> =
             Vec::with_capacity(crate::webrtc::session::WRITE_BATCH);
@@ -560,11 +584,29 @@ impl Viewers {
                 break "write failed";
             }
         };
-        rtcp_task.abort();
-        self.fanout.leave(viewer);
-        self.stats.viewers.fetch_sub(1, Ordering::Relaxed);
+        drop(joined);
         let _ = pc.close().await;
         reason
+    }
+}
+
+/// A viewer in the fan-out. Dropping it (at the end of the session, or while its task unwinds
+/// from a panic) stops its RTCP reader, leaves the fan-out and counts the viewer out, so a
+/// session that dies on an internal error does not keep a viewer slot.
+struct Joined<'a> {
+    fanout: &'a SharedFanout,
+    stats: &'a Stats,
+    viewer: sutantra_core::fanout::ViewerId,
+    rtcp: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl Drop for Joined<'_> {
+    fn drop(&mut self) {
+        if let Some(task) = self.rtcp.take() {
+            task.abort();
+        }
+        self.fanout.leave(self.viewer);
+        self.stats.viewers.fetch_sub(1, Ordering::Relaxed);
     }
 }
 
