@@ -11,10 +11,14 @@
 //! The new file keeps the original's owner, group and mode (a `root:sutantra 0640` file stays
 //! one, so the node's group still reads it and nobody else does). The temporary file is never
 //! looser than the original: it is created with at most the original's owner bits (`0600` at
-//! most, no group or other access), then given the original's owner and group (`fchown`) and
-//! only then its mode (`fchmod`), all before the rename. When the owner or group cannot be kept
-//! (not root, and the file is someone else's or in a group we are not in), nothing is written
-//! and the error says so.
+//! most, no group or other access), written and fsync'd at that mode, and only then given the
+//! original's owner and group (`fchown`) and mode (`fchmod`), just before the rename. So a
+//! `config set` killed mid-write (`kill -9`, a power cut) leaves at most a `0600` temporary file
+//! (only in the microseconds between `fchmod` and the rename can one with the original's mode
+//! and group be left: no wider audience than the config itself), and the next `config set`
+//! removes temporary files whose writer is gone. When the owner or group cannot be kept (not
+//! root, and the file is someone else's or in a group we are not in), nothing is written and the
+//! error says so.
 
 use crate::config::{Config, ConfigError};
 use std::io::Write;
@@ -169,17 +173,19 @@ pub fn write_atomic(path: &Path, text: &str) -> Result<(), EditError> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
         Err(e) => return Err(io(e)),
     };
+    remove_stale_temporaries(&dir, &name.to_string_lossy());
     let result = (|| {
         let mut f = std::fs::OpenOptions::new()
             .write(true)
             .create_new(true)
             .mode(temp_mode(original.as_ref().map(|m| m.permissions().mode())))
             .open(&tmp)?;
-        if let Some(m) = &original {
-            copy_owner_and_mode(&f, m)?;
-        }
         f.write_all(text.as_bytes())?;
         f.sync_all()?;
+        if let Some(m) = &original {
+            copy_owner_and_mode(&f, m)?;
+            f.sync_all()?;
+        }
         drop(f);
         std::fs::rename(&tmp, path)?;
         std::fs::File::open(&dir)?.sync_all()
@@ -188,6 +194,27 @@ pub fn write_atomic(path: &Path, text: &str) -> Result<(), EditError> {
         let _ = std::fs::remove_file(&tmp);
     }
     result.map_err(io)
+}
+
+/// Removes `.NAME.tmp-PID` files in `dir` left by a writer that is gone (killed or powered off
+/// mid-write): `PID` is no running process. Best effort: what cannot be removed stays.
+fn remove_stale_temporaries(dir: &Path, name: &str) {
+    let prefix = format!(".{name}.tmp-");
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let file = entry.file_name();
+        let Some(pid) = file.to_str().and_then(|f| f.strip_prefix(&prefix)) else {
+            continue;
+        };
+        let alive = pid
+            .parse::<u32>()
+            .is_ok_and(|p| p == std::process::id() || Path::new(&format!("/proc/{p}")).exists());
+        if !alive {
+            let _ = std::fs::remove_file(entry.path());
+        }
+    }
 }
 
 /// Reads `path`, sets `key` to `value`, validates and writes it back atomically.
@@ -292,6 +319,27 @@ mod tests {
 
     /// The temporary copy never opens to group or others, and never gives the owner more than
     /// the original did, whatever the original's mode.
+    #[test]
+    fn temporary_files_of_gone_writers_are_removed() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("c.toml");
+        std::fs::write(&path, FILE).expect("write");
+        // PIDs above the kernel's limit (4194304) are never running.
+        let stale = dir.path().join(".c.toml.tmp-99999999");
+        let other = dir.path().join(".other.toml.tmp-99999999");
+        std::fs::write(&stale, "half a file").expect("write");
+        std::fs::write(&other, "not ours").expect("write");
+        set_in_file(&path, "encoder.bitrate_kbps", "700").expect("set");
+        assert!(!stale.exists(), "a stale temporary file was left");
+        assert!(other.exists(), "another file's temporary was removed");
+        let names: Vec<String> = std::fs::read_dir(dir.path())
+            .expect("read dir")
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(names.len(), 2, "{names:?}");
+    }
+
     #[test]
     fn the_temporary_file_is_never_looser_than_the_original() {
         assert_eq!(temp_mode(None), 0o600);
