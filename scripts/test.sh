@@ -50,10 +50,21 @@ if (($# == 0)); then
   step cross-armv6 ./cross/build.sh arm-unknown-linux-gnueabihf
 fi
 # Unit, integration and end-to-end tests; --show-output prints the measured figures (fps, latency).
-step cargo-test cargo test --workspace --no-fail-fast -- --show-output "$@"
+# The output is also kept in a log: with --show-output a failure's message sits in the middle of
+# a long report, so the summary below repeats every failure's panic message at the end.
+TEST_LOG=${CARGO_TARGET_DIR:-$ROOT/target}/test-output.log
+mkdir -p "$(dirname "$TEST_LOG")"
+step cargo-test bash -c 'set -o pipefail; log=$1; shift
+  cargo test --workspace --no-fail-fast -- --show-output "$@" 2>&1 | tee "$log"' _ "$TEST_LOG" "$@"
 
 printf '\n=== summary (SUTANTRA_BIN=%s)\n' "$SUTANTRA_BIN"
 printf '  %s\n' "${results[@]}"
+if [[ " ${failed[*]} " == *" cargo-test "* && -f $TEST_LOG ]]; then
+  printf '\n=== why the failing tests failed (from %s)\n' "$TEST_LOG"
+  grep -a -A14 -E "^---- .* stdout ----$|panicked at" "$TEST_LOG" |
+    grep -a -v -E "^(note: run with|stack backtrace:)" | awk '/^---- .* stdout ----$/ { hdr = $0; next }
+      /panicked at/ { if (hdr != "") print hdr; hdr = ""; n = 14 } n > 0 { print; n-- }' | tail -n 150 || true
+fi
 if ((${#failed[@]})); then
   echo "test.sh: FAILED steps: ${failed[*]}"
   exit 1

@@ -47,7 +47,7 @@ COMMON=(-accel tcg,thread=multi -smp 2 -m 1024 -nodefaults -display none -serial
 
 case "$ARCH" in
   x86_64)
-    exec qemu-system-x86_64 -machine pc -cpu max "${COMMON[@]}" "${NET[@]}" \
+    exec qemu-system-x86_64 -machine pc -cpu "${SUTANTRA_GUEST_CPU:-max}" "${COMMON[@]}" "${NET[@]}" \
       -append "console=ttyS0 $APPEND"
     ;;
   aarch64)

@@ -40,9 +40,14 @@ const BUILD_TIMEOUT: Duration = Duration::from_secs(20 * 60);
 const BOOT_TIMEOUT: Duration = Duration::from_secs(120);
 /// The decode window of the viewer, in seconds.
 const WINDOW_S: u64 = 10;
-/// What the node asks vivid for. vivid's webcam input offers 640x360 up to 40 fps; the TCG
-/// guests measured here (x86_64 and aarch64) capture and encode it at the full 30 fps.
-const SIZE: (u32, u32) = (640, 360);
+/// What the node asks vivid for: the smallest size of vivid's webcam input (320x180, 640x360,
+/// 640x480, 1280x720, ...; up to 40 fps at the small ones). Everything in the guest (vivid's
+/// pattern generator, the node's conversion and VP8 encode) runs under TCG, so the guest's frame
+/// rate measures the host: at 640x360 the x86_64 guest made 30 fps on an idle host here but 13-21
+/// fps on a loaded one, and a CI host once fell below the 27 fps this test needs. At 320x180 it
+/// made 28.5 fps with another guest and two compilers beside it. The test is about the real
+/// V4L2 path (open, negotiate, stream, convert, unplug), not the emulator's speed.
+const SIZE: (u32, u32) = (320, 180);
 const FPS: u32 = 30;
 /// Console lines kept for a failure report.
 const CONSOLE_KEEP: usize = 4000;
