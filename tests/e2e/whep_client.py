@@ -118,10 +118,23 @@ class Window:
         self.stamped = 0
         self.latencies: list[float] = []
         self.sizes: set[tuple[int, int]] = set()
+        # RTP timestamps (aiortc gives a video frame the 90 kHz RTP timestamp as its pts): each
+        # must be later than the one before (modulo 2^32, RFC 3550 serial arithmetic).
+        self.last_pts: int | None = None
+        self.pts_backwards = 0
+        self.pts_max_step = 0
 
     def add(self, frame, now_us: float) -> None:
         self.frames += 1
         self.sizes.add((frame.width, frame.height))
+        if frame.pts is not None:
+            if self.last_pts is not None:
+                step = (frame.pts - self.last_pts) % (1 << 32)
+                if step == 0 or step >= 1 << 31:
+                    self.pts_backwards += 1
+                else:
+                    self.pts_max_step = max(self.pts_max_step, step)
+            self.last_pts = frame.pts
         luma = frame.to_ndarray(format="yuv420p")[: frame.height, : frame.width]
         stamp = decode_stamp(luma)
         if stamp_plausible(stamp, now_us):
@@ -134,6 +147,8 @@ class Window:
             "fps": round(self.frames / self.seconds, 2),
             "latency_ms": latency_summary(self.latencies),
             "stamp_ok": round(self.stamped / self.frames, 4) if self.frames else 0.0,
+            "rtp_ts_backwards": self.pts_backwards,
+            "rtp_ts_max_step_ms": round(self.pts_max_step / 90.0, 1),
         }
         if len(self.sizes) > 1:
             out["sizes_seen"] = sorted(self.sizes)
@@ -213,13 +228,26 @@ async def run_viewer(args, index: int, http) -> dict:
         window_end = t_first + args.seconds
         if LOSS is not None:
             LOSS.armed = True
+        next_report, reported = t_first + (args.progress or 0), 0
         while True:
-            left = window_end - time.monotonic()
+            now = time.monotonic()
+            if args.progress and now >= next_report:
+                # One line per interval on stderr (stdout keeps the final JSON): frames decoded
+                # in the interval, for long runs that need the rate over time.
+                line = {"progress_s": round(now - t_first, 1), "frames": window.frames - reported}
+                print(json.dumps(line), file=sys.stderr, flush=True)
+                reported = window.frames
+                next_report += args.progress
+            left = window_end - now
             if left <= 0:
                 break
+            if args.progress:
+                left = min(left, max(next_report - now, 0.01))
             try:
                 frame = await asyncio.wait_for(track.recv(), timeout=left)
             except asyncio.TimeoutError:
+                if time.monotonic() < window_end:
+                    continue  # a progress line is due; the window goes on
                 break
             except MediaStreamError:
                 raise ViewerFailure(f"the track ended after {window.frames} frames in the window") from None
@@ -366,6 +394,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--offer-only", action="store_true", help="print a recvonly SDP offer and exit")
     p.add_argument("--verbose", action="store_true", help="aiortc/aioice debug logs on stderr")
     p.add_argument("--insecure", action="store_true", help="https: do not verify the node's certificate")
+    p.add_argument("--progress", type=float, default=0.0, help="every N seconds, a JSON line of frames decoded on stderr")
     args = p.parse_args(argv)
     if args.seconds <= 0 or args.viewers < 1:
         p.error("--seconds must be > 0 and --viewers >= 1")

@@ -733,6 +733,45 @@ mod tests {
         m=video 9 UDP/TLS/RTP/SAVPF 96\r\nc=IN IP4 0.0.0.0\r\na=rtpmap:96 VP8/90000\r\n\
         a=recvonly\r\na=candidate:1 1 udp 2130706431 127.0.0.1 5000 typ host\r\n";
 
+    /// What a session's own task gives: a panic in it (here on purpose, in the field a bug met
+    /// on one viewer's input) unwinds only that task, its `Joined` guard frees the viewer's
+    /// fan-out slot and count, and another viewer keeps its slot and its packets.
+    #[tokio::test]
+    async fn a_panicking_session_task_frees_its_slot_and_spares_the_others() {
+        let fanout = Arc::new(SharedFanout::new(4, 64).expect("fanout"));
+        let stats = Arc::new(Stats::new());
+        let (other, _) = fanout.join().expect("a slot for the other viewer");
+        let (f, s) = (fanout.clone(), stats.clone());
+        let task = tokio::spawn(async move {
+            let (viewer, _wake) = f.join().expect("a slot");
+            s.viewers.fetch_add(1, Ordering::Relaxed);
+            let _joined = Joined {
+                fanout: &f,
+                stats: &s,
+                viewer,
+                rtcp: None,
+            };
+            assert_eq!(f.viewers(), 2);
+            panic!("a bug met on one viewer's input");
+        });
+        let err = task.await.expect_err("the session's task panicked");
+        assert!(err.is_panic());
+        assert_eq!(fanout.viewers(), 1, "the panicked viewer's slot was freed");
+        assert_eq!(stats.viewers.load(Ordering::Relaxed), 0);
+        // The other viewer is still served: a keyframe's packet reaches its queue.
+        let packet = Arc::new(OutPacket {
+            seq: 1,
+            timestamp: 90,
+            marker: true,
+            keyframe_start: true,
+            payload: bytes::Bytes::from_static(&[0x10, 0, 0, 0]),
+        });
+        fanout.broadcast(&[packet]);
+        let mut out = Vec::new();
+        fanout.drain(other, &mut out, 8);
+        assert_eq!(out.len(), 1, "the other viewer got the packet");
+    }
+
     #[test]
     fn a_plain_video_offer_passes() {
         assert_eq!(check_offer(OFFER), Ok(()));

@@ -24,6 +24,9 @@
 //! - `hostile`: a padded RPC server (100 pages of 4 MiB) against the node's memory and video, the
 //!   WHIP token through a redirect to another origin, a damaged store or key with a chain, and
 //!   no key or store without one.
+//! - `soak`: three minutes of everything at once (`tests/e2e/soak.py`), checked for growth.
+//! - `faults`: `kill -9` during `config set` and key creation, wall-clock steps of an hour, a
+//!   viewer that stops reading.
 //! - `chain`: the light validator: `chain verify` over the upstream vectors, sync with skipping
 //!   verification, restart, a lying server, a witness conflict, attestations, `kill -9`, and
 //!   store-and-forward submission.
@@ -40,12 +43,14 @@ mod cometbft;
 mod config_golden;
 mod console;
 mod control;
+mod faults;
 mod healthz;
 mod hostile;
 mod http_errors;
 mod node;
 mod package;
 mod reload;
+mod soak;
 mod transport;
 mod whep;
 mod whip;

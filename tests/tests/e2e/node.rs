@@ -162,11 +162,26 @@ impl Node {
         Node::start_full(Some(data_dir), false, extra)
     }
 
+    /// Like `start`, with environment variables set for the node's process (e.g. a preloaded
+    /// library that moves its wall clock).
+    pub fn start_env(extra: &[&str], env: &[(&str, &str)]) -> Node {
+        Node::start_full_env(None, true, extra, env)
+    }
+
     fn start_inner(keep_dir: Option<&Path>, extra: &[&str]) -> Node {
         Node::start_full(keep_dir, true, extra)
     }
 
     fn start_full(keep_dir: Option<&Path>, source_flags: bool, extra: &[&str]) -> Node {
+        Node::start_full_env(keep_dir, source_flags, extra, &[])
+    }
+
+    fn start_full_env(
+        keep_dir: Option<&Path>,
+        source_flags: bool,
+        extra: &[&str],
+        env: &[(&str, &str)],
+    ) -> Node {
         // A failed test poisons the lock; the next test can still run.
         let serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
         let bin = binary();
@@ -209,6 +224,7 @@ impl Node {
                     "RUST_LOG",
                     std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into()),
                 )
+                .envs(env.iter().copied())
                 .stdin(Stdio::null())
                 .stdout(Stdio::piped())
                 .stderr(Stdio::piped());

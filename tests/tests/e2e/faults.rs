@@ -1,0 +1,401 @@
+//! Faults nobody plans for, as tests: `kill -9` at random moments of the node's own writes, the
+//! wall clock stepping by an hour, a full data disk, and a viewer that stops reading.
+//!
+//! Each test asserts what an operator relies on: the config still parses (old or new), the key
+//! still loads, nothing is left readable by others, the video goes on, and the node recovers
+//! on its own. The attestation store's share of the `kill -9` rounds is
+//! `chain::attestation_outbox_survives_kill_9_loop`.
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::thread;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use crate::clients;
+use crate::cometbft::{sutantra, sutantra_in};
+use crate::node::{self, Node};
+
+/// A small xorshift generator; the seed is printed so a failing round can be replayed
+/// (`E2E_SEED=...`).
+struct Rng(u64);
+
+impl Rng {
+    fn new() -> Rng {
+        let seed = std::env::var("E2E_SEED")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or_else(|| {
+                SystemTime::now()
+                    .duration_since(UNIX_EPOCH)
+                    .map_or(1, |d| d.as_nanos() as u64)
+                    | 1
+            });
+        println!("kill points: E2E_SEED={seed}");
+        Rng(seed)
+    }
+
+    fn below(&mut self, n: u64) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0 % n.max(1)
+    }
+}
+
+/// Starts `sutantra ARGS` and SIGKILLs it after `delay` (if it has not ended by then). Returns
+/// whether it was killed.
+fn run_and_kill(args: &[&str], delay: Duration) -> bool {
+    let mut child = Command::new(node::binary())
+        .args(args)
+        .env("RUST_LOG", "warn")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn sutantra");
+    let t0 = Instant::now();
+    // Sleep most of the delay, then spin the rest: kill points must land inside runs that take
+    // a few milliseconds.
+    if delay > Duration::from_millis(2) {
+        thread::sleep(delay - Duration::from_millis(2));
+    }
+    while t0.elapsed() < delay {
+        std::hint::spin_loop();
+    }
+    let killed = matches!(child.try_wait(), Ok(None));
+    let _ = child.kill();
+    let _ = child.wait();
+    killed
+}
+
+/// How long `sutantra ARGS` takes when left alone (the median of 5 runs).
+fn typical_run(args: &[&str], before_each: &mut dyn FnMut()) -> Duration {
+    let mut took: Vec<Duration> = (0..5)
+        .map(|_| {
+            before_each();
+            let t0 = Instant::now();
+            let out = Command::new(node::binary())
+                .args(args)
+                .env("RUST_LOG", "warn")
+                .output()
+                .expect("run sutantra");
+            assert!(
+                out.status.success(),
+                "sutantra {args:?} failed: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            t0.elapsed()
+        })
+        .collect();
+    took.sort();
+    took[2]
+}
+
+/// The temporary files (`*.tmp*`) left in `dir`: none may be readable or writable by group or
+/// others, except one that already carries `like`'s exact mode, owner and group (the writer was
+/// killed between giving the new file the original's mode and the rename, a window of
+/// microseconds: no wider audience than the original). Returns how many there were.
+fn assert_leftovers_private(dir: &Path, like: Option<&Path>, what: &str) -> usize {
+    use std::os::unix::fs::MetadataExt;
+    let original = like.map(|p| std::fs::metadata(p).expect("stat the original"));
+    let mut n = 0;
+    for entry in std::fs::read_dir(dir).expect("read dir").flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if !name.contains(".tmp") {
+            continue;
+        }
+        n += 1;
+        let m = entry.metadata().expect("stat");
+        let mode = m.permissions().mode() & 0o777;
+        let as_original = original
+            .as_ref()
+            .is_some_and(|o| (o.mode() & 0o777, o.uid(), o.gid()) == (mode, m.uid(), m.gid()));
+        assert!(
+            mode & 0o077 == 0 || as_original,
+            "{what}: the temporary file {name} has mode {mode:o}, looser than 0600"
+        );
+    }
+    n
+}
+
+/// `config set --file` killed at random moments: every time the file parses and holds either
+/// the old or the new value, and no temporary file is looser than 0600 (the config may hold the
+/// HTTP token).
+#[test]
+fn kill_9_during_config_set_leaves_a_valid_config() {
+    const ROUNDS: usize = 80;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("node.toml");
+    let initial = "# the board's config\n[http]\ntoken = \"s3cret-token-value\"\n\n[encoder]\nbitrate_kbps = 600\n";
+    std::fs::write(&file, initial).expect("write config");
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o640)).expect("chmod");
+    let f = file.to_str().expect("utf-8 path");
+    let set = |v: &'static str| -> Vec<&str> {
+        vec!["config", "set", "encoder.bitrate_kbps", v, "--file", f]
+    };
+    let typical = typical_run(&set("700"), &mut || {});
+    println!("config set takes {typical:?} when left alone");
+    std::fs::write(&file, initial).expect("write config");
+    let mut rng = Rng::new();
+    let (mut killed, mut leftovers) = (0, 0);
+    for round in 0..ROUNDS {
+        let before = std::fs::read_to_string(&file).expect("read config");
+        let old = if before.contains("bitrate_kbps = 600") {
+            "600"
+        } else {
+            "900"
+        };
+        let new = if old == "600" { "900" } else { "600" };
+        let delay = Duration::from_micros(rng.below(typical.as_micros() as u64 * 12 / 10));
+        killed += usize::from(run_and_kill(&set(new), delay));
+        let after = std::fs::read_to_string(&file).expect("read config after the kill");
+        let valid = sutantra(&["config", "validate", f]);
+        assert_eq!(
+            valid.code,
+            Some(0),
+            "round {round} (killed after {delay:?}): the config no longer validates: {}\n{after}",
+            valid.stderr
+        );
+        let holds = |v: &str| after.contains(&format!("bitrate_kbps = {v}"));
+        assert!(
+            holds(old) || holds(new),
+            "round {round}: the value is neither {old} nor {new}:\n{after}"
+        );
+        assert!(
+            after.contains("# the board's config") && after.contains("s3cret-token-value"),
+            "round {round}: the rest of the file was lost:\n{after}"
+        );
+        let mode = std::fs::metadata(&file).expect("stat").permissions().mode() & 0o777;
+        assert_eq!(mode, 0o640, "round {round}: the config's mode changed");
+        leftovers += assert_leftovers_private(dir.path(), Some(&file), &format!("round {round}"));
+    }
+    // The next `config set` that runs to its end removes what killed ones left.
+    let last = sutantra(&set("600"));
+    assert_eq!(
+        last.code,
+        Some(0),
+        "config set after the kills: {}",
+        last.stderr
+    );
+    assert_eq!(
+        assert_leftovers_private(dir.path(), Some(&file), "after a clean run"),
+        0,
+        "temporary files of killed runs are still there after a clean `config set`"
+    );
+    println!(
+        "config set: {ROUNDS} rounds, {killed} killed mid-run, the config valid every time; \
+         temporary files left by kills (0600 or tighter, removed by the next run): {leftovers}"
+    );
+    assert!(
+        killed >= ROUNDS / 4,
+        "only {killed} of {ROUNDS} runs were killed before they ended: the kill points missed"
+    );
+}
+
+/// The node key's first creation killed at random moments: afterwards the key loads (or is
+/// created whole by the next start), stays the same from then on, and is 0600.
+#[test]
+fn kill_9_during_key_creation_leaves_a_loadable_key() {
+    const ROUNDS: usize = 70;
+    let base = tempfile::tempdir().expect("tempdir");
+    let mut n = 0;
+    let mut fresh = || {
+        n += 1;
+        let d = base.path().join(format!("d{n}"));
+        std::fs::create_dir(&d).expect("mkdir");
+        d
+    };
+    let probe = fresh();
+    let probe_s = probe.to_str().expect("utf-8").to_string();
+    let typical = typical_run(&["keys", "show", "--data-dir", &probe_s], &mut || {
+        let _ = std::fs::remove_file(probe.join("node.key"));
+    });
+    println!("keys show (creating the key) takes {typical:?} when left alone");
+    let mut rng = Rng::new();
+    let (mut killed, mut existed) = (0, 0);
+    for round in 0..ROUNDS {
+        let data = fresh();
+        let d = data.to_str().expect("utf-8");
+        let delay = Duration::from_micros(rng.below(typical.as_micros() as u64 * 12 / 10));
+        killed += usize::from(run_and_kill(&["keys", "show", "--data-dir", d], delay));
+        let had_key = std::fs::read_dir(&data)
+            .expect("read dir")
+            .flatten()
+            .any(|e| !e.file_name().to_string_lossy().contains(".tmp"));
+        existed += usize::from(had_key);
+        assert_leftovers_private(&data, None, &format!("round {round}"));
+        let first = sutantra_in(&data, &["keys", "show", "--json"]);
+        assert_eq!(
+            first.code,
+            Some(0),
+            "round {round} (killed after {delay:?}): the key does not load: {}",
+            first.stderr
+        );
+        let again = sutantra_in(&data, &["keys", "show", "--json"]);
+        let public = |out: &str| {
+            serde_json::from_str::<serde_json::Value>(out)
+                .map(|j| j["public_key"].clone())
+                .unwrap_or_else(|e| panic!("round {round}: keys show --json: {e}: {out}"))
+        };
+        assert_eq!(
+            public(&first.stdout),
+            public(&again.stdout),
+            "round {round}: the key changed between two loads"
+        );
+        assert!(
+            !again.stdout.contains("\"created\":true"),
+            "round {round}: a second load created another key"
+        );
+        for entry in std::fs::read_dir(&data).expect("read dir").flatten() {
+            let mode = entry.metadata().expect("stat").permissions().mode() & 0o777;
+            assert_eq!(
+                mode & 0o077,
+                0,
+                "round {round}: {} has mode {mode:o}",
+                entry.file_name().to_string_lossy()
+            );
+        }
+    }
+    println!(
+        "key creation: {ROUNDS} rounds, {killed} killed mid-run ({existed} left a key file), \
+         the key loaded every time"
+    );
+    assert!(
+        killed >= ROUNDS / 4,
+        "only {killed} of {ROUNDS} runs were killed before they ended: the kill points missed"
+    );
+}
+
+/// libfaketime, preloaded into the node to move its wall clock (CLOCK_REALTIME) while the
+/// monotonic clock runs on: what an NTP step or a hand-set date does to a board.
+fn faketime_lib() -> &'static str {
+    const LIB: &str = "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1";
+    assert!(
+        Path::new(LIB).is_file(),
+        "{LIB} is missing: run scripts/setup.sh (as root) to install Debian's faketime"
+    );
+    LIB
+}
+
+/// The wall clock steps an hour forward, then two hours back, then forward to the right time,
+/// while a viewer watches: no panic, the viewer keeps its frame rate, and the RTP timestamps it
+/// receives only go forward, in steps of a frame or so (the node paces and stamps RTP from the
+/// monotonic clock; only the latency stamp, which is wall-clock time by contract, jumps).
+#[test]
+fn wall_clock_steps_of_an_hour_keep_video_and_rtp_timestamps_going() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let offset = dir.path().join("faketime");
+    std::fs::write(&offset, "+0\n").expect("write the offset file");
+    let offset_s = offset.to_str().expect("utf-8").to_string();
+    let mut node = Node::start_env(
+        &[],
+        &[
+            ("LD_PRELOAD", faketime_lib()),
+            ("FAKETIME_TIMESTAMP_FILE", &offset_s),
+            ("FAKETIME_DONT_FAKE_MONOTONIC", "1"),
+            // Read the offset file again at most every second (not at every clock read).
+            ("FAKETIME_CACHE_DURATION", "1"),
+        ],
+    );
+    const WINDOW: u64 = 16;
+    let viewer = clients::spawn_whep(&node.url("/whep"), &["--seconds", &WINDOW.to_string()]);
+    node.wait_healthz("a viewer streaming", Duration::from_secs(30), |h| {
+        h["viewers"].as_u64().is_some_and(|n| n >= 1)
+    });
+    let steps = [("+3600", 4), ("-3600", 4), ("+0", 4)];
+    for (to, hold) in steps {
+        std::fs::write(&offset, format!("{to}\n")).expect("step the clock");
+        thread::sleep(Duration::from_secs(hold));
+        node.assert_alive();
+    }
+    let run = clients::finish(viewer, Duration::from_secs(WINDOW + 60), "whep_client.py");
+    let j = run.json();
+    println!("viewer across the clock steps: {j}");
+    let out = node.output();
+    assert!(
+        !out.contains("panicked"),
+        "the node panicked: {}",
+        node::tail(&out, 3000)
+    );
+    assert!(
+        run.success && j.get("error").is_none(),
+        "the viewer failed: {j}\n{}",
+        run.stderr
+    );
+    let frames = j["frames"].as_u64().unwrap_or(0);
+    assert!(
+        frames as f64 >= 0.93 * 30.0 * WINDOW as f64,
+        "{frames} frames in {WINDOW} s across the clock steps, need 93 % of 30 fps: {j}"
+    );
+    assert_eq!(
+        j["rtp_ts_backwards"].as_u64(),
+        Some(0),
+        "RTP timestamps went backwards: {j}"
+    );
+    let max_step = j["rtp_ts_max_step_ms"].as_f64().unwrap_or(f64::MAX);
+    assert!(
+        max_step < 500.0,
+        "an RTP timestamp jumped {max_step} ms between two frames: {j}"
+    );
+    let h = node.healthz();
+    assert_eq!(h["status"], "ok", "after the steps: {h}");
+    let late = node.metric("sutantra_pacer_skipped_total").unwrap_or(0.0);
+    println!("pacer ticks skipped over the run: {late}");
+    assert!(
+        late <= 15.0,
+        "the pacer skipped {late} frame-clock ticks: the clock steps upset pacing"
+    );
+}
+
+/// A viewer that stops reading (its process stopped: its socket buffer fills, its consent
+/// checks go unanswered) costs only itself: another viewer keeps the full rate meanwhile, and
+/// the node drops the silent one and frees its slot.
+#[test]
+fn a_viewer_that_stops_reading_costs_only_itself() {
+    let node = Node::start(&[]);
+    let whep = node.url("/whep");
+    let stalled = clients::spawn_whep(&whep, &["--seconds", "120"]);
+    node.wait_healthz("the first viewer streaming", Duration::from_secs(30), |h| {
+        h["viewers"].as_u64().is_some_and(|n| n >= 1)
+    });
+    let pid = stalled.id().to_string();
+    let stopped = Command::new("kill").args(["-STOP", &pid]).status();
+    assert!(
+        stopped.is_ok_and(|s| s.success()),
+        "could not stop the viewer"
+    );
+    // The other viewer starts after the first one stopped reading.
+    const WINDOW: u64 = 12;
+    let steady = clients::whep(
+        &whep,
+        &["--seconds", &WINDOW.to_string()],
+        Duration::from_secs(WINDOW + 60),
+    );
+    let j = steady.json();
+    println!("the steady viewer while the other one is stopped: {j}");
+    assert!(
+        steady.success,
+        "the steady viewer failed: {j}\n{}",
+        steady.stderr
+    );
+    let frames = j["frames"].as_u64().unwrap_or(0);
+    assert!(
+        frames as f64 >= 0.95 * 30.0 * WINDOW as f64,
+        "the steady viewer decoded {frames} frames in {WINDOW} s beside a stopped viewer"
+    );
+    // The stopped viewer answers no ICE consent checks: the node ends its session.
+    let t0 = Instant::now();
+    node.wait_healthz(
+        "the stopped viewer's session ended",
+        Duration::from_secs(60),
+        |h| h["sessions"].as_u64() == Some(0),
+    );
+    println!(
+        "the stopped viewer's session ended {:.1} s after the steady viewer's window",
+        t0.elapsed().as_secs_f64()
+    );
+    let mut stalled = stalled;
+    let _ = stalled.kill();
+    let _ = stalled.wait();
+}
