@@ -282,7 +282,7 @@ fn chain_status(data_dir: &Path, as_json: bool) -> ExitCode {
         }
         Err(code) => return code,
     };
-    let status = match status_json(&store) {
+    let status = match status_json(&store, data_dir) {
         Ok(v) => v,
         Err(e) => return fail(e),
     };
@@ -303,6 +303,16 @@ fn chain_status(data_dir: &Path, as_json: bool) -> ExitCode {
     out!("header time:    {}", s("trusted_time"));
     out!("verified at:    {}", s("last_verified"));
     out!("heights kept:   {}", s("heights_kept"));
+    out!("store size:     {} bytes", s("store_bytes"));
+    if status["node_running"] == Value::Bool(true) {
+        // The store holds the trusted state as last written: the running node verifies every
+        // height in memory and writes on a budget (chain.persist_interval_s).
+        out!(
+            "                the node is running: it verifies newer heights in memory and \
+             stores the newest at most every chain.persist_interval_s (default 60 s); its live \
+             height is in `sutantra status`"
+        );
+    }
     if status["halted"] == Value::Bool(true) {
         out!(
             "halted:         YES since {}: {}",
@@ -319,16 +329,18 @@ fn chain_status(data_dir: &Path, as_json: bool) -> ExitCode {
     }
     let o = &status["outbox"];
     out!(
-        "attestations:   next seq {}, outbox {} ({} pending), {} dropped",
+        "attestations:   next seq {}, outbox {} ({} pending), {} dropped unsubmitted, {} \
+         pruned after submission",
         o["next_seq"],
         o["entries"],
         o["pending"],
-        o["dropped"]
+        o["dropped"],
+        o["pruned"]
     );
     ExitCode::SUCCESS
 }
 
-fn status_json(store: &Store) -> Result<Value, String> {
+fn status_json(store: &Store, data_dir: &Path) -> Result<Value, String> {
     let meta = store.meta().map_err(|e| e.to_string())?;
     let heights = store.trusted_heights().map_err(|e| e.to_string())?;
     let latest = store.latest_trusted().map_err(|e| e.to_string())?;
@@ -353,6 +365,8 @@ fn status_json(store: &Store) -> Result<Value, String> {
         "last_verified_unix": (meta.last_verified_unix > 0).then_some(meta.last_verified_unix),
         "last_verified": (meta.last_verified_unix > 0).then(|| rfc3339(meta.last_verified_unix)),
         "heights_kept": heights,
+        "store_bytes": store.file_bytes().map_err(|e| e.to_string())?,
+        "node_running": crate::validator::store::node_running(data_dir),
         "halted": halted.is_some(),
         "halt_reason": halted.map(|h| h.reason.clone()),
         "halted_since": halted.map(|h| rfc3339(h.since_unix)),
@@ -361,6 +375,7 @@ fn status_json(store: &Store) -> Result<Value, String> {
             "entries": store.outbox_len().map_err(|e| e.to_string())?,
             "pending": store.pending_count().map_err(|e| e.to_string())?,
             "dropped": meta.outbox_dropped,
+            "pruned": meta.outbox_pruned,
         },
     }))
 }

@@ -23,6 +23,11 @@ pub struct ChainConfig {
     pub trust_level: String,
     /// Verified light blocks kept in the store (the newest).
     pub headers_kept: usize,
+    /// Least seconds between two writes of the trusted state to the store (SD-card wear); the
+    /// first of a run and the one at a clean stop are not held back. A crash loses at most this
+    /// much trusted progress, which the next start re-verifies.
+    #[serde(deserialize_with = "persist_interval")]
+    pub persist_interval_s: u64,
     /// Time between polls of the primary, in milliseconds.
     pub poll_interval_ms: u64,
     /// Largest RPC response body, in bytes; larger ones are refused before parsing.
@@ -39,12 +44,30 @@ pub struct AttestConfig {
     pub segment_ms: u64,
     /// The stream id written into every attestation.
     pub stream_id: String,
-    /// Attestations kept in the outbox; when full the oldest is dropped (counted).
+    /// Attestations kept in the outbox; when full, the oldest submitted or rejected ones are
+    /// pruned first; only an outbox full of unsubmitted ones drops its oldest (counted, logged).
     pub outbox_capacity: usize,
     /// First retry delay of a failed submission, in milliseconds.
     pub retry_min_ms: u64,
     /// Longest retry delay, in milliseconds.
     pub retry_max_ms: u64,
+}
+
+/// The default of `chain.persist_interval_s`: one write of the trusted state a minute.
+pub const DEFAULT_PERSIST_INTERVAL_S: u64 = 60;
+/// The range of `chain.persist_interval_s`.
+pub const PERSIST_INTERVAL_RANGE_S: std::ops::RangeInclusive<u64> = 1..=86_400;
+
+/// `chain.persist_interval_s`, checked while parsing (so the error names the line).
+fn persist_interval<'de, D: serde::Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
+    let v = u64::deserialize(d)?;
+    if PERSIST_INTERVAL_RANGE_S.contains(&v) {
+        Ok(v)
+    } else {
+        Err(serde::de::Error::custom(format!(
+            "{v}: use 1 to 86400 seconds (the trusted state is written at most this often)"
+        )))
+    }
 }
 
 impl Default for ChainConfig {
@@ -58,6 +81,7 @@ impl Default for ChainConfig {
             clock_drift_s: 10,
             trust_level: "1/3".into(),
             headers_kept: 8,
+            persist_interval_s: DEFAULT_PERSIST_INTERVAL_S,
             poll_interval_ms: 5_000,
             max_response_bytes: 4 * 1024 * 1024,
             max_validators: 10_000,
@@ -132,4 +156,28 @@ pub fn check_rpc_url(url: &str) -> Result<(), String> {
         ));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, Deserialize)]
+    struct Doc {
+        chain: ChainConfig,
+    }
+
+    #[test]
+    fn persist_interval_defaults_to_a_minute_and_is_range_checked() {
+        let d: Doc = toml::from_str("[chain]\n").expect("default");
+        assert_eq!(d.chain.persist_interval_s, 60);
+        let d: Doc = toml::from_str("[chain]\npersist_interval_s = 300\n").expect("300");
+        assert_eq!(d.chain.persist_interval_s, 300);
+        for bad in ["0", "86401"] {
+            let e = toml::from_str::<Doc>(&format!("[chain]\npersist_interval_s = {bad}\n"))
+                .expect_err(bad);
+            assert!(e.message().contains("use 1 to 86400"), "{e}");
+            assert!(e.span().is_some(), "the error names the line: {e}");
+        }
+    }
 }

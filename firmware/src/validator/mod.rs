@@ -6,7 +6,9 @@
 //! media path the segment observer. Shutdown order matters for "nothing committed is lost and
 //! the last segment is attested": the media threads stop first (dropping the observer flushes the
 //! open segment), then the attestation thread drains its channel and exits, then the chain and
-//! submitter threads are told to stop.
+//! submitter threads are told to stop; last, the trusted state still waiting for its write
+//! (the store is written on a budget, see [`crate::validator::chain::persist`]) is written, in
+//! case the chain thread was still inside an RPC call.
 //!
 //! The chain side cannot take the video down. The node key and the store are opened here, by the
 //! attestation thread, not by the node: [`LightValidator::launch`] fails only for a `[chain]`
@@ -29,6 +31,7 @@ use crate::stats::Stats;
 use crate::validator::attest::runtime::{Attester, SEGMENT_CHANNEL, SegmentObserver};
 use crate::validator::attest::submit::Submitter;
 use crate::validator::chain::ChainShared;
+use crate::validator::chain::persist::{TrustedWriter, Wrote};
 use crate::validator::chain::rpc::RpcClient;
 use crate::validator::chain::sync::{SyncConfig, Syncer};
 use crate::validator::store::Store;
@@ -61,8 +64,12 @@ pub struct LightValidator {
     attest: Option<JoinHandle<()>>,
     attest_parked: Arc<AtomicBool>,
     others: Arc<Mutex<Vec<JoinHandle<()>>>>,
+    writer: WriterSlot,
     data_dir: PathBuf,
 }
+
+/// The chain thread's [`TrustedWriter`], once the store is open (for the flush at shutdown).
+type WriterSlot = Arc<Mutex<Option<Arc<TrustedWriter>>>>;
 
 /// The verifier options from `[chain]` (validated by the configuration).
 pub fn verify_options(cfg: &Config) -> VerifyOptions {
@@ -124,6 +131,7 @@ impl Plan {
                 trust_height: c.trust_height,
                 trust_hash,
                 headers_kept: c.headers_kept,
+                persist_interval: Duration::from_secs(c.persist_interval_s.max(1)),
                 poll_interval: Duration::from_millis(c.poll_interval_ms),
                 opts,
                 limits,
@@ -163,9 +171,23 @@ fn open(plan: &Plan, stats: &Arc<Stats>, shared: &Arc<ChainShared>) -> Result<Op
         "node key"
     );
     // Holding the store marks this data dir as in use by a running node.
-    let store =
-        Arc::new(Store::open(&plan.data_dir, Duration::from_secs(3)).map_err(|e| e.to_string())?);
+    let mut store =
+        Store::open(&plan.data_dir, Duration::from_secs(3)).map_err(|e| e.to_string())?;
     store::write_pid_file(&plan.data_dir);
+    // The file's size is bounded by the store's bounds; free space left by a re-root or smaller
+    // bounds is given back here, the one time the node holds the store alone.
+    match store.compact_if_sparse() {
+        Ok(c) if c.compacted => tracing::info!(
+            before_bytes = c.before,
+            after_bytes = c.after,
+            used_bytes = c.used,
+            "store compacted"
+        ),
+        Ok(c) => tracing::info!(file_bytes = c.before, used_bytes = c.used, "store opened"),
+        // Not fatal: the store works as it is.
+        Err(e) => tracing::warn!(error = %e, "the store could not be compacted"),
+    }
+    let store = Arc::new(store);
     if store
         .bind_chain(&plan.chain_id, &plan.trust_root)
         .map_err(|e| e.to_string())?
@@ -220,16 +242,22 @@ impl LightValidator {
         stats.chain.enabled.store(true, Ordering::Relaxed);
         let shared = Arc::new(ChainShared::new());
         let others = Arc::new(Mutex::new(Vec::new()));
+        let writer: WriterSlot = Arc::default();
         let attest_parked = Arc::new(AtomicBool::new(false));
         let (tx, rx) = std::sync::mpsc::sync_channel(SEGMENT_CHANNEL);
         let (first_tx, first_rx) = std::sync::mpsc::sync_channel(1);
         let thread = {
             let (stats, shared, others) = (stats.clone(), shared.clone(), others.clone());
             let parked = attest_parked.clone();
+            let writer = writer.clone();
             spawn("attest", move || {
                 let _watch =
                     PanicWatch::arm("attestation", Some(stats.clone()), parked, Arc::default());
-                attest_main(&plan, &stats, &shared, &others, rx, first_tx);
+                let threads = Threads {
+                    others: &others,
+                    writer: &writer,
+                };
+                attest_main(&plan, &stats, &shared, &threads, rx, first_tx);
             })?
         };
         let deadline = Instant::now() + FIRST_OPEN_WAIT;
@@ -249,6 +277,7 @@ impl LightValidator {
             attest: Some(thread),
             attest_parked,
             others,
+            writer,
             data_dir: cfg.data_dir.clone(),
         };
         Ok((me, Box::new(SegmentObserver::new(builder, tx, stats))))
@@ -274,8 +303,26 @@ impl LightValidator {
         for t in others {
             join_by(t, deadline, "chain");
         }
+        // The chain thread wrote what waited when it stopped; if it was still inside an RPC call,
+        // this does (the writer's lock keeps the two from writing an older block after a newer).
+        let writer = self.writer.lock().unwrap_or_else(|p| p.into_inner()).take();
+        if let Some(w) = writer {
+            match w.flush(w.clock_ms()) {
+                Ok(Wrote::Height(h)) => tracing::info!(height = h, "trusted state stored at stop"),
+                Ok(Wrote::Nothing) => {}
+                Err(e) => {
+                    tracing::error!(error = %e, "the trusted state could not be stored at stop");
+                }
+            }
+        }
         store::remove_pid_file(&self.data_dir);
     }
+}
+
+/// Where the attestation thread registers the threads it starts and the trusted-state writer.
+struct Threads<'a> {
+    others: &'a Arc<Mutex<Vec<JoinHandle<()>>>>,
+    writer: &'a WriterSlot,
 }
 
 /// The attestation thread: opens the key and the store (retrying every [`OPEN_RETRY`] while
@@ -285,7 +332,7 @@ fn attest_main(
     plan: &Plan,
     stats: &Arc<Stats>,
     shared: &Arc<ChainShared>,
-    others: &Arc<Mutex<Vec<JoinHandle<()>>>>,
+    threads: &Threads<'_>,
     rx: Receiver<Segment>,
     first: std::sync::mpsc::SyncSender<()>,
 ) {
@@ -296,7 +343,7 @@ fn attest_main(
             return;
         }
         let started =
-            open(plan, stats, shared).and_then(|o| start_threads(plan, stats, shared, others, o));
+            open(plan, stats, shared).and_then(|o| start_threads(plan, stats, shared, threads, o));
         match started {
             Ok(attester) => {
                 if let Some(e) = last {
@@ -350,10 +397,11 @@ fn start_threads(
     plan: &Plan,
     stats: &Arc<Stats>,
     shared: &Arc<ChainShared>,
-    others: &Arc<Mutex<Vec<JoinHandle<()>>>>,
+    threads: &Threads<'_>,
     opened: Opened,
 ) -> Result<Attester, String> {
     let Opened { key, store, syncer } = opened;
+    *threads.writer.lock().unwrap_or_else(|p| p.into_inner()) = Some(syncer.writer());
     let submitter = Submitter {
         rpcs: plan.rpcs.clone(),
         retry_min: plan.retry.0,
@@ -371,7 +419,7 @@ fn start_threads(
         stats: stats.clone(),
         shared: shared.clone(),
     };
-    let mut list = others.lock().unwrap_or_else(|p| p.into_inner());
+    let mut list = threads.others.lock().unwrap_or_else(|p| p.into_inner());
     let s = Some(stats.clone());
     list.push(spawn("chain", move || {
         let _watch = PanicWatch::arm("chain", s, Arc::default(), Arc::default());

@@ -10,7 +10,8 @@
 //! yet, or halted: the segment is counted as unanchored and skipped), signs it with the node key
 //! through the core's `AttestationChain`, and commits it to the store's outbox together with the
 //! new `next_seq`/`prev_hash` in one durable transaction. Only then is it counted and logged as
-//! stored. If the commit fails, the chain is rebuilt from the store, so a seq is never skipped.
+//! stored. A full outbox prunes its oldest settled entries first; an unsubmitted one dropped
+//! (only from an outbox full of them) is counted and logged as an error. If the commit fails, the chain is rebuilt from the store, so a seq is never skipped.
 
 use crate::stats::{ChainStats, Stats};
 use crate::validator::chain::{ChainShared, unix_now};
@@ -155,13 +156,23 @@ impl Attester {
                 Ok(appended) => {
                     ChainStats::inc(&c.attestations);
                     c.outbox_depth.store(appended.pending, Ordering::Relaxed);
+                    if !appended.pruned.is_empty() {
+                        tracing::debug!(
+                            pruned = ?appended.pruned,
+                            capacity = self.capacity,
+                            "outbox full: the oldest submitted/rejected attestations were pruned"
+                        );
+                    }
                     if !appended.dropped.is_empty() {
                         c.outbox_dropped
                             .fetch_add(appended.dropped.len() as u64, Ordering::Relaxed);
-                        tracing::warn!(
+                        tracing::error!(
                             dropped = ?appended.dropped,
                             capacity = self.capacity,
-                            "the outbox is full: the oldest attestations were dropped"
+                            "the outbox is full of UNSUBMITTED attestations: the oldest were \
+                             dropped and will never be sent (counted in \
+                             sutantra_attest_outbox_dropped_total); the chain has been \
+                             unreachable too long, or raise attest.outbox_capacity"
                         );
                     }
                     tracing::info!(

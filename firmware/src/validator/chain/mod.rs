@@ -2,13 +2,15 @@
 //!
 //! - [`rpc`]: the blocking JSON-RPC client (bounded bodies, errors name the URL);
 //! - [`sync`]: the chain thread: trust root, skipping verification with the core's verifier,
-//!   trusted state in the store, witness cross-checks, the halt on a conflict.
+//!   trusted state in the store, witness cross-checks, the halt on a conflict;
+//! - [`persist`]: the trusted state's writes to the store on a budget (SD-card wear).
 //!
 //! This module owns [`ChainShared`], the little state the chain thread shares with the
 //! attestation and submission threads: the newest verified header (the anchor of the next
 //! attestation), the halted flag, and the stop/wake signal all three sleep on. The verification
 //! itself is `sutantra_chain::light` (sans-I/O); here are the threads, the clock and the wire.
 
+pub mod persist;
 pub mod rpc;
 pub mod sync;
 

@@ -8,7 +8,9 @@
 //!    validator sets check out;
 //! 2. every poll interval: `/status` of the primary → `verify_to_height` (the core's bisection,
 //!    fetching from the primary) → cross-check the verified header against every witness at the
-//!    same height → store it (keeping `headers_kept`) and publish it as the anchor;
+//!    same height → publish it as the anchor and hand it to the [`TrustedWriter`], which stores
+//!    it on a write budget (the first at once, then at most once per `persist_interval_s`, and
+//!    at a clean stop; keeping `headers_kept`): verification goes on in memory at every height;
 //! 3. a witness whose header at that height hashes differently is a conflict: an error line with
 //!    both hashes and URLs, the halted flag set in the store (it survives restarts) and in
 //!    memory, and no attestation (or submission) until an operator runs `sutantra chain resume`.
@@ -16,6 +18,7 @@
 //! Logs: one line per newly verified height, one per error streak start (and its end), one per
 //! conflict; never one per poll. A witness that is unreachable or behind is not a conflict.
 
+use super::persist::{TrustedWriter, Wrote};
 use super::rpc::RpcClient;
 use super::{Anchor, ChainShared, now_time, unix_now, unix_now_ms};
 use crate::stats::{ChainStats, Stats};
@@ -41,6 +44,9 @@ pub struct SyncConfig {
     pub trust_hash: [u8; 32],
     /// Light blocks kept in the store.
     pub headers_kept: usize,
+    /// Least time between two writes of the trusted state (the first of a run and the one at a
+    /// clean stop are not held back).
+    pub persist_interval: Duration,
     /// Time between polls.
     pub poll_interval: Duration,
     /// Verifier options.
@@ -102,6 +108,7 @@ pub struct Syncer {
     primary: RpcClient,
     witnesses: Vec<RpcClient>,
     trusted: Option<LightBlock>,
+    writer: Arc<TrustedWriter>,
     last_error: Option<String>,
     witness_errors: Vec<Option<String>>,
     conflict_logged: Option<u64>,
@@ -123,9 +130,21 @@ impl Syncer {
             .next()
             .ok_or_else(|| "chain.rpc is empty: configure at least one RPC URL".to_string())?;
         let witnesses: Vec<RpcClient> = rpcs.collect();
+        let stored = store
+            .trusted_heights()
+            .map_err(|e| e.to_string())?
+            .last()
+            .copied();
+        let writer = Arc::new(TrustedWriter::new(
+            store.clone(),
+            cfg.headers_kept,
+            cfg.persist_interval,
+            stored,
+        ));
         let mut s = Self {
             witness_errors: vec![None; witnesses.len()],
             cfg,
+            writer,
             store,
             stats,
             shared,
@@ -137,6 +156,11 @@ impl Syncer {
         };
         s.load()?;
         Ok(s)
+    }
+
+    /// The writer of the trusted state, for the node's shutdown to flush what waits.
+    pub fn writer(&self) -> Arc<TrustedWriter> {
+        self.writer.clone()
     }
 
     fn chain_stats(&self) -> &ChainStats {
@@ -195,12 +219,20 @@ impl Syncer {
         c.last_verified_ms.store(verified_ms, Ordering::Relaxed);
     }
 
-    /// Runs until the shared stop flag is set.
+    /// Runs until the shared stop flag is set, then writes the trusted state that waits.
     pub fn run(mut self) {
         let period = self.cfg.poll_interval;
         let mut next = Instant::now();
         while !self.shared.stopped() {
-            match self.poll() {
+            let mut polled = self.poll();
+            // Also after a failed poll: a height verified before the chain became unreachable
+            // lands within one interval all the same.
+            if let Err(e) = self.writer.tick(self.writer.clock_ms())
+                && polled.is_ok()
+            {
+                polled = Err(format!("the trusted state could not be stored: {e}"));
+            }
+            match polled {
                 Ok(()) => {
                     if let Some(e) = self.last_error.take() {
                         tracing::info!(previous_error = %e, "chain polling recovered");
@@ -226,6 +258,31 @@ impl Syncer {
             if self.shared.sleep_until(next) {
                 break;
             }
+        }
+        self.stop_writing();
+    }
+
+    /// A clean stop: the newest verified height is written, whatever the budget.
+    fn stop_writing(&self) {
+        match self.writer.flush(self.writer.clock_ms()) {
+            Ok(Wrote::Height(h)) => tracing::info!(height = h, "trusted state stored at stop"),
+            Ok(Wrote::Nothing) => {}
+            Err(e) => tracing::error!(error = %e, "the trusted state could not be stored at stop"),
+        }
+    }
+
+    /// Hands a newly verified block to the writer (stored now or later, see [`TrustedWriter`]).
+    fn persist(&self, height: u64, block: &LightBlock, verified_ms: u64) -> Result<(), String> {
+        match self
+            .writer
+            .verified(height, block, verified_ms / 1000, self.writer.clock_ms())
+        {
+            Ok(Wrote::Height(h)) => {
+                tracing::debug!(height = h, "trusted state stored");
+                Ok(())
+            }
+            Ok(Wrote::Nothing) => Ok(()),
+            Err(e) => Err(format!("the trusted state could not be stored: {e}")),
         }
     }
 
@@ -260,11 +317,7 @@ impl Syncer {
         let hash = header_hash(&path.target);
         let trusted = trusted.clone();
         self.cross_check(target, hash, &trusted, now)?;
-        let json = light_block_json(&path.target)?;
         let verified_ms = unix_now_ms();
-        self.store
-            .put_trusted(target, &json, self.cfg.headers_kept, verified_ms / 1000)
-            .map_err(|e| e.to_string())?;
         self.publish(&path.target, target, hash, verified_ms);
         tracing::info!(
             height = target,
@@ -274,8 +327,9 @@ impl Syncer {
             bisections = path.bisections,
             "verified a new height"
         );
+        let stored = self.persist(target, &path.target, verified_ms);
         self.trusted = Some(path.target);
-        Ok(())
+        stored
     }
 
     fn bootstrap(&mut self) -> Result<(), String> {
@@ -322,15 +376,12 @@ impl Syncer {
             tracing::error!("{msg}");
             return Err(msg);
         }
-        let json = light_block_json(&block)?;
         let verified_ms = unix_now_ms();
-        self.store
-            .put_trusted(h, &json, self.cfg.headers_kept, verified_ms / 1000)
-            .map_err(|e| e.to_string())?;
         self.publish(&block, h, hash, verified_ms);
         tracing::info!(height = h, hash = %hex::encode_upper(hash), rpc = %url, "trust root verified");
+        let stored = self.persist(h, &block, verified_ms);
         self.trusted = Some(block);
-        Ok(())
+        stored
     }
 
     /// Compares the header at `height` with every witness. A different hash halts
@@ -426,16 +477,15 @@ fn with_hint(e: &ChainError) -> String {
 }
 
 #[cfg(test)]
-mod tests {
+pub mod tests {
     use super::*;
     use crate::validator::chain::rpc::tests::{recorded, serve, vectors};
 
-    /// The recorded v0.38 commit at height 10 with the recorded genesis validator as both sets.
-    fn kvstore_rpc() -> String {
-        let commit = recorded("commit_at_height_10.json");
+    /// The recorded genesis validators as `/validators` entries.
+    fn kvstore_validators() -> Vec<serde_json::Value> {
         let genesis: serde_json::Value =
             serde_json::from_slice(&recorded("genesis.json")).expect("genesis JSON");
-        let vals: Vec<serde_json::Value> = genesis["result"]["genesis"]["validators"]
+        genesis["result"]["genesis"]["validators"]
             .as_array()
             .expect("genesis validators")
             .iter()
@@ -443,7 +493,27 @@ mod tests {
                 serde_json::json!({"address": v["address"], "pub_key": v["pub_key"],
                     "voting_power": v["power"], "proposer_priority": "0"})
             })
-            .collect();
+            .collect()
+    }
+
+    /// The recorded v0.38 light block at height 10 (the genesis validator as both sets).
+    pub fn kvstore_block() -> LightBlock {
+        let commit = recorded("commit_at_height_10.json");
+        let vals = kvstore_validators();
+        let set = |height: u64| {
+            serde_json::to_vec(&serde_json::json!({"jsonrpc": "2.0", "id": -1, "result": {
+                "block_height": height.to_string(), "validators": vals,
+                "count": vals.len().to_string(), "total": vals.len().to_string()}}))
+            .expect("json")
+        };
+        light_block_from_rpc(&commit, &set(10), &set(11), &ParseLimits::default())
+            .expect("the recorded light block")
+    }
+
+    /// The recorded v0.38 commit at height 10 with the recorded genesis validator as both sets.
+    fn kvstore_rpc() -> String {
+        let commit = recorded("commit_at_height_10.json");
+        let vals = kvstore_validators();
         serve(16, move |path| {
             let height = path
                 .split("height=")
@@ -497,6 +567,7 @@ mod tests {
             trust_height: 10,
             trust_hash: [0xAB; 32],
             headers_kept: 8,
+            persist_interval: Duration::from_secs(60),
             poll_interval: Duration::from_millis(100),
             opts: VerifyOptions {
                 // The recorded kvstore block is from 2024: keep it inside the trusting period.
@@ -537,6 +608,9 @@ mod tests {
         .expect("syncer");
         s.bootstrap().expect("right hash");
         assert_eq!(shared.anchor().map(|a| a.height), Some(10));
+        // The first trusted block of a run is stored at once, not held by the budget.
+        assert_eq!(store.trusted_heights().expect("heights"), vec![10]);
+        assert_eq!(s.writer().writes(), 1);
         assert_eq!(stats.chain.trusted_height.load(Ordering::Relaxed), 10);
         // A new syncer resumes from the store without the network.
         let shared2 = Arc::new(ChainShared::new());
@@ -550,6 +624,92 @@ mod tests {
         assert_eq!(
             shared2.anchor().map(|a| (a.height, a.hash)),
             Some((10, right))
+        );
+    }
+
+    fn config(interval: Duration) -> SyncConfig {
+        let mut trust_hash = [0u8; 32];
+        hex::decode_to_slice(
+            "00ECDAC463C201ECD4BDBBAAE4A53A4C80291D4051FD69ED97F6420CE1388BFE",
+            &mut trust_hash,
+        )
+        .expect("hex");
+        SyncConfig {
+            chain_id: "dockerchain".into(),
+            trust_height: 10,
+            trust_hash,
+            headers_kept: 8,
+            persist_interval: interval,
+            poll_interval: Duration::from_millis(100),
+            opts: VerifyOptions {
+                trusting_period: Duration::from_secs(100 * 365 * 24 * 3600),
+                ..VerifyOptions::default()
+            },
+            limits: ParseLimits::default(),
+        }
+    }
+
+    fn dead_rpc() -> Vec<RpcClient> {
+        vec![RpcClient::new(
+            "http://127.0.0.1:9",
+            1 << 20,
+            Duration::from_secs(1),
+        )]
+    }
+
+    #[test]
+    fn a_crash_resumes_from_the_last_stored_block_and_a_clean_stop_stores_the_newest() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let store = Arc::new(Store::open(dir.path(), Duration::ZERO).expect("store"));
+        let stats = Arc::new(Stats::new());
+        let block = kvstore_block();
+        let hash = header_hash(&block);
+        // A run: height 10 stored at once, then 11 verified within the minute (waiting).
+        let shared = Arc::new(ChainShared::new());
+        let s = Syncer::new(
+            config(Duration::from_secs(60)),
+            dead_rpc(),
+            store.clone(),
+            stats.clone(),
+            shared.clone(),
+        )
+        .expect("syncer");
+        s.persist(10, &block, 1_700_000_000_000).expect("first");
+        s.persist(11, &block, 1_700_000_005_000).expect("second");
+        assert_eq!(s.writer().stored_height(), Some(10));
+        assert_eq!(s.writer().waiting_height(), Some(11));
+        // kill -9 here: the waiting height is lost; the next start resumes from 10, offline,
+        // and re-verifies from there.
+        drop(s);
+        let shared2 = Arc::new(ChainShared::new());
+        let s = Syncer::new(
+            config(Duration::from_secs(60)),
+            dead_rpc(),
+            store.clone(),
+            stats.clone(),
+            shared2.clone(),
+        )
+        .expect("syncer after a crash");
+        assert_eq!(
+            shared2.anchor().map(|a| (a.height, a.hash)),
+            Some((10, hash))
+        );
+        assert_eq!(
+            store.meta().expect("meta").last_verified_unix,
+            1_700_000_000
+        );
+        // This run stores its first new height at once, then holds the next one ...
+        s.persist(11, &block, 1_700_000_010_000)
+            .expect("first of the run");
+        s.persist(12, &block, 1_700_000_015_000).expect("held");
+        assert_eq!(store.trusted_heights().expect("heights"), vec![10, 11]);
+        // ... which a clean stop (the run loop ending) stores.
+        shared2.stop();
+        s.run();
+        assert_eq!(store.trusted_heights().expect("heights"), vec![10, 11, 12]);
+        assert_eq!(
+            store.meta().expect("meta").last_verified_unix,
+            1_700_000_015
         );
     }
 }

@@ -13,11 +13,21 @@
 //! Tables:
 //! - `trusted_light_blocks`: height → light block JSON (`signed_header`, `validator_set`,
 //!   `next_validator_set`, CometBFT RPC encoding); only the newest `chain.headers_kept` stay.
+//!   The chain thread writes here on a budget (at most once per `chain.persist_interval_s`,
+//!   see `validator::chain::persist`), not at every verified height: an SD card lasts.
 //! - `meta`: chain id, trust root, next attestation seq, previous attestation hash, halted flag
-//!   and reason, outbox drops, last verification time.
-//! - `outbox`: seq → entry (signed attestation bytes, status, attempts); bounded, the oldest
-//!   entry goes when it is full (counted in `meta`).
+//!   and reason, outbox drops (unsubmitted, lost) and prunes (settled), the stored block's
+//!   verification time.
+//! - `outbox`: seq → entry (signed attestation bytes, status, attempts); bounded: settled
+//!   entries are pruned first, unsubmitted ones dropped only from an outbox full of them
+//!   (counted in `meta`; see [`outbox`]).
 //! - `outbox_pending`: the seqs still to submit, so the submitter finds the oldest in O(log n).
+//!
+//! The file's size is bounded by those bounds; redb reuses freed pages and gives a free tail
+//! back when it closes, but never the free pages in the file's middle, so
+//! [`Store::compact_if_sparse`] compacts it when the node opens it and more than three quarters
+//! of a file of some size are free (after a re-root, or a smaller `headers_kept` or
+//! `outbox_capacity`).
 
 use redb::{
     ConcurrencyMode, Database, ReadOnlyDatabase, ReadTransaction, ReadableDatabase, ReadableTable,
@@ -48,8 +58,26 @@ const K_NEXT_SEQ: &str = "next_seq";
 const K_PREV_HASH: &str = "prev_hash";
 const K_HALTED: &str = "halted";
 const K_DROPPED: &str = "outbox_dropped";
+const K_PRUNED: &str = "outbox_pruned";
 const K_LAST_VERIFIED: &str = "last_verified_unix";
 const SCHEMA: u64 = 1;
+
+/// The store file is compacted at open only from this size on (and only when more than three
+/// quarters are free): below it, compaction would cost more writes than it saves.
+pub const COMPACT_MIN_BYTES: u64 = 4 * 1024 * 1024;
+
+/// What [`Store::compact_if_sparse`] found and did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Compaction {
+    /// File size before, bytes.
+    pub before: u64,
+    /// File size after, bytes.
+    pub after: u64,
+    /// Bytes in use (keys, values, tree metadata).
+    pub used: u64,
+    /// Whether it compacted.
+    pub compacted: bool,
+}
 
 /// Why the store could not be used. Messages say what to do.
 #[derive(Debug, thiserror::Error)]
@@ -126,8 +154,10 @@ pub struct Meta {
     pub prev_hash: [u8; 32],
     /// Set after a witness conflict, until an operator runs `sutantra chain resume`.
     pub halted: Option<Halted>,
-    /// Outbox entries dropped because the outbox was full.
+    /// Unsubmitted outbox entries dropped because the outbox was full of them (lost).
     pub outbox_dropped: u64,
+    /// Submitted or rejected outbox entries pruned to make room (no loss).
+    pub outbox_pruned: u64,
     /// When the newest trusted block was verified (UNIX seconds), 0 if never.
     pub last_verified_unix: u64,
 }
@@ -163,6 +193,11 @@ fn running_pid(data_dir: &Path) -> Option<u32> {
     let text = std::fs::read_to_string(data_dir.join(PID_FILE)).ok()?;
     let pid: u32 = text.trim().parse().ok()?;
     Path::new(&format!("/proc/{pid}")).exists().then_some(pid)
+}
+
+/// Whether a node runs on `data_dir` (its pid file names a live process).
+pub fn node_running(data_dir: &Path) -> bool {
+    running_pid(data_dir).is_some()
 }
 
 /// The store file path in `data_dir`.
@@ -243,6 +278,64 @@ impl Store {
     /// The file.
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// The file's size in bytes.
+    pub fn file_bytes(&self) -> Result<u64, StoreError> {
+        std::fs::metadata(&self.path)
+            .map(|m| m.len())
+            .map_err(|e| StoreError::Db {
+                path: self.path.display().to_string(),
+                reason: e.to_string(),
+            })
+    }
+
+    /// Bytes the stored keys, values and their tree metadata take (the rest of the file is free
+    /// or fragmented). Needs the store open for writing (redb reports it in a write transaction,
+    /// which this aborts: nothing is written).
+    pub fn used_bytes(&self) -> Result<u64, StoreError> {
+        let txn = self.write()?;
+        let stats = txn.stats().map_err(|e| self.err(e))?;
+        txn.abort().map_err(|e| self.err(e))?;
+        Ok(stats.stored_bytes() + stats.metadata_bytes())
+    }
+
+    /// Compacts the file (redb's `compact`, which rewrites it) when it is at least
+    /// [`COMPACT_MIN_BYTES`] and more than three quarters of it are free; only the node, when it
+    /// opens the store, before any other transaction (`&mut`). Cheap when there is nothing to
+    /// do: one `stat` and a walk of the trees' pages. (redb's copy-on-write keeps a working file
+    /// about twice what it holds, and it gives a free tail back by itself when it closes; what
+    /// this catches is a file left mostly free in its middle, e.g. by a re-root or smaller bounds
+    /// before a crash.)
+    pub fn compact_if_sparse(&mut self) -> Result<Compaction, StoreError> {
+        let before = self.file_bytes()?;
+        let used = self.used_bytes()?;
+        let mut c = Compaction {
+            before,
+            after: before,
+            used,
+            compacted: false,
+        };
+        if before < COMPACT_MIN_BYTES || used.saturating_mul(4) >= before {
+            return Ok(c);
+        }
+        let path = self.path.display().to_string();
+        let Db::Rw(db) = &mut self.db else {
+            return Ok(c);
+        };
+        // Each pass moves what it can towards the start; a few are enough.
+        for _ in 0..4 {
+            let more = db.compact().map_err(|e| StoreError::Db {
+                path: path.clone(),
+                reason: format!("compaction: {e}"),
+            })?;
+            if !more {
+                break;
+            }
+        }
+        c.compacted = true;
+        c.after = self.file_bytes()?;
+        Ok(c)
     }
 
     fn err(&self, e: impl Into<redb::Error>) -> StoreError {
@@ -354,6 +447,7 @@ impl Store {
             prev_hash,
             halted,
             outbox_dropped: num(K_DROPPED)?,
+            outbox_pruned: num(K_PRUNED)?,
             last_verified_unix: num(K_LAST_VERIFIED)?,
         })
     }
@@ -539,6 +633,118 @@ mod tests {
             }
         ));
         assert_eq!(s.outbox_len().expect("len"), 4);
+    }
+
+    #[test]
+    fn a_full_outbox_prunes_settled_entries_first_and_never_loses_unsubmitted_silently() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let s = Store::open(dir.path(), Duration::ZERO).expect("open");
+        let submitted = || OutboxStatus::Submitted {
+            tx_hash: "AB".into(),
+            height: None,
+        };
+        // 0..4 in a capacity of 4; 0 and 2 submitted, 1 rejected, 3 pending.
+        for seq in 0..4 {
+            let (bytes, hash) = att(seq);
+            s.append_attestation(seq, hash, &bytes, 4, 0)
+                .expect("append");
+        }
+        s.update_entry(0, submitted(), None).expect("0");
+        s.update_entry(
+            1,
+            OutboxStatus::Rejected {
+                code: 3,
+                log: "no".into(),
+            },
+            None,
+        )
+        .expect("1");
+        s.update_entry(2, submitted(), None).expect("2");
+        // Each new one prunes the oldest settled entry, never the pending 3.
+        let mut pruned = Vec::new();
+        for seq in 4..7 {
+            let (bytes, hash) = att(seq);
+            let a = s
+                .append_attestation(seq, hash, &bytes, 4, 0)
+                .expect("append");
+            assert!(a.dropped.is_empty(), "seq {seq}: {a:?}");
+            pruned.extend(a.pruned);
+        }
+        assert_eq!(pruned, vec![0, 1, 2]);
+        let seqs: Vec<u64> = s
+            .outbox(0, u64::MAX)
+            .expect("list")
+            .iter()
+            .map(|e| e.seq)
+            .collect();
+        assert_eq!(seqs, vec![3, 4, 5, 6]);
+        assert_eq!(s.pending_count().expect("pending"), 4);
+        // Full of unsubmitted entries: the oldest goes, and that is reported and counted.
+        let (bytes, hash) = att(7);
+        let a = s.append_attestation(7, hash, &bytes, 4, 0).expect("append");
+        assert_eq!((a.dropped, a.pruned), (vec![3], vec![]));
+        let m = s.meta().expect("meta");
+        assert_eq!((m.outbox_pruned, m.outbox_dropped), (3, 1));
+        // A settled entry in the middle is found too (a rejection between pending ones), and a
+        // smaller capacity (a changed config) prunes down to it at once.
+        s.update_entry(5, submitted(), None).expect("5");
+        let (bytes, hash) = att(8);
+        let a = s.append_attestation(8, hash, &bytes, 3, 0).expect("append");
+        assert_eq!((a.pruned, a.dropped), (vec![5], vec![4]));
+        let seqs: Vec<u64> = s
+            .outbox(0, u64::MAX)
+            .expect("list")
+            .iter()
+            .map(|e| e.seq)
+            .collect();
+        assert_eq!(seqs, vec![6, 7, 8]);
+        let m = s.meta().expect("meta");
+        assert_eq!((m.outbox_pruned, m.outbox_dropped), (4, 2));
+        assert_eq!(s.oldest_pending().expect("oldest").map(|e| e.seq), Some(6));
+    }
+
+    #[test]
+    fn trusted_blocks_are_pruned_and_a_sparse_file_is_compacted() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let big = vec![b'x'; 100 * 1024];
+        let mut s = Store::open(dir.path(), Duration::ZERO).expect("open");
+        // Small and dense: nothing to do.
+        let c = s.compact_if_sparse().expect("check");
+        assert!(!c.compacted && c.before < COMPACT_MIN_BYTES, "{c:?}");
+        s.bind_chain("c", "1:AA").expect("bind");
+        for h in 1..=200u64 {
+            s.put_trusted(h, &big, 100, h).expect("put");
+            if h % 10 == 0 {
+                let seq = h / 10 - 1;
+                let (bytes, hash) = att(seq);
+                s.append_attestation(seq, hash, &bytes, 100, h)
+                    .expect("append");
+            }
+        }
+        // Only the newest `keep` stay.
+        assert_eq!(
+            s.trusted_heights().expect("heights"),
+            (101..=200).collect::<Vec<_>>()
+        );
+        // Full and in use: nothing to do either.
+        let c = s.compact_if_sparse().expect("check");
+        assert!(!c.compacted, "{c:?}");
+        // A re-root drops every block: the open file keeps its size, nearly all free.
+        assert!(s.bind_chain("c", "2:BB").expect("reroot"));
+        let c = s.compact_if_sparse().expect("compact");
+        assert!(c.compacted, "{c:?}");
+        assert!(
+            c.before >= 10 * 1024 * 1024 && c.after * 10 < c.before,
+            "{c:?}"
+        );
+        assert_eq!(s.file_bytes().expect("size"), c.after);
+        // Still the same working store.
+        s.put_trusted(7, b"{}", 8, 7).expect("put after compaction");
+        assert_eq!(s.outbox_len().expect("outbox"), 20);
+        drop(s);
+        let s = Store::open(dir.path(), Duration::ZERO).expect("reopen");
+        assert_eq!(s.trusted_heights().expect("heights"), vec![7]);
+        assert_eq!(s.meta().expect("meta").next_seq, 20);
     }
 
     #[test]

@@ -1,8 +1,17 @@
 //! The attestation outbox in the store: signed attestations committed with the attestation
-//! chain's head in one durable transaction, bounded (the oldest dropped and counted when full),
-//! and their way to the chain (pending, submitted, rejected).
+//! chain's head in one durable transaction, bounded, and their way to the chain (pending,
+//! submitted, rejected).
+//!
+//! The bound (`attest.outbox_capacity`) is kept the way a user expects: when the outbox is full,
+//! the oldest *settled* entries (submitted or rejected: the chain has had its say) are pruned
+//! first, counted in meta as pruned; only an outbox full of unsubmitted entries drops its oldest
+//! unsubmitted one, which is lost, so it is counted in meta as dropped
+//! (`sutantra_attest_outbox_dropped_total`), returned to the caller (who logs it as an error)
+//! and shown by `sutantra chain status`. Nothing unsubmitted goes silently.
 
-use super::{K_DROPPED, K_NEXT_SEQ, K_PREV_HASH, META, OUTBOX, PENDING, Store, StoreError, u64_of};
+use super::{
+    K_DROPPED, K_NEXT_SEQ, K_PREV_HASH, K_PRUNED, META, OUTBOX, PENDING, Store, StoreError, u64_of,
+};
 use redb::{ReadableTable, ReadableTableMetadata};
 use serde::{Deserialize, Serialize};
 
@@ -69,16 +78,21 @@ struct Record {
 /// What [`Store::append_attestation`] did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Appended {
-    /// Seqs of older entries dropped to make room.
+    /// Seqs of older *unsubmitted* entries dropped to make room (lost: only when every entry
+    /// was pending).
     pub dropped: Vec<u64>,
+    /// Seqs of older submitted or rejected entries pruned to make room (no loss).
+    pub pruned: Vec<u64>,
     /// Entries still pending after the insert.
     pub pending: u64,
 }
 
 impl Store {
     /// Commits a signed attestation and advances the attestation chain (`next_seq = seq + 1`,
-    /// `prev_hash = hash`) in ONE durable transaction. When the outbox holds `capacity` entries
-    /// the oldest are dropped first (counted in meta). Returns only after the fsync.
+    /// `prev_hash = hash`) in ONE durable transaction. When the outbox holds `capacity` entries,
+    /// room is made first: the oldest submitted or rejected entries are pruned, and only if every
+    /// entry is still pending, the oldest pending one is dropped (both counted in meta; see the
+    /// module header). Returns only after the fsync.
     pub fn append_attestation(
         &self,
         seq: u64,
@@ -117,15 +131,38 @@ impl Store {
             }
             let mut appended = Appended::default();
             while out.len().map_err(|e| self.err(e))? >= capacity.max(1) as u64 {
-                let Some(old) = out
-                    .pop_first()
-                    .map_err(|e| self.err(e))?
-                    .map(|(k, _)| k.value())
-                else {
-                    break;
-                };
-                pending.remove(old).map_err(|e| self.err(e))?;
-                appended.dropped.push(old);
+                // The oldest settled entry, if any: pending entries are nearly always the newest
+                // (the submitter sends the oldest first), so this walk is short; when every
+                // entry is pending it is skipped.
+                let all_pending = pending.len().map_err(|e| self.err(e))?
+                    >= out.len().map_err(|e| self.err(e))?;
+                let mut settled = None;
+                if !all_pending {
+                    for item in out.iter().map_err(|e| self.err(e))? {
+                        let k = item.map_err(|e| self.err(e))?.0.value();
+                        if pending.get(k).map_err(|e| self.err(e))?.is_none() {
+                            settled = Some(k);
+                            break;
+                        }
+                    }
+                }
+                match settled {
+                    Some(k) => {
+                        out.remove(k).map_err(|e| self.err(e))?;
+                        appended.pruned.push(k);
+                    }
+                    None => {
+                        let Some(old) = out
+                            .pop_first()
+                            .map_err(|e| self.err(e))?
+                            .map(|(k, _)| k.value())
+                        else {
+                            break;
+                        };
+                        pending.remove(old).map_err(|e| self.err(e))?;
+                        appended.dropped.push(old);
+                    }
+                }
             }
             out.insert(seq, record.as_slice())
                 .map_err(|e| self.err(e))?;
@@ -134,14 +171,20 @@ impl Store {
                 .map_err(|e| self.err(e))?;
             meta.insert(K_PREV_HASH, hash.as_slice())
                 .map_err(|e| self.err(e))?;
-            if !appended.dropped.is_empty() {
-                let dropped = meta
-                    .get(K_DROPPED)
+            for (key, n) in [
+                (K_DROPPED, appended.dropped.len()),
+                (K_PRUNED, appended.pruned.len()),
+            ] {
+                if n == 0 {
+                    continue;
+                }
+                let total = meta
+                    .get(key)
                     .map_err(|e| self.err(e))?
                     .and_then(|v| u64_of(v.value()))
                     .unwrap_or(0)
-                    + appended.dropped.len() as u64;
-                meta.insert(K_DROPPED, dropped.to_le_bytes().as_slice())
+                    + n as u64;
+                meta.insert(key, total.to_le_bytes().as_slice())
                     .map_err(|e| self.err(e))?;
             }
             appended.pending = pending.len().map_err(|e| self.err(e))?;
