@@ -31,7 +31,7 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
         "w" => 7 * 86_400 * 1_000_000_000,
         _ => return Err(format!("`{text}`: unknown unit `{unit}`: {accepted}")),
     };
-    let nanos = u128::from(n) * u128::from(nanos_per);
+    let nanos = u128::from(n).saturating_mul(u128::from(nanos_per));
     let secs = u64::try_from(nanos / 1_000_000_000)
         .map_err(|_| format!("`{text}` is too large: {accepted}"))?;
     // The remainder is below 10^9, so it fits.

@@ -20,6 +20,10 @@
 //! root, and the file is someone else's or in a group we are not in), nothing is written and the
 //! error says so.
 
+// Fed from outside the node: no indexing, slicing or arithmetic that can panic (ARCHITECTURE.md,
+// "A fault stays where it happened"); fuzzed by `fuzz/fuzz_targets/config_set.rs`.
+#![deny(clippy::indexing_slicing, clippy::arithmetic_side_effects)]
+
 use crate::config::{Config, ConfigError};
 use std::io::Write;
 use std::path::Path;
@@ -228,6 +232,7 @@ pub fn set_in_file(path: &Path, key: &str, value: &str) -> Result<(), EditError>
 }
 
 #[cfg(test)]
+#[allow(clippy::indexing_slicing, clippy::arithmetic_side_effects)]
 mod tests {
     use super::*;
 

@@ -5,6 +5,10 @@
 //! Errors name the file, the line and the key (`FILE:LINE: key: reason`), because an operator
 //! fixing a board over a serial console has nothing else to go on.
 
+// Fed from outside the node: no indexing, slicing or arithmetic that can panic (ARCHITECTURE.md,
+// "A fault stays where it happened"); fuzzed by `fuzz/fuzz_targets/config_file.rs`.
+#![deny(clippy::indexing_slicing, clippy::arithmetic_side_effects)]
+
 pub mod board;
 pub mod chain;
 pub mod console;
@@ -520,7 +524,12 @@ impl Config {
 /// Line number (1-based) and dotted key at byte `offset` of a TOML text.
 fn locate_span(text: &str, offset: usize) -> (usize, String) {
     let offset = offset.min(text.len());
-    let line_no = text[..offset].matches('\n').count() + 1;
+    let line_no = text
+        .get(..offset)
+        .unwrap_or_default()
+        .matches('\n')
+        .count()
+        .saturating_add(1);
     let mut section = String::new();
     for line in text.lines().take(line_no) {
         let t = line.trim();
@@ -528,7 +537,7 @@ fn locate_span(text: &str, offset: usize) -> (usize, String) {
             section = t.trim_matches(|c| c == '[' || c == ']').trim().to_string();
         }
     }
-    let line = text.lines().nth(line_no - 1).unwrap_or("");
+    let line = text.lines().nth(line_no.saturating_sub(1)).unwrap_or("");
     // A table header (`[sourc]`, `[[publish]]`): the table is the key to fix.
     let header = line.trim().trim_start_matches('[');
     if header.len() < line.trim().len() {
@@ -572,13 +581,14 @@ fn find_key_line(text: &str, key: &str) -> usize {
         }
         if current == section && t.split('=').next().map(str::trim) == Some(leaf) && t.contains('=')
         {
-            return i + 1;
+            return i.saturating_add(1);
         }
     }
     0
 }
 
 #[cfg(test)]
+#[allow(clippy::indexing_slicing, clippy::arithmetic_side_effects)]
 mod tests {
     use super::*;
 

@@ -151,14 +151,14 @@ pub fn find_line(text: &str, index: usize, key: &str) -> usize {
             if t.replace(' ', "") == "[[publish]]" {
                 if seen == index {
                     inside = true;
-                    header = n + 1;
+                    header = n.saturating_add(1);
                 }
-                seen += 1;
+                seen = seen.saturating_add(1);
             }
             continue;
         }
         if inside && t.split('=').next().map(str::trim) == Some(key) && t.contains('=') {
-            return n + 1;
+            return n.saturating_add(1);
         }
     }
     header

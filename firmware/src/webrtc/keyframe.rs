@@ -8,6 +8,10 @@
 //! and NACKs stay with the interceptors that act on them. Publishers use the same forwarder with
 //! a predicate that also takes REMB (`crate::webrtc::whip::feedback`).
 
+// Fed from outside the node: no indexing, slicing or arithmetic that can panic (ARCHITECTURE.md,
+// "A fault stays where it happened"); fuzzed by `fuzz/fuzz_targets/rtcp_feedback.rs`.
+#![deny(clippy::indexing_slicing, clippy::arithmetic_side_effects)]
+
 use rtc::interceptor::{Attribute, Interceptor, Packet, Slot, StreamInfo, TaggedPacket};
 use rtc::rtcp::payload_feedbacks::full_intra_request::FullIntraRequest;
 use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;

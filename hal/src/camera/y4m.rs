@@ -8,6 +8,10 @@
 //! truncated. Only 8-bit 4:2:0 files are accepted; the pictures are delivered as they are in the
 //! file (no latency stamp is drawn over them).
 
+// Fed from outside the node: no indexing, slicing or arithmetic that can panic (ARCHITECTURE.md,
+// "A fault stays where it happened"); fuzzed by `fuzz/fuzz_targets/y4m.rs`.
+#![deny(clippy::indexing_slicing, clippy::arithmetic_side_effects)]
+
 use std::fs::File;
 use std::io::{self, BufRead, BufReader, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
@@ -49,7 +53,8 @@ fn parse_u32(digits: &[u8]) -> Option<u32> {
 
 fn parse_ratio(value: &[u8]) -> Option<(u32, u32)> {
     let colon = value.iter().position(|&b| b == b':')?;
-    Some((parse_u32(&value[..colon])?, parse_u32(&value[colon + 1..])?))
+    let (num, den) = value.split_at(colon);
+    Some((parse_u32(num)?, parse_u32(den.get(1..)?)?))
 }
 
 /// Parses the stream header line (without its `\n`). Messages say what is wrong, the caller
@@ -57,7 +62,7 @@ fn parse_ratio(value: &[u8]) -> Option<(u32, u32)> {
 fn parse_header(line: &[u8]) -> Result<Header, CameraError> {
     const MAGIC: &[u8] = b"YUV4MPEG2";
     let rest = match line.strip_prefix(MAGIC) {
-        Some(rest) if rest.is_empty() || rest[0] == b' ' => rest,
+        Some(rest) if rest.first().is_none_or(|&b| b == b' ') => rest,
         _ => {
             return Err(invalid(
                 "not a Y4M file: it does not start with `YUV4MPEG2 ` (convert it with \
@@ -72,8 +77,10 @@ fn parse_header(line: &[u8]) -> Result<Header, CameraError> {
     let mut colourspace = None;
     for token in rest.split(|&b| b == b' ').filter(|t| !t.is_empty()) {
         let text = String::from_utf8_lossy(token);
-        let value = &token[1..];
-        match token[0] {
+        let Some((&tag, value)) = token.split_first() else {
+            continue;
+        };
+        match tag {
             b'W' => match parse_u32(value) {
                 Some(w) if w > 0 => width = Some(w),
                 _ => return Err(invalid(format!("bad width token `{text}` in the header"))),
@@ -155,7 +162,7 @@ enum Line {
 
 /// Reads one `\n`-terminated line into `out` without allocating.
 fn read_line<R: BufRead>(reader: &mut R, out: &mut [u8]) -> io::Result<Line> {
-    let mut len = 0;
+    let mut len = 0usize;
     loop {
         let available = match reader.fill_buf() {
             Ok(buf) => buf,
@@ -169,12 +176,13 @@ fn read_line<R: BufRead>(reader: &mut R, out: &mut [u8]) -> io::Result<Line> {
             Some(i) => (i, true),
             None => (available.len(), false),
         };
-        if len + take > out.len() {
+        let end = len.saturating_add(take);
+        let (Some(dst), Some(src)) = (out.get_mut(len..end), available.get(..take)) else {
             return Ok(Line::TooLong);
-        }
-        out[len..len + take].copy_from_slice(&available[..take]);
-        len += take;
-        reader.consume(take + usize::from(done));
+        };
+        dst.copy_from_slice(src);
+        len = end;
+        reader.consume(take.saturating_add(usize::from(done)));
         if done {
             return Ok(Line::Complete(len));
         }
@@ -261,14 +269,18 @@ impl Y4mSource {
                 )));
             }
         };
-        let header = parse_header(&line[..header_len])
+        let header = parse_header(line.get(..header_len).unwrap_or_default())
             .map_err(|e| CameraError::new(e.kind(), format!("{shown}: {e}")))?;
         let frame_len = I420Frame::buffer_len(header.width, header.height);
-        let first_frame = header_len as u64 + 1;
+        let first_frame = (header_len as u64).saturating_add(1);
 
         // Frame 0 must be complete, or there is nothing to loop over.
-        let frame_line = match read_line(&mut reader, &mut line[..MAX_FRAME_LINE]) {
-            Ok(Line::Complete(len)) if is_frame_line(&line[..len]) => len,
+        let n = MAX_FRAME_LINE.min(line.len());
+        let (frame_buf, _) = line.split_at_mut(n);
+        let frame_line = match read_line(&mut reader, frame_buf) {
+            Ok(Line::Complete(len)) if is_frame_line(frame_buf.get(..len).unwrap_or_default()) => {
+                len
+            }
             Ok(Line::Complete(_)) | Ok(Line::TooLong) => {
                 return Err(invalid(format!(
                     "{shown}: expected a `FRAME` line at byte {first_frame}, right after the \
@@ -282,8 +294,10 @@ impl Y4mSource {
             }
             Err(e) => return Err(io_err(e)),
         };
-        let data_start = first_frame + frame_line as u64 + 1;
-        if file_len < data_start + frame_len as u64 {
+        let data_start = first_frame
+            .saturating_add(frame_line as u64)
+            .saturating_add(1);
+        if file_len < data_start.saturating_add(frame_len as u64) {
             return Err(invalid(format!(
                 "{shown} has no complete frame: frame 0 needs {frame_len} bytes for \
                  {}x{} but the file has only {} after its FRAME line (truncated file?)",
@@ -309,7 +323,7 @@ impl Y4mSource {
     fn read_frame(&mut self, data: &mut [u8]) -> Result<Next, CameraError> {
         let mut line = [0u8; MAX_FRAME_LINE];
         let len = match read_line(&mut self.reader, &mut line) {
-            Ok(Line::Complete(len)) if is_frame_line(&line[..len]) => len,
+            Ok(Line::Complete(len)) if is_frame_line(line.get(..len).unwrap_or_default()) => len,
             // End of file, possibly in the middle of a `FRAME` line: loop.
             Ok(Line::Eof) => return Ok(Next::End),
             Ok(Line::Complete(_) | Line::TooLong) => return Err(self.damaged()),
@@ -317,7 +331,11 @@ impl Y4mSource {
         };
         match self.reader.read_exact(data) {
             Ok(()) => {
-                self.pos += len as u64 + 1 + self.frame_len as u64;
+                self.pos = self
+                    .pos
+                    .saturating_add(len as u64)
+                    .saturating_add(1)
+                    .saturating_add(self.frame_len as u64);
                 Ok(Next::Frame)
             }
             Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => Ok(Next::End),
@@ -401,6 +419,7 @@ impl FrameSource for Y4mSource {
 }
 
 #[cfg(test)]
+#[allow(clippy::indexing_slicing, clippy::arithmetic_side_effects)]
 mod tests {
     use super::*;
     use crate::camera::FixedClock;

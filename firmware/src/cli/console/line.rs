@@ -7,6 +7,10 @@
 //! and the caller says so once it ends. Sans-I/O: [`LineEditor::feed`] takes a byte and returns
 //! what to echo and whether a line ended, so it is tested without a terminal.
 
+// Fed from outside the node: no indexing, slicing or arithmetic that can panic (ARCHITECTURE.md,
+// "A fault stays where it happened"); fuzzed by `fuzz/fuzz_targets/console_line.rs`.
+#![deny(clippy::indexing_slicing, clippy::arithmetic_side_effects)]
+
 /// The longest line kept, in bytes.
 pub const MAX_LINE: usize = 1024;
 
@@ -199,6 +203,7 @@ pub fn split_words(line: &str) -> Result<Vec<String>, String> {
 }
 
 #[cfg(test)]
+#[allow(clippy::indexing_slicing, clippy::arithmetic_side_effects)]
 mod tests {
     use super::*;
 

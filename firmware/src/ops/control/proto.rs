@@ -14,6 +14,10 @@
 //! - `v` is [`VERSION`]; another version gets an error that names both, so an old CLI against a
 //!   new daemon (or the reverse) says so instead of misreading fields.
 
+// Fed from outside the node: no indexing, slicing or arithmetic that can panic (ARCHITECTURE.md,
+// "A fault stays where it happened"); fuzzed by `fuzz/fuzz_targets/control_request.rs`.
+#![deny(clippy::indexing_slicing, clippy::arithmetic_side_effects)]
+
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use tokio::io::{AsyncBufRead, AsyncBufReadExt, AsyncReadExt};
@@ -227,6 +231,7 @@ pub async fn read_line<R: AsyncBufRead + Unpin>(
 }
 
 #[cfg(test)]
+#[allow(clippy::indexing_slicing, clippy::arithmetic_side_effects)]
 mod tests {
     use super::*;
 

@@ -12,6 +12,10 @@
 //! sender report's NTP time (LSR, written by `webrtc`'s sender-report interceptor from the wall
 //! clock) and how long it held it (DLSR), so RTT = arrival − LSR − DLSR in units of 1/65536 s.
 
+// Fed from outside the node: no indexing, slicing or arithmetic that can panic (ARCHITECTURE.md,
+// "A fault stays where it happened"); fuzzed by `fuzz/fuzz_targets/rtcp_feedback.rs`.
+#![deny(clippy::indexing_slicing, clippy::arithmetic_side_effects)]
+
 use super::ReportFigures;
 use rtc::rtcp::payload_feedbacks::receiver_estimated_maximum_bitrate::ReceiverEstimatedMaximumBitrate;
 use rtc::rtcp::receiver_report::ReceiverReport;
@@ -23,7 +27,7 @@ const NTP_UNIX_OFFSET: u64 = 2_208_988_800;
 /// The middle 32 bits of the NTP timestamp of `t` (16 bits of seconds, 16 of fraction).
 pub fn ntp_middle(t: SystemTime) -> u32 {
     let d = t.duration_since(UNIX_EPOCH).unwrap_or_default();
-    let secs = d.as_secs() + NTP_UNIX_OFFSET;
+    let secs = d.as_secs().wrapping_add(NTP_UNIX_OFFSET);
     let frac = (u64::from(d.subsec_nanos()) << 16) / 1_000_000_000;
     (((secs & 0xffff) << 16) | frac) as u32
 }
@@ -72,6 +76,7 @@ pub fn forwarder(
 }
 
 #[cfg(test)]
+#[allow(clippy::indexing_slicing, clippy::arithmetic_side_effects)]
 mod tests {
     use super::*;
     use rtc::rtcp::reception_report::ReceptionReport;

@@ -14,6 +14,10 @@
 //! session: a `Location` on another origin is not used (logged), so a hostile endpoint cannot
 //! point the node's DELETE, and its token, at a third party.
 
+// Fed from outside the node: no indexing, slicing or arithmetic that can panic (ARCHITECTURE.md,
+// "A fault stays where it happened"); fuzzed by `fuzz/fuzz_targets/whip_http.rs`.
+#![deny(clippy::indexing_slicing, clippy::arithmetic_side_effects)]
+
 use crate::outbound::Origin;
 use std::path::Path;
 use std::time::Duration;
@@ -109,7 +113,7 @@ fn short(text: &str) -> String {
     let t = text.trim();
     let mut end = t.len().min(ERROR_TEXT);
     while !t.is_char_boundary(end) {
-        end -= 1;
+        end = end.saturating_sub(1);
     }
     let mut s: String = t[..end]
         .chars()
@@ -327,7 +331,7 @@ fn dot_segments(path: &str) -> String {
     let mut out: Vec<&str> = Vec::new();
     let segs: Vec<&str> = p.split('/').skip(1).collect();
     for (i, s) in segs.iter().enumerate() {
-        let last = i + 1 == segs.len();
+        let last = i.saturating_add(1) == segs.len();
         match *s {
             "." => {
                 if last {
@@ -409,7 +413,7 @@ fn split_outside(s: &str, sep: char) -> Vec<&str> {
             '>' if !quote => angle = false,
             c if c == sep && !angle && !quote => {
                 parts.push(&s[start..i]);
-                start = i + c.len_utf8();
+                start = i.saturating_add(c.len_utf8());
             }
             _ => {}
         }
@@ -419,6 +423,7 @@ fn split_outside(s: &str, sep: char) -> Vec<&str> {
 }
 
 #[cfg(test)]
+#[allow(clippy::indexing_slicing, clippy::arithmetic_side_effects)]
 mod tests {
     use super::*;
 

@@ -10,6 +10,10 @@
 //! so a record has exactly one encoding and [`SignedAttestation::hash`], which links each
 //! attestation to the one before, is the same for the signer and for every verifier.
 
+// Fed from outside the node: no indexing, slicing or arithmetic that can panic (ARCHITECTURE.md,
+// "A fault stays where it happened"); fuzzed by `fuzz/fuzz_targets/attest_record.rs`.
+#![deny(clippy::indexing_slicing, clippy::arithmetic_side_effects)]
+
 use ed25519_compact::{KeyPair, PublicKey, Signature};
 use serde::{Deserialize, Serialize};
 
@@ -84,7 +88,7 @@ impl Attestation {
     /// The message the node key signs: `DOMAIN || encode()`.
     fn signing_message(&self) -> Vec<u8> {
         let body = self.encode();
-        let mut msg = Vec::with_capacity(DOMAIN.len() + body.len());
+        let mut msg = Vec::with_capacity(DOMAIN.len().saturating_add(body.len()));
         msg.extend_from_slice(DOMAIN);
         msg.extend_from_slice(&body);
         msg
@@ -328,6 +332,7 @@ mod bytes64 {
 }
 
 #[cfg(test)]
+#[allow(clippy::indexing_slicing, clippy::arithmetic_side_effects)]
 mod tests {
     use super::*;
     use ed25519_compact::Seed;

@@ -16,6 +16,10 @@
 //!   (`{block_height, validators, count, total}`, all pages concatenated), which
 //!   [`light_block_from_rpc`] assembles into a light block.
 
+// Fed from outside the node: no indexing, slicing or arithmetic that can panic (ARCHITECTURE.md,
+// "A fault stays where it happened"); fuzzed by `fuzz/fuzz_targets/light_block.rs`.
+#![deny(clippy::indexing_slicing, clippy::arithmetic_side_effects)]
+
 use serde::Deserialize;
 use serde::de::{self, DeserializeOwned, Deserializer, IgnoredAny};
 use serde_json::value::RawValue;
@@ -372,6 +376,7 @@ pub fn parse_json<T: DeserializeOwned>(
 }
 
 #[cfg(test)]
+#[allow(clippy::indexing_slicing, clippy::arithmetic_side_effects)]
 mod tests {
     use super::*;
 
