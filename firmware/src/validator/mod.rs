@@ -17,9 +17,14 @@
 //! failure to start a thread is reported as the chain's last error (`/healthz` `chain_error`,
 //! `sutantra status`) and logged, the segments closed meanwhile are counted as unanchored, and the
 //! opening is tried again every [`OPEN_RETRY`]; the camera streams all along. A panic in a
-//! validator thread (a third-party library on a damaged file; the release build aborts on panic)
-//! is contained to that thread ([`run_contained`]): the thread stops, the error is reported the
-//! same way, and the process goes on.
+//! validator thread (a third-party library on a damaged file) is contained to that thread
+//! ([`run_contained`]): the thread stops, the error is reported the same way, and the process goes
+//! on.
+//!
+//! A store that fails once open (a full data disk) stops nothing either: the store reopens
+//! itself after the I/O error (see [`store`]), the attester counts the segments it cannot store
+//! as lost, the submitter and the chain thread retry, and the store's error is the chain's last
+//! error until a write succeeds again.
 
 pub mod attest;
 pub mod chain;
@@ -173,6 +178,8 @@ fn open(plan: &Plan, stats: &Arc<Stats>, shared: &Arc<ChainShared>) -> Result<Op
     // Holding the store marks this data dir as in use by a running node.
     let mut store =
         Store::open(&plan.data_dir, Duration::from_secs(3)).map_err(|e| e.to_string())?;
+    // Failures later on (a full disk) are counted, shown and recovered from by the store.
+    store.report_to(stats.clone());
     store::write_pid_file(&plan.data_dir);
     // The file's size is bounded by the store's bounds; free space left by a re-root or smaller
     // bounds is given back here, the one time the node holds the store alone.
@@ -458,8 +465,10 @@ struct Contained {
 
 /// While alive, a panic on this thread is contained: it is logged and reported (the chain's last
 /// error if `stats` is given, and `message`), `parked` is set, and the thread parks for good
-/// instead of taking the process down (the release build aborts on panic, so a panic cannot be
-/// caught). The thread parks inside the panic hook, so it keeps the hook's read lock: nothing in
+/// instead of taking the process down. (This was written when the release build aborted on
+/// panic, so a panic could not be caught; it unwinds now, and parking in the hook still holds a
+/// thread whose library state may be half-changed, which unwinding would release.) The thread
+/// parks inside the panic hook, so it keeps the hook's read lock: nothing in
 /// the node replaces the hook once it runs, so that costs nothing here (a process that does, like
 /// libtest when it ends, would wait for good; see the tests).
 struct PanicWatch;

@@ -399,3 +399,297 @@ fn a_viewer_that_stops_reading_costs_only_itself() {
     let _ = stalled.kill();
     let _ = stalled.wait();
 }
+
+// --- a full data disk ------------------------------------------------------------------------
+
+/// A tmpfs of `size` mounted on a fresh directory; unmounted (lazily, so a process still in it
+/// cannot keep it) when dropped, also when the test fails.
+struct Tmpfs {
+    dir: tempfile::TempDir,
+}
+
+impl Tmpfs {
+    fn mount(size: &str) -> Tmpfs {
+        let dir = tempfile::Builder::new()
+            .prefix("sutantra-full-disk-")
+            .tempdir()
+            .expect("temp dir");
+        let out = Command::new("mount")
+            .args([
+                "-t",
+                "tmpfs",
+                "-o",
+                &format!("size={size},mode=0700"),
+                "tmpfs",
+            ])
+            .arg(dir.path())
+            .output();
+        match out {
+            Ok(o) if o.status.success() => Tmpfs { dir },
+            Ok(o) => panic!(
+                "this test needs root (it mounts a small tmpfs as the node's data disk): `mount -t \
+                 tmpfs` failed: {}",
+                String::from_utf8_lossy(&o.stderr).trim()
+            ),
+            Err(e) => panic!(
+                "this test needs root and mount(8) (it mounts a small tmpfs as the node's data \
+                 disk): {e}"
+            ),
+        }
+    }
+
+    fn path(&self) -> &Path {
+        self.dir.path()
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount")
+            .arg("-l")
+            .arg(self.dir.path())
+            .status();
+    }
+}
+
+/// Writes `path` until the file system is full (ENOSPC); returns the bytes written.
+fn fill(path: &Path) -> u64 {
+    use std::io::Write;
+    let mut f = std::fs::File::create(path).expect("create the filler");
+    let chunk = vec![0xA5u8; 64 * 1024];
+    let mut written = 0u64;
+    loop {
+        match f.write(&chunk) {
+            Ok(0) => break,
+            Ok(n) => written += n as u64,
+            Err(e) if e.raw_os_error() == Some(28) => break, // ENOSPC
+            Err(e) => panic!("fill {}: {e}", path.display()),
+        }
+    }
+    // Smaller writes take the last pages.
+    while let Ok(n) = f.write(&chunk[..512]) {
+        if n == 0 {
+            break;
+        }
+        written += n as u64;
+    }
+    let _ = f.sync_all();
+    written
+}
+
+/// A minimal `[chain]` + `[attest]` config against `rpc` (as `chain::Conf` writes it).
+fn chain_config(rpc: &crate::cometbft::FakeRpc, segment_ms: u64, dir: &Path) -> std::path::PathBuf {
+    let text = format!(
+        "[chain]\nchain_id = \"{}\"\nrpc = [\"{}\"]\ntrust_height = 1\ntrust_hash = \"{}\"\n\
+         trusting_period_s = {}\nclock_drift_s = 10\ntrust_level = \"1/3\"\n\
+         poll_interval_ms = 200\n\n[attest]\nsegment_ms = {segment_ms}\nstream_id = \"camera0\"\n\
+         retry_min_ms = 200\nretry_max_ms = 1000\noutbox_capacity = 4096\n",
+        rpc.chain_id(),
+        rpc.url(),
+        rpc.hash(1),
+        14 * 86_400,
+    );
+    let path = dir.join("sutantra.toml");
+    std::fs::write(&path, text).expect("write the config");
+    path
+}
+
+/// `sutantra attest list --json` on `data`: the seqs.
+fn stored_seqs(data: &Path) -> Vec<u64> {
+    let out = sutantra_in(data, &["attest", "list", "--json"]).ok("sutantra attest list --json");
+    out.json()
+        .as_array()
+        .unwrap_or_else(|| panic!("attest list --json is not an array: {}", out.stdout))
+        .iter()
+        .map(|a| {
+            a["seq"]
+                .as_u64()
+                .unwrap_or_else(|| panic!("attestation without a seq: {a}"))
+        })
+        .collect()
+}
+
+/// Frames sent per second over `window`, from `/metrics`.
+fn fps_sent(node: &Node, window: Duration) -> f64 {
+    let sent = |n: &Node| n.metric("sutantra_frames_sent_total").unwrap_or(0.0);
+    let (f0, t0) = (sent(node), Instant::now());
+    thread::sleep(window);
+    (sent(node) - f0) / t0.elapsed().as_secs_f64()
+}
+
+#[test]
+fn a_full_data_disk_keeps_video_and_recovers_when_space_returns() {
+    const ATTESTATIONS: &str = "sutantra_attestations_total";
+    const STORE_ERRORS: &str = "sutantra_store_errors_total";
+    const STORE_FAILING: &str = "sutantra_store_failing";
+    const LOST: &str = "sutantra_attest_segments_lost_store_total";
+    let disk = Tmpfs::mount("4m");
+    let data = disk.path().to_path_buf();
+    let scratch = tempfile::tempdir().expect("temp dir");
+    let genesis = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .expect("the clock is after 1970")
+        .as_secs()
+        - 7200;
+    let rpc = crate::cometbft::FakeRpc::generated(11, 4, genesis);
+    let cfg = chain_config(&rpc, 1_000, scratch.path());
+    let node = Node::start_in(&data, &["--config", cfg.to_str().expect("utf-8 path")]);
+    node.wait_metric(
+        "sutantra_chain_trusted_height",
+        "trusted height 11",
+        Duration::from_secs(60),
+        |h| h >= 11.0,
+    );
+    node.wait_metric(
+        ATTESTATIONS,
+        "3 attestations",
+        Duration::from_secs(30),
+        |n| n >= 3.0,
+    );
+    // What the store holds before the disk fills (read-only beside the running node).
+    let before = stored_seqs(&data);
+    assert!(
+        before.len() >= 3,
+        "the store holds {before:?} after 3 attestations"
+    );
+
+    // The disk fills up.
+    let filler = data.join("filler");
+    let filled = fill(&filler);
+    let t_full = Instant::now();
+    println!("filled the data disk with {filled} bytes");
+    node.wait_metric(
+        STORE_ERRORS,
+        "store errors on the full disk",
+        Duration::from_secs(90),
+        |n| n >= 1.0,
+    );
+    println!(
+        "first store error {:.1} s after the disk filled",
+        t_full.elapsed().as_secs_f64()
+    );
+    node.wait_metric(
+        LOST,
+        "a segment lost to the full disk",
+        Duration::from_secs(30),
+        |n| n >= 1.0,
+    );
+    let h = node.wait_healthz(
+        "the store's error in /healthz",
+        Duration::from_secs(10),
+        |h| {
+            h["chain_error"]
+                .as_str()
+                .is_some_and(|e| e.contains("node.redb"))
+        },
+    );
+    println!("/healthz chain_error while full: {}", h["chain_error"]);
+    // The video goes on: frames are sent at the frame rate, and a new viewer decodes.
+    let fps = fps_sent(&node, Duration::from_secs(5));
+    println!("frames sent while the disk is full: {fps:.1}/s");
+    assert!(fps >= 27.0, "{fps:.1} frames/s sent while the disk is full");
+    const WINDOW: u64 = 5;
+    let viewer = clients::whep(
+        &node.url("/whep"),
+        &["--seconds", &WINDOW.to_string()],
+        Duration::from_secs(WINDOW + 60),
+    );
+    let j = viewer.json();
+    println!("a viewer while the disk is full: {j}");
+    assert!(viewer.success, "the viewer failed: {j}\n{}", viewer.stderr);
+    let frames = j["frames"].as_u64().unwrap_or(0);
+    assert!(
+        frames as f64 >= 0.9 * 30.0 * WINDOW as f64,
+        "the viewer decoded {frames} frames in {WINDOW} s while the disk is full"
+    );
+    let errors_full = node.metric(STORE_ERRORS).unwrap_or(0.0);
+    assert_eq!(
+        node.metric(STORE_FAILING),
+        Some(1.0),
+        "store_failing while full"
+    );
+
+    // Space returns: the node recovers by itself.
+    std::fs::remove_file(&filler).expect("remove the filler");
+    let t_free = Instant::now();
+    let at_free = node.metric(ATTESTATIONS).unwrap_or(0.0);
+    node.wait_metric(
+        STORE_FAILING,
+        "the store writing again",
+        Duration::from_secs(30),
+        |v| v == 0.0,
+    );
+    node.wait_metric(
+        ATTESTATIONS,
+        "attestations stored again",
+        Duration::from_secs(30),
+        |n| n >= at_free + 2.0,
+    );
+    println!(
+        "recovered {:.1} s after the space returned ({errors_full} store errors counted, {} \
+         segments lost)",
+        t_free.elapsed().as_secs_f64(),
+        node.metric(LOST).unwrap_or(0.0)
+    );
+    let h = node.wait_healthz(
+        "the store's error cleared in /healthz",
+        Duration::from_secs(10),
+        |h| {
+            !h["chain_error"]
+                .as_str()
+                .is_some_and(|e| e.contains("node.redb"))
+        },
+    );
+    println!("/healthz chain_error after recovery: {}", h["chain_error"]);
+    let made = node.metric(ATTESTATIONS).unwrap_or(0.0) as usize;
+    let (clean, out) = node.stop(Duration::from_secs(15));
+    assert!(
+        clean,
+        "the node did not stop by itself; output:\n{}",
+        node::tail(&out, 4000)
+    );
+    let outages = out.matches("segments are NOT attested").count();
+    assert!(
+        outages >= 1 && out.contains("the store writes again"),
+        "the outage and the recovery were not logged; output:\n{}",
+        node::tail(&out, 4000)
+    );
+    println!("outages logged by the attester: {outages}; the node's store lines:");
+    for line in out
+        .lines()
+        .filter(|l| l.contains("store") || l.contains("attestations are stored again"))
+        .filter(|l| !l.contains("attestation stored"))
+        .take(20)
+    {
+        println!("  {line}");
+    }
+
+    // Every attestation stored before the disk filled is still there, the seqs run on without
+    // a gap (a segment the store could not take never got a seq), and the store opens.
+    let after = stored_seqs(&data);
+    let missing: Vec<u64> = before
+        .iter()
+        .filter(|s| !after.contains(s))
+        .copied()
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "attestations lost: {missing:?} (after: {after:?})"
+    );
+    for w in after.windows(2) {
+        assert_eq!(w[1], w[0] + 1, "seqs not consecutive: {after:?}");
+    }
+    assert!(
+        after.len() >= made,
+        "the node counted {made} stored attestations, the store holds {}",
+        after.len()
+    );
+    println!(
+        "the store holds seqs {}..={} ({} attestations; {} before the disk filled)",
+        after.first().copied().unwrap_or(0),
+        after.last().copied().unwrap_or(0),
+        after.len(),
+        before.len()
+    );
+    drop(rpc);
+}

@@ -91,6 +91,9 @@ impl Submitter {
             let entry = match self.store.oldest_pending() {
                 Ok(Some(e)) => e,
                 Ok(None) => {
+                    if self.store.failing().is_none() {
+                        store_error = None;
+                    }
                     c.outbox_depth.store(0, Ordering::Relaxed);
                     if self.shared.sleep(Duration::from_millis(500)) {
                         break;
@@ -99,8 +102,8 @@ impl Submitter {
                 }
                 Err(e) => {
                     let e = e.to_string();
-                    if store_error.as_deref() != Some(e.as_str()) {
-                        tracing::error!(error = %e, "cannot read the outbox");
+                    if store_error.is_none() {
+                        tracing::error!(error = %e, "cannot read the outbox; retrying every second");
                     }
                     store_error = Some(e);
                     if self.shared.sleep(Duration::from_secs(1)) {
@@ -131,7 +134,20 @@ impl Submitter {
                 Outcome::Failed(e) => (OutboxStatus::Pending, Some(e.as_str())),
             };
             if let Err(e) = self.store.update_entry(entry.seq, status, failed) {
-                tracing::error!(seq = entry.seq, error = %e, "cannot record the submission");
+                let e = e.to_string();
+                if store_error.is_none() {
+                    tracing::error!(seq = entry.seq, error = %e, "cannot record the submission; retrying every second");
+                }
+                store_error = Some(e);
+                // The entry stays pending and is sent again (the chain answers "already in the
+                // cache" for a delivered one); not at once: the store needs time to recover.
+                if self.shared.sleep(Duration::from_secs(1)) {
+                    break;
+                }
+                continue;
+            }
+            if self.store.failing().is_none() {
+                store_error = None;
             }
             match outcome {
                 Outcome::Submitted(hash) => {

@@ -28,14 +28,29 @@
 //! [`Store::compact_if_sparse`] compacts it when the node opens it and more than three quarters
 //! of a file of some size are free (after a re-root, or a smaller `headers_kept` or
 //! `outbox_capacity`).
+//!
+//! A full or failing disk: after any failed write, sync or resize (ENOSPC, EIO), redb latches
+//! the failure and every later operation on that `Database` fails (`PreviousIo`) until it is
+//! dropped and opened again. So the node's writable store holds its database behind a lock and,
+//! once an operation failed with such an error, drops the handle and reopens the file (with the
+//! same builder and the same `init`) before the next operation, at most once per
+//! [`REOPEN_EVERY`]; a reopen that fails too (the repair on open needs to write) is tried again
+//! by a later operation. Every thread that uses the store retries on its own schedule (the
+//! attester per segment, the submitter every second, the chain thread per poll), so nothing
+//! loops. Failed operations are counted (`sutantra_store_errors_total`), the first error of an
+//! outage is logged and shown as the light validator's error until a write succeeds again after
+//! [`STABLE_AFTER`] without a failure.
 
+use crate::stats::{ChainStats, Stats};
 use redb::{
     ConcurrencyMode, Database, ReadOnlyDatabase, ReadTransaction, ReadableDatabase, ReadableTable,
     ReadableTableMetadata, TableDefinition, WriteTransaction,
 };
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, OnceLock, RwLock};
+use std::time::{Duration, Instant};
 
 /// The store file's name inside the data directory.
 mod outbox;
@@ -61,6 +76,14 @@ const K_DROPPED: &str = "outbox_dropped";
 const K_PRUNED: &str = "outbox_pruned";
 const K_LAST_VERIFIED: &str = "last_verified_unix";
 const SCHEMA: u64 = 1;
+
+/// After an I/O error latched the database, reopens are tried at most this often.
+pub const REOPEN_EVERY: Duration = Duration::from_secs(1);
+
+/// An outage ends at the first successful write once no store operation has failed for this
+/// long: on a disk that is full, small commits that fit in the file's free pages go through
+/// between failing ones, and the status and the log must not flap every second.
+pub const STABLE_AFTER: Duration = Duration::from_secs(10);
 
 /// The store file is compacted at open only from this size on (and only when more than three
 /// quarters are free): below it, compaction would cost more writes than it saves.
@@ -162,15 +185,51 @@ pub struct Meta {
     pub last_verified_unix: u64,
 }
 
+/// How the writable database is opened (the same at the first open and at every reopen).
+type Opener = Box<dyn Fn(&Path) -> Result<Database, redb::DatabaseError> + Send + Sync>;
+
 enum Db {
-    Rw(Database),
+    Rw(Writable),
     Ro(ReadOnlyDatabase),
+}
+
+/// The writable database and what reopening it needs. Transactions are `'static` (they hold
+/// the database's internals, not a borrow), so a handle is cloned out of the lock for each
+/// operation; a reopen drops the lock's handle, and if another thread's transaction still holds
+/// the old one, the open fails as "already open" and a later operation tries again.
+struct Writable {
+    db: RwLock<Option<Arc<Database>>>,
+    open: Opener,
+    /// An operation failed with an error that latches redb: reopen before the next one.
+    broken: AtomicBool,
+    last_reopen: Mutex<Option<Instant>>,
+    reopen_every: Duration,
+    /// See [`STABLE_AFTER`].
+    stable_after: Duration,
 }
 
 /// The open store.
 pub struct Store {
     db: Db,
     path: PathBuf,
+    /// Where failures are counted and shown (the node's; none for the CLI).
+    stats: OnceLock<Arc<Stats>>,
+    /// The current outage (`None`: healthy).
+    failing: Mutex<Option<Outage>>,
+}
+
+/// Since a store operation failed, until a write succeeds again.
+#[derive(Debug)]
+struct Outage {
+    /// The first error.
+    error: String,
+    since: Instant,
+    /// The last failure.
+    last: Instant,
+    /// Failed operations.
+    errors: u64,
+    /// Reopens of the database.
+    reopens: u64,
 }
 
 impl std::fmt::Debug for Store {
@@ -180,6 +239,19 @@ impl std::fmt::Debug for Store {
             .field("writable", &matches!(self.db, Db::Rw(_)))
             .finish()
     }
+}
+
+/// Whether redb's error means its `Database` latched the failure (or is gone) and has to be
+/// dropped and opened again.
+fn latches(e: &redb::Error) -> bool {
+    matches!(
+        e,
+        redb::Error::Io(_)
+            | redb::Error::PreviousIo
+            | redb::Error::Backend(_)
+            | redb::Error::DatabaseClosed
+            | redb::Error::LockPoisoned(_)
+    )
 }
 
 fn builder() -> redb::Builder {
@@ -210,10 +282,26 @@ impl Store {
     /// changes state. Another writer (a running node) gives [`StoreError::Running`]; a brief
     /// holder (another CLI command) is waited for up to `wait`.
     pub fn open(data_dir: &Path, wait: Duration) -> Result<Self, StoreError> {
+        Self::open_with(
+            data_dir,
+            wait,
+            Box::new(|path: &Path| builder().create(path)),
+            REOPEN_EVERY,
+            STABLE_AFTER,
+        )
+    }
+
+    fn open_with(
+        data_dir: &Path,
+        wait: Duration,
+        open: Opener,
+        reopen_every: Duration,
+        stable_after: Duration,
+    ) -> Result<Self, StoreError> {
         let path = store_path(data_dir);
         let start = std::time::Instant::now();
         let db = loop {
-            match builder().create(&path) {
+            match open(&path) {
                 Ok(db) => break db,
                 Err(redb::DatabaseError::DatabaseAlreadyOpen) if start.elapsed() < wait => {
                     std::thread::sleep(Duration::from_millis(100));
@@ -235,11 +323,38 @@ impl Store {
             }
         };
         let store = Self {
-            db: Db::Rw(db),
+            db: Db::Rw(Writable {
+                db: RwLock::new(None),
+                open,
+                broken: AtomicBool::new(false),
+                last_reopen: Mutex::new(None),
+                reopen_every,
+                stable_after,
+            }),
             path,
+            stats: OnceLock::new(),
+            failing: Mutex::new(None),
         };
-        store.init()?;
+        store.init(&db)?;
+        if let Db::Rw(w) = &store.db {
+            *w.db.write().unwrap_or_else(|p| p.into_inner()) = Some(Arc::new(db));
+        }
         Ok(store)
+    }
+
+    /// Counts this store's failures in `stats` and shows an outage as the chain's error (the
+    /// node's store; set once, before it is shared).
+    pub fn report_to(&self, stats: Arc<Stats>) {
+        let _ = self.stats.set(stats);
+    }
+
+    /// Whether the store fails now (an error since the last successful write).
+    pub fn failing(&self) -> Option<String> {
+        self.failing
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .as_ref()
+            .map(|o| o.error.clone())
     }
 
     /// Opens an existing store for reading: read-only beside a running node; when no node holds
@@ -255,6 +370,8 @@ impl Store {
             Ok(db) => Ok(Some(Self {
                 db: Db::Ro(db),
                 path,
+                stats: OnceLock::new(),
+                failing: Mutex::new(None),
             })),
             Err(redb::DatabaseError::RepairAborted) => {
                 // Nobody has it open for writing (a writer would have repaired it): a node
@@ -320,7 +437,12 @@ impl Store {
             return Ok(c);
         }
         let path = self.path.display().to_string();
-        let Db::Rw(db) = &mut self.db else {
+        let Db::Rw(w) = &mut self.db else {
+            return Ok(c);
+        };
+        let slot = w.db.get_mut().unwrap_or_else(|p| p.into_inner());
+        // Only the node, alone with its fresh handle: nothing else holds it.
+        let Some(db) = slot.as_mut().and_then(Arc::get_mut) else {
             return Ok(c);
         };
         // Each pass moves what it can towards the start; a few are enough.
@@ -338,11 +460,127 @@ impl Store {
         Ok(c)
     }
 
+    /// redb's error as a [`StoreError`]; counted, and one that latches the database marks it
+    /// for a reopen before the next operation.
     fn err(&self, e: impl Into<redb::Error>) -> StoreError {
+        let e = e.into();
+        if latches(&e)
+            && let Db::Rw(w) = &self.db
+        {
+            w.broken.store(true, Ordering::Release);
+        }
+        self.failed(e.to_string())
+    }
+
+    /// Counts a failed operation; the first of an outage is logged and shown as the error.
+    fn failed(&self, reason: String) -> StoreError {
+        let stats = self.stats.get();
+        if let Some(s) = stats {
+            ChainStats::inc(&s.chain.store_errors);
+        }
+        let mut failing = self.failing.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(o) = failing.as_mut() {
+            o.errors += 1;
+            o.last = Instant::now();
+            tracing::debug!(error = %reason, "store operation failed");
+        } else {
+            let shown = format!(
+                "the store {} fails: {reason} (a full or failing data disk?); the video is not \
+                 affected, segments are not attested until it writes again; retrying",
+                self.path.display()
+            );
+            if stats.is_some() {
+                tracing::error!("{shown}");
+                if let Some(s) = stats {
+                    s.chain.set_store_error(Some(shown.clone()));
+                }
+            }
+            *failing = Some(Outage {
+                error: reason.clone(),
+                since: Instant::now(),
+                last: Instant::now(),
+                errors: 1,
+                reopens: 0,
+            });
+        }
         StoreError::Db {
             path: self.path.display().to_string(),
-            reason: e.into().to_string(),
+            reason,
         }
+    }
+
+    /// A write succeeded: an outage ends if nothing failed for [`STABLE_AFTER`].
+    fn succeeded(&self) {
+        let stable_after = match &self.db {
+            Db::Rw(w) => w.stable_after,
+            Db::Ro(_) => Duration::ZERO,
+        };
+        let was = {
+            let mut g = self.failing.lock().unwrap_or_else(|p| p.into_inner());
+            if g.as_ref().is_some_and(|o| o.last.elapsed() < stable_after) {
+                return;
+            }
+            g.take()
+        };
+        if let (Some(o), Some(s)) = (was, self.stats.get()) {
+            s.chain.set_store_error(None);
+            tracing::info!(
+                previous_error = %o.error,
+                failed_operations = o.errors,
+                reopens = o.reopens,
+                after_s = o.since.elapsed().as_secs(),
+                "the store writes again"
+            );
+        }
+    }
+
+    /// The writable database, reopened first if an I/O error latched it.
+    fn handle(&self, w: &Writable) -> Result<Arc<Database>, StoreError> {
+        if w.broken.load(Ordering::Acquire) {
+            self.reopen(w)?;
+        }
+        let g = w.db.read().unwrap_or_else(|p| p.into_inner());
+        match g.as_ref() {
+            Some(db) => Ok(db.clone()),
+            None => Err(self.failed("the store is closed after an I/O error".into())),
+        }
+    }
+
+    fn reopen(&self, w: &Writable) -> Result<(), StoreError> {
+        let mut slot = w.db.write().unwrap_or_else(|p| p.into_inner());
+        if !w.broken.load(Ordering::Acquire) {
+            return Ok(()); // another thread reopened it meanwhile
+        }
+        {
+            let mut last = w.last_reopen.lock().unwrap_or_else(|p| p.into_inner());
+            if last.is_some_and(|t| t.elapsed() < w.reopen_every) {
+                return Err(
+                    self.failed("the store failed on an I/O error and is reopened shortly".into())
+                );
+            }
+            *last = Some(Instant::now());
+        }
+        // Closes the latched handle (a transaction of another thread may still hold it: then the
+        // open below finds the file open and a later operation tries again).
+        drop(slot.take());
+        let db = (w.open)(&self.path)
+            .map_err(|e| self.failed(format!("reopening after an I/O error: {e}")))?;
+        self.init(&db)?;
+        *slot = Some(Arc::new(db));
+        w.broken.store(false, Ordering::Release);
+        if let Some(s) = self.stats.get() {
+            ChainStats::inc(&s.chain.store_reopens);
+        }
+        if let Some(o) = self
+            .failing
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .as_mut()
+        {
+            o.reopens += 1;
+        }
+        tracing::debug!(path = %self.path.display(), "store reopened after an I/O error");
+        Ok(())
     }
 
     fn corrupt(&self, what: impl Into<String>) -> StoreError {
@@ -354,7 +592,7 @@ impl Store {
 
     fn read(&self) -> Result<ReadTransaction, StoreError> {
         match &self.db {
-            Db::Rw(db) => db.begin_read().map_err(|e| self.err(e)),
+            Db::Rw(w) => self.handle(w)?.begin_read().map_err(|e| self.err(e)),
             Db::Ro(db) => db.begin_read().map_err(|e| self.err(e)),
         }
     }
@@ -362,7 +600,7 @@ impl Store {
     fn write(&self) -> Result<WriteTransaction, StoreError> {
         match &self.db {
             // Durability::Immediate is redb's default: commit() returns after the fsync.
-            Db::Rw(db) => db.begin_write().map_err(|e| self.err(e)),
+            Db::Rw(w) => self.handle(w)?.begin_write().map_err(|e| self.err(e)),
             Db::Ro(_) => Err(StoreError::Db {
                 path: self.path.display().to_string(),
                 reason: "opened read-only".into(),
@@ -376,13 +614,26 @@ impl Store {
         f: impl FnOnce(&WriteTransaction) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
         let txn = self.write()?;
+        let out = self.commit(txn, f)?;
+        // (Not the reopen's `init`: its small commit may fit where the next one does not.)
+        self.succeeded();
+        Ok(out)
+    }
+
+    fn commit<T>(
+        &self,
+        txn: WriteTransaction,
+        f: impl FnOnce(&WriteTransaction) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
         let out = f(&txn)?;
         txn.commit().map_err(|e| self.err(e))?;
         Ok(out)
     }
 
-    fn init(&self) -> Result<(), StoreError> {
-        self.transact(|txn| {
+    /// Creates the tables and checks the schema on a freshly opened `db`.
+    fn init(&self, db: &Database) -> Result<(), StoreError> {
+        let txn = db.begin_write().map_err(|e| self.err(e))?;
+        self.commit(txn, |txn| {
             txn.open_table(HEADERS).map_err(|e| self.err(e))?;
             txn.open_table(OUTBOX).map_err(|e| self.err(e))?;
             txn.open_table(PENDING).map_err(|e| self.err(e))?;
@@ -587,7 +838,7 @@ pub fn remove_pid_file(data_dir: &Path) {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     fn att(seq: u64) -> (Vec<u8>, [u8; 32]) {
@@ -845,6 +1096,209 @@ mod tests {
                 .expect("no store")
                 .is_none()
         );
+    }
+
+    /// redb's file backend whose writes and syncs fail with ENOSPC while `full` is set: the
+    /// way a full data disk reaches redb (and latches its `Database`).
+    #[derive(Debug)]
+    struct FullDisk {
+        inner: redb::backends::FileBackend,
+        full: Arc<AtomicBool>,
+    }
+
+    impl FullDisk {
+        fn check(&self) -> std::io::Result<()> {
+            if self.full.load(Ordering::SeqCst) {
+                Err(std::io::Error::from_raw_os_error(28)) // ENOSPC
+            } else {
+                Ok(())
+            }
+        }
+    }
+
+    type Bound = std::ops::Bound<u64>;
+
+    impl redb::StorageBackend for FullDisk {
+        fn len(&self) -> std::io::Result<u64> {
+            self.inner.len()
+        }
+        fn read(&self, offset: u64, out: &mut [u8]) -> std::io::Result<()> {
+            self.inner.read(offset, out)
+        }
+        fn set_len(&self, len: u64) -> std::io::Result<()> {
+            self.check()?;
+            self.inner.set_len(len)
+        }
+        fn sync_data(&self) -> std::io::Result<()> {
+            self.check()?;
+            self.inner.sync_data()
+        }
+        fn write(&self, offset: u64, data: &[u8]) -> std::io::Result<()> {
+            self.check()?;
+            self.inner.write(offset, data)
+        }
+        fn close(&self) -> std::io::Result<()> {
+            self.inner.close()
+        }
+        fn try_lock_range(&self, s: Bound, e: Bound) -> Result<bool, redb::BackendError> {
+            self.inner.try_lock_range(s, e)
+        }
+        fn try_lock_shared_range(&self, s: Bound, e: Bound) -> Result<bool, redb::BackendError> {
+            self.inner.try_lock_shared_range(s, e)
+        }
+        fn lock_range(&self, s: Bound, e: Bound) -> Result<(), redb::BackendError> {
+            self.inner.lock_range(s, e)
+        }
+        fn lock_shared_range(&self, s: Bound, e: Bound) -> Result<(), redb::BackendError> {
+            self.inner.lock_shared_range(s, e)
+        }
+        fn unlock_range(&self, s: Bound, e: Bound) -> Result<(), redb::BackendError> {
+            self.inner.unlock_range(s, e)
+        }
+        fn query_lock_range(&self, s: Bound, e: Bound) -> Result<bool, redb::BackendError> {
+            self.inner.query_lock_range(s, e)
+        }
+    }
+
+    /// A store whose disk is full while `full` is set.
+    pub(crate) fn open_on_disk(
+        dir: &Path,
+        full: &Arc<AtomicBool>,
+        reopen_every: Duration,
+    ) -> Store {
+        open_on_disk_with(dir, full, reopen_every, Duration::ZERO)
+    }
+
+    fn open_on_disk_with(
+        dir: &Path,
+        full: &Arc<AtomicBool>,
+        reopen_every: Duration,
+        stable_after: Duration,
+    ) -> Store {
+        let full = full.clone();
+        Store::open_with(
+            dir,
+            Duration::ZERO,
+            Box::new(move |path: &Path| {
+                let file = std::fs::OpenOptions::new()
+                    .read(true)
+                    .write(true)
+                    .create(true)
+                    .truncate(false)
+                    .open(path)?;
+                builder().create_with_backend(FullDisk {
+                    inner: redb::backends::FileBackend::new(file)?,
+                    full: full.clone(),
+                })
+            }),
+            reopen_every,
+            stable_after,
+        )
+        .expect("open")
+    }
+
+    #[test]
+    fn a_full_disk_latches_redb_and_the_store_reopens_itself_when_space_returns() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let full = Arc::new(AtomicBool::new(false));
+        let s = open_on_disk(dir.path(), &full, Duration::ZERO);
+        let stats = Arc::new(Stats::new());
+        s.report_to(stats.clone());
+        for seq in 0..3 {
+            let (bytes, hash) = att(seq);
+            s.append_attestation(seq, hash, &bytes, 16, 0)
+                .expect("append");
+        }
+        // The disk fills: the commit fails and redb latches its Database ...
+        full.store(true, Ordering::SeqCst);
+        let (bytes, hash) = att(3);
+        let e = s
+            .append_attestation(3, hash, &bytes, 16, 0)
+            .expect_err("a full disk");
+        assert!(matches!(e, StoreError::Db { .. }), "{e}");
+        assert!(s.failing().is_some());
+        let shown = stats
+            .chain
+            .last_error()
+            .expect("shown as the chain's error");
+        assert!(
+            shown.contains("node.redb") && shown.contains("fails"),
+            "{shown}"
+        );
+        // ... so writes keep failing while it is full (each try reopens; the reopen, or the
+        // write after it, fails again) and nothing committed is lost.
+        for _ in 0..5 {
+            assert!(s.append_attestation(3, hash, &bytes, 16, 0).is_err());
+            assert!(s.put_trusted(1, b"{}", 4, 1).is_err());
+        }
+        let errors = stats.chain.store_errors.load(Ordering::Relaxed);
+        assert!(errors >= 11, "{errors} counted");
+        // Space returns: the next operation reopens the file and everything works again.
+        full.store(false, Ordering::SeqCst);
+        let m = s.meta().expect("meta after the reopen");
+        assert_eq!((m.next_seq, m.prev_hash), (3, att(2).1));
+        assert!(stats.chain.store_reopens.load(Ordering::Relaxed) >= 1);
+        // Reads (and the reopen's own small commit) do not end the outage; a write does.
+        assert!(s.failing().is_some());
+        s.append_attestation(3, hash, &bytes, 16, 0)
+            .expect("append after the reopen");
+        assert!(s.failing().is_none());
+        assert!(stats.chain.last_error().is_none());
+        assert_eq!(s.outbox_len().expect("len"), 4);
+        drop(s);
+        // The file is a sound store.
+        let s = Store::open(dir.path(), Duration::ZERO).expect("reopen");
+        let seqs: Vec<u64> = s
+            .outbox(0, u64::MAX)
+            .expect("list")
+            .iter()
+            .map(|e| e.seq)
+            .collect();
+        assert_eq!(seqs, vec![0, 1, 2, 3]);
+    }
+
+    #[test]
+    fn an_outage_ends_only_after_a_quiet_interval_so_a_nearly_full_disk_does_not_flap() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let full = Arc::new(AtomicBool::new(false));
+        let quiet = Duration::from_millis(300);
+        let s = open_on_disk_with(dir.path(), &full, Duration::ZERO, quiet);
+        let stats = Arc::new(Stats::new());
+        s.report_to(stats.clone());
+        full.store(true, Ordering::SeqCst);
+        assert!(s.put_trusted(1, b"{}", 4, 1).is_err());
+        full.store(false, Ordering::SeqCst);
+        // A write right after the failure: still the same outage.
+        s.put_trusted(1, b"{}", 4, 1).expect("a write that fits");
+        assert!(s.failing().is_some());
+        assert!(stats.chain.last_error().is_some());
+        // A write after a quiet interval ends it.
+        std::thread::sleep(quiet);
+        s.put_trusted(2, b"{}", 4, 2).expect("write");
+        assert!(s.failing().is_none());
+        assert!(stats.chain.last_error().is_none());
+    }
+
+    #[test]
+    fn reopens_after_an_io_error_are_rate_limited() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let full = Arc::new(AtomicBool::new(false));
+        let s = open_on_disk(dir.path(), &full, Duration::from_secs(3600));
+        let stats = Arc::new(Stats::new());
+        s.report_to(stats.clone());
+        full.store(true, Ordering::SeqCst);
+        assert!(s.put_trusted(1, b"{}", 4, 1).is_err());
+        full.store(false, Ordering::SeqCst);
+        // The first reopen is due at once; it works, but a new failure waits for the interval.
+        s.meta().expect("reopened");
+        full.store(true, Ordering::SeqCst);
+        assert!(s.put_trusted(1, b"{}", 4, 1).is_err());
+        full.store(false, Ordering::SeqCst);
+        let e = s
+            .meta()
+            .expect_err("not reopened again within the interval");
+        assert!(e.to_string().contains("reopened shortly"), "{e}");
+        assert_eq!(stats.chain.store_reopens.load(Ordering::Relaxed), 1);
     }
 
     #[test]
