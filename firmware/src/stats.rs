@@ -51,6 +51,9 @@ pub struct Stats {
     pub sessions_abandoned: AtomicU64,
     /// Viewer sessions ended by a panic in their own task (the node went on).
     pub session_panics: AtomicU64,
+    /// Panics caught in the media threads: a frame the encoder skipped, or a camera source
+    /// closed and reopened (the stream went on).
+    pub media_panics: AtomicU64,
     /// WHEP offers refused by the per-address rate limit (HTTP 429).
     pub offers_rate_limited: AtomicU64,
     /// Keyframe requests received from viewers (PLI/FIR).
@@ -98,8 +101,17 @@ pub struct ChainStats {
     pub unanchored: AtomicU64,
     /// Closed segments dropped because the attestation thread fell behind.
     pub segments_dropped: AtomicU64,
+    /// Store operations (reads and durable commits of `node.redb`) that failed with a database
+    /// or I/O error, e.g. a full data disk; each is retried by its thread.
+    pub store_errors: AtomicU64,
+    /// Times the store's database handle was reopened after an I/O error latched it.
+    pub store_reopens: AtomicU64,
+    /// Segments signed but not stored because the store could not write (lost, never submitted).
+    pub segments_lost_store: AtomicU64,
     /// The last error of the chain thread, for logs and status.
     pub last_error: Mutex<Option<String>>,
+    /// The store's error while it fails (cleared by the next successful write).
+    pub store_error: Mutex<Option<String>>,
 }
 
 impl ChainStats {
@@ -121,9 +133,23 @@ impl ChainStats {
         }
     }
 
-    /// The chain thread's last error.
+    /// The light validator's error for status: the store's while it fails (a successful chain
+    /// poll does not hide it), else the chain thread's last error.
     pub fn last_error(&self) -> Option<String> {
-        self.last_error.lock().ok().and_then(|g| g.clone())
+        self.store_error()
+            .or_else(|| self.last_error.lock().ok().and_then(|g| g.clone()))
+    }
+
+    /// Records the store's error (`None`: a write succeeded again).
+    pub fn set_store_error(&self, e: Option<String>) {
+        if let Ok(mut g) = self.store_error.lock() {
+            *g = e;
+        }
+    }
+
+    /// The store's error while it fails.
+    pub fn store_error(&self) -> Option<String> {
+        self.store_error.lock().ok().and_then(|g| g.clone())
     }
 }
 
@@ -179,6 +205,7 @@ impl Stats {
             viewers: AtomicUsize::new(0),
             sessions_abandoned: AtomicU64::new(0),
             session_panics: AtomicU64::new(0),
+            media_panics: AtomicU64::new(0),
             offers_rate_limited: AtomicU64::new(0),
             keyframe_requests: AtomicU64::new(0),
             last_frame_us: AtomicU64::new(0),

@@ -132,6 +132,12 @@ pub(super) async fn metrics(State(state): State<AppState>) -> Response {
         c(&s.session_panics),
     );
     metric(
+        "media_panics_total",
+        "counter",
+        "Panics caught in the capture or encode thread (frame skipped or camera reopened); the stream went on.",
+        c(&s.media_panics),
+    );
+    metric(
         "offers_rate_limited_total",
         "counter",
         "WHEP offers refused by the per-address rate limit (HTTP 429).",
@@ -268,6 +274,31 @@ pub(super) async fn metrics(State(state): State<AppState>) -> Response {
         "counter",
         "Closed segments dropped because the attestation thread fell behind.",
         c(&ch.segments_dropped),
+    );
+    metric(
+        "store_errors_total",
+        "counter",
+        "Operations on the node's store (node.redb) that failed with a database or I/O error, \
+         e.g. a full data disk; retried, the store is reopened after a latched I/O error.",
+        c(&ch.store_errors),
+    );
+    metric(
+        "store_reopens_total",
+        "counter",
+        "Times the store was reopened after an I/O error.",
+        c(&ch.store_reopens),
+    );
+    metric(
+        "store_failing",
+        "gauge",
+        "1 while the store fails (until a write succeeds again).",
+        f64::from(u8::from(ch.store_error().is_some())),
+    );
+    metric(
+        "attest_segments_lost_store_total",
+        "counter",
+        "Segments signed but lost because the store could not write them (never submitted).",
+        c(&ch.segments_lost_store),
     );
     state.publish.render(&mut out);
     s.pacing.render(&mut out);

@@ -12,7 +12,9 @@ use std::time::{Duration, Instant};
 use sutantra_core::pacer::{Pacer, Tick};
 use sutantra_core::supervisor::Restarter;
 use sutantra_hal::camera::{SourceSpec, draw_slate};
-use sutantra_hal::{CameraError, FrameSource, I420Frame, Pacing, SystemClock, WallClock};
+use sutantra_hal::{
+    CameraError, ErrorKind, FrameSource, I420Frame, Pacing, SystemClock, WallClock,
+};
 
 /// What the capture thread shares with the rest of the pipeline.
 pub(super) struct CaptureShared {
@@ -162,7 +164,19 @@ pub(super) fn capture_loop(
             !free && matches!(pacer.poll(origin.elapsed() + period / 4), Tick::Wait { .. })
         };
         let result = send_frame(pool, stats, |frame| {
-            src.capture(frame, &clock)?;
+            // A panic in a source (a bug met on an odd driver value) is a camera error: the
+            // source is closed and reopened while the slate runs, as for an unplug.
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| src.capture(frame, &clock)))
+                .unwrap_or_else(|panic| {
+                stats.media_panics.fetch_add(1, Ordering::Relaxed);
+                Err(CameraError::new(
+                    ErrorKind::Other,
+                    format!(
+                        "internal error in the camera source: {}",
+                        super::encode::panic_text(&panic)
+                    ),
+                ))
+            })?;
             stats.on_captured();
             if decimate(&mut pacer) {
                 stats.decimated.fetch_add(1, Ordering::Relaxed);

@@ -62,8 +62,11 @@ impl EncodeThread {
                     .checked_duration_since(origin)
             };
             packets.clear();
-            let result = step
-                .step(now, &frame, request, at, |p| {
+            // A panic in a step (a bug met on one odd frame) costs that frame, like an encode
+            // error: the thread goes on, and a run of them rebuilds the encoder. Without this
+            // the encode thread would end and every viewer's picture with it.
+            let stepped = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                step.step(now, &frame, request, at, |p| {
                     packets.push(Arc::new(OutPacket {
                         seq: p.seq,
                         timestamp: p.timestamp,
@@ -75,7 +78,13 @@ impl EncodeThread {
                 .map(|out| {
                     observer.on_encoded(&out.info, out.data);
                     (out.info.keyframe, out.info.bytes, out.send_at)
-                });
+                })
+                .map_err(|e| e.to_string())
+            }));
+            let result = stepped.unwrap_or_else(|panic| {
+                self.stats.media_panics.fetch_add(1, Ordering::Relaxed);
+                Err(format!("internal error: {}", panic_text(&panic)))
+            });
             drop(frame);
             pool.lock().release(id).ok();
             match result {
@@ -115,4 +124,13 @@ impl EncodeThread {
             packetizer: step.into_packetizer(),
         }
     }
+}
+
+/// The message of a caught panic's payload.
+pub(super) fn panic_text(payload: &(dyn std::any::Any + Send)) -> String {
+    payload
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_string())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a panic".into())
 }

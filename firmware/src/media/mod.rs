@@ -393,6 +393,87 @@ mod tests {
         }
     }
 
+    /// A camera whose `capture` panics once, on its 10th frame (a bug met on an odd driver
+    /// value), and works before and after.
+    struct PanickyCamera {
+        frames: u64,
+    }
+
+    impl FrameSource for PanickyCamera {
+        fn info(&self) -> SourceInfo {
+            Camera {
+                present: Arc::default(),
+            }
+            .info()
+        }
+        fn pacing(&self) -> Pacing {
+            Pacing::Free
+        }
+        fn capture(
+            &mut self,
+            frame: &mut I420Frame,
+            clock: &dyn WallClock,
+        ) -> Result<(), CameraError> {
+            self.frames += 1;
+            if self.frames == 10 {
+                panic!("an odd value from the driver");
+            }
+            frame.planes_mut().0.fill(100);
+            frame.capture_us = clock.now_us();
+            Ok(())
+        }
+    }
+
+    /// A panic in the camera source is a camera error: the source is reopened, the slate covers
+    /// the gap, the encode thread and the viewer go on, and the panic is counted.
+    #[test]
+    fn a_panic_in_the_camera_source_reopens_it_and_the_stream_goes_on() {
+        let opens = Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let o = opens.clone();
+        let opener: Opener = Box::new(move || {
+            o.fetch_add(1, Ordering::SeqCst);
+            Ok(Box::new(PanickyCamera { frames: 0 }) as Box<dyn FrameSource>)
+        });
+        let seen = Arc::new(StdMutex::new(Vec::new()));
+        let watch = Box::new(Watch {
+            decoder: Vp8Decoder::new().expect("test setup"),
+            frame: I420Frame::new(320, 240),
+            seen: seen.clone(),
+        });
+        let cfg = config();
+        let fanout = Arc::new(SharedFanout::new(2, 4096).expect("test setup"));
+        let stats = Arc::new(Stats::new());
+        let media = Media::start_with(
+            &cfg,
+            opener,
+            fanout,
+            Arc::default(),
+            stats.clone(),
+            &mut Some(Carry::new(&cfg, watch).expect("test setup")),
+        )
+        .expect("test setup");
+        // The first camera panics on its 10th frame; the reopened one does on its 10th too.
+        wait_for("a reopen after the panic", Duration::from_secs(10), || {
+            stats.source_reopens.load(Ordering::Relaxed) >= 1
+        });
+        wait_for(
+            "camera frames after the reopen",
+            Duration::from_secs(10),
+            || {
+                seen.lock()
+                    .expect("lock")
+                    .iter()
+                    .filter(|(_, s)| !s)
+                    .count()
+                    >= 12
+            },
+        );
+        let carry = media.stop();
+        assert!(carry.is_some(), "the encode thread ended normally");
+        assert!(stats.media_panics.load(Ordering::Relaxed) >= 1);
+        assert!(stats.capture_errors.load(Ordering::Relaxed) >= 1);
+    }
+
     /// Decodes every encoded frame and records when it came and whether it was the slate.
     struct Watch {
         decoder: Vp8Decoder,
