@@ -34,6 +34,7 @@ import argparse
 import json
 import os
 import random
+import shutil
 import signal
 import socket
 import subprocess
@@ -245,6 +246,7 @@ def main() -> int:
     data = os.path.join(work, "data")
     os.makedirs(data)
     procs: list[subprocess.Popen] = []
+    ok_to_clean = False
 
     def start(cmd: list[str], **kw) -> subprocess.Popen:
         pr = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, text=True, **kw)
@@ -415,6 +417,7 @@ def main() -> int:
                     f.write(",".join(str(s[k]) for k in header) + "\n")
             with open(os.path.join(args.out, "summary.json"), "w") as f:
                 json.dump(summary, f, indent=1)
+        ok_to_clean = not failures
         return 0 if not failures else 1
     finally:
         for pr in reversed(procs):
@@ -424,6 +427,10 @@ def main() -> int:
                     pr.wait(timeout=5)
                 except subprocess.TimeoutExpired:
                     pr.kill()
+        if ok_to_clean:
+            shutil.rmtree(work, ignore_errors=True)
+        else:
+            print(f"soak: logs kept in {work}", file=sys.stderr)
 
 
 if __name__ == "__main__":

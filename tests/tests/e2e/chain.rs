@@ -1145,7 +1145,57 @@ fn hex_encode(b: &[u8]) -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
 }
 
-// --- f. the outbox survives kill -9 -------------------------------------------------------------------------
+// --- f. the trusted state and the outbox survive kill -9 -------------------------------------------------------
+
+/// `kill -9` at random moments while the chain thread verifies and writes its trusted light
+/// block (each start writes its first newly verified height at once): every time the store
+/// opens, and the trusted height it holds never goes back.
+#[test]
+fn trusted_state_survives_kill_9_during_sync() {
+    let rounds: usize = std::env::var("E2E_KILL_ROUNDS_TRUSTED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(30);
+    let rpc = FakeRpc::generated(11, 4, genesis());
+    let d = dirs();
+    let mut conf = Conf::for_rpc(&rpc);
+    conf.poll_interval_ms = 100;
+    let cfg = conf.write(&d.scratch);
+    let mut rng = Rng::new();
+    let mut stored_before = 0u64;
+    let mut advanced = 0;
+    for round in 0..rounds {
+        // New heights for this start to verify and write.
+        rpc.control("grow?n=2");
+        let node = start(&d, &cfg);
+        thread::sleep(Duration::from_millis(rng.below(1_200)));
+        node.kill9();
+        let status = sutantra_in(&d.data, &["chain", "status", "--json"]);
+        assert_eq!(
+            status.code,
+            Some(0),
+            "round {round}: the store does not open after kill -9: {}",
+            status.stderr
+        );
+        let stored = status.json()["trusted_height"].as_u64().unwrap_or(0);
+        assert!(
+            stored >= stored_before,
+            "round {round}: the stored trusted height went back from {stored_before} to {stored}"
+        );
+        advanced += usize::from(stored > stored_before);
+        stored_before = stored;
+    }
+    println!(
+        "trusted state: {rounds} kill -9 rounds, the store opened every time; the stored height \
+         advanced in {advanced} rounds, to {stored_before}"
+    );
+    assert!(
+        advanced >= 2,
+        "the stored height advanced in only {advanced} rounds: the kills missed the writes"
+    );
+}
+
+// --- f. the outbox survives kill -9 (attestation writes) -------------------------------------------------------------------------
 
 #[test]
 fn attestation_outbox_survives_kill_9_loop() {
