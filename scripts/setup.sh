@@ -123,7 +123,7 @@ fi
 
 # --- Debian packages --------------------------------------------------------------------------
 BUILD_PKGS=(build-essential pkg-config libvpx-dev libclang-dev clang curl ca-certificates)
-TEST_PKGS=(chromium ffmpeg python3-venv stress-ng openssl) # stress-ng: bench/run.sh loads the other core; openssl: the WHIP TLS test's certificates
+TEST_PKGS=(chromium ffmpeg python3-venv stress-ng openssl faketime) # stress-ng: bench/run.sh loads the other core; openssl: the WHIP TLS test's certificates; faketime: the wall-clock step test
 PKGS=("${BUILD_PKGS[@]}")
 [[ $MODE == full ]] && PKGS+=("${TEST_PKGS[@]}")
 # Node.js runs the Playwright browser check; the machine image may already ship a newer one.
@@ -172,6 +172,19 @@ say "rust: $cargo_version"
   say "done (runtime only)"
   exit 0
 }
+
+# --- cargo-fuzz (scripts/fuzz.sh), only where a nightly toolchain is installed ----------------
+# libFuzzer needs nightly; without it scripts/fuzz.sh says so and skips, and nothing is installed.
+if command -v rustup >/dev/null && rustup toolchain list 2>/dev/null | grep -q '^nightly'; then
+  if fuzz_version=$(cargo +nightly fuzz --version 2>/dev/null); then
+    say "fuzz: $fuzz_version"
+  else
+    say "fuzz: cargo install cargo-fuzz --locked (a nightly toolchain is present)"
+    cargo install cargo-fuzz --locked
+  fi
+else
+  say "fuzz: no nightly toolchain, no cargo-fuzz (scripts/fuzz.sh skips; 'rustup toolchain install nightly' to fuzz)"
+fi
 
 # --- Python venv with aiortc (the independent WHEP viewer) --------------------------------------
 REQ=tests/e2e/requirements.txt

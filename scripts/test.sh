@@ -56,6 +56,12 @@ TEST_LOG=${CARGO_TARGET_DIR:-$ROOT/target}/test-output.log
 mkdir -p "$(dirname "$TEST_LOG")"
 step cargo-test bash -c 'set -o pipefail; log=$1; shift
   cargo test --workspace --no-fail-fast -- --show-output "$@" 2>&1 | tee "$log"' _ "$TEST_LOG" "$@"
+# The fuzz targets under libFuzzer for a few seconds each (60 s for the WHEP offer and the
+# control request), where a nightly toolchain is present (scripts/fuzz.sh says why it skips
+# otherwise). Every corpus also replays on stable in cargo-test (`sutantra-fuzz`).
+if (($# == 0)); then
+  step fuzz-smoke ./scripts/fuzz.sh --smoke
+fi
 
 printf '\n=== summary (SUTANTRA_BIN=%s)\n' "$SUTANTRA_BIN"
 printf '  %s\n' "${results[@]}"

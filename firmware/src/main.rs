@@ -13,5 +13,22 @@ fn main() -> ExitCode {
             libc::signal(libc::SIGPIPE, libc::SIG_DFL);
         }
     }
-    sutantra::cli::dispatch(cli.command)
+    let run = matches!(cli.command, sutantra::cli::Command::Run(_));
+    // A panic that escapes a command (a bug, or a library on a damaged file: redb can panic on
+    // some damaged node.redb files) ends with a message that says what to do and exit code 70
+    // (EX_SOFTWARE), not a bare backtrace. The running node contains its panics where they happen
+    // (ARCHITECTURE.md, "A fault stays where it happened"); one that reaches here ends it, and
+    // systemd restarts it.
+    match std::panic::catch_unwind(|| sutantra::cli::dispatch(cli.command)) {
+        Ok(code) => code,
+        Err(_) => {
+            eprintln!(
+                "sutantra: internal error (the message above says where). If it happened while \
+                 reading the node's store, node.redb in the data dir is damaged: back it up, move \
+                 it away and run the command again{}",
+                if run { "; the node stops here" } else { "" }
+            );
+            ExitCode::from(70)
+        }
+    }
 }

@@ -25,6 +25,7 @@ use serde::{Deserialize, Serialize};
 use std::io::Read;
 use std::time::Duration;
 use sutantra_chain::light::SignedHeader;
+use sutantra_chain::light::parse::check_base64_fields;
 
 /// Validators asked for per page (CometBFT's maximum).
 pub const PER_PAGE: usize = 100;
@@ -359,10 +360,18 @@ impl RpcClient {
         let path = format!("/commit?height={height}");
         let r: CommitDoc = self.call(&path, &mut self.budget())?;
         let url = format!("{}{path}", self.base);
-        let signed_header = r.signed_header.ok_or_else(|| RpcError::Malformed {
+        let tree = r.signed_header.ok_or_else(|| RpcError::Malformed {
             url: url.clone(),
             reason: "no signed_header".into(),
         })?;
+        // Base64 the `tendermint` types' decoder would panic on is refused first (see
+        // `check_base64_fields`); only then is the tree read into the light client's type.
+        let signed_header: SignedHeader = check_base64_fields(&tree)
+            .and_then(|()| serde_json::from_value(tree).map_err(|e| e.to_string()))
+            .map_err(|reason| RpcError::Malformed {
+                url: url.clone(),
+                reason: format!("signed_header: {reason}"),
+            })?;
         let got = signed_header.header.height.value();
         if got != height {
             return Err(RpcError::Malformed {
@@ -600,8 +609,10 @@ struct SyncInfo {
 
 #[derive(Deserialize)]
 struct CommitDoc {
+    /// Kept as a tree (one header and its commit, within the byte budget) so that its base64 is
+    /// checked before the `tendermint` types decode it.
     #[serde(default)]
-    signed_header: Option<SignedHeader>,
+    signed_header: Option<serde_json::Value>,
 }
 
 #[derive(Deserialize)]

@@ -290,10 +290,51 @@ fn unwrap_envelope<'a>(
 }
 
 fn from_json<'a, T: Deserialize<'a>>(json: &'a [u8], what: &'static str) -> Result<T, ChainError> {
-    serde_json::from_slice(json).map_err(|e| ChainError::Json {
+    let json_error = |e: serde_json::Error| ChainError::Json {
         what,
         reason: e.to_string(),
-    })
+    };
+    let tree: serde_json::Value = serde_json::from_slice(json).map_err(json_error)?;
+    check_base64_fields(&tree).map_err(|reason| ChainError::Json { what, reason })?;
+    serde_json::from_slice(json).map_err(json_error)
+}
+
+/// Whether `s` is base64 that `subtle-encoding` 0.5's decoder (which the `tendermint` types use
+/// for signatures and public keys) takes without panicking: a length that is a multiple of 4,
+/// the alphabet, and at most two `=`, only at the end. A `=` earlier, or a ragged length, makes
+/// that decoder index past its buffer or underflow (found by the fuzz target `light_block`):
+/// with `panic = "abort"` one hostile RPC answer would stop the whole node.
+pub fn is_canonical_base64(s: &str) -> bool {
+    let b = s.as_bytes();
+    let pad = b.iter().rev().take_while(|&&c| c == b'=').count();
+    b.len().is_multiple_of(4)
+        && pad <= 2
+        && b.iter()
+            .rev()
+            .skip(pad)
+            .all(|&c| c.is_ascii_alphanumeric() || c == b'+' || c == b'/')
+}
+
+/// Refuses JSON whose base64 the `tendermint` types would hand to that decoder (see
+/// [`is_canonical_base64`]): every string under a `signature` or `value` key (commit
+/// signatures, `pub_key.value`) must be canonical base64. Run on every document before it is
+/// deserialised into `tendermint` types.
+pub fn check_base64_fields(v: &serde_json::Value) -> Result<(), String> {
+    match v {
+        serde_json::Value::Object(map) => {
+            for (k, x) in map {
+                if let (true, serde_json::Value::String(s)) = (k == "signature" || k == "value", x)
+                    && !is_canonical_base64(s)
+                {
+                    return Err(format!("`{k}` is not base64: {:.40}", s.escape_debug()));
+                }
+                check_base64_fields(x)?;
+            }
+            Ok(())
+        }
+        serde_json::Value::Array(a) => a.iter().try_for_each(check_base64_fields),
+        _ => Ok(()),
+    }
 }
 
 fn require<T>(
@@ -414,6 +455,48 @@ mod tests {
         assert!(err.to_string().contains("signed_header"), "{err}");
         let err = parse_light_block(br#"{"result":{}}"#).expect_err("empty result");
         assert!(err.to_string().contains("signed_header"), "{err}");
+    }
+
+    /// Found by the fuzz target `light_block` (fuzz/artifacts/light_block/): a commit signature
+    /// with a `=` inside, or a ragged length, made `subtle-encoding`'s base64 decoder panic
+    /// (slice index past its buffer; subtract with overflow). Now refused before decoding.
+    #[test]
+    fn malformed_base64_is_an_error_not_a_panic() {
+        let vector: serde_json::Value = serde_json::from_str(include_str!(
+            "../../../../tests/data/cometbft/single_step/MC4_4_faulty_TestSuccess.json"
+        ))
+        .expect("vector");
+        let block = &vector["input"][0]["block"];
+        assert!(parse_light_block(block.to_string().as_bytes()).is_ok());
+        let sig = block["signed_header"]["commit"]["signatures"][0]["signature"]
+            .as_str()
+            .expect("a signature")
+            .to_string();
+        for bad in [
+            format!("{}=A", &sig[..sig.len() - 2]),
+            format!("A{sig}"),
+            format!("=AAA{sig}"),
+            "=".to_string(),
+        ] {
+            let text = block.to_string().replace(&sig, &bad);
+            assert!(parse_light_block(text.as_bytes()).is_err(), "{bad}");
+        }
+        let key = block["validator_set"]["validators"][0]["pub_key"]["value"]
+            .as_str()
+            .expect("a key")
+            .to_string();
+        let text = block
+            .to_string()
+            .replace(&key, &format!("{}==", &key[..key.len() - 1]));
+        assert!(parse_light_block(text.as_bytes()).is_err());
+        assert!(
+            is_canonical_base64("") && is_canonical_base64("AA==") && is_canonical_base64("AAA=")
+        );
+        assert!(
+            !is_canonical_base64("A===")
+                && !is_canonical_base64("AA=A")
+                && !is_canonical_base64("AAAAA")
+        );
     }
 
     #[test]
