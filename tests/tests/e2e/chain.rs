@@ -42,7 +42,7 @@ fn unix_now() -> u64 {
 }
 
 /// A genesis time two hours ago, shared by a primary and its witness.
-fn genesis() -> u64 {
+pub(crate) fn genesis() -> u64 {
     unix_now() - 7200
 }
 
@@ -58,20 +58,20 @@ fn write_json(path: &Path, v: &Value) {
 }
 
 /// A node's config: `[chain]` with `rpcs` (first primary) and trust root, plus `[attest]`.
-struct Conf {
+pub(crate) struct Conf {
     chain_id: String,
     rpcs: Vec<String>,
     trust_height: u64,
     trust_hash: String,
     trusting_period_s: u64,
     poll_interval_ms: u64,
-    segment_ms: u64,
+    pub(crate) segment_ms: u64,
     retry: (u64, u64),
     outbox_capacity: usize,
 }
 
 impl Conf {
-    fn for_rpc(rpc: &FakeRpc) -> Conf {
+    pub(crate) fn for_rpc(rpc: &FakeRpc) -> Conf {
         Conf {
             chain_id: rpc.chain_id(),
             rpcs: vec![rpc.url()],
@@ -85,7 +85,7 @@ impl Conf {
         }
     }
 
-    fn write(&self, dir: &Path) -> PathBuf {
+    pub(crate) fn write(&self, dir: &Path) -> PathBuf {
         let rpcs: Vec<String> = self.rpcs.iter().map(|u| format!("\"{u}\"")).collect();
         let text = format!(
             "[chain]\nchain_id = \"{}\"\nrpc = [{}]\ntrust_height = {}\ntrust_hash = \"{}\"\n\
@@ -186,7 +186,7 @@ fn numbers_under(v: &Value, key: &dyn Fn(&str) -> bool, out: &mut Vec<u64>) {
 }
 
 /// The node's store as `sutantra attest list --json` shows it (node stopped).
-fn attest_list(data: &Path) -> Vec<Value> {
+pub(crate) fn attest_list(data: &Path) -> Vec<Value> {
     let out = sutantra_in(data, &["attest", "list", "--json"]).ok("sutantra attest list --json");
     out.json()
         .as_array()
@@ -194,7 +194,7 @@ fn attest_list(data: &Path) -> Vec<Value> {
         .unwrap_or_else(|| panic!("attest list --json is not an array: {}", out.stdout))
 }
 
-fn seq_of(a: &Value) -> u64 {
+pub(crate) fn seq_of(a: &Value) -> u64 {
     a["seq"]
         .as_u64()
         .unwrap_or_else(|| panic!("attestation without an integer `seq`: {a}"))
@@ -264,10 +264,12 @@ fn assert_verdict(cli: &Cli, expect_ok: bool, ok_word: &str, what: &str) {
 }
 
 /// Seeded xorshift for the kill points (the seed is printed so a failure can be replayed).
-struct Rng(u64);
+/// A small xorshift generator; the seed is printed so a failing round can be replayed
+/// (`E2E_SEED=...`).
+pub(crate) struct Rng(u64);
 
 impl Rng {
-    fn new() -> Rng {
+    pub(crate) fn new() -> Rng {
         let seed = std::env::var("E2E_SEED")
             .ok()
             .and_then(|s| s.parse().ok())
@@ -281,11 +283,11 @@ impl Rng {
         Rng(seed)
     }
 
-    fn below(&mut self, n: u64) -> u64 {
+    pub(crate) fn below(&mut self, n: u64) -> u64 {
         self.0 ^= self.0 << 13;
         self.0 ^= self.0 >> 7;
         self.0 ^= self.0 << 17;
-        self.0 % n
+        self.0 % n.max(1)
     }
 }
 

@@ -10,38 +10,12 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::thread;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
+use crate::chain::Rng;
 use crate::clients;
 use crate::cometbft::{sutantra, sutantra_in};
 use crate::node::{self, Node};
-
-/// A small xorshift generator; the seed is printed so a failing round can be replayed
-/// (`E2E_SEED=...`).
-struct Rng(u64);
-
-impl Rng {
-    fn new() -> Rng {
-        let seed = std::env::var("E2E_SEED")
-            .ok()
-            .and_then(|s| s.parse().ok())
-            .unwrap_or_else(|| {
-                SystemTime::now()
-                    .duration_since(UNIX_EPOCH)
-                    .map_or(1, |d| d.as_nanos() as u64)
-                    | 1
-            });
-        println!("kill points: E2E_SEED={seed}");
-        Rng(seed)
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0 % n.max(1)
-    }
-}
 
 /// Starts `sutantra ARGS` and SIGKILLs it after `delay` (if it has not ended by then). Returns
 /// whether it was killed.
@@ -477,35 +451,11 @@ fn fill(path: &Path) -> u64 {
     written
 }
 
-/// A minimal `[chain]` + `[attest]` config against `rpc` (as `chain::Conf` writes it).
-fn chain_config(rpc: &crate::cometbft::FakeRpc, segment_ms: u64, dir: &Path) -> std::path::PathBuf {
-    let text = format!(
-        "[chain]\nchain_id = \"{}\"\nrpc = [\"{}\"]\ntrust_height = 1\ntrust_hash = \"{}\"\n\
-         trusting_period_s = {}\nclock_drift_s = 10\ntrust_level = \"1/3\"\n\
-         poll_interval_ms = 200\n\n[attest]\nsegment_ms = {segment_ms}\nstream_id = \"camera0\"\n\
-         retry_min_ms = 200\nretry_max_ms = 1000\noutbox_capacity = 4096\n",
-        rpc.chain_id(),
-        rpc.url(),
-        rpc.hash(1),
-        14 * 86_400,
-    );
-    let path = dir.join("sutantra.toml");
-    std::fs::write(&path, text).expect("write the config");
-    path
-}
-
 /// `sutantra attest list --json` on `data`: the seqs.
 fn stored_seqs(data: &Path) -> Vec<u64> {
-    let out = sutantra_in(data, &["attest", "list", "--json"]).ok("sutantra attest list --json");
-    out.json()
-        .as_array()
-        .unwrap_or_else(|| panic!("attest list --json is not an array: {}", out.stdout))
+    crate::chain::attest_list(data)
         .iter()
-        .map(|a| {
-            a["seq"]
-                .as_u64()
-                .unwrap_or_else(|| panic!("attestation without a seq: {a}"))
-        })
+        .map(crate::chain::seq_of)
         .collect()
 }
 
@@ -526,13 +476,10 @@ fn a_full_data_disk_keeps_video_and_recovers_when_space_returns() {
     let disk = Tmpfs::mount("4m");
     let data = disk.path().to_path_buf();
     let scratch = tempfile::tempdir().expect("temp dir");
-    let genesis = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .expect("the clock is after 1970")
-        .as_secs()
-        - 7200;
-    let rpc = crate::cometbft::FakeRpc::generated(11, 4, genesis);
-    let cfg = chain_config(&rpc, 1_000, scratch.path());
+    let rpc = crate::cometbft::FakeRpc::generated(11, 4, crate::chain::genesis());
+    let mut conf = crate::chain::Conf::for_rpc(&rpc);
+    conf.segment_ms = 1_000;
+    let cfg = conf.write(scratch.path());
     let node = Node::start_in(&data, &["--config", cfg.to_str().expect("utf-8 path")]);
     node.wait_metric(
         "sutantra_chain_trusted_height",
