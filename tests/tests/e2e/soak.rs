@@ -22,9 +22,11 @@ fn three_minute_soak_shows_no_growth() {
             "--sample-seconds",
             "10",
         ])
-        // Three minutes are too short for the hour's 1 MiB bound on RSS (allocator warm-up
-        // under churn): 3 MiB here; the full soak holds the hour's bound.
-        .args(["--max-rss-growth-mib", "3", "--min-fps", "29"])
+        // Three minutes are too short for the hour's 1 MiB bound on RSS: glibc's arenas still
+        // grow under the churn then (32.2 -> 34.4 MiB between minutes 1 and 3 of the hour's run,
+        // flat after minute 12), so 4 MiB here. A leak of a session's 330 KiB would show: about
+        // 30 sessions come and go in those two minutes. The full soak holds the hour's bound.
+        .args(["--max-rss-growth-mib", "4", "--min-fps", "29"])
         .arg("--bin")
         .arg(node::binary())
         .output()
