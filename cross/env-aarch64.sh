@@ -22,5 +22,7 @@ else
   export PKG_CONFIG_ALLOW_CROSS=1
   export PKG_CONFIG_LIBDIR_aarch64_unknown_linux_gnu=/usr/lib/aarch64-linux-gnu/pkgconfig:/usr/share/pkgconfig
   export BINDGEN_EXTRA_CLANG_ARGS_aarch64_unknown_linux_gnu="-I/usr/aarch64-linux-gnu/include --target=aarch64-linux-gnu"
+  # Thin LTO: fat LTO at opt-level "z" hits an LLVM bug on aarch64 (see cross/env.sh).
+  export CARGO_PROFILE_RELEASE_LTO=thin
 fi
 unset _sutantra_cross_dir

@@ -22,6 +22,13 @@ sutantra_cross_env() {
   export PKG_CONFIG_ALLOW_CROSS=1
   export "PKG_CONFIG_LIBDIR_${T}=/usr/lib/${gnu}/pkgconfig:/usr/share/pkgconfig"
   export "BINDGEN_EXTRA_CLANG_ARGS_${T}=-I/usr/${gnu}/include --target=${gnu}"
+  if [[ $target == aarch64-unknown-linux-gnu ]]; then
+    # Thin LTO for aarch64: rustc 1.95's LLVM fails this crate graph at opt-level "z" with fat
+    # LTO ("Undefined temporary symbol .LJTI..."): first without `--features rpi` (issue 13),
+    # then with it once the release build unwound on panic. Thin LTO builds (9.6 MB, unwinding;
+    # the limit is 12 MiB). The other targets keep fat LTO.
+    export CARGO_PROFILE_RELEASE_LTO=thin
+  fi
   SUTANTRA_DEB_ARCH=$deb
   SUTANTRA_GNU=$gnu
   export SUTANTRA_DEB_ARCH SUTANTRA_GNU
