@@ -135,7 +135,8 @@ for t in "${TARGETS[@]}"; do
   start=$(date +%s)
   status=0
   # The harnesses' scratch files go under the run's own TMPDIR.
-  TMPDIR=$SCRATCH/tmp "$BIN_DIR/$t" "${args[@]}" "$corpus" "$artifacts" >"$log" 2>&1 || status=$?
+  TMPDIR=$SCRATCH/tmp LSAN_OPTIONS="suppressions=$ROOT/fuzz/lsan.supp:${LSAN_OPTIONS:-}" \
+    "$BIN_DIR/$t" "${args[@]}" "$corpus" "$artifacts" >"$log" 2>&1 || status=$?
   took=$(($(date +%s) - start))
   execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -n1)
   [[ -n $execs ]] || execs=$(sed -n 's/^Done \([0-9]*\) runs.*/\1/p' "$log" | tail -n1)
