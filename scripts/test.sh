@@ -67,7 +67,10 @@ printf '\n=== summary (SUTANTRA_BIN=%s)\n' "$SUTANTRA_BIN"
 printf '  %s\n' "${results[@]}"
 if [[ " ${failed[*]} " == *" cargo-test "* && -f $TEST_LOG ]]; then
   printf '\n=== why the failing tests failed (from %s)\n' "$TEST_LOG"
-  grep -a -A14 -E "^---- .* stdout ----$|panicked at" "$TEST_LOG" |
+  # Only the failures' sections (between a test binary's two "failures:" lines): passing tests
+  # that panic on purpose print "panicked at" too.
+  awk '/^failures:$/ { inside = !inside; next } inside' "$TEST_LOG" |
+    grep -a -A14 -E "^---- .* stdout ----$|panicked at" |
     grep -a -v -E "^(note: run with|stack backtrace:)" | awk '/^---- .* stdout ----$/ { hdr = $0; next }
       /panicked at/ { if (hdr != "") print hdr; hdr = ""; n = 14 } n > 0 { print; n-- }' | tail -n 150 || true
 fi
