@@ -3,8 +3,6 @@
 #
 #   scripts/fuzz.sh [--seconds N] [--jobs J] [TARGET...]  each target (default: all) N s (default 60)
 #   scripts/fuzz.sh --smoke                                CI: whep_offer, control_request 60 s, the rest 5 s
-#                                                          (store_open skipped: a known redb crash)
-#                                                          (store_open skipped: a known redb crash)
 #
 # Builds every target once (`cargo +nightly fuzz build`), then runs each on a copy of its corpus in
 # a scratch directory (the committed fuzz/corpus/ does not grow), with J libFuzzer processes
@@ -102,11 +100,6 @@ seconds_for() {
   if ((SMOKE)); then
     case "$1" in
       whep_offer | control_request) echo 60 ;;
-      # Known, not yet fixed: redb 4.6 panics (unreachable!) on some damaged files, inside
-      # Database::create and while reading, before the store module can refuse them
-      # (fuzz/artifacts-unfixed/, fuzz/README.md). CI skips it until that is fixed; full runs
-      # still fuzz it.
-      store_open) echo 0 ;;
       *) echo 5 ;;
     esac
   else
@@ -118,10 +111,6 @@ rows=()
 crashed=0
 for t in "${TARGETS[@]}"; do
   secs=$(seconds_for "$t")
-  if ((secs == 0)); then
-    say "$t: skipped in --smoke (a known crash, see fuzz/README.md)"
-    continue
-  fi
   corpus=$SCRATCH/corpus/$t
   artifacts=$ROOT/fuzz/artifacts/$t
   mkdir -p "$corpus" "$artifacts"

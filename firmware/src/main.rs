@@ -14,8 +14,8 @@ fn main() -> ExitCode {
         }
     }
     let run = matches!(cli.command, sutantra::cli::Command::Run(_));
-    // A panic that escapes a command (a bug, or a library on a damaged file: redb can panic on
-    // some damaged node.redb files) ends with a message that says what to do and exit code 70
+    // A panic that escapes a command (a bug, or a library on a damaged file; the store already
+    // turns redb's panics on a damaged node.redb into an error) ends with a message that says what to do and exit code 70
     // (EX_SOFTWARE), not a bare backtrace. The running node contains its panics where they happen
     // (ARCHITECTURE.md, "A fault stays where it happened"); one that reaches here ends it, and
     // systemd restarts it.

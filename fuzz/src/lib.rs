@@ -654,14 +654,8 @@ fn read_store(store: &sutantra::validator::store::Store) {
     let _ = store.outbox_len();
 }
 
-/// A damaged `node.redb`: the valid seed store with the input's mutations applied (5 bytes
-/// each: a kind, then a little-endian position modulo the length; kind 0 truncates there, any
-/// other kind XORs the byte there with it), opened read-only as the CLI does (which repairs
-/// through a writable open when needed), then opened for writing as the node does, and read.
-/// Must give errors, never a panic or an abort.
-pub fn store_open(data: &[u8]) {
-    use sutantra::validator::store::{STORE_FILE, Store};
-    let _guard = support::lock();
+/// The seed store with `data`'s mutations applied (see [`store_open`]).
+fn damaged_store(data: &[u8]) -> Vec<u8> {
     let mut bytes = seed_store().clone();
     for op in data.chunks_exact(5).take(64) {
         if bytes.is_empty() {
@@ -673,6 +667,41 @@ pub fn store_open(data: &[u8]) {
             x => bytes[pos] ^= x,
         }
     }
+    bytes
+}
+
+/// Lets a panic of redb's own code inside a store operation unwind to the store, which turns it
+/// into `StoreError::Corrupt` (`validator::store::contain`): libFuzzer's panic hook aborts on
+/// every panic, before unwinding, so without this every such input would count as a crash. Any
+/// other panic (in our code, or in redb outside a store operation) still goes to the previous
+/// hook: a crash.
+fn let_store_contain_redb_panics() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            let in_redb = info
+                .location()
+                .is_some_and(|l| l.file().replace('\\', "/").contains("/redb-"));
+            if in_redb && sutantra::validator::store::catching_panics() {
+                return;
+            }
+            previous(info);
+        }));
+    });
+}
+
+/// A damaged `node.redb`: the valid seed store with the input's mutations applied (5 bytes
+/// each: a kind, then a little-endian position modulo the length; kind 0 truncates there, any
+/// other kind XORs the byte there with it), opened read-only as the CLI does (which repairs
+/// through a writable open when needed), then opened for writing as the node does, and read.
+/// Must give errors, never a panic or an abort: redb panics on some damaged files, and the store
+/// turns those into errors (see [`let_store_contain_redb_panics`]).
+pub fn store_open(data: &[u8]) {
+    use sutantra::validator::store::{STORE_FILE, Store};
+    let_store_contain_redb_panics();
+    let _guard = support::lock();
+    let bytes = damaged_store(data);
     let dir = support::scratch("store");
     if std::fs::write(dir.join(STORE_FILE), &bytes).is_ok() {
         match Store::open_read_only(&dir) {
@@ -830,5 +859,65 @@ pub fn rtcp_feedback(data: &[u8]) {
                 .load(std::sync::atomic::Ordering::Relaxed),
             twcc
         );
+    }
+}
+
+#[cfg(test)]
+mod store_tests {
+    use super::*;
+    use sutantra::validator::store::{STORE_FILE, Store, StoreError};
+
+    /// The inputs that made redb 4.6 panic (`artifacts/store_open/`): the store must answer each
+    /// with an error that names the file and says what to do, whether the CLI opens it
+    /// (read-only) or the node does (for writing), and a read on a store that opened must too.
+    #[test]
+    fn damaged_stores_that_make_redb_panic_are_errors_that_say_what_to_do() {
+        let_store_contain_redb_panics();
+        let dir_in = Path::new(env!("CARGO_MANIFEST_DIR")).join("artifacts/store_open");
+        let mut inputs: Vec<_> = std::fs::read_dir(&dir_in)
+            .unwrap_or_else(|e| panic!("{}: {e}", dir_in.display()))
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .collect();
+        inputs.sort();
+        assert!(inputs.len() >= 4, "the redb crash inputs are missing");
+        for input in inputs {
+            let _guard = support::lock();
+            let data = std::fs::read(&input).unwrap_or_else(|e| panic!("{e}"));
+            let dir = support::scratch("store-damaged");
+            std::fs::write(dir.join(STORE_FILE), damaged_store(&data))
+                .unwrap_or_else(|e| panic!("{e}"));
+            let mut errors = Vec::new();
+            let mut keep = |r: Result<(), StoreError>| {
+                if let Err(e) = r {
+                    errors.push(e);
+                }
+            };
+            keep(Store::open_read_only(&dir).and_then(|s| {
+                let s = s.unwrap_or_else(|| panic!("the file exists"));
+                s.meta()?;
+                s.outbox(0, u64::MAX)?;
+                s.trusted_heights().map(drop)
+            }));
+            keep(Store::open(&dir, Duration::ZERO).and_then(|s| {
+                s.meta()?;
+                s.outbox(0, u64::MAX)?;
+                s.trusted_heights().map(drop)
+            }));
+            let corrupt: Vec<String> = errors
+                .iter()
+                .filter(|e| matches!(e, StoreError::Corrupt { .. }))
+                .map(|e| e.to_string())
+                .collect();
+            assert!(
+                !corrupt.is_empty(),
+                "{}: no damaged-store error, got {errors:?}",
+                input.display()
+            );
+            for m in &corrupt {
+                assert!(m.contains(STORE_FILE), "{m}");
+                assert!(m.contains("back it up and move it away"), "{m}");
+            }
+            support::remove(&dir);
+        }
     }
 }

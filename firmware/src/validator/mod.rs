@@ -505,6 +505,10 @@ fn install_hook() {
         let previous = std::panic::take_hook();
         std::panic::set_hook(Box::new(move |info| {
             previous(info);
+            if store::catching_panics() {
+                // The store turns it into an error (a damaged node.redb): let it unwind there.
+                return;
+            }
             let contained = CONTAINED
                 .try_with(|c| c.try_borrow_mut().ok().and_then(|mut c| c.take()))
                 .ok()

@@ -260,6 +260,50 @@ fn builder() -> redb::Builder {
     b
 }
 
+thread_local! {
+    /// How many store operations this thread is inside (see [`contain`]).
+    static CATCHING: std::cell::Cell<u32> = const { std::cell::Cell::new(0) };
+}
+
+/// Whether this thread is inside a store operation that turns a panic into
+/// [`StoreError::Corrupt`]: a panic hook that would stop the thread (the validator's panic watch,
+/// a fuzzer's) lets such a panic unwind to it instead.
+pub fn catching_panics() -> bool {
+    CATCHING.with(|c| c.get() > 0)
+}
+
+/// Runs `f`, a use of redb, with a panic inside it turned into [`StoreError::Corrupt`].
+///
+/// redb trusts its file: on some damaged `node.redb` files (a flipped bit in a B-tree page, a
+/// file cut short) it reaches `unreachable!()` or an index out of bounds instead of returning an
+/// error, in `Database::create` and in reads (found by the `store_open` fuzz target; its inputs
+/// are `fuzz/artifacts/store_open/`). The release build unwinds on panic, so the store catches
+/// it here, where it knows which file is damaged, and says what to do; every caller then handles
+/// it like any other store error (the node keeps streaming, the CLI prints it and exits 1).
+fn contain<T>(path: &Path, f: impl FnOnce() -> Result<T, StoreError>) -> Result<T, StoreError> {
+    struct Depth;
+    impl Drop for Depth {
+        fn drop(&mut self) {
+            CATCHING.with(|c| c.set(c.get().saturating_sub(1)));
+        }
+    }
+    CATCHING.with(|c| c.set(c.get().saturating_add(1)));
+    let depth = Depth;
+    let out = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f));
+    drop(depth);
+    out.unwrap_or_else(|payload| {
+        let what = payload
+            .downcast_ref::<&str>()
+            .map(|s| (*s).to_string())
+            .or_else(|| payload.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "a panic".into());
+        Err(StoreError::Corrupt {
+            path: path.display().to_string(),
+            what: format!("redb stopped on damaged data: {what}"),
+        })
+    })
+}
+
 /// The pid in `<data_dir>/node.pid`, if that process is alive.
 fn running_pid(data_dir: &Path) -> Option<u32> {
     let text = std::fs::read_to_string(data_dir.join(PID_FILE)).ok()?;
@@ -301,7 +345,7 @@ impl Store {
         let path = store_path(data_dir);
         let start = std::time::Instant::now();
         let db = loop {
-            match open(&path) {
+            match contain(&path, || Ok(open(&path)))? {
                 Ok(db) => break db,
                 Err(redb::DatabaseError::DatabaseAlreadyOpen) if start.elapsed() < wait => {
                     std::thread::sleep(Duration::from_millis(100));
@@ -335,7 +379,7 @@ impl Store {
             stats: OnceLock::new(),
             failing: Mutex::new(None),
         };
-        store.init(&db)?;
+        store.guarded(|| store.init(&db))?;
         if let Db::Rw(w) = &store.db {
             *w.db.write().unwrap_or_else(|p| p.into_inner()) = Some(Arc::new(db));
         }
@@ -366,7 +410,8 @@ impl Store {
         if !path.exists() {
             return Ok(None);
         }
-        match builder().open_read_only(&path) {
+        let opened = contain(&path, || Ok(builder().open_read_only(&path)))?;
+        match opened {
             Ok(db) => Ok(Some(Self {
                 db: Db::Ro(db),
                 path,
@@ -411,10 +456,12 @@ impl Store {
     /// or fragmented). Needs the store open for writing (redb reports it in a write transaction,
     /// which this aborts: nothing is written).
     pub fn used_bytes(&self) -> Result<u64, StoreError> {
-        let txn = self.write()?;
-        let stats = txn.stats().map_err(|e| self.err(e))?;
-        txn.abort().map_err(|e| self.err(e))?;
-        Ok(stats.stored_bytes() + stats.metadata_bytes())
+        self.guarded(|| {
+            let txn = self.write()?;
+            let stats = txn.stats().map_err(|e| self.err(e))?;
+            txn.abort().map_err(|e| self.err(e))?;
+            Ok(stats.stored_bytes() + stats.metadata_bytes())
+        })
     }
 
     /// Compacts the file (redb's `compact`, which rewrites it) when it is at least
@@ -437,6 +484,7 @@ impl Store {
             return Ok(c);
         }
         let path = self.path.display().to_string();
+        let path_buf = self.path.clone();
         let Db::Rw(w) = &mut self.db else {
             return Ok(c);
         };
@@ -447,7 +495,7 @@ impl Store {
         };
         // Each pass moves what it can towards the start; a few are enough.
         for _ in 0..4 {
-            let more = db.compact().map_err(|e| StoreError::Db {
+            let more = contain(&path_buf, || Ok(db.compact()))?.map_err(|e| StoreError::Db {
                 path: path.clone(),
                 reason: format!("compaction: {e}"),
             })?;
@@ -563,9 +611,11 @@ impl Store {
         // Closes the latched handle (a transaction of another thread may still hold it: then the
         // open below finds the file open and a later operation tries again).
         drop(slot.take());
-        let db = (w.open)(&self.path)
-            .map_err(|e| self.failed(format!("reopening after an I/O error: {e}")))?;
-        self.init(&db)?;
+        let db = contain(&self.path, || {
+            (w.open)(&self.path)
+                .map_err(|e| self.failed(format!("reopening after an I/O error: {e}")))
+        })?;
+        contain(&self.path, || self.init(&db))?;
         *slot = Some(Arc::new(db));
         w.broken.store(false, Ordering::Release);
         if let Some(s) = self.stats.get() {
@@ -581,6 +631,24 @@ impl Store {
         }
         tracing::debug!(path = %self.path.display(), "store reopened after an I/O error");
         Ok(())
+    }
+
+    /// [`contain`] for an operation on this store: a panic also marks a writable handle for a
+    /// reopen (redb's state may be half-changed) and is counted and logged like other failures.
+    fn guarded<T>(&self, f: impl FnOnce() -> Result<T, StoreError>) -> Result<T, StoreError> {
+        let out = contain(&self.path, f);
+        if let Err(StoreError::Corrupt { what, .. }) = &out
+            && what.starts_with("redb stopped")
+        {
+            if let Db::Rw(w) = &self.db {
+                w.broken.store(true, Ordering::Release);
+            }
+            if let Some(s) = self.stats.get() {
+                ChainStats::inc(&s.chain.store_errors);
+            }
+            tracing::error!(path = %self.path.display(), "{what}; back the file up and move it away");
+        }
+        out
     }
 
     fn corrupt(&self, what: impl Into<String>) -> StoreError {
@@ -613,8 +681,10 @@ impl Store {
         &self,
         f: impl FnOnce(&WriteTransaction) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
-        let txn = self.write()?;
-        let out = self.commit(txn, f)?;
+        let out = self.guarded(|| {
+            let txn = self.write()?;
+            self.commit(txn, f)
+        })?;
         // (Not the reopen's `init`: its small commit may fit where the next one does not.)
         self.succeeded();
         Ok(out)
@@ -662,44 +732,47 @@ impl Store {
 
     /// Reads the chain metadata.
     pub fn meta(&self) -> Result<Meta, StoreError> {
-        let txn = self.read()?;
-        let Ok(t) = txn.open_table(META) else {
-            return Ok(Meta::default());
-        };
-        let get = |k: &str| -> Result<Option<Vec<u8>>, StoreError> {
-            Ok(t.get(k)
-                .map_err(|e| self.err(e))?
-                .map(|v| v.value().to_vec()))
-        };
-        let text = |v: Option<Vec<u8>>| {
-            v.and_then(|b| String::from_utf8(b).ok())
-                .unwrap_or_default()
-        };
-        let num = |k: &str| -> Result<u64, StoreError> {
-            match get(k)? {
-                None => Ok(0),
-                Some(b) => u64_of(&b).ok_or_else(|| self.corrupt(format!("meta {k}"))),
-            }
-        };
-        let prev_hash = match get(K_PREV_HASH)? {
-            None => [0; 32],
-            Some(b) => {
-                <[u8; 32]>::try_from(b.as_slice()).map_err(|_| self.corrupt("meta prev_hash"))?
-            }
-        };
-        let halted = match get(K_HALTED)? {
-            None => None,
-            Some(b) => Some(serde_json::from_slice(&b).map_err(|_| self.corrupt("meta halted"))?),
-        };
-        Ok(Meta {
-            chain_id: text(get(K_CHAIN_ID)?),
-            trust_root: text(get(K_TRUST_ROOT)?),
-            next_seq: num(K_NEXT_SEQ)?,
-            prev_hash,
-            halted,
-            outbox_dropped: num(K_DROPPED)?,
-            outbox_pruned: num(K_PRUNED)?,
-            last_verified_unix: num(K_LAST_VERIFIED)?,
+        self.guarded(|| {
+            let txn = self.read()?;
+            let Ok(t) = txn.open_table(META) else {
+                return Ok(Meta::default());
+            };
+            let get = |k: &str| -> Result<Option<Vec<u8>>, StoreError> {
+                Ok(t.get(k)
+                    .map_err(|e| self.err(e))?
+                    .map(|v| v.value().to_vec()))
+            };
+            let text = |v: Option<Vec<u8>>| {
+                v.and_then(|b| String::from_utf8(b).ok())
+                    .unwrap_or_default()
+            };
+            let num = |k: &str| -> Result<u64, StoreError> {
+                match get(k)? {
+                    None => Ok(0),
+                    Some(b) => u64_of(&b).ok_or_else(|| self.corrupt(format!("meta {k}"))),
+                }
+            };
+            let prev_hash = match get(K_PREV_HASH)? {
+                None => [0; 32],
+                Some(b) => <[u8; 32]>::try_from(b.as_slice())
+                    .map_err(|_| self.corrupt("meta prev_hash"))?,
+            };
+            let halted = match get(K_HALTED)? {
+                None => None,
+                Some(b) => {
+                    Some(serde_json::from_slice(&b).map_err(|_| self.corrupt("meta halted"))?)
+                }
+            };
+            Ok(Meta {
+                chain_id: text(get(K_CHAIN_ID)?),
+                trust_root: text(get(K_TRUST_ROOT)?),
+                next_seq: num(K_NEXT_SEQ)?,
+                prev_hash,
+                halted,
+                outbox_dropped: num(K_DROPPED)?,
+                outbox_pruned: num(K_PRUNED)?,
+                last_verified_unix: num(K_LAST_VERIFIED)?,
+            })
         })
     }
 
@@ -788,38 +861,44 @@ impl Store {
 
     /// The newest trusted light block: `(height, JSON)`.
     pub fn latest_trusted(&self) -> Result<Option<(u64, Vec<u8>)>, StoreError> {
-        let txn = self.read()?;
-        let Ok(t) = txn.open_table(HEADERS) else {
-            return Ok(None);
-        };
-        Ok(t.last()
-            .map_err(|e| self.err(e))?
-            .map(|(k, v)| (k.value(), v.value().to_vec())))
+        self.guarded(|| {
+            let txn = self.read()?;
+            let Ok(t) = txn.open_table(HEADERS) else {
+                return Ok(None);
+            };
+            Ok(t.last()
+                .map_err(|e| self.err(e))?
+                .map(|(k, v)| (k.value(), v.value().to_vec())))
+        })
     }
 
     /// The trusted light block at `height`, if kept.
     pub fn trusted_at(&self, height: u64) -> Result<Option<Vec<u8>>, StoreError> {
-        let txn = self.read()?;
-        let Ok(t) = txn.open_table(HEADERS) else {
-            return Ok(None);
-        };
-        Ok(t.get(height)
-            .map_err(|e| self.err(e))?
-            .map(|v| v.value().to_vec()))
+        self.guarded(|| {
+            let txn = self.read()?;
+            let Ok(t) = txn.open_table(HEADERS) else {
+                return Ok(None);
+            };
+            Ok(t.get(height)
+                .map_err(|e| self.err(e))?
+                .map(|v| v.value().to_vec()))
+        })
     }
 
     /// Heights of the kept light blocks, oldest first.
     pub fn trusted_heights(&self) -> Result<Vec<u64>, StoreError> {
-        let txn = self.read()?;
-        let Ok(t) = txn.open_table(HEADERS) else {
-            return Ok(Vec::new());
-        };
-        let mut out = Vec::new();
-        for item in t.iter().map_err(|e| self.err(e))? {
-            let (k, _) = item.map_err(|e| self.err(e))?;
-            out.push(k.value());
-        }
-        Ok(out)
+        self.guarded(|| {
+            let txn = self.read()?;
+            let Ok(t) = txn.open_table(HEADERS) else {
+                return Ok(Vec::new());
+            };
+            let mut out = Vec::new();
+            for item in t.iter().map_err(|e| self.err(e))? {
+                let (k, _) = item.map_err(|e| self.err(e))?;
+                out.push(k.value());
+            }
+            Ok(out)
+        })
     }
 }
 

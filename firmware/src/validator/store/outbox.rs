@@ -208,64 +208,74 @@ impl Store {
 
     /// Outbox entries with `from <= seq <= to`, oldest first.
     pub fn outbox(&self, from: u64, to: u64) -> Result<Vec<OutboxEntry>, StoreError> {
-        let txn = self.read()?;
-        let Ok(t) = txn.open_table(OUTBOX) else {
-            return Ok(Vec::new());
-        };
-        let mut out = Vec::new();
-        if from > to {
-            return Ok(out);
-        }
-        for item in t.range(from..=to).map_err(|e| self.err(e))? {
-            let (k, v) = item.map_err(|e| self.err(e))?;
-            out.push(self.decode(k.value(), v.value())?);
-        }
-        Ok(out)
+        self.guarded(|| {
+            let txn = self.read()?;
+            let Ok(t) = txn.open_table(OUTBOX) else {
+                return Ok(Vec::new());
+            };
+            let mut out = Vec::new();
+            if from > to {
+                return Ok(out);
+            }
+            for item in t.range(from..=to).map_err(|e| self.err(e))? {
+                let (k, v) = item.map_err(|e| self.err(e))?;
+                out.push(self.decode(k.value(), v.value())?);
+            }
+            Ok(out)
+        })
     }
 
     /// One outbox entry.
     pub fn outbox_entry(&self, seq: u64) -> Result<Option<OutboxEntry>, StoreError> {
-        let txn = self.read()?;
-        let Ok(t) = txn.open_table(OUTBOX) else {
-            return Ok(None);
-        };
-        match t.get(seq).map_err(|e| self.err(e))? {
-            None => Ok(None),
-            Some(v) => self.decode(seq, v.value()).map(Some),
-        }
+        self.guarded(|| {
+            let txn = self.read()?;
+            let Ok(t) = txn.open_table(OUTBOX) else {
+                return Ok(None);
+            };
+            match t.get(seq).map_err(|e| self.err(e))? {
+                None => Ok(None),
+                Some(v) => self.decode(seq, v.value()).map(Some),
+            }
+        })
     }
 
     /// The oldest pending entry.
     pub fn oldest_pending(&self) -> Result<Option<OutboxEntry>, StoreError> {
-        let seq = {
-            let txn = self.read()?;
-            let Ok(t) = txn.open_table(PENDING) else {
-                return Ok(None);
+        self.guarded(|| {
+            let seq = {
+                let txn = self.read()?;
+                let Ok(t) = txn.open_table(PENDING) else {
+                    return Ok(None);
+                };
+                match t.first().map_err(|e| self.err(e))? {
+                    None => return Ok(None),
+                    Some((k, _)) => k.value(),
+                }
             };
-            match t.first().map_err(|e| self.err(e))? {
-                None => return Ok(None),
-                Some((k, _)) => k.value(),
-            }
-        };
-        self.outbox_entry(seq)
+            self.outbox_entry(seq)
+        })
     }
 
     /// Entries waiting for submission.
     pub fn pending_count(&self) -> Result<u64, StoreError> {
-        let txn = self.read()?;
-        let Ok(t) = txn.open_table(PENDING) else {
-            return Ok(0);
-        };
-        t.len().map_err(|e| self.err(e))
+        self.guarded(|| {
+            let txn = self.read()?;
+            let Ok(t) = txn.open_table(PENDING) else {
+                return Ok(0);
+            };
+            t.len().map_err(|e| self.err(e))
+        })
     }
 
     /// Entries in the outbox.
     pub fn outbox_len(&self) -> Result<u64, StoreError> {
-        let txn = self.read()?;
-        let Ok(t) = txn.open_table(OUTBOX) else {
-            return Ok(0);
-        };
-        t.len().map_err(|e| self.err(e))
+        self.guarded(|| {
+            let txn = self.read()?;
+            let Ok(t) = txn.open_table(OUTBOX) else {
+                return Ok(0);
+            };
+            t.len().map_err(|e| self.err(e))
+        })
     }
 
     /// Sets the status of entry `seq` (leaving pending when it is no longer pending) and, for a
