@@ -11,6 +11,11 @@
 //! Text printed for a person (`list`, `show`) escapes control characters: a rejection's `log`
 //! comes from the RPC server.
 
+// Reads files an operator hands it (exports, light blocks, keys): no indexing, slicing or
+// arithmetic that can panic (ARCHITECTURE.md, "A fault stays where it happened"); its parsers are
+// fuzzed by `fuzz/fuzz_targets/attest_export.rs` and `light_block.rs`.
+#![deny(clippy::indexing_slicing, clippy::arithmetic_side_effects)]
+
 use crate::ops::control::logging::escape_controls;
 use crate::validator::chain::rfc3339;
 use crate::validator::chain::sync::signed_header_hash;
@@ -117,12 +122,12 @@ fn entry_json(e: &OutboxEntry, full: bool) -> Value {
     match &e.status {
         OutboxStatus::Pending => {}
         OutboxStatus::Submitted { tx_hash, height } => {
-            v["tx_hash"] = json!(tx_hash);
-            v["tx_height"] = json!(height);
+            put(&mut v, "tx_hash", json!(tx_hash));
+            put(&mut v, "tx_height", json!(height));
         }
         OutboxStatus::Rejected { code, log } => {
-            v["code"] = json!(code);
-            v["log"] = json!(log);
+            put(&mut v, "code", json!(code));
+            put(&mut v, "log", json!(log));
         }
     }
     match SignedAttestation::from_bytes(&e.signed) {
@@ -153,15 +158,27 @@ fn entry_json(e: &OutboxEntry, full: bool) -> Value {
                 dst.extend(src);
             }
             if full {
-                v["signature"] = json!(hex::encode(s.signature));
+                put(&mut v, "signature", json!(hex::encode(s.signature)));
             }
         }
-        Err(err) => v["error"] = json!(format!("the stored bytes do not decode: {err}")),
+        Err(err) => put(
+            &mut v,
+            "error",
+            json!(format!("the stored bytes do not decode: {err}")),
+        ),
     }
     if full {
-        v["signed_bytes"] = json!(hex::encode(&e.signed));
+        put(&mut v, "signed_bytes", json!(hex::encode(&e.signed)));
     }
     v
+}
+
+/// Sets `key` in the JSON object `v` (`v[key] = value` without the panic `IndexMut` has for a
+/// value that is not an object; `v` is always one here).
+fn put(v: &mut Value, key: &str, value: Value) {
+    if let Value::Object(m) = v {
+        m.insert(key.into(), value);
+    }
 }
 
 fn attest_list(data_dir: &Path, as_json: bool) -> ExitCode {
@@ -190,7 +207,7 @@ fn attest_list(data_dir: &Path, as_json: bool) -> ExitCode {
     );
     for e in &list {
         let v = entry_json(e, false);
-        let field = |k: &str| match &v[k] {
+        let field = |k: &str| match v.get(k).unwrap_or(&Value::Null) {
             Value::Null => "?".to_string(),
             Value::String(s) => escape_controls(s).into_owned(),
             x => x.to_string(),
@@ -438,8 +455,9 @@ fn check_export(doc: &Value, header: Option<&(u64, String, [u8; 32])>) -> Result
         list.push(a);
     }
     verify_chain(&list).map_err(|e| e.to_string())?;
-    let first = &list[0];
-    let last = &list[list.len() - 1];
+    let (Some(first), Some(last)) = (list.first(), list.last()) else {
+        return Err("the file holds no attestations".into());
+    };
     let mut anchored = 0usize;
     if let Some((height, chain_id, hash)) = header {
         for (i, a) in list.iter().enumerate() {
@@ -447,7 +465,7 @@ fn check_export(doc: &Value, header: Option<&(u64, String, [u8; 32])>) -> Result
                 check_anchor(&a.attestation, *height, *hash, chain_id).map_err(|e| {
                     format!("attestation #{i} (seq {}): {e}", a.attestation.segment_seq)
                 })?;
-                anchored += 1;
+                anchored = anchored.saturating_add(1);
             }
         }
         if anchored == 0 {
@@ -493,6 +511,7 @@ fn check_export(doc: &Value, header: Option<&(u64, String, [u8; 32])>) -> Result
 }
 
 #[cfg(test)]
+#[allow(clippy::indexing_slicing, clippy::arithmetic_side_effects)]
 mod tests {
     use super::*;
     use ed25519_compact::{KeyPair, Seed};

@@ -20,6 +20,11 @@
 //! Nothing here decides trust: the light-client verifier in `sutantra_chain::light` does that
 //! with what this returns.
 
+// Fed from outside the node (a CometBFT RPC node's answers): no indexing, slicing or arithmetic
+// that can panic (ARCHITECTURE.md, "A fault stays where it happened"); fuzzed by
+// `fuzz/fuzz_targets/chain_rpc.rs`.
+#![deny(clippy::indexing_slicing, clippy::arithmetic_side_effects)]
+
 use serde::de::{self, DeserializeOwned, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde::{Deserialize, Serialize};
 use std::io::Read;
@@ -429,7 +434,10 @@ impl RpcClient {
             let list = r
                 .validators
                 .ok_or_else(|| malformed("no validators array".into()))?;
-            if list.count == 0 || list.count > PER_PAGE || all.len() + list.count > page_total {
+            if list.count == 0
+                || list.count > PER_PAGE
+                || all.len().saturating_add(list.count) > page_total
+            {
                 return Err(malformed(format!(
                     "page {page} holds {} validators; with {} before it that does not add up to \
                      total {page_total}",
@@ -497,7 +505,7 @@ fn error_answer(body: &mut Limited<impl Read>, status: u16, url: &str) -> RpcErr
     RpcError::Status {
         url: url.into(),
         status,
-        body: String::from_utf8_lossy(&text[..text.len().min(200)]).into_owned(),
+        body: String::from_utf8_lossy(text.get(..200).unwrap_or(&text)).into_owned(),
     }
 }
 
@@ -541,9 +549,12 @@ impl<R: Read> Read for Limited<R> {
         let max = usize::try_from(self.left)
             .unwrap_or(usize::MAX)
             .min(buf.len());
-        let n = self.inner.read(&mut buf[..max])?;
-        self.left -= n as u64;
-        self.read += n as u64;
+        let n = match buf.get_mut(..max) {
+            Some(b) => self.inner.read(b)?,
+            None => 0,
+        };
+        self.left = self.left.saturating_sub(n as u64);
+        self.read = self.read.saturating_add(n as u64);
         Ok(n)
     }
 }
@@ -761,7 +772,7 @@ fn page_list<'de, D: Deserializer<'de>>(d: D) -> Result<Option<PageList>, D::Err
                 } else if seq.next_element::<IgnoredAny>()?.is_none() {
                     break;
                 }
-                count += 1;
+                count = count.saturating_add(1);
             }
             Ok(Some(PageList { kept, count }))
         }
@@ -792,6 +803,7 @@ fn page_list<'de, D: Deserializer<'de>>(d: D) -> Result<Option<PageList>, D::Err
 }
 
 #[cfg(test)]
+#[allow(clippy::indexing_slicing, clippy::arithmetic_side_effects)]
 pub(crate) mod tests {
     use super::*;
     use serde_json::Value;
