@@ -9,6 +9,13 @@
 //!
 //! Packed 4:2:2 chroma is brought to 4:2:0 by averaging the two source rows (rounding up).
 
+// Fed by a camera driver (any size, stride and length): no indexing, slicing or arithmetic that
+// can panic. Sizes are computed once per frame with checked arithmetic and compared with the
+// buffer before anything is copied; the per-pixel loops then walk rows cut with `get` and
+// fixed-size chunks (`as_chunks`) zipped with the destination rows, which cannot go out of
+// bounds and which the compiler still vectorises. Fuzzed by `fuzz/fuzz_targets/convert.rs`.
+#![deny(clippy::indexing_slicing, clippy::arithmetic_side_effects)]
+
 use super::{CameraError, ErrorKind};
 use crate::frame::I420Frame;
 
@@ -65,7 +72,11 @@ impl PixelFormat {
     /// The smallest row stride (bytes per line) of a picture `width` pixels wide.
     pub fn min_stride(self, width: u32) -> usize {
         match self {
-            PixelFormat::Yuyv | PixelFormat::Uyvy | PixelFormat::Yvyu => 2 * width as usize,
+            // Two bytes per pixel; saturates only where usize is 32 bits and the width is over
+            // 2^31, a row no buffer can hold, so the length check still refuses it.
+            PixelFormat::Yuyv | PixelFormat::Uyvy | PixelFormat::Yvyu => {
+                (width as usize).saturating_mul(2)
+            }
             _ => width as usize,
         }
     }
@@ -100,6 +111,13 @@ impl std::fmt::Display for PixelFormat {
 
 fn invalid(message: String) -> CameraError {
     CameraError::new(ErrorKind::InvalidInput, message)
+}
+
+/// The error for a size that does not fit in `usize`.
+fn overflow(format: &str) -> CameraError {
+    invalid(format!(
+        "{format} picture size overflows: the driver reported an impossible format"
+    ))
 }
 
 /// Checks that `dst` is `width` x `height` and that neither is zero.
@@ -137,20 +155,28 @@ fn check_len(format: &str, len: usize, needed: Option<usize>) -> Result<(), Came
             "{format} buffer is {len} bytes but the picture needs {needed}: the device \
              delivered a short frame"
         ))),
-        None => Err(invalid(format!(
-            "{format} picture size overflows: the driver reported an impossible format"
-        ))),
+        None => Err(overflow(format)),
     }
 }
 
-/// Copies `rows` rows of `width` bytes from `src` (rows `stride` apart) into the packed `dst`.
+/// The first `width` bytes of each row of `src` (rows `stride` apart), as long as rows that
+/// long remain. After [`check_len`] there are at least as many as the picture has rows.
+fn rows(src: &[u8], stride: usize, width: usize) -> impl Iterator<Item = &[u8]> {
+    src.chunks(stride).map_while(move |row| row.get(..width))
+}
+
+/// Copies rows of `width` bytes from `src` (rows `stride` apart) into the packed `dst` until
+/// `dst` is full; `src` holds at least that many rows (checked by the caller).
 fn copy_plane(src: &[u8], stride: usize, dst: &mut [u8], width: usize) {
     if stride == width {
-        dst.copy_from_slice(&src[..dst.len()]);
+        // Unpadded: one copy.
+        if let Some(src) = src.get(..dst.len()) {
+            dst.copy_from_slice(src);
+        }
         return;
     }
-    for (d, s) in dst.chunks_exact_mut(width).zip(src.chunks(stride)) {
-        d.copy_from_slice(&s[..width]);
+    for (d, s) in dst.chunks_exact_mut(width).zip(rows(src, stride, width)) {
+        d.copy_from_slice(s);
     }
 }
 
@@ -174,20 +200,25 @@ fn planar_to_i420(
     let c_size = c_stride.checked_mul(ch);
     let second_at = y_size.and_then(|y| y.checked_add(c_size?));
     let needed = second_at
-        .and_then(|at| at.checked_add(c_stride.checked_mul(ch - 1)?))
+        .and_then(|at| at.checked_add(c_stride.checked_mul(ch.checked_sub(1)?)?))
         .and_then(|n| n.checked_add(cw));
     check_len(format, src.len(), needed)?;
-    let (Some(y_size), Some(second_at)) = (y_size, second_at) else {
-        return Err(invalid(format!("{format} picture size overflows")));
+    // Within `needed`, so these cannot fail.
+    let (Some(y_size), Some(c_size)) = (y_size, c_size) else {
+        return Err(overflow(format));
+    };
+    let Some((y_src, (first, second))) = src
+        .split_at_checked(y_size)
+        .and_then(|(y_src, rest)| Some((y_src, rest.split_at_checked(c_size)?)))
+    else {
+        return Err(overflow(format));
     };
 
     let (y, u, v) = dst.planes_mut();
-    copy_plane(&src[..y_size], src_stride, y, w);
-    let first = &src[y_size..second_at];
-    let second = &src[second_at..];
+    copy_plane(y_src, src_stride, y, w);
     let (to_first, to_second) = if u_first { (u, v) } else { (v, u) };
-    copy_plane(first, c_stride, &mut to_first[..cw * ch], cw);
-    copy_plane(second, c_stride, &mut to_second[..cw * ch], cw);
+    copy_plane(first, c_stride, to_first, cw);
+    copy_plane(second, c_stride, to_second, cw);
     Ok(())
 }
 
@@ -227,30 +258,29 @@ fn semi_planar_to_i420(
     check_dst(width, height, dst)?;
     let (w, h) = (width as usize, height as usize);
     let (cw, ch) = (w.div_ceil(2), h.div_ceil(2));
-    check_stride(format, src_stride, 2 * cw)?;
+    let pair_bytes = cw.checked_mul(2).ok_or_else(|| overflow(format))?;
+    check_stride(format, src_stride, pair_bytes)?;
     let y_size = src_stride.checked_mul(h);
     let needed = y_size
-        .and_then(|y| y.checked_add(src_stride.checked_mul(ch - 1)?))
-        .and_then(|n| n.checked_add(2 * cw));
+        .and_then(|y| y.checked_add(src_stride.checked_mul(ch.checked_sub(1)?)?))
+        .and_then(|n| n.checked_add(pair_bytes));
     check_len(format, src.len(), needed)?;
-    let Some(y_size) = y_size else {
-        return Err(invalid(format!("{format} picture size overflows")));
+    // Within `needed`, so this cannot fail.
+    let Some((y_src, c_src)) = y_size.and_then(|y_size| src.split_at_checked(y_size)) else {
+        return Err(overflow(format));
     };
 
     let (y, u, v) = dst.planes_mut();
-    copy_plane(&src[..y_size], src_stride, y, w);
+    copy_plane(y_src, src_stride, y, w);
     let (a, b) = if u_first { (u, v) } else { (v, u) };
-    let rows = src[y_size..]
-        .chunks(src_stride)
-        .zip(a.chunks_exact_mut(cw).zip(b.chunks_exact_mut(cw)));
+    let rows =
+        rows(c_src, src_stride, pair_bytes).zip(a.chunks_exact_mut(cw).zip(b.chunks_exact_mut(cw)));
     for (pairs, (a_row, b_row)) in rows {
-        for ((pair, a), b) in pairs[..2 * cw]
-            .chunks_exact(2)
-            .zip(a_row.iter_mut())
-            .zip(b_row.iter_mut())
-        {
-            *a = pair[0];
-            *b = pair[1];
+        // `pair_bytes` is even: no remainder.
+        let (pairs, _) = pairs.as_chunks::<2>();
+        for (&[first, second], (a, b)) in pairs.iter().zip(a_row.iter_mut().zip(b_row.iter_mut())) {
+            *a = first;
+            *b = second;
         }
     }
     Ok(())
@@ -279,19 +309,23 @@ pub fn nv21_to_i420(
     semi_planar_to_i420("NV21", false, src, src_stride, width, height, dst)
 }
 
+/// The average of two samples, rounding up. The sum plus one is at most 511, so it cannot wrap
+/// in a u16 and the result fits in a u8; written as `(a + b + 1) / 2` because the compiler turns
+/// that into one rounding-average instruction (NEON `urhadd`, SSE2 `pavgb`).
 #[inline]
 fn avg(a: u8, b: u8) -> u8 {
-    (u16::from(a) + u16::from(b)).div_ceil(2) as u8
+    (u16::from(a).wrapping_add(u16::from(b)).wrapping_add(1) / 2) as u8
 }
 
-/// Packed 4:2:2 with the byte offsets of Y0, U, Y1, V inside each 4-byte macropixel.
-fn packed_to_i420<const Y0: usize, const U: usize, const Y1: usize, const V: usize>(
+/// Packed 4:2:2; `order` turns one 4-byte macropixel of the format into Y0, U, Y1, V.
+fn packed_to_i420(
     format: &str,
     src: &[u8],
     src_stride: usize,
     width: u32,
     height: u32,
     dst: &mut I420Frame,
+    order: impl Fn([u8; 4]) -> [u8; 4],
 ) -> Result<(), CameraError> {
     check_dst(width, height, dst)?;
     if !width.is_multiple_of(2) {
@@ -301,46 +335,52 @@ fn packed_to_i420<const Y0: usize, const U: usize, const Y1: usize, const V: usi
     }
     let (w, h) = (width as usize, height as usize);
     let cw = w / 2;
-    let row_bytes = 2 * w;
+    let row_bytes = w.checked_mul(2).ok_or_else(|| overflow(format))?;
     check_stride(format, src_stride, row_bytes)?;
-    let needed = src_stride
-        .checked_mul(h - 1)
+    let needed = h
+        .checked_sub(1)
+        .and_then(|rows| src_stride.checked_mul(rows))
         .and_then(|n| n.checked_add(row_bytes));
     check_len(format, src.len(), needed)?;
 
     let (y, u, v) = dst.planes_mut();
-    let src_row = |r: usize| &src[r * src_stride..r * src_stride + row_bytes];
-    let chroma_rows = u.chunks_exact_mut(cw).zip(v.chunks_exact_mut(cw));
-    for ((cy, (u_row, v_row)), y_pair) in chroma_rows.enumerate().zip(y.chunks_mut(2 * w)) {
-        let top = src_row(2 * cy);
-        if y_pair.len() == 2 * w {
+    let mut src_rows = rows(src, src_stride, row_bytes);
+    let mut y_rows = y.chunks_exact_mut(w);
+    for (u_row, v_row) in u.chunks_exact_mut(cw).zip(v.chunks_exact_mut(cw)) {
+        let (Some(top), Some(y_top)) = (src_rows.next(), y_rows.next()) else {
+            break;
+        };
+        // `row_bytes` is 4 * `cw` and `w` is 2 * `cw`: no remainders.
+        let (top, _) = top.as_chunks::<4>();
+        let (y_top, _) = y_top.as_chunks_mut::<2>();
+        if let (Some(bottom), Some(y_bottom)) = (src_rows.next(), y_rows.next()) {
             // Two source rows: luma copied, chroma averaged.
-            let bottom = src_row(2 * cy + 1);
-            let (y_top, y_bottom) = y_pair.split_at_mut(w);
+            let (bottom, _) = bottom.as_chunks::<4>();
+            let (y_bottom, _) = y_bottom.as_chunks_mut::<2>();
             let pixels = top
-                .chunks_exact(4)
-                .zip(bottom.chunks_exact(4))
-                .zip(y_top.chunks_exact_mut(2).zip(y_bottom.chunks_exact_mut(2)))
+                .iter()
+                .zip(bottom)
+                .zip(y_top.iter_mut().zip(y_bottom.iter_mut()))
                 .zip(u_row.iter_mut().zip(v_row.iter_mut()));
-            for (((t, b), (yt, yb)), (u, v)) in pixels {
-                yt[0] = t[Y0];
-                yt[1] = t[Y1];
-                yb[0] = b[Y0];
-                yb[1] = b[Y1];
-                *u = avg(t[U], b[U]);
-                *v = avg(t[V], b[V]);
+            for (((&t, &b), (yt, yb)), (u, v)) in pixels {
+                let [t_y0, t_u, t_y1, t_v] = order(t);
+                let [b_y0, b_u, b_y1, b_v] = order(b);
+                *yt = [t_y0, t_y1];
+                *yb = [b_y0, b_y1];
+                *u = avg(t_u, b_u);
+                *v = avg(t_v, b_v);
             }
         } else {
             // Odd height: the last row has no partner; its chroma is used as it is.
             let pixels = top
-                .chunks_exact(4)
-                .zip(y_pair.chunks_exact_mut(2))
+                .iter()
+                .zip(y_top.iter_mut())
                 .zip(u_row.iter_mut().zip(v_row.iter_mut()));
-            for ((t, yt), (u, v)) in pixels {
-                yt[0] = t[Y0];
-                yt[1] = t[Y1];
-                *u = t[U];
-                *v = t[V];
+            for ((&t, yt), (u, v)) in pixels {
+                let [t_y0, t_u, t_y1, t_v] = order(t);
+                *yt = [t_y0, t_y1];
+                *u = t_u;
+                *v = t_v;
             }
         }
     }
@@ -356,7 +396,15 @@ pub fn yuyv_to_i420(
     height: u32,
     dst: &mut I420Frame,
 ) -> Result<(), CameraError> {
-    packed_to_i420::<0, 1, 2, 3>("YUYV", src, src_stride, width, height, dst)
+    packed_to_i420(
+        "YUYV",
+        src,
+        src_stride,
+        width,
+        height,
+        dst,
+        |[y0, u, y1, v]| [y0, u, y1, v],
+    )
 }
 
 /// Converts packed `UYVY` (U Y0 V Y1); otherwise like [`yuyv_to_i420`].
@@ -367,7 +415,15 @@ pub fn uyvy_to_i420(
     height: u32,
     dst: &mut I420Frame,
 ) -> Result<(), CameraError> {
-    packed_to_i420::<1, 0, 3, 2>("UYVY", src, src_stride, width, height, dst)
+    packed_to_i420(
+        "UYVY",
+        src,
+        src_stride,
+        width,
+        height,
+        dst,
+        |[u, y0, v, y1]| [y0, u, y1, v],
+    )
 }
 
 /// Converts packed `YVYU` (Y0 V Y1 U); otherwise like [`yuyv_to_i420`].
@@ -378,10 +434,19 @@ pub fn yvyu_to_i420(
     height: u32,
     dst: &mut I420Frame,
 ) -> Result<(), CameraError> {
-    packed_to_i420::<0, 3, 2, 1>("YVYU", src, src_stride, width, height, dst)
+    packed_to_i420(
+        "YVYU",
+        src,
+        src_stride,
+        width,
+        height,
+        dst,
+        |[y0, v, y1, u]| [y0, u, y1, v],
+    )
 }
 
 #[cfg(test)]
+#[allow(clippy::indexing_slicing, clippy::arithmetic_side_effects)]
 mod tests {
     use super::*;
 
