@@ -46,8 +46,10 @@ step harness-self-check bash -c '
 # (container-free cross path, cross/README.md). Skipped when a test-name filter is given.
 if (($# == 0)); then
   step cross-aarch64 ./cross/build.sh aarch64-unknown-linux-gnu --test
-  step cross-armv7 ./cross/build.sh armv7-unknown-linux-gnueabihf
-  step cross-armv6 ./cross/build.sh arm-unknown-linux-gnueabihf
+  # armv7 and armv6 without fat LTO: they check that the node compiles and links for the
+  # 32-bit boards; the aarch64 build above is the full release build (packages: package-deb.sh).
+  step cross-armv7 ./cross/build.sh armv7-unknown-linux-gnueabihf --profile dev-release
+  step cross-armv6 ./cross/build.sh arm-unknown-linux-gnueabihf --profile dev-release
 fi
 # Unit, integration and end-to-end tests; --show-output prints the measured figures (fps, latency).
 # The output is also kept in a log: with --show-output a failure's message sits in the middle of
