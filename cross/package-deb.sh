@@ -54,10 +54,11 @@ Version: $version
 Architecture: $arch
 Maintainer: Sutantra <dev@sutantra.invalid>
 Depends: libvpx7, libc6, adduser, systemd
+Recommends: rpicam-apps-lite | rpicam-apps | libcamera-apps
 Section: video
 Priority: optional
 Description: Sutantra edge node: camera broadcaster over WebRTC and chain light validator
- Captures a V4L2 camera, encodes VP8 with libvpx, serves viewers over WebRTC (WHEP) and
+ Captures a Raspberry Pi camera module (through rpicam-vid) or a V4L2 camera, encodes VP8 with libvpx, serves viewers over WebRTC (WHEP) and
  publishes to relays (WHIP); verifies CometBFT light blocks and signs attestations of what it
  broadcast. Runs as a hardened systemd service with a watchdog.
 CONTROL

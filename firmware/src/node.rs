@@ -146,6 +146,13 @@ pub async fn run(
         stats.clone(),
     ));
     let token = Arc::new(std::sync::RwLock::new(cfg.http.token.clone()));
+    // One snapshot cache for HTTP and the control socket.
+    let snapshots = Arc::new(crate::media::snapshot::Snapshots::new(
+        control.clone(),
+        stats.clone(),
+        cfg.http.snapshot_quality,
+        Duration::from_millis(cfg.http.snapshot_interval_ms),
+    ));
     let state = AppState {
         viewers: viewers.clone(),
         stats: stats.clone(),
@@ -158,6 +165,7 @@ pub async fn run(
             cfg.http.offers_per_s,
             cfg.http.offer_burst,
         )),
+        snapshots: snapshots.clone(),
     };
     let app = http::router(state);
     let publishers = crate::webrtc::whip::Publishers::start(
@@ -191,6 +199,7 @@ pub async fn run(
         busy: tokio::sync::Mutex::new(()),
     });
     control_state.live = Some(live.clone() as Arc<dyn Reloader>);
+    control_state.snapshots = Some(snapshots);
     let control_task = crate::ops::control::server::spawn(control_socket, control_state);
     // HTTPS (`http.tls_cert`, `http.tls_key`); SIGHUP reads the same files again.
     let tls = http::Tls::from_config(&cfg.http)?.map(Arc::new);

@@ -31,6 +31,8 @@ pub struct Stats {
     pub decimated: AtomicU64,
     /// Capture errors.
     pub capture_errors: AtomicU64,
+    /// Camera frames dropped because they did not decode (corrupt or truncated MJPEG).
+    pub corrupt_frames: AtomicU64,
     /// Encode errors.
     pub encode_errors: AtomicU64,
     /// "No signal" slate frames sent while the camera was away.
@@ -58,6 +60,10 @@ pub struct Stats {
     pub offers_rate_limited: AtomicU64,
     /// Keyframe requests received from viewers (PLI/FIR).
     pub keyframe_requests: AtomicU64,
+    /// Snapshots asked for (`/snapshot.jpg` and `sutantra snapshot`), cached or not.
+    pub snapshot_requests: AtomicU64,
+    /// JPEG encodes made for snapshots (at most one per `http.snapshot_interval_ms` for polling).
+    pub snapshot_encodes: AtomicU64,
     /// Microseconds since `started` of the last encoded frame (0: none yet).
     pub last_frame_us: AtomicU64,
     /// The light client and the attestations (`sutantra_chain_*`, `sutantra_attest_*`).
@@ -196,6 +202,7 @@ impl Stats {
             pacer_skipped: AtomicU64::new(0),
             decimated: AtomicU64::new(0),
             capture_errors: AtomicU64::new(0),
+            corrupt_frames: AtomicU64::new(0),
             encode_errors: AtomicU64::new(0),
             slate_frames: AtomicU64::new(0),
             source_reopens: AtomicU64::new(0),
@@ -208,6 +215,8 @@ impl Stats {
             media_panics: AtomicU64::new(0),
             offers_rate_limited: AtomicU64::new(0),
             keyframe_requests: AtomicU64::new(0),
+            snapshot_requests: AtomicU64::new(0),
+            snapshot_encodes: AtomicU64::new(0),
             last_frame_us: AtomicU64::new(0),
             chain: ChainStats::default(),
             pacing: PacingStats::default(),

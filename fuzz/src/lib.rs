@@ -5,14 +5,14 @@
 //! A harness never panics for any input: a panic (or an abort) is a bug found. Where it is
 //! cheap, a harness also asserts an invariant of what was parsed (a round trip, a bound the
 //! module promises). The libFuzzer entry points in `fuzz_targets/` (feature `libfuzzer`,
-//! nightly, `scripts/fuzz.sh`) only call these; on stable, the tests in [`replay`] run every
+//! nightly, `scripts/fuzz.sh`) only call these; on stable, the tests in `replay` run every
 //! seed and every crash input ever found through them (`cargo test --workspace`).
 //!
 //! Input layouts (all harnesses take any bytes; these are what the seeds use):
 //! - several inputs in one: parts separated by a `0xFF` byte (never in UTF-8 text or JSON);
 //! - `whip_http`: line 1 the status, then header lines, an empty line, the body;
 //! - `config_set`: line 1 the key, line 2 the value, the rest the file;
-//! - binary targets (`chain_rpc`, `convert`, `rtcp_feedback`, `store_open`): a few leading
+//! - binary targets (`chain_rpc`, `convert`, `mjpeg`, `rtcp_feedback`, `store_open`): a few leading
 //!   bytes choose the call, sizes or mutations, the rest is the payload.
 
 mod support;
@@ -43,6 +43,7 @@ pub const TARGETS: &[(&str, Harness)] = &[
     ("store_open", store_open),
     ("y4m", y4m),
     ("convert", convert),
+    ("mjpeg", mjpeg),
     ("rtcp_feedback", rtcp_feedback),
 ];
 
@@ -696,7 +697,7 @@ fn let_store_contain_redb_panics() {
 /// other kind XORs the byte there with it), opened read-only as the CLI does (which repairs
 /// through a writable open when needed), then opened for writing as the node does, and read.
 /// Must give errors, never a panic or an abort: redb panics on some damaged files, and the store
-/// turns those into errors (see [`let_store_contain_redb_panics`]).
+/// turns those into errors (see `let_store_contain_redb_panics`).
 pub fn store_open(data: &[u8]) {
     use sutantra::validator::store::{STORE_FILE, Store};
     let_store_contain_redb_panics();
@@ -792,6 +793,42 @@ pub fn convert(data: &[u8]) {
         Err(e) => {
             let _ = e.to_string();
         }
+    }
+}
+
+/// The MJPEG decoder (a camera's JPEG frame to I420) at a chosen size (bytes 0-3: width and
+/// height, little-endian, modulo 400, at least 1); the rest is the frame, decoded twice (the
+/// decoder keeps its buffers between frames). A frame that does not decode is a `CorruptFrame`
+/// error, never another kind, and the second decode of the same bytes gives the same answer.
+pub fn mjpeg(data: &[u8]) {
+    use sutantra_hal::camera::ErrorKind;
+    use sutantra_hal::camera::mjpeg::MjpegDecoder;
+    let [w0, w1, h0, h1, jpeg @ ..] = data else {
+        return;
+    };
+    let width = u32::from(u16::from_le_bytes([*w0, *w1]) % 400).max(1);
+    let height = u32::from(u16::from_le_bytes([*h0, *h1]) % 400).max(1);
+    let Ok(mut decoder) = MjpegDecoder::new(width, height) else {
+        return;
+    };
+    let mut frame = sutantra_core::frame::I420Frame::new_unfilled(width, height);
+    let first = decoder
+        .decode(jpeg, &mut frame)
+        .map(|()| frame.data().to_vec());
+    let second = decoder
+        .decode(jpeg, &mut frame)
+        .map(|()| frame.data().to_vec());
+    match (first, second) {
+        (Ok(a), Ok(b)) => assert!(a == b, "two decodes of one frame differ"),
+        (Err(a), Err(b)) => {
+            assert_eq!(a.kind(), ErrorKind::CorruptFrame, "{a}");
+            assert_eq!(b.kind(), ErrorKind::CorruptFrame, "{b}");
+        }
+        (a, b) => panic!(
+            "two decodes of one frame disagree: {:?} / {:?}",
+            a.err(),
+            b.err()
+        ),
     }
 }
 

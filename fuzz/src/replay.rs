@@ -82,6 +82,7 @@ replay_tests!(
     store_open,
     y4m,
     convert,
+    mjpeg,
     rtcp_feedback,
 );
 

@@ -102,6 +102,18 @@ pub enum Command {
     },
     /// Restart the running node's capture source; the HTTP server and the viewers stay up.
     RebootStream(crate::ops::control::client::Target),
+    /// Save the running node's latest picture as a JPEG (the same cache as `/snapshot.jpg`).
+    Snapshot {
+        /// Where to write it (replaced atomically); `-` writes it to standard output.
+        file: PathBuf,
+        /// JPEG quality 1-100 (default: the node's `http.snapshot_quality`).
+        #[arg(long, short = 'q', value_name = "Q",
+              value_parser = clap::value_parser!(u8).range(1..=100))]
+        quality: Option<u8>,
+        /// The node.
+        #[command(flatten)]
+        target: crate::ops::control::client::Target,
+    },
     /// Preflight diagnostics (no running node needed): OK / WARN / FAIL with what to do.
     Check(crate::ops::check::CheckArgs),
     /// The serial console: a line prompt on TTY that runs these commands against the node.
@@ -585,6 +597,14 @@ pub fn dispatch(command: Command) -> ExitCode {
         Command::RebootStream(target) => crate::ops::control::client::run(
             &target,
             crate::ops::control::client::Action::RebootStream,
+        ),
+        Command::Snapshot {
+            file,
+            quality,
+            target,
+        } => crate::ops::control::client::run(
+            &target,
+            crate::ops::control::client::Action::Snapshot { file, quality },
         ),
         Command::Check(args) => crate::ops::check::run(&args),
         Command::Console(args) => crate::cli::console::run(&args),

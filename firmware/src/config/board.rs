@@ -54,9 +54,31 @@ pub fn choose(
     Ok((&sutantra_boards::GENERIC, Chosen::Default))
 }
 
+/// How long the CSI camera probe may take (libcamera enumerates in about a second).
+const PROBE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Whether a camera module sits on the CSI connector: `rpicam-vid --list-cameras` lists one.
+pub fn csi_camera_present() -> bool {
+    sutantra_hal::camera::rpicam::find_tool().is_some()
+        && sutantra_hal::camera::rpicam::list_cameras(PROBE_TIMEOUT)
+            .is_ok_and(|l| !l.cameras.is_empty())
+}
+
 /// Fills every profile default the file did not set. `file_table` is the parsed file (None: no
-/// file, so every default comes from the profile).
+/// file, so every default comes from the profile). On a Raspberry Pi profile with no
+/// `[source] spec` in the file, the camera is `rpicam` when a CSI camera module is present
+/// ([`csi_camera_present`]), else the profile's V4L2 device.
 pub fn apply(cfg: &mut Config, board: &BoardProfile, file_table: Option<&toml::Table>) {
+    apply_probing(cfg, board, file_table, csi_camera_present);
+}
+
+/// [`apply`] with the CSI probe given (tests).
+pub fn apply_probing(
+    cfg: &mut Config,
+    board: &BoardProfile,
+    file_table: Option<&toml::Table>,
+    csi_camera: impl FnOnce() -> bool,
+) {
     let set = |section: &str, key: &str| {
         file_table
             .and_then(|t| t.get(section))
@@ -64,7 +86,12 @@ pub fn apply(cfg: &mut Config, board: &BoardProfile, file_table: Option<&toml::T
             .is_some_and(|s| s.contains_key(key))
     };
     if !set("source", "spec") {
-        cfg.source.spec = board.camera.to_string();
+        let pi = !board.model_match.is_empty();
+        cfg.source.spec = if pi && csi_camera() {
+            "rpicam".to_string()
+        } else {
+            board.camera.to_string()
+        };
     }
     if !set("source", "width") {
         cfg.source.width = board.width;
@@ -164,13 +191,36 @@ mod tests {
         let text = "[source]\nwidth = 320\nheight = 240\n";
         let table: toml::Table = text.parse().expect("toml");
         let mut cfg = Config::parse(text, "t.toml").expect("valid");
-        apply(&mut cfg, &sutantra_boards::PI_4B, Some(&table));
+        apply_probing(&mut cfg, &sutantra_boards::PI_4B, Some(&table), || false);
         assert_eq!((cfg.source.width, cfg.source.height), (320, 240));
         assert_eq!(
             cfg.encoder.bitrate_kbps, 2500,
             "unset keys come from the profile"
         );
         assert_eq!(cfg.source.spec, "v4l2:/dev/video0");
+    }
+
+    #[test]
+    fn a_pi_with_a_csi_camera_module_uses_rpicam_unless_the_file_names_a_source() {
+        let mut cfg = Config::default();
+        apply_probing(&mut cfg, &sutantra_boards::PI_ZERO_2W, None, || true);
+        assert_eq!(cfg.source.spec, "rpicam");
+        let mut cfg = Config::default();
+        apply_probing(&mut cfg, &sutantra_boards::PI_ZERO_2W, None, || false);
+        assert_eq!(cfg.source.spec, "v4l2:/dev/video0");
+        let text = "[source]\nspec = \"v4l2:/dev/video2\"\n";
+        let table: toml::Table = text.parse().expect("toml");
+        let mut cfg = Config::parse(text, "t.toml").expect("valid");
+        apply_probing(&mut cfg, &sutantra_boards::PI_5, Some(&table), || {
+            panic!("no probe when the file names the source")
+        });
+        assert_eq!(cfg.source.spec, "v4l2:/dev/video2");
+        // The generic profile is not a Pi: no probe.
+        let mut cfg = Config::default();
+        apply_probing(&mut cfg, &sutantra_boards::GENERIC, None, || {
+            panic!("probed")
+        });
+        assert_eq!(cfg.source.spec, sutantra_boards::GENERIC.camera);
     }
 
     #[test]

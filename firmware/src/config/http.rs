@@ -1,4 +1,5 @@
-//! `[http]`: the HTTP server: listen address, token, TLS, CORS, connection and request limits.
+//! `[http]`: the HTTP server: listen address, token, TLS, CORS, connection and request limits,
+//! snapshots.
 
 use serde::Deserialize;
 use std::net::SocketAddr;
@@ -38,6 +39,11 @@ pub struct HttpConfig {
     pub offers_per_s: u32,
     /// Offers one client address may send in a burst above `offers_per_s`.
     pub offer_burst: u32,
+    /// JPEG quality of `/snapshot.jpg` and `sutantra snapshot` (1-100).
+    pub snapshot_quality: u8,
+    /// A snapshot is encoded at most once per this many ms; requests in between get the same
+    /// bytes, so polling costs one encode per interval however many clients poll.
+    pub snapshot_interval_ms: u64,
 }
 
 impl Default for HttpConfig {
@@ -57,6 +63,8 @@ impl Default for HttpConfig {
             idle_timeout_ms: 30_000,
             offers_per_s: 2,
             offer_burst: 8,
+            snapshot_quality: 80,
+            snapshot_interval_ms: 1_000,
         }
     }
 }

@@ -167,6 +167,9 @@ impl Config {
                 format!("{} is not usable: use 1 to 120", s.fps),
             );
         }
+        if let Err(e) = sutantra_hal::camera::Orientation::new(s.hflip, s.vflip, s.rotation) {
+            return bad("source.rotation", e.to_string());
+        }
         if !(2..=32).contains(&s.buffers) {
             return bad(
                 "source.buffers",
@@ -271,6 +274,21 @@ impl Config {
             return bad(
                 "http.offer_burst",
                 format!("{}: use 1 to 1000", h.offer_burst),
+            );
+        }
+        if !(1..=100).contains(&h.snapshot_quality) {
+            return bad(
+                "http.snapshot_quality",
+                format!(
+                    "{}: use 1 to 100 (JPEG quality; 80 is a good start)",
+                    h.snapshot_quality
+                ),
+            );
+        }
+        if !(100..=600_000).contains(&h.snapshot_interval_ms) {
+            return bad(
+                "http.snapshot_interval_ms",
+                format!("{} ms: use 100 to 600000", h.snapshot_interval_ms),
             );
         }
         for (i, origin) in h.cors_origins.iter().enumerate() {

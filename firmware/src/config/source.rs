@@ -6,7 +6,7 @@ use serde::Deserialize;
 #[derive(Debug, Clone, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct SourceConfig {
-    /// `test-pattern`, `y4m:PATH` or `v4l2:/dev/videoN`.
+    /// `test-pattern`, `y4m:PATH`, `v4l2:/dev/videoN`, `rpicam` or `rpicam:N`.
     pub spec: String,
     /// Capture width in pixels.
     pub width: u32,
@@ -18,6 +18,21 @@ pub struct SourceConfig {
     pub buffers: u32,
     /// Frames between capture and encode (drop-oldest when full).
     pub frame_pool: usize,
+    /// Mirror the picture left to right (a camera mounted facing a mirror, or a rear camera).
+    pub hflip: bool,
+    /// Mirror the picture top to bottom.
+    pub vflip: bool,
+    /// 0 or 180 degrees (a camera mounted upside down); 180 is `hflip` and `vflip` together.
+    /// Done by the camera where it can (rpicam: the ISP), otherwise on each frame.
+    pub rotation: u32,
+}
+
+impl SourceConfig {
+    /// The flips `hflip`, `vflip` and `rotation` add up to (`rotation` checked by `validate`).
+    pub fn orientation(&self) -> sutantra_hal::camera::Orientation {
+        sutantra_hal::camera::Orientation::new(self.hflip, self.vflip, self.rotation)
+            .unwrap_or_default()
+    }
 }
 
 impl Default for SourceConfig {
@@ -30,6 +45,9 @@ impl Default for SourceConfig {
             fps: b.fps,
             buffers: 4,
             frame_pool: 4,
+            hflip: false,
+            vflip: false,
+            rotation: 0,
         }
     }
 }

@@ -78,6 +78,12 @@ pub(super) async fn metrics(State(state): State<AppState>) -> Response {
         c(&s.capture_errors),
     );
     metric(
+        "camera_corrupt_frames_total",
+        "counter",
+        "Camera frames dropped because they did not decode (corrupt or truncated MJPEG).",
+        c(&s.corrupt_frames),
+    );
+    metric(
         "encode_errors_total",
         "counter",
         "Encoder errors.",
@@ -142,6 +148,18 @@ pub(super) async fn metrics(State(state): State<AppState>) -> Response {
         "counter",
         "WHEP offers refused by the per-address rate limit (HTTP 429).",
         c(&s.offers_rate_limited),
+    );
+    metric(
+        "snapshot_requests_total",
+        "counter",
+        "Snapshots asked for (GET /snapshot.jpg, sutantra snapshot), from the cache or not.",
+        c(&s.snapshot_requests),
+    );
+    metric(
+        "snapshot_encodes_total",
+        "counter",
+        "JPEG encodes made for snapshots (at most one per http.snapshot_interval_ms when polled).",
+        c(&s.snapshot_encodes),
     );
     metric(
         "viewers",

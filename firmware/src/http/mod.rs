@@ -1,4 +1,5 @@
-//! The HTTP server: viewer page, WHEP, `/healthz`, `/metrics` (the HTTP contract in ARCHITECTURE.md).
+//! The HTTP server: viewer page, WHEP, `/snapshot.jpg`, `/healthz`, `/metrics` (the HTTP contract
+//! in ARCHITECTURE.md).
 //!
 //! [`serve`]`(listener, app, opts, shutdown)` (in [`server`]) in the mini-redis shape: the caller
 //! binds (tests use `127.0.0.1:0`); connections are capped (total and per address) and timed
@@ -54,6 +55,9 @@ pub struct AppState {
     pub limits: Arc<Limits>,
     /// The per-address offer rate limit.
     pub offers: Arc<limit::OfferLimiter>,
+    /// `/snapshot.jpg`: the frame request, the JPEG encode and its cache (shared with the
+    /// control socket's `snapshot`).
+    pub snapshots: Arc<crate::media::snapshot::Snapshots>,
 }
 
 /// The request limits of `[http]`.
@@ -84,6 +88,7 @@ pub fn router(state: AppState) -> Router {
         .route("/", get(page))
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics::metrics))
+        .route("/snapshot.jpg", get(snapshot))
         .route("/whep", post(whep_post).options(preflight))
         .route(
             "/whep/{id}",
@@ -381,6 +386,36 @@ async fn whep_delete(
     }
 }
 
+/// `GET /snapshot.jpg`: the latest picture, behind the same token as WHEP (it shows the picture).
+/// Encoded on demand and cached for `http.snapshot_interval_ms` ([`crate::media::snapshot`]).
+async fn snapshot(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    use crate::media::snapshot::SnapshotError;
+    if let Err(resp) = authorized(&state, &headers) {
+        return *resp;
+    }
+    match state.snapshots.get(None).await {
+        Ok(jpeg) => (
+            StatusCode::OK,
+            [
+                (header::CONTENT_TYPE, "image/jpeg"),
+                (header::CACHE_CONTROL, "no-store"),
+            ],
+            Body::from(jpeg.bytes.clone()),
+        )
+            .into_response(),
+        Err(e @ SnapshotError::NoFrame) => {
+            let mut resp = text(StatusCode::SERVICE_UNAVAILABLE, e.to_string());
+            resp.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+            resp
+        }
+        Err(e @ SnapshotError::Encode(_)) => {
+            tracing::error!(error = %e, "snapshot failed");
+            text(StatusCode::INTERNAL_SERVER_ERROR, e.to_string())
+        }
+    }
+}
+
 async fn whep_patch() -> Response {
     let mut resp = text(
         StatusCode::METHOD_NOT_ALLOWED,
@@ -446,6 +481,91 @@ async fn healthz(State(state): State<AppState>) -> Response {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The state of a node whose encode thread is stood in for by the test.
+    fn state(token: Option<&str>) -> AppState {
+        let stats = Arc::new(Stats::new());
+        let control = Arc::new(crate::media::control::MediaControl::default());
+        let fanout = Arc::new(crate::media::SharedFanout::new(2, 16).expect("fan-out"));
+        let cfg = crate::config::Config::default();
+        AppState {
+            viewers: Arc::new(Viewers::new(
+                cfg.webrtc.clone(),
+                fanout.clone(),
+                stats.clone(),
+            )),
+            stats: stats.clone(),
+            control: control.clone(),
+            publish: Arc::new(crate::webrtc::whip::PublishStats::new(control.clone())),
+            token: Arc::new(std::sync::RwLock::new(token.map(str::to_string))),
+            fanout,
+            limits: Arc::new(Limits::from_config(&cfg.http)),
+            offers: Arc::new(limit::OfferLimiter::new(2, 8)),
+            snapshots: Arc::new(
+                crate::media::snapshot::Snapshots::new(control, stats, 80, Duration::from_secs(1))
+                    .with_frame_wait(Duration::from_millis(100)),
+            ),
+        }
+    }
+
+    async fn get(state: &AppState, auth: Option<&str>) -> Response {
+        use tower::ServiceExt as _;
+        let mut req = Request::builder().uri("/snapshot.jpg");
+        if let Some(a) = auth {
+            req = req.header(header::AUTHORIZATION, a);
+        }
+        router(state.clone())
+            .oneshot(req.body(Body::empty()).expect("request"))
+            .await
+            .expect("infallible")
+    }
+
+    #[tokio::test]
+    async fn snapshot_is_503_before_the_first_frame_then_a_jpeg_behind_the_token() {
+        let state = state(Some("t0k"));
+        let resp = get(&state, None).await;
+        assert_eq!(resp.status(), StatusCode::UNAUTHORIZED);
+        assert_eq!(state.stats.snapshot_requests.load(Ordering::Relaxed), 0);
+        // No frame: 503, Retry-After: 1, a plain-text reason.
+        let resp = get(&state, Some("Bearer t0k")).await;
+        assert_eq!(resp.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(resp.headers()[header::RETRY_AFTER], "1");
+        assert!(
+            resp.headers()[header::CONTENT_TYPE]
+                .to_str()
+                .is_ok_and(|t| t.starts_with("text/plain"))
+        );
+        let body = axum::body::to_bytes(resp.into_body(), 4096)
+            .await
+            .expect("body");
+        assert!(String::from_utf8_lossy(&body).contains("no frame yet"));
+        // The encode thread offers frames: a JPEG.
+        let (control, stop) = (
+            state.control.clone(),
+            Arc::new(std::sync::atomic::AtomicBool::new(false)),
+        );
+        let feeding = stop.clone();
+        let feeder = std::thread::spawn(move || {
+            let frame = sutantra_hal::I420Frame::new(160, 120);
+            while !feeding.load(Ordering::Relaxed) {
+                control.snapshot.offer(&frame);
+                std::thread::sleep(Duration::from_millis(5));
+            }
+        });
+        let resp = get(&state, Some("Bearer t0k")).await;
+        stop.store(true, Ordering::Relaxed);
+        feeder.join().expect("feeder");
+        assert_eq!(resp.status(), StatusCode::OK);
+        assert_eq!(resp.headers()[header::CONTENT_TYPE], "image/jpeg");
+        assert_eq!(resp.headers()[header::CACHE_CONTROL], "no-store");
+        let body = axum::body::to_bytes(resp.into_body(), 1 << 20)
+            .await
+            .expect("body");
+        let mut d = jpeg_decoder::Decoder::new(&body[..]);
+        d.decode().expect("a JPEG");
+        let info = d.info().expect("info");
+        assert_eq!((info.width, info.height), (160, 120));
+    }
 
     #[test]
     fn tokens_compare_by_value() {

@@ -185,6 +185,13 @@ pub(super) fn capture_loop(
             Ok(())
         });
         if let Err(e) = result {
+            if e.kind() == ErrorKind::CorruptFrame {
+                // One undecodable picture (an MJPEG frame damaged on the USB bus): skip it and
+                // count it; the camera is fine, so it is not closed.
+                stats.corrupt_frames.fetch_add(1, Ordering::Relaxed);
+                tracing::debug!(source = %spec, error = %e, "corrupt frame dropped");
+                continue;
+            }
             stats.capture_errors.fetch_add(1, Ordering::Relaxed);
             stats.set_source_state("error");
             tracing::warn!(source = %spec, error = %e, "capture failed; closing the source to reopen it");

@@ -15,6 +15,9 @@ pub struct MediaControl {
     /// The encoder's target bitrate in kbit/s (0: the configured one); WHIP re-targeting
     /// writes it, the encode thread applies it between frames.
     target_kbps: AtomicU64,
+    /// A still picture asked for (`/snapshot.jpg`, `sutantra snapshot`): the encode thread
+    /// copies its next frame here.
+    pub snapshot: super::snapshot::SnapshotSlot,
 }
 
 impl MediaControl {

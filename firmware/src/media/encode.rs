@@ -41,6 +41,13 @@ impl EncodeThread {
         let mut packets = Vec::with_capacity(256);
         let (pool, origin) = (self.pool.clone(), self.origin);
         while let Some(id) = wait_ready(&pool, &self.stop) {
+            // A snapshot waits for a frame: copy this one (also while paused, so a stopped
+            // stream still answers). One atomic load per frame otherwise.
+            if self.control.snapshot.wanted()
+                && let Some(frame) = pool.frame(id)
+            {
+                self.control.snapshot.offer(&frame);
+            }
             if self.control.paused() {
                 // `sutantra stream stop`: frames are captured and let go unencoded.
                 pool.lock().release(id).ok();

@@ -11,6 +11,7 @@ pub mod capture;
 pub mod control;
 pub mod encode;
 pub mod fanout;
+pub mod snapshot;
 
 pub use fanout::{OutPacket, SharedFanout};
 
@@ -25,7 +26,7 @@ use sutantra_core::observer::FrameObserver;
 use sutantra_core::pacer::SendGrid;
 use sutantra_core::pool::{FramePool, SlotId};
 use sutantra_core::rtp::packetizer::Packetizer;
-use sutantra_hal::camera::{SourceRequest, SourceSpec, open_source};
+use sutantra_hal::camera::{Orientation, SourceRequest, SourceSpec, open_oriented};
 use sutantra_hal::{CameraError, FrameSource, I420Frame, SourceInfo};
 
 /// What the media threads need to know.
@@ -35,6 +36,8 @@ pub struct MediaConfig {
     pub spec: SourceSpec,
     /// Requested capture size and rate.
     pub request: SourceRequest,
+    /// Flips (`[source] hflip`, `vflip`, `rotation`).
+    pub orientation: Orientation,
     /// Frames in the pool between capture and encode.
     pub frame_pool: usize,
     /// Encoder bitrate in kbit/s.
@@ -66,6 +69,7 @@ impl MediaConfig {
                 fps_den: 1,
                 buffers: cfg.source.buffers,
             },
+            orientation: cfg.source.orientation(),
             frame_pool: cfg.source.frame_pool,
             bitrate_kbps: cfg.encoder.bitrate_kbps,
             keyframe_interval: cfg.encoder.keyframe_interval,
@@ -78,7 +82,7 @@ impl MediaConfig {
     }
 }
 
-/// Opens (and reopens) the camera. The node's is `open_source(spec, request)`; tests of the
+/// Opens (and reopens) the camera. The node's is `open_oriented(spec, request, orientation)`; tests of the
 /// supervisor pass a scripted fake.
 pub type Opener = Box<dyn FnMut() -> Result<Box<dyn FrameSource>, CameraError> + Send>;
 
@@ -181,8 +185,8 @@ impl Media {
         stats: Arc<Stats>,
         carry: &mut Option<Carry>,
     ) -> Result<Self, MediaError> {
-        let (spec, req) = (cfg.spec.clone(), cfg.request);
-        let opener: Opener = Box::new(move || open_source(&spec, &req));
+        let (spec, req, o) = (cfg.spec.clone(), cfg.request, cfg.orientation);
+        let opener: Opener = Box::new(move || open_oriented(&spec, &req, o));
         Self::start_with(cfg, opener, fanout, control, stats, carry)
     }
 
@@ -474,6 +478,68 @@ mod tests {
         assert!(stats.capture_errors.load(Ordering::Relaxed) >= 1);
     }
 
+    #[test]
+    fn a_corrupt_camera_frame_is_dropped_and_counted_without_reopening_the_camera() {
+        use sutantra_hal::camera::{ScriptedSource, Step};
+        let opens = Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let o = opens.clone();
+        let opener: Opener = Box::new(move || {
+            if o.fetch_add(1, Ordering::SeqCst) > 0 {
+                // After the script: the camera is gone (the slate goes on).
+                return Err(CameraError::new(ErrorKind::NotFound, "gone"));
+            }
+            let frame = Step::Frame { luma: 150 };
+            let script = std::iter::repeat_n(frame, 10)
+                .chain(std::iter::repeat_n(Step::Fail(ErrorKind::CorruptFrame), 5))
+                .chain(std::iter::repeat_n(frame, 30));
+            Ok(
+                Box::new(ScriptedSource::new(320, 240, Pacing::Free, script))
+                    as Box<dyn FrameSource>,
+            )
+        });
+        let seen = Arc::new(StdMutex::new(Vec::new()));
+        let watch = Box::new(Watch {
+            decoder: Vp8Decoder::new().expect("test setup"),
+            frame: I420Frame::new(320, 240),
+            seen: seen.clone(),
+        });
+        let cfg = config();
+        let fanout = Arc::new(SharedFanout::new(2, 4096).expect("test setup"));
+        let stats = Arc::new(Stats::new());
+        let media = Media::start_with(
+            &cfg,
+            opener,
+            fanout,
+            Arc::default(),
+            stats.clone(),
+            &mut Some(Carry::new(&cfg, watch).expect("test setup")),
+        )
+        .expect("test setup");
+        // 25 camera pictures: the 10 before the corrupt ones and 15 after, from the same open.
+        let camera_frames = || {
+            seen.lock()
+                .expect("lock")
+                .iter()
+                .filter(|(_, slate)| !slate)
+                .count()
+        };
+        wait_for(
+            "camera frames after the corrupt ones",
+            Duration::from_secs(10),
+            || camera_frames() >= 25,
+        );
+        assert_eq!(stats.corrupt_frames.load(Ordering::Relaxed), 5);
+        assert_eq!(
+            stats.capture_errors.load(Ordering::Relaxed),
+            0,
+            "a camera failure"
+        );
+        assert_eq!(stats.source_reopens.load(Ordering::Relaxed), 0);
+        assert_eq!(opens.load(Ordering::SeqCst), 1, "the camera was reopened");
+        let carry = media.stop();
+        assert!(carry.is_some(), "the encode thread ended normally");
+    }
+
     /// Decodes every encoded frame and records when it came and whether it was the slate.
     struct Watch {
         decoder: Vp8Decoder,
@@ -503,6 +569,7 @@ mod tests {
                 fps_den: 1,
                 buffers: 4,
             },
+            orientation: Orientation::default(),
             frame_pool: 4,
             bitrate_kbps: 300,
             keyframe_interval: 60,

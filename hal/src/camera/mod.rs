@@ -7,7 +7,8 @@
 //! Modules: [`spec`] parses `--source` and opens a source; [`test_pattern`] (with [`stamp`]
 //! and [`digits`]), [`y4m`] and `v4l2` (Linux, `v4l2` feature; its fake camera and fault
 //! injector are `v4l2::fake`, `fake` feature) are the sources; [`convert`] turns camera pixel
-//! formats into I420; `fake` (tests, `fake` feature) is a scripted source.
+//! formats into I420, [`mjpeg`] decodes Motion-JPEG frames into I420; `fake` (tests, `fake`
+//! feature) is a scripted source.
 
 use crate::frame::I420Frame;
 
@@ -15,6 +16,9 @@ pub mod convert;
 pub mod digits;
 #[cfg(any(test, feature = "fake"))]
 pub mod fake;
+pub mod mjpeg;
+pub mod orient;
+pub mod rpicam;
 pub mod slate;
 pub mod spec;
 pub mod stamp;
@@ -26,8 +30,10 @@ pub mod y4m;
 pub use convert::PixelFormat;
 #[cfg(any(test, feature = "fake"))]
 pub use fake::{ScriptedSource, Step};
+pub use orient::{Orientation, Oriented};
+pub use rpicam::RpicamSource;
 pub use slate::draw_slate;
-pub use spec::{SourceRequest, SourceSpec, open_source};
+pub use spec::{SourceRequest, SourceSpec, open_oriented, open_source};
 pub use test_pattern::TestPattern;
 #[cfg(all(target_os = "linux", feature = "v4l2"))]
 pub use v4l2::V4l2Source;
@@ -45,7 +51,7 @@ pub enum Pacing {
 /// What a source delivers, after negotiation with the device.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SourceInfo {
-    /// Short kind name: `test-pattern`, `y4m`, `v4l2`.
+    /// Short kind name: `test-pattern`, `y4m`, `v4l2`, `rpicam`.
     pub kind: &'static str,
     /// Human-readable description (device path, file, driver card name, native format).
     pub description: String,
@@ -102,6 +108,9 @@ pub enum ErrorKind {
     InvalidInput,
     /// Permission denied.
     PermissionDenied,
+    /// One picture from the device could not be decoded (a corrupt or truncated MJPEG frame):
+    /// drop it, count it and capture the next; the device itself is fine.
+    CorruptFrame,
     /// The device went away or failed mid-stream; reopening may help.
     Disconnected,
     /// Any other I/O error.

@@ -9,12 +9,14 @@ use std::fmt;
 use std::path::PathBuf;
 use std::str::FromStr;
 
+use super::orient::{Orientation, Oriented};
+use super::rpicam::RpicamSource;
 use super::test_pattern::TestPattern;
 use super::y4m::Y4mSource;
 use super::{CameraError, ErrorKind, FrameSource};
 
 /// The accepted forms, for error messages.
-const FORMS: &str = "`test-pattern`, `v4l2:/dev/videoN` or `y4m:PATH`";
+const FORMS: &str = "`test-pattern`, `v4l2:/dev/videoN`, `rpicam`, `rpicam:N` or `y4m:PATH`";
 
 /// Which source to open, as written after `--source`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -25,6 +27,8 @@ pub enum SourceSpec {
     Y4m(PathBuf),
     /// `v4l2:/dev/videoN`: a V4L2 capture device.
     V4l2(PathBuf),
+    /// `rpicam` or `rpicam:N`: camera module N (0 when not given) through `rpicam-vid`.
+    Rpicam(u32),
 }
 
 impl FromStr for SourceSpec {
@@ -47,6 +51,17 @@ impl FromStr for SourceSpec {
             path("y4m", rest, "y4m:/srv/clips/clip.y4m").map(SourceSpec::Y4m)
         } else if let Some(rest) = s.strip_prefix("v4l2:") {
             path("v4l2", rest, "v4l2:/dev/video0").map(SourceSpec::V4l2)
+        } else if s == "rpicam" {
+            Ok(SourceSpec::Rpicam(0))
+        } else if let Some(rest) = s.strip_prefix("rpicam:") {
+            rest.parse().map(SourceSpec::Rpicam).map_err(|_| {
+                CameraError::new(
+                    ErrorKind::InvalidInput,
+                    format!(
+                        "source `{s}`: after `rpicam:` comes the camera's number, as                          `rpicam-vid --list-cameras` shows it (e.g. `rpicam:1`)"
+                    ),
+                )
+            })
         } else {
             Err(CameraError::new(
                 ErrorKind::InvalidInput,
@@ -62,6 +77,8 @@ impl fmt::Display for SourceSpec {
             SourceSpec::TestPattern => f.write_str("test-pattern"),
             SourceSpec::Y4m(path) => write!(f, "y4m:{}", path.display()),
             SourceSpec::V4l2(path) => write!(f, "v4l2:{}", path.display()),
+            SourceSpec::Rpicam(0) => f.write_str("rpicam"),
+            SourceSpec::Rpicam(n) => write!(f, "rpicam:{n}"),
         }
     }
 }
@@ -104,30 +121,56 @@ pub fn open_source(
     spec: &SourceSpec,
     req: &SourceRequest,
 ) -> Result<Box<dyn FrameSource>, CameraError> {
+    open_oriented(spec, req, Orientation::default())
+}
+
+/// [`open_source`] with the picture flipped as `o` says: by the camera where it can (the ISP
+/// through `rpicam-vid`; the test pattern flips itself and stamps after), otherwise on each
+/// frame ([`Oriented`]).
+pub fn open_oriented(
+    spec: &SourceSpec,
+    req: &SourceRequest,
+    o: Orientation,
+) -> Result<Box<dyn FrameSource>, CameraError> {
+    let soft = |s: Box<dyn FrameSource>| -> Box<dyn FrameSource> {
+        if o.is_identity() {
+            s
+        } else {
+            Box::new(Oriented::new(s, o))
+        }
+    };
     match spec {
-        SourceSpec::TestPattern => Ok(Box::new(TestPattern::new(
-            req.width,
-            req.height,
-            req.fps_num,
-            req.fps_den,
-        )?)),
-        SourceSpec::Y4m(path) => Ok(Box::new(Y4mSource::open(path)?)),
-        SourceSpec::V4l2(path) => open_v4l2(path, req),
+        SourceSpec::TestPattern => Ok(Box::new(
+            TestPattern::new(req.width, req.height, req.fps_num, req.fps_den)?.with_orientation(o),
+        )),
+        SourceSpec::Y4m(path) => Ok(soft(Box::new(Y4mSource::open(path)?))),
+        SourceSpec::V4l2(path) => open_v4l2(path, req, o, soft),
+        SourceSpec::Rpicam(n) => Ok(Box::new(RpicamSource::open(*n, req, o)?)),
     }
 }
 
+/// A V4L2 camera, flipped by its own controls when it has them, else by `soft` (the node).
 #[cfg(all(target_os = "linux", feature = "v4l2"))]
 fn open_v4l2(
     path: &std::path::Path,
     req: &SourceRequest,
+    o: Orientation,
+    soft: impl FnOnce(Box<dyn FrameSource>) -> Box<dyn FrameSource>,
 ) -> Result<Box<dyn FrameSource>, CameraError> {
-    Ok(Box::new(super::v4l2::V4l2Source::open(path, req)?))
+    let source = super::v4l2::V4l2Source::open_oriented(path, req, o)?;
+    if source.flipped() {
+        Ok(Box::new(source))
+    } else {
+        Ok(soft(Box::new(source)))
+    }
 }
 
 #[cfg(not(all(target_os = "linux", feature = "v4l2")))]
 fn open_v4l2(
     path: &std::path::Path,
     _req: &SourceRequest,
+    _o: Orientation,
+    _soft: impl FnOnce(Box<dyn FrameSource>) -> Box<dyn FrameSource>,
 ) -> Result<Box<dyn FrameSource>, CameraError> {
     Err(CameraError::new(
         ErrorKind::UnsupportedFormat,
@@ -152,6 +195,8 @@ mod tests {
             ("y4m:clip.y4m", SourceSpec::Y4m("clip.y4m".into())),
             ("y4m:/srv/a b.y4m", SourceSpec::Y4m("/srv/a b.y4m".into())),
             ("v4l2:/dev/video0", SourceSpec::V4l2("/dev/video0".into())),
+            ("rpicam", SourceSpec::Rpicam(0)),
+            ("rpicam:1", SourceSpec::Rpicam(1)),
             (
                 "v4l2:/dev/v4l/by-id/usb-cam-video-index0",
                 SourceSpec::V4l2("/dev/v4l/by-id/usb-cam-video-index0".into()),
@@ -176,6 +221,10 @@ mod tests {
             let err = text.parse::<SourceSpec>().expect_err(text);
             assert_eq!(err.kind(), ErrorKind::InvalidInput);
             assert!(err.to_string().contains(FORMS), "{err}");
+        }
+        for text in ["rpicam:x", "rpicam:", "rpicam:-1"] {
+            let err = text.parse::<SourceSpec>().expect_err(text);
+            assert!(err.to_string().contains("--list-cameras"), "{err}");
         }
         for text in ["y4m:", "v4l2:"] {
             let err = text.parse::<SourceSpec>().expect_err(text);

@@ -10,6 +10,7 @@
 //! [`TestPattern::new`]; nothing is allocated per frame.
 
 use super::digits;
+use super::orient::{self, Orientation};
 use super::stamp::{self, STAMP_ROWS};
 use super::{CameraError, ErrorKind, FrameSource, Pacing, SourceInfo, WallClock};
 use crate::frame::I420Frame;
@@ -60,6 +61,8 @@ pub struct TestPattern {
     bars_v: Vec<u8>,
     bar_period: usize,
     box_size: u32,
+    /// Flips applied to the picture before the stamp is drawn (so the stamp always reads).
+    orientation: Orientation,
 }
 
 impl std::fmt::Debug for TestPattern {
@@ -144,7 +147,15 @@ impl TestPattern {
             bars_v,
             bar_period,
             box_size,
+            orientation: Orientation::default(),
         })
+    }
+
+    /// The pattern flipped as a camera mounted with `o` would deliver it; the latency stamp is
+    /// drawn after the flip, so it reads the same in every orientation.
+    pub fn with_orientation(mut self, o: Orientation) -> Self {
+        self.orientation = o;
+        self
     }
 
     /// Draws the moving background, the box and the frame number `n` (everything but the stamp).
@@ -199,8 +210,17 @@ impl FrameSource for TestPattern {
         SourceInfo {
             kind: "test-pattern",
             description: format!(
-                "synthetic test pattern with latency stamp, {}x{} at {}/{} fps",
-                self.width, self.height, self.fps_num, self.fps_den
+                "synthetic test pattern with latency stamp, {}x{} at {}/{} fps{}",
+                self.width,
+                self.height,
+                self.fps_num,
+                self.fps_den,
+                match (self.orientation.hflip, self.orientation.vflip) {
+                    (true, true) => ", rotated 180",
+                    (true, false) => ", flipped horizontally",
+                    (false, true) => ", flipped vertically",
+                    (false, false) => "",
+                }
             ),
             width: self.width,
             height: self.height,
@@ -229,6 +249,7 @@ impl FrameSource for TestPattern {
         }
         let n = self.seq;
         self.draw(frame, n);
+        orient::apply(frame, self.orientation);
         let now = clock.now_us();
         stamp::write_stamp(frame, now);
         frame.capture_us = now;
@@ -263,6 +284,38 @@ mod tests {
                 assert_eq!(got, Some(NOW + i * 33_333), "{w}x{h}");
             }
         }
+    }
+
+    #[test]
+    fn rotated_180_the_picture_turns_and_the_stamp_still_reads() {
+        let (w, h) = (640u32, 480u32);
+        let mut upright = TestPattern::new(w, h, 30, 1).expect("valid size");
+        let turned = Orientation::new(false, false, 180).expect("180");
+        let mut rotated = TestPattern::new(w, h, 30, 1)
+            .expect("valid size")
+            .with_orientation(turned);
+        let (mut a, mut b) = (I420Frame::new(w, h), I420Frame::new(w, h));
+        capture(&mut upright, &mut a, NOW);
+        capture(&mut rotated, &mut b, NOW);
+        // The stamp is drawn after the flip: it reads, at the top, as it does upright.
+        assert_eq!(read_stamp(b.planes().0, w as usize, w, h), Some(NOW));
+        // Below the stamp's rows, the picture is the upright one turned half a circle: the
+        // frame-number box drawn near the top left is now near the bottom right.
+        let (ya, yb) = (a.planes().0, b.planes().0);
+        let (wu, hu) = (w as usize, h as usize);
+        let mut same = 0usize;
+        let mut total = 0usize;
+        let rows = STAMP_ROWS as usize;
+        for y in rows..hu - rows {
+            for x in 0..wu {
+                total += 1;
+                same += usize::from(yb[y * wu + x] == ya[(hu - 1 - y) * wu + (wu - 1 - x)]);
+            }
+        }
+        assert_eq!(
+            same, total,
+            "the rotated picture is not the upright one turned"
+        );
     }
 
     #[test]

@@ -1,13 +1,26 @@
 //! `V4l2Source`: capture from a Video4Linux2 device (`--source v4l2:/dev/videoN`).
 //!
 //! This module owns talking to real cameras: checking the node is a streaming capture device,
-//! negotiating a raw YUV format (preferring, in order, the formats of
-//! [`PixelFormat::PREFERENCE`]: YU12, YV12, NV12, NV21, YUYV, UYVY, YVYU), size and frame
-//! interval (the driver may adjust them; what it reports is what [`FrameSource::info`] says),
-//! streaming through a fixed set of mmap buffers allocated once, and converting each dequeued
-//! buffer into the caller's [`I420Frame`] with [`super::convert`]. Every failure an operator
-//! can meet (no device, busy, no permission, no usable format, unplugged, an I/O error or a
-//! timeout mid-stream) maps to an [`ErrorKind`] with a message that says what to do.
+//! negotiating a format, size and frame interval (the driver may adjust them; what it reports
+//! is what [`FrameSource::info`] says), streaming through a fixed set of mmap buffers allocated
+//! once, and turning each dequeued buffer into the caller's [`I420Frame`]: raw YUV with
+//! [`super::convert`], MJPEG with [`super::mjpeg`]. Every failure an operator can meet (no
+//! device, busy, no permission, no usable format, unplugged, an I/O error or a timeout
+//! mid-stream) maps to an [`ErrorKind`] with a message that says what to do.
+//!
+//! The format: the raw formats the node converts are preferred, in the order of
+//! [`PixelFormat::PREFERENCE`] (YU12, YV12, NV12, NV21, YUYV, UYVY, YVYU), when the device
+//! lists the requested size and a frame interval at least as fast as the requested rate for
+//! them (`VIDIOC_ENUM_FRAMESIZES`, `VIDIOC_ENUM_FRAMEINTERVALS`; a driver that does not
+//! enumerate is taken at its word). Otherwise MJPEG, if offered and it gives them: many USB
+//! webcams deliver 640x480 and above at 30 fps only as MJPEG, since raw YUYV at that size and
+//! rate does not fit USB 2.0. Failing both, the first raw format offered, else MJPEG, and the
+//! driver adjusts size and rate. An MJPEG frame that does not decode (corrupt or truncated on
+//! the bus) is an [`ErrorKind::CorruptFrame`] error for that frame only: the stream goes on and
+//! the capture loop counts it. The QEMU board tests cannot cover MJPEG through a kernel driver:
+//! their camera is Linux `vivid`, whose capture formats are all uncompressed (its format table,
+//! `drivers/media/test-drivers/vivid/vivid-vid-common.c`, lists YUV, RGB, Bayer and HSV formats
+//! and no MJPEG or JPEG), so the fake camera (`fake`) offers MJPEG in the tests here.
 //!
 //! The source keeps the buffer bookkeeping itself (which buffers the driver holds, which one
 //! the caller has) and tears the stream down itself: stream off, unmap, free the driver's
@@ -26,6 +39,8 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use super::convert::PixelFormat;
+use super::mjpeg::{self, MjpegDecoder};
+use super::orient::Orientation;
 use super::spec::SourceRequest;
 use super::{CameraError, ErrorKind, FrameSource, Pacing, SourceInfo, WallClock};
 use crate::frame::I420Frame;
@@ -34,7 +49,9 @@ pub mod device;
 #[cfg(any(test, feature = "fake"))]
 pub mod fake;
 
-pub use device::{Caps, Dequeued, FormatDesc, PixFormat, SysDevice, V4l2Device};
+pub use device::{
+    Caps, Dequeued, FormatDesc, FrameIntervals, FrameSizes, PixFormat, SysDevice, V4l2Device,
+};
 
 /// Longest `capture` waits for the device before reporting it as gone.
 pub const DEQUEUE_TIMEOUT: Duration = Duration::from_secs(5);
@@ -63,7 +80,9 @@ pub struct V4l2Source {
     path: PathBuf,
     card: String,
     driver: String,
-    format: PixelFormat,
+    format: CaptureFormat,
+    /// The MJPEG decoder (its buffers allocated once), when the stream is MJPEG.
+    mjpeg: Option<MjpegDecoder>,
     width: u32,
     height: u32,
     stride: usize,
@@ -80,6 +99,8 @@ pub struct V4l2Source {
     /// Driver sequence numbers are 32-bit; this extends them to 64 bits across wraps.
     seq_high: u64,
     last_seq: Option<u32>,
+    /// Whether the camera flips the picture itself (its `HFLIP`/`VFLIP` controls).
+    flipped: bool,
     /// Set after a failure that leaves the stream unusable; `capture` then reports it again.
     broken: Option<String>,
 }
@@ -214,6 +235,93 @@ fn check_request(path: &Path, req: &SourceRequest) -> Result<(), CameraError> {
     Ok(())
 }
 
+/// What a V4L2 stream carries: a raw YUV format converted with [`super::convert`], or MJPEG
+/// decoded with [`super::mjpeg`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CaptureFormat {
+    /// Raw YUV.
+    Raw(PixelFormat),
+    /// Motion-JPEG (`MJPG`): one JPEG picture per buffer.
+    Mjpeg,
+}
+
+impl CaptureFormat {
+    /// The V4L2 four-character code.
+    pub fn fourcc(self) -> [u8; 4] {
+        match self {
+            CaptureFormat::Raw(raw) => raw.fourcc(),
+            CaptureFormat::Mjpeg => mjpeg::FOURCC,
+        }
+    }
+
+    /// The format with four-character code `code`, if the node handles it.
+    pub fn from_fourcc(code: [u8; 4]) -> Option<Self> {
+        if code == mjpeg::FOURCC {
+            return Some(CaptureFormat::Mjpeg);
+        }
+        PixelFormat::from_fourcc(code).map(CaptureFormat::Raw)
+    }
+}
+
+impl std::fmt::Display for CaptureFormat {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            CaptureFormat::Raw(raw) => raw.fmt(f),
+            CaptureFormat::Mjpeg => f.write_str("MJPG"),
+        }
+    }
+}
+
+/// Whether `device` says it delivers `fourcc` at the requested size and rate. A driver that
+/// does not enumerate sizes or intervals (or fails to) is taken at its word: `VIDIOC_S_FMT` and
+/// `VIDIOC_S_PARM` then settle what it delivers, as before sizes were enumerated.
+fn offers(device: &mut dyn V4l2Device, fourcc: [u8; 4], req: &SourceRequest) -> bool {
+    let format = fourcc_text(fourcc);
+    match device.frame_sizes(fourcc) {
+        Ok(Some(sizes)) if !sizes.contains(req.width, req.height) => return false,
+        Ok(_) => {}
+        Err(e) => tracing::debug!(%format, error = %e, "VIDIOC_ENUM_FRAMESIZES failed"),
+    }
+    match device.frame_intervals(fourcc, req.width, req.height) {
+        Ok(Some(intervals)) => intervals.reach(req.fps_num, req.fps_den),
+        Ok(None) => true,
+        Err(e) => {
+            tracing::debug!(%format, error = %e, "VIDIOC_ENUM_FRAMEINTERVALS failed");
+            true
+        }
+    }
+}
+
+/// Picks the format to ask for among those `offered`: the first raw format (in the order of
+/// [`PixelFormat::PREFERENCE`]) that gives the requested size and rate; else MJPEG if it gives
+/// them (many USB webcams send 640x480 and above at 30 fps only as MJPEG: raw YUYV at that size
+/// and rate does not fit USB 2.0); else the first raw format offered (the driver adjusts size
+/// and rate, as it always did), else MJPEG. `None` if the device offers neither.
+fn choose_format(
+    device: &mut dyn V4l2Device,
+    offered: &[FormatDesc],
+    req: &SourceRequest,
+) -> Option<CaptureFormat> {
+    let raw = PixelFormat::PREFERENCE.into_iter().map(CaptureFormat::Raw);
+    let candidates: Vec<CaptureFormat> = raw
+        .chain([CaptureFormat::Mjpeg])
+        .filter(|f| offered.iter().any(|d| d.fourcc == f.fourcc()))
+        .collect();
+    let fits = candidates
+        .iter()
+        .copied()
+        .find(|f| offers(device, f.fourcc(), req));
+    if fits == Some(CaptureFormat::Mjpeg) {
+        tracing::info!(
+            size = %format_args!("{}x{}", req.width, req.height),
+            fps = %format_args!("{}/{}", req.fps_num, req.fps_den),
+            "the camera gives this size and rate only as MJPEG; decoding it (CPU cost: README, \
+             \"Cameras\")"
+        );
+    }
+    fits.or_else(|| candidates.first().copied())
+}
+
 impl V4l2Source {
     /// Opens the capture device at `path` and prepares streaming as close to `req` as the
     /// driver allows (it may change the size and rate; [`FrameSource::info`] reports what it
@@ -233,6 +341,29 @@ impl V4l2Source {
     pub fn open_device(
         path: &Path,
         req: &SourceRequest,
+        device: Box<dyn V4l2Device>,
+    ) -> Result<Self, CameraError> {
+        Self::open_device_oriented(path, req, Orientation::default(), device)
+    }
+
+    /// Opens `path` with the picture flipped as `o` says by the camera's own `HFLIP`/`VFLIP`
+    /// controls; [`V4l2Source::flipped`] tells whether it could (most UVC webcams cannot: the
+    /// caller then flips each frame).
+    pub fn open_oriented(
+        path: &Path,
+        req: &SourceRequest,
+        o: Orientation,
+    ) -> Result<Self, CameraError> {
+        check_request(path, req)?;
+        let device = SysDevice::open(path).map_err(|e| device_error(path, "open", &e))?;
+        Self::open_device_oriented(path, req, o, Box::new(device))
+    }
+
+    /// [`V4l2Source::open_oriented`] on a `device` the caller opened.
+    pub fn open_device_oriented(
+        path: &Path,
+        req: &SourceRequest,
+        o: Orientation,
         mut device: Box<dyn V4l2Device>,
     ) -> Result<Self, CameraError> {
         check_request(path, req)?;
@@ -265,10 +396,7 @@ impl V4l2Source {
         let offered = device
             .enum_formats()
             .map_err(|e| device_error(path, "VIDIOC_ENUM_FMT", &e))?;
-        let chosen = PixelFormat::PREFERENCE
-            .into_iter()
-            .find(|f| offered.iter().any(|d| d.fourcc == f.fourcc()));
-        let Some(wanted) = chosen else {
+        let Some(wanted) = choose_format(device.as_mut(), &offered, req) else {
             let list: Vec<String> = offered
                 .iter()
                 .map(|d| format!("{} ({})", fourcc_text(d.fourcc), d.description))
@@ -281,8 +409,8 @@ impl V4l2Source {
             return Err(CameraError::new(
                 ErrorKind::UnsupportedFormat,
                 format!(
-                    "{shown} ({}) offers {list}, but the node needs raw YUV: one of YU12, YV12, \
-                     NV12, NV21, YUYV, UYVY or YVYU",
+                    "{shown} ({}) offers {list}, but the node needs raw YUV (one of YU12, YV12, \
+                     NV12, NV21, YUYV, UYVY or YVYU) or MJPEG",
                     caps.card
                 ),
             ));
@@ -296,19 +424,21 @@ impl V4l2Source {
                 stride: 0,
             })
             .map_err(|e| device_error(path, "VIDIOC_S_FMT", &e))?;
-        let Some(pixel_format) = PixelFormat::from_fourcc(format.fourcc) else {
+        let Some(capture_format) = CaptureFormat::from_fourcc(format.fourcc) else {
             return Err(CameraError::new(
                 ErrorKind::UnsupportedFormat,
                 format!(
                     "{shown} ({}) switched to format {} when asked for {wanted}; the node needs \
-                     raw YUV",
+                     raw YUV or MJPEG",
                     caps.card,
                     fourcc_text(format.fourcc)
                 ),
             ));
         };
         let (width, height) = (format.width, format.height);
-        if width == 0 || height == 0 || width % 2 != 0 || height % 2 != 0 {
+        // The raw converters work on 2x2 blocks; the MJPEG decoder takes any size.
+        let odd = width % 2 != 0 || height % 2 != 0;
+        if width == 0 || height == 0 || (odd && capture_format != CaptureFormat::Mjpeg) {
             return Err(CameraError::new(
                 ErrorKind::UnsupportedFormat,
                 format!(
@@ -326,9 +456,15 @@ impl V4l2Source {
                 "camera adjusted the picture size"
             );
         }
-        let stride = match format.stride as usize {
-            0 => pixel_format.min_stride(width),
-            s => s,
+        let (stride, mjpeg) = match capture_format {
+            CaptureFormat::Raw(raw) => {
+                let stride = match format.stride as usize {
+                    0 => raw.min_stride(width),
+                    s => s,
+                };
+                (stride, None)
+            }
+            CaptureFormat::Mjpeg => (0, Some(MjpegDecoder::new(width, height)?)),
         };
 
         // Frame interval is seconds per frame: den/num of the rate.
@@ -342,6 +478,21 @@ impl V4l2Source {
                 (req.fps_num, req.fps_den)
             }
         };
+
+        // Flips by the camera when it has the controls (vivid and some sensors do, most UVC
+        // webcams do not); without a flip asked for, the controls are left as they are.
+        let flipped = !o.is_identity()
+            && match device.set_flip(o.hflip, o.vflip) {
+                Ok(()) => true,
+                Err(e) => {
+                    tracing::info!(
+                        device = %shown,
+                        error = %e,
+                        "camera cannot flip the picture itself; the node flips each frame"
+                    );
+                    false
+                }
+            };
 
         let granted = device
             .request_buffers(req.buffers)
@@ -361,7 +512,8 @@ impl V4l2Source {
             path: path.to_path_buf(),
             card: caps.card,
             driver: caps.driver,
-            format: pixel_format,
+            format: capture_format,
+            mjpeg,
             width,
             height,
             stride,
@@ -374,6 +526,7 @@ impl V4l2Source {
             seq_high: 0,
             last_seq: None,
             broken: None,
+            flipped,
         };
         // From here on a failure drops `source`, which tears down what was set up.
         for index in 0..granted {
@@ -388,7 +541,7 @@ impl V4l2Source {
             device = %shown,
             card = %source.card,
             driver = %source.driver,
-            format = %pixel_format,
+            format = %capture_format,
             %width,
             %height,
             %stride,
@@ -399,9 +552,22 @@ impl V4l2Source {
         Ok(source)
     }
 
-    /// The pixel format negotiated with the device.
-    pub fn pixel_format(&self) -> PixelFormat {
+    /// Whether the camera flips the picture as asked (`false` also when no flip was asked).
+    pub fn flipped(&self) -> bool {
+        self.flipped
+    }
+
+    /// The format negotiated with the device.
+    pub fn capture_format(&self) -> CaptureFormat {
         self.format
+    }
+
+    /// The raw pixel format negotiated with the device (`None` for MJPEG).
+    pub fn pixel_format(&self) -> Option<PixelFormat> {
+        match self.format {
+            CaptureFormat::Raw(raw) => Some(raw),
+            CaptureFormat::Mjpeg => None,
+        }
     }
 
     /// Bytes per row of the device's buffers.
@@ -544,7 +710,7 @@ impl FrameSource for V4l2Source {
         SourceInfo {
             kind: "v4l2",
             description: format!(
-                "{} ({}, driver {}), {} {}x{} stride {}, {} buffers",
+                "{} ({}, driver {}), {} {}x{} stride {}, {} buffers{}",
                 self.path.display(),
                 self.card,
                 self.driver,
@@ -552,7 +718,12 @@ impl FrameSource for V4l2Source {
                 self.width,
                 self.height,
                 self.stride,
-                self.buffers
+                self.buffers,
+                if self.flipped {
+                    ", flipped by the camera"
+                } else {
+                    ""
+                }
             ),
             width: self.width,
             height: self.height,
@@ -620,12 +791,25 @@ impl FrameSource for V4l2Source {
             ));
         };
         let used = next.bytes_used as usize;
-        let data = if used > 0 && used <= buf.len() {
-            &buf[..used]
-        } else {
-            buf
+        let data = match buf.get(..used) {
+            Some(data) if used > 0 => data,
+            // A driver that does not fill in `bytesused` (raw formats: the size is known).
+            _ if format != CaptureFormat::Mjpeg => buf,
+            // An MJPEG frame's length is only in `bytesused`.
+            _ => &[],
         };
-        format.to_i420(data, stride, width, height, frame)?;
+        match (format, self.mjpeg.as_mut()) {
+            (CaptureFormat::Raw(raw), _) => raw.to_i420(data, stride, width, height, frame)?,
+            // A corrupt frame is an error for this frame only: the buffer is queued again on
+            // the next call, the stream goes on.
+            (CaptureFormat::Mjpeg, Some(decoder)) => decoder.decode(data, frame)?,
+            (CaptureFormat::Mjpeg, None) => {
+                return Err(CameraError::new(
+                    ErrorKind::Other,
+                    "MJPEG stream without a decoder (a bug); reopen the source",
+                ));
+            }
+        }
         frame.capture_us = capture_us;
         frame.seq = self.extend_seq(next.sequence);
         Ok(())
@@ -768,9 +952,38 @@ mod tests {
     const ERRNOS: [i32; 3] = [EIO, ENXIO, ETIMEDOUT];
 
     #[test]
+    fn flips_go_to_the_cameras_controls_when_it_has_them_else_to_the_node() {
+        let turned = Orientation::new(false, false, 180).expect("180");
+        // With the controls (vivid, some sensors): the camera flips, the node does nothing.
+        let camera = FakeCamera::new(100, 77).with_flip_controls();
+        let device = Box::new(camera.open().expect("open fake"));
+        let source = V4l2Source::open_device_oriented(Path::new(CAM), &request(), turned, device)
+            .expect("open");
+        assert!(source.flipped());
+        assert_eq!(camera.flips(), Some((true, true)));
+        assert!(source.info().description.contains("flipped by the camera"));
+        drop(source);
+        // Without (most UVC webcams): not flipped here, so `open_oriented` wraps the source
+        // in the node's own flip (camera::orient).
+        let camera = FakeCamera::new(100, 77);
+        let device = Box::new(camera.open().expect("open fake"));
+        let source = V4l2Source::open_device_oriented(Path::new(CAM), &request(), turned, device)
+            .expect("a camera without flip controls still opens");
+        assert!(!source.flipped());
+        assert_eq!(camera.flips(), None);
+        drop(source);
+        // No flip asked for: the controls are left alone.
+        let camera = FakeCamera::new(100, 77).with_flip_controls();
+        let device = Box::new(camera.open().expect("open fake"));
+        let source = V4l2Source::open_device(Path::new(CAM), &request(), device).expect("open");
+        assert!(!source.flipped());
+        assert!(!camera.log().contains(&"S_CTRL(flip)"));
+    }
+
+    #[test]
     fn the_fake_camera_streams_and_closes_cleanly() {
         let (mut source, camera, _faults) = fake_source();
-        assert_eq!(source.pixel_format(), PixelFormat::Yuyv);
+        assert_eq!(source.pixel_format(), Some(PixelFormat::Yuyv));
         assert_eq!(source.info().fps_num, 100);
         for n in 0..3 {
             let frame = grab(&mut source).expect("frame");
@@ -956,6 +1169,157 @@ mod tests {
         assert!(grab(&mut source).is_err());
         assert_eq!(faults.calls(Op::Dequeue), 3);
         assert_eq!(faults.fired(), [(Op::Dequeue, EIO)]);
+    }
+
+    fn mjpeg_fixture(name: &str) -> Vec<u8> {
+        let path = format!("{}/tests/data/mjpeg/{name}", env!("CARGO_MANIFEST_DIR"));
+        std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
+    }
+
+    fn request_at(width: u32, height: u32, fps: u32) -> SourceRequest {
+        SourceRequest {
+            width,
+            height,
+            fps_num: fps,
+            fps_den: 1,
+            buffers: 3,
+        }
+    }
+
+    fn open_on(camera: &FakeCamera, req: &SourceRequest) -> V4l2Source {
+        let device = Faulty::new(camera.open().expect("open fake"), Faults::new());
+        V4l2Source::open_device(Path::new(CAM), req, Box::new(device)).expect("negotiate")
+    }
+
+    /// A webcam that sends MJPEG only: negotiation picks MJPEG, frames decode (with and without
+    /// Huffman tables), and a corrupt or truncated frame is a `CorruptFrame` error for that
+    /// frame only: the next capture on the same open device delivers again, no reopen.
+    #[test]
+    fn an_mjpeg_camera_streams_and_skips_corrupt_frames() {
+        let frames = [
+            "422_160x120.jpg",
+            "corrupt_422_160x120.jpg",
+            "420_160x120.jpg",
+            "nodht_422_160x120.jpg",
+            "truncated_422_160x120.jpg",
+        ];
+        let camera = FakeCamera::mjpeg(
+            200,
+            160,
+            120,
+            frames.iter().map(|f| mjpeg_fixture(f)).collect(),
+        );
+        let mut source = open_on(&camera, &request_at(160, 120, 30));
+        assert_eq!(source.capture_format(), CaptureFormat::Mjpeg);
+        assert_eq!(source.pixel_format(), None);
+        let info = source.info();
+        assert_eq!((info.width, info.height, info.fps_num), (160, 120, 200));
+        assert!(info.description.contains("MJPG"), "{}", info.description);
+        let reference = mjpeg_fixture("422_160x120.yuv");
+        let mut frame = I420Frame::new(160, 120);
+        let mut corrupt = 0;
+        let mut good = 0;
+        for n in 0..2 * frames.len() {
+            match source.capture(&mut frame, &crate::camera::FixedClock(5)) {
+                Ok(()) => {
+                    good += 1;
+                    if n % frames.len() == 0 {
+                        let (y, _, _) = frame.planes();
+                        let worst = y.iter().zip(&reference).map(|(a, b)| a.abs_diff(*b)).max();
+                        assert!(worst <= Some(1), "luma off by {worst:?}");
+                    }
+                }
+                Err(e) => {
+                    assert_eq!(e.kind(), ErrorKind::CorruptFrame, "frame {n}: {e}");
+                    assert!(matches!(n % frames.len(), 1 | 4), "frame {n}: {e}");
+                    corrupt += 1;
+                }
+            }
+        }
+        assert_eq!((good, corrupt), (6, 4));
+        assert_eq!(camera.delivered(), 2 * frames.len());
+        assert_eq!(
+            camera.opens(),
+            1,
+            "a corrupt frame must not reopen the camera"
+        );
+        source.close().expect("clean teardown");
+        assert_eq!(camera.open_handles(), 0);
+    }
+
+    /// Raw YUYV is preferred when the camera lists it at the requested size and rate; MJPEG
+    /// when YUYV is too slow at that size or not offered at it.
+    #[test]
+    fn raw_is_preferred_when_it_gives_the_size_and_rate() {
+        let jpegs = || vec![mjpeg_fixture("422_160x120.jpg")];
+        let cases = [
+            (
+                (160, 120, 30),
+                (160, 120, 30),
+                CaptureFormat::Raw(PixelFormat::Yuyv),
+            ),
+            ((160, 120, 10), (160, 120, 30), CaptureFormat::Mjpeg),
+            (
+                (160, 120, 10),
+                (160, 120, 10),
+                CaptureFormat::Raw(PixelFormat::Yuyv),
+            ),
+            ((64, 48, 30), (160, 120, 30), CaptureFormat::Mjpeg),
+        ];
+        for ((w, h, fps), (rw, rh, rfps), expected) in cases {
+            let camera = FakeCamera::mjpeg(30, 160, 120, jpegs());
+            camera.add_yuyv_mode(w, h, fps);
+            let mut source = open_on(&camera, &request_at(rw, rh, rfps));
+            assert_eq!(
+                source.capture_format(),
+                expected,
+                "YUYV {w}x{h}@{fps}, asked {rw}x{rh}@{rfps}"
+            );
+            let mut frame = I420Frame::new(source.info().width, source.info().height);
+            source
+                .capture(&mut frame, &crate::camera::FixedClock(5))
+                .expect("a frame");
+        }
+    }
+
+    /// MJPEG takes odd sizes (the raw converters need even ones).
+    #[test]
+    fn an_mjpeg_camera_at_an_odd_size() {
+        let camera = FakeCamera::mjpeg(200, 321, 241, vec![mjpeg_fixture("420_321x241.jpg")]);
+        let mut source = open_on(&camera, &request_at(321, 241, 30));
+        let mut frame = I420Frame::new(321, 241);
+        source
+            .capture(&mut frame, &crate::camera::FixedClock(5))
+            .expect("odd-size frame");
+        let reference = mjpeg_fixture("420_321x241.yuv");
+        let (y, _, _) = frame.planes();
+        assert!(y.iter().zip(&reference).all(|(a, b)| a.abs_diff(*b) <= 1));
+    }
+
+    #[test]
+    fn frame_sizes_and_intervals_match_requests() {
+        let sizes = FrameSizes::Stepwise {
+            min: (16, 16),
+            max: (1920, 1080),
+            step: (2, 2),
+        };
+        assert!(sizes.contains(640, 480));
+        assert!(!sizes.contains(641, 480));
+        assert!(!sizes.contains(2000, 480));
+        assert!(FrameSizes::Discrete(vec![(640, 480)]).contains(640, 480));
+        assert!(!FrameSizes::Discrete(vec![(640, 480)]).contains(320, 240));
+        // 30 fps as cameras report it, and 1/30 exactly; 15 fps is too slow for 30.
+        let uvc = FrameIntervals::Discrete(vec![(333_333, 10_000_000), (1, 15)]);
+        assert!(uvc.reach(30, 1));
+        assert!(uvc.reach(30_000, 1001));
+        assert!(!uvc.reach(60, 1));
+        assert!(!FrameIntervals::Discrete(vec![(1, 15)]).reach(30, 1));
+        let range = FrameIntervals::Stepwise {
+            min: (1, 60),
+            max: (1, 1),
+        };
+        assert!(range.reach(60, 1) && !range.reach(120, 1));
+        assert!(!FrameIntervals::Discrete(vec![(1, 0)]).reach(1, 1));
     }
 
     #[test]

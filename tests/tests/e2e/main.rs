@@ -24,6 +24,8 @@
 //! - `hostile`: a padded RPC server (100 pages of 4 MiB) against the node's memory and video, the
 //!   WHIP token through a redirect to another origin, a damaged store or key with a chain, and
 //!   no key or store without one.
+//! - `snapshot`: `GET /snapshot.jpg` decoded by ffmpeg at the stream's size, the token, one encode
+//!   per interval however often it is polled, `sutantra snapshot FILE` and `-`.
 //! - `soak`: three minutes of everything at once (`tests/e2e/soak.py`), checked for growth.
 //! - `faults`: `kill -9` during `config set` and key creation, wall-clock steps of an hour, a
 //!   viewer that stops reading.
@@ -50,6 +52,8 @@ mod http_errors;
 mod node;
 mod package;
 mod reload;
+mod rpicam;
+mod snapshot;
 mod soak;
 mod transport;
 mod whep;

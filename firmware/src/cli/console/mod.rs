@@ -14,7 +14,7 @@
 //!   ([`crate::ops::control::client::execute`]) into the serial line; the other allowed commands
 //!   (`keys show`, `check`, `chain status`, ...) run this binary as a child with the console's
 //!   data dir, and its output is copied. `logs --follow` streams until Ctrl-C. Everything a
-//!   command prints is escaped on its way to the line ([`Escape`]): no control character or
+//!   command prints is escaped on its way to the line (`Escape`): no control character or
 //!   bidirectional override from a log line, a viewer or an RPC server reaches the operator's
 //!   terminal.
 //!

@@ -2,7 +2,7 @@
 
 use super::{NET_TIMEOUT, Outcome, with_timeout};
 use crate::config::Config;
-use sutantra_hal::camera::{SourceRequest, open_source};
+use sutantra_hal::camera::{SourceRequest, open_oriented};
 use sutantra_hal::{I420Frame, SystemClock};
 
 /// Opens the source briefly and captures one frame.
@@ -15,9 +15,10 @@ pub fn check(cfg: &Config) -> Outcome {
         fps_den: 1,
         buffers: cfg.source.buffers,
     };
+    let o = cfg.source.orientation();
     let name = spec.to_string();
     let got = with_timeout(NET_TIMEOUT, move || {
-        let mut src = open_source(&spec, &req).map_err(|e| e.to_string())?;
+        let mut src = open_oriented(&spec, &req, o).map_err(|e| e.to_string())?;
         let info = src.info();
         let mut frame = I420Frame::new(info.width, info.height);
         src.capture(&mut frame, &SystemClock)

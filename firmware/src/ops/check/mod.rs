@@ -6,6 +6,7 @@
 //! something does, 2 for a bad configuration or bad arguments.
 
 mod camera;
+mod camera_stack;
 mod chain;
 mod clock;
 mod disk;
@@ -152,6 +153,7 @@ fn load(args: &CheckArgs) -> Result<Config, String> {
 /// Every check, in order.
 pub fn all(cfg: &Config) -> Vec<Outcome> {
     vec![
+        camera_stack::check(cfg),
         camera::check(cfg),
         libvpx::check(),
         encoder::check(cfg),

@@ -1,5 +1,5 @@
 //! The CLI side of the control socket: `sutantra status`, `stream`, `viewers`, `logs`,
-//! `set-log-level`, `reboot-stream`, `config show`.
+//! `set-log-level`, `reboot-stream`, `config show`, `snapshot`.
 //!
 //! The socket is `--socket PATH` (or `SUTANTRA_SOCKET`), else `<--data-dir>/control.sock`.
 //! Exit codes: 0 done; 1 the node refused or failed (e.g. no such viewer), or the socket could
@@ -115,6 +115,13 @@ pub enum Action {
     ConfigShow,
     /// `config reload` (and the reload after `config set`)
     Reload,
+    /// `snapshot FILE [--quality Q]`
+    Snapshot {
+        /// Where the JPEG goes (`-`: standard output).
+        file: PathBuf,
+        /// JPEG quality (default: the node's `http.snapshot_quality`).
+        quality: Option<u8>,
+    },
 }
 
 /// Where a command's answer and its errors go: stdout and stderr for the CLI, the serial line
@@ -189,6 +196,7 @@ fn request_of(action: &Action) -> Request {
         Action::RebootStream => Request::RebootStream,
         Action::ConfigShow => Request::ConfigShow,
         Action::Reload => Request::Reload,
+        Action::Snapshot { quality, .. } => Request::Snapshot { quality: *quality },
     }
 }
 
@@ -231,13 +239,22 @@ pub async fn execute(target: &Target, action: &Action, o: &mut Output<'_>) -> u8
         return 1;
     }
     let follow = matches!(action, Action::Logs { follow: true, .. });
+    // Only a snapshot's answer (a JPEG in base64) may be longer than the usual cap.
+    let cap = if matches!(action, Action::Snapshot { .. }) {
+        proto::MAX_SNAPSHOT_MESSAGE
+    } else {
+        proto::MAX_MESSAGE
+    };
     let mut line = Vec::with_capacity(1024);
     loop {
         let got = if follow {
             proto::read_line(&mut reader, &mut line).await
         } else {
-            match tokio::time::timeout(ANSWER_TIMEOUT, proto::read_line(&mut reader, &mut line))
-                .await
+            match tokio::time::timeout(
+                ANSWER_TIMEOUT,
+                proto::read_line_capped(&mut reader, &mut line, cap),
+            )
+            .await
             {
                 Ok(r) => r,
                 Err(_) => {
@@ -283,6 +300,9 @@ pub async fn execute(target: &Target, action: &Action, o: &mut Output<'_>) -> u8
             return 1;
         }
         let data = response.data.unwrap_or(Value::Null);
+        if let Action::Snapshot { file, .. } = action {
+            return save_snapshot(file, &data, target.json, o);
+        }
         if matches!(action, Action::Logs { .. }) {
             if data.get("end").is_some() {
                 return 0;
@@ -311,6 +331,86 @@ pub async fn execute(target: &Target, action: &Action, o: &mut Output<'_>) -> u8
         let _ = o.out.flush();
         return 0;
     }
+}
+
+/// Writes the JPEG of a `snapshot` answer to `file` (atomically: a temporary file beside it,
+/// then a rename, so a reader never sees half a picture) or, for `-`, to `o.out`; says its size
+/// and dimensions (on the error stream when the picture itself went to the output).
+fn save_snapshot(file: &std::path::Path, data: &Value, json: bool, o: &mut Output<'_>) -> u8 {
+    use base64::Engine as _;
+    let jpeg = match data["jpeg_base64"]
+        .as_str()
+        .map(|b| base64::engine::general_purpose::STANDARD.decode(b))
+    {
+        Some(Ok(j)) if !j.is_empty() => j,
+        _ => {
+            o.error(format_args!(
+                "the node's answer holds no JPEG; use a `sutantra` of the node's release"
+            ));
+            return 1;
+        }
+    };
+    let (w, h) = (text(&data["width"]), text(&data["height"]));
+    let to_stdout = file.as_os_str() == "-";
+    let written = if to_stdout {
+        o.out.write_all(&jpeg).and_then(|()| o.out.flush())
+    } else {
+        write_file_atomic(file, &jpeg)
+    };
+    if let Err(e) = written {
+        o.error(format_args!(
+            "cannot write {}: {e}; pick a writable path (or `-` for standard output)",
+            file.display()
+        ));
+        return 1;
+    }
+    let summary = serde_json::json!({
+        "file": file, "bytes": jpeg.len(), "width": data["width"], "height": data["height"],
+        "quality": data["quality"], "capture_us": data["capture_us"],
+    });
+    let line = if json {
+        summary.to_string()
+    } else {
+        format!(
+            "{}: {w}x{h} JPEG, {} bytes (quality {})",
+            if to_stdout {
+                "snapshot".into()
+            } else {
+                file.display().to_string()
+            },
+            jpeg.len(),
+            text(&data["quality"])
+        )
+    };
+    let sink: &mut dyn Write = if to_stdout { &mut *o.err } else { &mut *o.out };
+    let _ = writeln!(sink, "{line}").and_then(|()| sink.flush());
+    0
+}
+
+/// Writes `bytes` to `path` through a temporary file in the same directory and a rename.
+fn write_file_atomic(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()> {
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let name = path
+        .file_name()
+        .ok_or_else(|| std::io::Error::new(std::io::ErrorKind::InvalidInput, "not a file name"))?;
+    let tmp = dir.join(format!(
+        ".{}.tmp-{}",
+        name.to_string_lossy(),
+        std::process::id()
+    ));
+    let result = (|| {
+        let mut f = std::fs::File::create(&tmp)?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, path)
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result
 }
 
 fn text(v: &Value) -> String {
@@ -474,7 +574,7 @@ fn human(action: &Action, data: &Value) -> String {
                 list("needs_restart"),
             )
         }
-        Action::Logs { .. } => String::new(),
+        Action::Logs { .. } | Action::Snapshot { .. } => String::new(),
     }
 }
 

@@ -10,7 +10,10 @@
 //!   (`{"v":1,"cmd":"kick","id":"..."}`).
 //! - Response: `{"v":1,"ok":true,"data":...}` or `{"v":1,"ok":false,"error":"..."}`.
 //! - Every message is at most [`MAX_MESSAGE`] bytes including its newline. A longer request gets an
-//!   error response and the connection is closed (the rest of the line is not read).
+//!   error response and the connection is closed (the rest of the line is not read). The one
+//!   exception is the answer to `snapshot`, a JPEG in base64 (`jpeg_base64`), which may be up to
+//!   [`MAX_SNAPSHOT_MESSAGE`]; the CLI accepts that size only after it asked for a snapshot, and
+//!   requests stay at [`MAX_MESSAGE`].
 //! - `v` is [`VERSION`]; another version gets an error that names both, so an old CLI against a
 //!   new daemon (or the reverse) says so instead of misreading fields.
 
@@ -26,6 +29,9 @@ use tokio::io::{AsyncBufRead, AsyncBufReadExt, AsyncReadExt};
 pub const VERSION: u32 = 1;
 /// The longest message, newline included.
 pub const MAX_MESSAGE: usize = 64 * 1024;
+/// The longest answer to `snapshot`, newline included: the largest JPEG the node makes
+/// ([`crate::media::snapshot::MAX_JPEG_BYTES`], 8 MiB) in base64, with room for the other fields.
+pub const MAX_SNAPSHOT_MESSAGE: usize = 12 * 1024 * 1024;
 /// The most log lines one `logs` request may ask for (the ring's size).
 pub const MAX_LOG_LINES: usize = 1000;
 
@@ -66,6 +72,13 @@ pub enum Request {
     ConfigShow,
     /// Read the configuration file again and apply what changed (as SIGHUP does).
     Reload,
+    /// The latest picture as a JPEG (the same cache as `GET /snapshot.jpg`); the answer is
+    /// `width`, `height`, `bytes`, `quality`, `capture_us` and `jpeg_base64`.
+    Snapshot {
+        /// JPEG quality 1-100 (default: `http.snapshot_quality`).
+        #[serde(default)]
+        quality: Option<u8>,
+    },
 }
 
 /// Why a message could not be read or understood.
@@ -125,10 +138,15 @@ impl Response {
 
     /// The response as one line (newline included). One over the cap becomes an error response.
     pub fn encode(&self) -> Vec<u8> {
+        self.encode_capped(MAX_MESSAGE)
+    }
+
+    /// [`Response::encode`] with another cap (the `snapshot` answer's, [`MAX_SNAPSHOT_MESSAGE`]).
+    pub fn encode_capped(&self, cap: usize) -> Vec<u8> {
         let mut out = serde_json::to_vec(self).unwrap_or_default();
-        if out.is_empty() || out.len() >= MAX_MESSAGE {
+        if out.is_empty() || out.len() >= cap {
             out = serde_json::to_vec(&Response::err(format!(
-                "the answer is longer than {MAX_MESSAGE} bytes; ask for less"
+                "the answer is longer than {cap} bytes; ask for less"
             )))
             .unwrap_or_default();
         }
@@ -207,9 +225,18 @@ pub async fn read_line<R: AsyncBufRead + Unpin>(
     reader: &mut R,
     buf: &mut Vec<u8>,
 ) -> Result<bool, ProtoError> {
+    read_line_capped(reader, buf, MAX_MESSAGE).await
+}
+
+/// [`read_line`] with another cap (the CLI reading a `snapshot` answer).
+pub async fn read_line_capped<R: AsyncBufRead + Unpin>(
+    reader: &mut R,
+    buf: &mut Vec<u8>,
+    cap: usize,
+) -> Result<bool, ProtoError> {
     buf.clear();
     let n = (&mut *reader)
-        .take(MAX_MESSAGE as u64)
+        .take(cap as u64)
         .read_until(b'\n', buf)
         .await
         .map_err(|e| ProtoError::BadJson(format!("read failed: {e}")))?;
@@ -222,7 +249,7 @@ pub async fn read_line<R: AsyncBufRead + Unpin>(
             buf.pop();
         }
         Ok(true)
-    } else if n >= MAX_MESSAGE {
+    } else if n >= cap {
         Err(ProtoError::TooLong)
     } else {
         // The last line of a stream without its newline: take it as it is.
@@ -248,6 +275,8 @@ mod tests {
                 level: "debug".into(),
             },
             Request::ConfigShow,
+            Request::Snapshot { quality: None },
+            Request::Snapshot { quality: Some(50) },
         ] {
             let line = r.encode();
             assert_eq!(line.last(), Some(&b'\n'));
@@ -258,6 +287,35 @@ mod tests {
         assert_eq!(
             Request::decode(br#"{"v":1,"cmd":"stream-stop"}"#),
             Ok(Request::StreamStop)
+        );
+        assert_eq!(
+            Request::decode(br#"{"v":1,"cmd":"snapshot"}"#),
+            Ok(Request::Snapshot { quality: None })
+        );
+        assert!(matches!(
+            Request::decode(br#"{"v":1,"cmd":"snapshot","quality":300}"#),
+            Err(ProtoError::BadCommand(_))
+        ));
+    }
+
+    #[test]
+    fn a_snapshot_answer_may_be_longer_than_other_messages_but_bounded() {
+        // The largest JPEG the node makes fits, in base64 (4 characters per 3 bytes), with its
+        // fields.
+        let b64 = base64::encoded_len(crate::media::snapshot::MAX_JPEG_BYTES, true).expect("len");
+        assert!(b64 + 1024 < MAX_SNAPSHOT_MESSAGE);
+        let big = Response::ok(Value::String("y".repeat(MAX_MESSAGE * 2)));
+        assert!(
+            !Response::decode(&big.encode())
+                .map(|r| r.ok)
+                .unwrap_or(true)
+        );
+        let line = big.encode_capped(MAX_SNAPSHOT_MESSAGE);
+        assert!(line.len() > MAX_MESSAGE);
+        assert!(
+            Response::decode(&line[..line.len() - 1])
+                .expect("decode")
+                .ok
         );
     }
 

@@ -140,6 +140,9 @@ pub struct ControlState {
     pub live: Option<Arc<dyn Reloader>>,
     /// Measured bitrate over the last second, in kbit/s.
     pub kbps: Arc<AtomicU64>,
+    /// `snapshot`: the same frame request, encode and cache as `/snapshot.jpg` (absent in tests
+    /// of the socket alone).
+    pub snapshots: Option<Arc<crate::media::snapshot::Snapshots>>,
 }
 
 impl ControlState {
@@ -161,6 +164,7 @@ impl ControlState {
             config: Arc::new(std::sync::RwLock::new(Arc::new(config))),
             live: None,
             kbps: Arc::new(AtomicU64::new(0)),
+            snapshots: None,
         }
     }
 }
@@ -273,8 +277,14 @@ async fn connection(stream: UnixStream, state: &ControlState) {
             }
             continue;
         }
+        // A snapshot's JPEG rides in its answer, which may be longer than other messages.
+        let cap = if matches!(request, Request::Snapshot { .. }) {
+            proto::MAX_SNAPSHOT_MESSAGE
+        } else {
+            proto::MAX_MESSAGE
+        };
         let response = handle(state, request).await;
-        if write.write_all(&response.encode()).await.is_err() {
+        if write.write_all(&response.encode_capped(cap)).await.is_err() {
             return;
         }
     }
@@ -391,6 +401,7 @@ pub async fn handle(state: &ControlState, request: Request) -> Response {
             }
             Response::ok(v)
         }
+        Request::Snapshot { quality } => snapshot(state, quality).await,
         Request::Reload => match &state.live {
             Some(live) => match live.clone().reload_config().await {
                 Ok(report) => Response::ok(json!(report)),
@@ -398,6 +409,28 @@ pub async fn handle(state: &ControlState, request: Request) -> Response {
             },
             None => Response::err("this node cannot reload its configuration"),
         },
+    }
+}
+
+/// `snapshot`: the latest picture from the cache `/snapshot.jpg` uses, in base64.
+async fn snapshot(state: &ControlState, quality: Option<u8>) -> Response {
+    use base64::Engine as _;
+    if let Some(q) = quality.filter(|q| !(1..=100).contains(q)) {
+        return Response::err(format!("quality {q}: use 1 to 100"));
+    }
+    let Some(snapshots) = &state.snapshots else {
+        return Response::err("this node takes no snapshots");
+    };
+    match snapshots.get(quality).await {
+        Ok(jpeg) => Response::ok(json!({
+            "width": jpeg.width,
+            "height": jpeg.height,
+            "bytes": jpeg.bytes.len(),
+            "quality": jpeg.quality,
+            "capture_us": jpeg.capture_us,
+            "jpeg_base64": base64::engine::general_purpose::STANDARD.encode(&jpeg.bytes),
+        })),
+        Err(e) => Response::err(e.to_string()),
     }
 }
 

@@ -20,7 +20,7 @@
 //!   verification time.
 //! - `outbox`: seq → entry (signed attestation bytes, status, attempts); bounded: settled
 //!   entries are pruned first, unsubmitted ones dropped only from an outbox full of them
-//!   (counted in `meta`; see [`outbox`]).
+//!   (counted in `meta`; see the `outbox` module).
 //! - `outbox_pending`: the seqs still to submit, so the submitter finds the oldest in O(log n).
 //!
 //! The file's size is bounded by those bounds; redb reuses freed pages and gives a free tail

@@ -1,10 +1,11 @@
 //! The V4L2 device operations [`super::V4l2Source`] performs, and the real device behind them.
 //!
 //! This module owns every system call on a camera: the [`V4l2Device`] trait lists the
-//! operations (capabilities, formats, frame interval, buffer allocation and mapping, queue,
-//! stream on, dequeue, stream off, unmap, release), and [`SysDevice`] implements them with the
-//! `v4l` crate's low-level ioctl wrapper and the kernel's structs from `v4l2-sys-mit` (generated
-//! per target, so no struct layout is written by hand here). We do not use `v4l`'s `Stream`,
+//! operations (capabilities, formats with their sizes and frame intervals, frame interval,
+//! buffer allocation and mapping, queue, stream on, dequeue, stream off, unmap, release), and
+//! [`SysDevice`] implements them with the `v4l` crate's low-level ioctl wrapper and the kernel's
+//! structs from `v4l2-sys-mit` (generated per target, so no struct layout is written by hand
+//! here). We do not use `v4l`'s `Stream`,
 //! `Arena` or `Device`: their `Drop`s panic on any stream-off, buffer-release or close error
 //! other than ENODEV, which with `panic = "abort"` would kill the node. Here every failure is an
 //! `io::Error` for the caller, and dropping a [`SysDevice`] unmaps what is still mapped and
@@ -21,9 +22,11 @@ use std::time::{Duration, Instant};
 
 use v4l::v4l_sys::{
     V4L2_CAP_DEVICE_CAPS, V4L2_CAP_STREAMING, V4L2_CAP_TIMEPERFRAME, V4L2_CAP_VIDEO_CAPTURE,
-    V4L2_CAP_VIDEO_CAPTURE_MPLANE, v4l2_buf_type_V4L2_BUF_TYPE_VIDEO_CAPTURE, v4l2_buffer,
-    v4l2_capability, v4l2_fmtdesc, v4l2_format, v4l2_memory_V4L2_MEMORY_MMAP, v4l2_requestbuffers,
-    v4l2_streamparm,
+    V4L2_CAP_VIDEO_CAPTURE_MPLANE, V4L2_CID_HFLIP, V4L2_CID_VFLIP,
+    v4l2_buf_type_V4L2_BUF_TYPE_VIDEO_CAPTURE, v4l2_buffer, v4l2_capability, v4l2_control,
+    v4l2_fmtdesc, v4l2_format, v4l2_frmivalenum, v4l2_frmivaltypes_V4L2_FRMIVAL_TYPE_DISCRETE,
+    v4l2_frmsizeenum, v4l2_frmsizetypes_V4L2_FRMSIZE_TYPE_DISCRETE, v4l2_memory_V4L2_MEMORY_MMAP,
+    v4l2_requestbuffers, v4l2_streamparm,
 };
 use v4l::v4l2::{self, vidioc};
 
@@ -75,6 +78,70 @@ pub struct Dequeued {
     pub sequence: u32,
 }
 
+/// The picture sizes a device offers for one format (`VIDIOC_ENUM_FRAMESIZES`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FrameSizes {
+    /// These sizes only, as (width, height).
+    Discrete(Vec<(u32, u32)>),
+    /// Any size from `min` to `max` (width, height) in steps of `step` (1 for a continuous
+    /// range).
+    Stepwise {
+        /// Smallest (width, height).
+        min: (u32, u32),
+        /// Largest (width, height).
+        max: (u32, u32),
+        /// Step of (width, height).
+        step: (u32, u32),
+    },
+}
+
+impl FrameSizes {
+    /// Whether `width` x `height` is one of the sizes.
+    pub fn contains(&self, width: u32, height: u32) -> bool {
+        let on_grid = |v: u32, min: u32, max: u32, step: u32| {
+            (min..=max).contains(&v) && (v - min).is_multiple_of(step.max(1))
+        };
+        match self {
+            FrameSizes::Discrete(sizes) => sizes.contains(&(width, height)),
+            FrameSizes::Stepwise { min, max, step } => {
+                on_grid(width, min.0, max.0, step.0) && on_grid(height, min.1, max.1, step.1)
+            }
+        }
+    }
+}
+
+/// The frame intervals a device offers for one format and size (`VIDIOC_ENUM_FRAMEINTERVALS`),
+/// each in seconds as (numerator, denominator).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FrameIntervals {
+    /// These intervals only.
+    Discrete(Vec<(u32, u32)>),
+    /// Any interval from `min` (the fastest rate) to `max`.
+    Stepwise {
+        /// Shortest interval.
+        min: (u32, u32),
+        /// Longest interval.
+        max: (u32, u32),
+    },
+}
+
+impl FrameIntervals {
+    /// Whether one of the intervals is as short as `fps_den / fps_num` seconds or shorter (the
+    /// rate at least as high; 1 % slack, as cameras round 1/30 s to 333333/10000000 and the
+    /// like). A faster camera is fine: the capture loop keeps only the frames it wants.
+    pub fn reach(&self, fps_num: u32, fps_den: u32) -> bool {
+        let fast_enough = |(num, den): (u32, u32)| {
+            den > 0
+                && u64::from(num) * u64::from(fps_num) * 100
+                    <= u64::from(den) * u64::from(fps_den) * 101
+        };
+        match self {
+            FrameIntervals::Discrete(list) => list.iter().any(|&i| fast_enough(i)),
+            FrameIntervals::Stepwise { min, .. } => fast_enough(*min),
+        }
+    }
+}
+
 /// The operations [`super::V4l2Source`] performs on one open V4L2 capture device.
 ///
 /// Every method reports failure as an `io::Error` (with the errno where there is one) and never
@@ -87,9 +154,33 @@ pub trait V4l2Device: Send {
     fn enum_formats(&mut self) -> io::Result<Vec<FormatDesc>>;
     /// `VIDIOC_S_FMT`: asks for `want`; returns what the driver chose.
     fn set_format(&mut self, want: PixFormat) -> io::Result<PixFormat>;
+    /// `VIDIOC_ENUM_FRAMESIZES` for format `fourcc`: the sizes offered, `None` when the
+    /// driver does not say (negotiation then leaves the size to `VIDIOC_S_FMT`).
+    fn frame_sizes(&mut self, fourcc: [u8; 4]) -> io::Result<Option<FrameSizes>> {
+        let _ = fourcc;
+        Ok(None)
+    }
+    /// `VIDIOC_ENUM_FRAMEINTERVALS` for format `fourcc` at `width` x `height`: the frame
+    /// intervals offered, `None` when the driver does not say.
+    fn frame_intervals(
+        &mut self,
+        fourcc: [u8; 4],
+        width: u32,
+        height: u32,
+    ) -> io::Result<Option<FrameIntervals>> {
+        let _ = (fourcc, width, height);
+        Ok(None)
+    }
     /// `VIDIOC_S_PARM` (falling back to `VIDIOC_G_PARM`): asks for a frame interval of
     /// `num / den` seconds; returns the interval in force, `None` if the driver reports none.
     fn set_interval(&mut self, num: u32, den: u32) -> io::Result<Option<(u32, u32)>>;
+    /// `VIDIOC_S_CTRL` of `V4L2_CID_HFLIP` and `V4L2_CID_VFLIP`: the camera flips the
+    /// picture itself. An error (`EINVAL`: most UVC webcams have neither control) means the
+    /// node flips each frame instead.
+    fn set_flip(&mut self, hflip: bool, vflip: bool) -> io::Result<()> {
+        let _ = (hflip, vflip);
+        Err(io::Error::from(io::ErrorKind::Unsupported))
+    }
     /// `VIDIOC_REQBUFS(count)` for mmap buffers: returns how many the driver allocated.
     fn request_buffers(&mut self, count: u32) -> io::Result<u32>;
     /// `VIDIOC_QUERYBUF` and `mmap` of buffer `index`; the device keeps the mapping.
@@ -123,8 +214,22 @@ impl<D: V4l2Device + ?Sized> V4l2Device for Box<D> {
     fn set_format(&mut self, want: PixFormat) -> io::Result<PixFormat> {
         (**self).set_format(want)
     }
+    fn frame_sizes(&mut self, fourcc: [u8; 4]) -> io::Result<Option<FrameSizes>> {
+        (**self).frame_sizes(fourcc)
+    }
+    fn frame_intervals(
+        &mut self,
+        fourcc: [u8; 4],
+        width: u32,
+        height: u32,
+    ) -> io::Result<Option<FrameIntervals>> {
+        (**self).frame_intervals(fourcc, width, height)
+    }
     fn set_interval(&mut self, num: u32, den: u32) -> io::Result<Option<(u32, u32)>> {
         (**self).set_interval(num, den)
+    }
+    fn set_flip(&mut self, hflip: bool, vflip: bool) -> io::Result<()> {
+        (**self).set_flip(hflip, vflip)
     }
     fn request_buffers(&mut self, count: u32) -> io::Result<u32> {
         (**self).request_buffers(count)
@@ -157,6 +262,11 @@ impl<D: V4l2Device + ?Sized> V4l2Device for Box<D> {
 
 const CAPTURE: u32 = v4l2_buf_type_V4L2_BUF_TYPE_VIDEO_CAPTURE;
 const MMAP: u32 = v4l2_memory_V4L2_MEMORY_MMAP;
+const FRMSIZE_DISCRETE: u32 = v4l2_frmsizetypes_V4L2_FRMSIZE_TYPE_DISCRETE;
+const FRMIVAL_DISCRETE: u32 = v4l2_frmivaltypes_V4L2_FRMIVAL_TYPE_DISCRETE;
+/// Most entries read from one enumeration (formats, sizes, intervals): a bound against a
+/// driver that never says "no more".
+const MAX_ENUM: u32 = 64;
 
 /// One mmap'ed capture buffer.
 #[derive(Debug)]
@@ -305,7 +415,7 @@ impl V4l2Device for SysDevice {
 
     fn enum_formats(&mut self) -> io::Result<Vec<FormatDesc>> {
         let mut out = Vec::new();
-        for index in 0..64 {
+        for index in 0..MAX_ENUM {
             // SAFETY: a plain C struct of integers and a byte array; all-zero is valid.
             let mut desc: v4l2_fmtdesc = unsafe { std::mem::zeroed() };
             desc.index = index;
@@ -349,6 +459,90 @@ impl V4l2Device for SysDevice {
             fourcc: pix.pixelformat.to_le_bytes(),
             stride: pix.bytesperline,
         })
+    }
+
+    fn frame_sizes(&mut self, fourcc: [u8; 4]) -> io::Result<Option<FrameSizes>> {
+        let mut sizes = Vec::new();
+        for index in 0..MAX_ENUM {
+            // SAFETY: a plain C struct of integers and a union of integer structs; all-zero is
+            // valid.
+            let mut size: v4l2_frmsizeenum = unsafe { std::mem::zeroed() };
+            size.index = index;
+            size.pixel_format = u32::from_le_bytes(fourcc);
+            // SAFETY: VIDIOC_ENUM_FRAMESIZES takes a `v4l2_frmsizeenum`.
+            match unsafe { self.ioctl(vidioc::VIDIOC_ENUM_FRAMESIZES, &mut size) } {
+                Ok(()) => {}
+                // EINVAL past the last size ends the list; at the first, the driver does not
+                // enumerate sizes (or not for this format).
+                Err(e) if e.raw_os_error() == Some(libc::EINVAL) => break,
+                Err(e) if index == 0 => return Err(e),
+                Err(_) => break,
+            }
+            if size.type_ == FRMSIZE_DISCRETE {
+                // SAFETY: a discrete entry answers in `discrete` (integers only).
+                let d = unsafe { size.__bindgen_anon_1.discrete };
+                sizes.push((d.width, d.height));
+            } else {
+                // SAFETY: continuous and stepwise entries answer in `stepwise` (integers).
+                let s = unsafe { size.__bindgen_anon_1.stepwise };
+                return Ok(Some(FrameSizes::Stepwise {
+                    min: (s.min_width, s.min_height),
+                    max: (s.max_width, s.max_height),
+                    step: (s.step_width, s.step_height),
+                }));
+            }
+        }
+        Ok((!sizes.is_empty()).then_some(FrameSizes::Discrete(sizes)))
+    }
+
+    fn frame_intervals(
+        &mut self,
+        fourcc: [u8; 4],
+        width: u32,
+        height: u32,
+    ) -> io::Result<Option<FrameIntervals>> {
+        let mut intervals = Vec::new();
+        for index in 0..MAX_ENUM {
+            // SAFETY: a plain C struct of integers and a union of integer structs; all-zero is
+            // valid.
+            let mut ival: v4l2_frmivalenum = unsafe { std::mem::zeroed() };
+            ival.index = index;
+            ival.pixel_format = u32::from_le_bytes(fourcc);
+            ival.width = width;
+            ival.height = height;
+            // SAFETY: VIDIOC_ENUM_FRAMEINTERVALS takes a `v4l2_frmivalenum`.
+            match unsafe { self.ioctl(vidioc::VIDIOC_ENUM_FRAMEINTERVALS, &mut ival) } {
+                Ok(()) => {}
+                Err(e) if e.raw_os_error() == Some(libc::EINVAL) => break,
+                Err(e) if index == 0 => return Err(e),
+                Err(_) => break,
+            }
+            if ival.type_ == FRMIVAL_DISCRETE {
+                // SAFETY: a discrete entry answers in `discrete` (integers only).
+                let d = unsafe { ival.__bindgen_anon_1.discrete };
+                intervals.push((d.numerator, d.denominator));
+            } else {
+                // SAFETY: continuous and stepwise entries answer in `stepwise` (integers).
+                let s = unsafe { ival.__bindgen_anon_1.stepwise };
+                return Ok(Some(FrameIntervals::Stepwise {
+                    min: (s.min.numerator, s.min.denominator),
+                    max: (s.max.numerator, s.max.denominator),
+                }));
+            }
+        }
+        Ok((!intervals.is_empty()).then_some(FrameIntervals::Discrete(intervals)))
+    }
+
+    fn set_flip(&mut self, hflip: bool, vflip: bool) -> io::Result<()> {
+        for (id, on) in [(V4L2_CID_HFLIP, hflip), (V4L2_CID_VFLIP, vflip)] {
+            let mut control = v4l2_control {
+                id,
+                value: i32::from(on),
+            };
+            // SAFETY: VIDIOC_S_CTRL takes a `v4l2_control`.
+            unsafe { self.ioctl(vidioc::VIDIOC_S_CTRL, &mut control)? };
+        }
+        Ok(())
     }
 
     fn set_interval(&mut self, num: u32, den: u32) -> io::Result<Option<(u32, u32)>> {

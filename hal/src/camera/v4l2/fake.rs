@@ -2,7 +2,9 @@
 //! capture supervision in other crates (feature `fake`).
 //!
 //! [`FakeCamera`] is an in-memory capture device behind the same [`V4l2Device`] trait as the
-//! real one: it offers YUYV, paces its frames at its frame rate, keeps the driver's buffer
+//! real one: it offers YUYV (or, made with [`FakeCamera::mjpeg`], MJPEG only, delivering the
+//! JPEG frames it was given in turn, with YUYV at one size and rate added by
+//! [`FakeCamera::add_yuyv_mode`]), paces its frames at its frame rate, keeps the driver's buffer
 //! bookkeeping (and answers as the kernel's videobuf2 does: EINVAL for a buffer queued twice or
 //! a dequeue while stopped, EBUSY for freeing buffers that are still mapped or streaming, ENODEV
 //! for every call once the camera is unplugged) and records the teardown calls and whether its
@@ -16,7 +18,9 @@ use std::io;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use super::device::{Caps, Dequeued, FormatDesc, PixFormat, V4l2Device};
+use super::device::{
+    Caps, Dequeued, FormatDesc, FrameIntervals, FrameSizes, PixFormat, V4l2Device,
+};
 
 /// errno: I/O error.
 pub const EIO: i32 = 5;
@@ -184,6 +188,20 @@ impl<D: V4l2Device> V4l2Device for Faulty<D> {
     fn set_format(&mut self, want: PixFormat) -> io::Result<PixFormat> {
         self.inner.set_format(want)
     }
+    fn frame_sizes(&mut self, fourcc: [u8; 4]) -> io::Result<Option<FrameSizes>> {
+        self.inner.frame_sizes(fourcc)
+    }
+    fn frame_intervals(
+        &mut self,
+        fourcc: [u8; 4],
+        width: u32,
+        height: u32,
+    ) -> io::Result<Option<FrameIntervals>> {
+        self.inner.frame_intervals(fourcc, width, height)
+    }
+    fn set_flip(&mut self, hflip: bool, vflip: bool) -> io::Result<()> {
+        self.inner.set_flip(hflip, vflip)
+    }
     fn set_interval(&mut self, num: u32, den: u32) -> io::Result<Option<(u32, u32)>> {
         self.inner.set_interval(num, den)
     }
@@ -234,6 +252,20 @@ struct CameraState {
     open_handles: u32,
     /// Every call other than the per-frame queue and dequeue, in order.
     log: Vec<&'static str>,
+    /// MJPEG mode: the frames delivered in turn (empty: a YUYV camera of any size).
+    jpegs: Vec<Vec<u8>>,
+    /// Frames delivered so far in MJPEG mode (which JPEG comes next).
+    delivered: usize,
+    /// The MJPEG camera's only size.
+    jpeg_size: (u32, u32),
+    /// The one YUYV mode (width, height, fps) an MJPEG camera also offers, if any.
+    yuyv_mode: Option<(u32, u32, u32)>,
+    /// The format set last.
+    fourcc: [u8; 4],
+    /// Whether the camera has the HFLIP/VFLIP controls (most UVC webcams do not).
+    flip_controls: bool,
+    /// The flips set last through the controls.
+    flips: Option<(bool, bool)>,
 }
 
 /// A fake V4L2 capture camera: YUYV, up to 1920x1080, at `fps` frames per second. Clones share
@@ -256,8 +288,42 @@ impl FakeCamera {
                 opens: 0,
                 open_handles: 0,
                 log: Vec::new(),
+                jpegs: Vec::new(),
+                delivered: 0,
+                jpeg_size: (0, 0),
+                yuyv_mode: None,
+                fourcc: *b"YUYV",
+                flip_controls: false,
+                flips: None,
             })),
         }
+    }
+
+    /// A camera offering only MJPEG, at `width` x `height` (its only size, listed by
+    /// `VIDIOC_ENUM_FRAMESIZES`) and `fps` (its only interval): each dequeued buffer holds the
+    /// next of `jpegs` (cycling), as a UVC webcam's would.
+    pub fn mjpeg(fps: u32, width: u32, height: u32, jpegs: Vec<Vec<u8>>) -> Self {
+        let camera = Self::new(fps, 0);
+        {
+            let mut state = camera.lock();
+            state.jpegs = jpegs;
+            state.jpeg_size = (width, height);
+            state.width = width;
+            state.height = height;
+            state.fourcc = *b"MJPG";
+        }
+        camera
+    }
+
+    /// Makes an MJPEG camera offer YUYV too, at `width` x `height` and `fps` only (listed
+    /// first, as UVC cameras list their uncompressed format). Its frames are flat, luma 0.
+    pub fn add_yuyv_mode(&self, width: u32, height: u32, fps: u32) {
+        self.lock().yuyv_mode = Some((width, height, fps.max(1)));
+    }
+
+    /// MJPEG frames delivered so far.
+    pub fn delivered(&self) -> usize {
+        self.lock().delivered
     }
 
     fn lock(&self) -> MutexGuard<'_, CameraState> {
@@ -293,6 +359,17 @@ impl FakeCamera {
     /// Handles opened so far.
     pub fn opens(&self) -> u32 {
         self.lock().opens
+    }
+
+    /// Gives the camera the HFLIP and VFLIP controls (as vivid and some sensors have).
+    pub fn with_flip_controls(self) -> Self {
+        self.lock().flip_controls = true;
+        self
+    }
+
+    /// The flips last set through the controls (`None`: never set).
+    pub fn flips(&self) -> Option<(bool, bool)> {
+        self.lock().flips
     }
 
     /// Handles open now (a closed source leaves none).
@@ -358,17 +435,75 @@ impl V4l2Device for FakeDevice {
     }
 
     fn enum_formats(&mut self) -> io::Result<Vec<FormatDesc>> {
-        self.live(None)?;
-        Ok(vec![FormatDesc {
+        let state = self.call(None)?;
+        let yuyv = FormatDesc {
             fourcc: *b"YUYV",
             description: "YUYV 4:2:2".into(),
-        }])
+        };
+        if state.jpegs.is_empty() {
+            return Ok(vec![yuyv]);
+        }
+        let mjpeg = FormatDesc {
+            fourcc: *b"MJPG",
+            description: "Motion-JPEG".into(),
+        };
+        Ok(match state.yuyv_mode {
+            Some(_) => vec![yuyv, mjpeg],
+            None => vec![mjpeg],
+        })
+    }
+
+    fn frame_sizes(&mut self, fourcc: [u8; 4]) -> io::Result<Option<FrameSizes>> {
+        let state = self.call(None)?;
+        if state.jpegs.is_empty() {
+            // The YUYV camera does not enumerate: S_FMT decides, as with some drivers.
+            return Ok(None);
+        }
+        match (&fourcc, state.yuyv_mode) {
+            (b"MJPG", _) => Ok(Some(FrameSizes::Discrete(vec![state.jpeg_size]))),
+            (b"YUYV", Some((w, h, _))) => Ok(Some(FrameSizes::Discrete(vec![(w, h)]))),
+            _ => Err(errno(EINVAL)),
+        }
+    }
+
+    fn frame_intervals(
+        &mut self,
+        fourcc: [u8; 4],
+        width: u32,
+        height: u32,
+    ) -> io::Result<Option<FrameIntervals>> {
+        let state = self.call(None)?;
+        if state.jpegs.is_empty() {
+            return Ok(None);
+        }
+        let fps = match (&fourcc, state.yuyv_mode) {
+            (b"MJPG", _) if (width, height) == state.jpeg_size => state.fps,
+            (b"YUYV", Some((w, h, fps))) if (width, height) == (w, h) => fps,
+            _ => return Err(errno(EINVAL)),
+        };
+        Ok(Some(FrameIntervals::Discrete(vec![(1, fps)])))
     }
 
     fn set_format(&mut self, want: PixFormat) -> io::Result<PixFormat> {
         let mut state = self.call(None)?;
         if self.streaming || !self.buffers.is_empty() {
             return Err(errno(EBUSY));
+        }
+        if !state.jpegs.is_empty() {
+            // Like a UVC camera: its own sizes only, the format it offers.
+            let yuyv = state.yuyv_mode.filter(|_| want.fourcc == *b"YUYV");
+            let (fourcc, (width, height)) = match yuyv {
+                Some((w, h, _)) => (*b"YUYV", (w, h)),
+                None => (*b"MJPG", state.jpeg_size),
+            };
+            (state.fourcc, state.width, state.height) = (fourcc, width, height);
+            let stride = if fourcc == *b"YUYV" { 2 * width } else { 0 };
+            return Ok(PixFormat {
+                width,
+                height,
+                fourcc,
+                stride,
+            });
         }
         state.width = want.width.clamp(2, 1920) & !1;
         state.height = want.height.clamp(2, 1080) & !1;
@@ -380,9 +515,22 @@ impl V4l2Device for FakeDevice {
         })
     }
 
+    fn set_flip(&mut self, hflip: bool, vflip: bool) -> io::Result<()> {
+        let mut state = self.call(Some("S_CTRL(flip)"))?;
+        if !state.flip_controls {
+            return Err(errno(EINVAL));
+        }
+        state.flips = Some((hflip, vflip));
+        Ok(())
+    }
+
     fn set_interval(&mut self, _num: u32, _den: u32) -> io::Result<Option<(u32, u32)>> {
         let state = self.call(None)?;
-        Ok(Some((1, state.fps)))
+        let fps = match state.yuyv_mode {
+            Some((_, _, fps)) if state.fourcc == *b"YUYV" => fps,
+            _ => state.fps,
+        };
+        Ok(Some((1, fps)))
     }
 
     fn request_buffers(&mut self, count: u32) -> io::Result<u32> {
@@ -438,9 +586,19 @@ impl V4l2Device for FakeDevice {
     }
 
     fn dequeue(&mut self, timeout: Duration) -> io::Result<Dequeued> {
-        let (fps, luma, width, height) = {
+        let (fps, luma, width, height, mjpeg) = {
             let state = self.call(None)?;
-            (state.fps, state.luma, state.width, state.height)
+            let fps = match state.yuyv_mode {
+                Some((_, _, fps)) if state.fourcc == *b"YUYV" => fps,
+                _ => state.fps,
+            };
+            let luma = if state.jpegs.is_empty() {
+                state.luma
+            } else {
+                0
+            };
+            let mjpeg = state.fourcc == *b"MJPG";
+            (fps, luma, state.width, state.height, mjpeg)
         };
         if !self.streaming {
             return Err(errno(EINVAL));
@@ -464,6 +622,21 @@ impl V4l2Device for FakeDevice {
         std::thread::sleep(wait);
         self.queued.pop_front();
         let buf = &mut self.buffers[index as usize];
+        if mjpeg {
+            let mut state = self.camera.lock();
+            let next = state.delivered % state.jpegs.len();
+            state.delivered += 1;
+            let jpeg = &state.jpegs[next];
+            let used = jpeg.len().min(buf.len());
+            buf[..used].copy_from_slice(&jpeg[..used]);
+            let sequence = self.seq;
+            self.seq = self.seq.wrapping_add(1);
+            return Ok(Dequeued {
+                index,
+                bytes_used: used as u32,
+                sequence,
+            });
+        }
         let used = (2 * width * height) as usize;
         let filled = used.min(buf.len());
         for px in buf[..filled].chunks_exact_mut(2) {
