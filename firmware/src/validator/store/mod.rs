@@ -232,6 +232,26 @@ struct Outage {
     reopens: u64,
 }
 
+impl Drop for Store {
+    /// Closing a writable redb database commits its allocator state, and on some damaged files
+    /// that panics too (`bitmap.rs`: `bit < self.len`, found by the `store_open` fuzz target):
+    /// the last handle is dropped inside [`contain`], and such a panic is logged.
+    fn drop(&mut self) {
+        if let Db::Rw(w) = &mut self.db {
+            let db = w.db.get_mut().unwrap_or_else(|p| p.into_inner()).take();
+            if let Some(db) = db {
+                let closed = contain(&self.path, || {
+                    drop(db);
+                    Ok(())
+                });
+                if let Err(e) = closed {
+                    tracing::error!("closing the store: {e}");
+                }
+            }
+        }
+    }
+}
+
 impl std::fmt::Debug for Store {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Store")
@@ -265,6 +285,15 @@ thread_local! {
     static CATCHING: std::cell::Cell<u32> = const { std::cell::Cell::new(0) };
 }
 
+/// redb panics the store caught since the process started (see [`contain`]).
+static CONTAINED_PANICS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// How many panics inside redb the store caught (and turned into errors or logged) since the
+/// process started.
+pub fn contained_panics() -> u64 {
+    CONTAINED_PANICS.load(Ordering::Relaxed)
+}
+
 /// Whether this thread is inside a store operation that turns a panic into
 /// [`StoreError::Corrupt`]: a panic hook that would stop the thread (the validator's panic watch,
 /// a fuzzer's) lets such a panic unwind to it instead.
@@ -292,6 +321,7 @@ fn contain<T>(path: &Path, f: impl FnOnce() -> Result<T, StoreError>) -> Result<
     let out = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f));
     drop(depth);
     out.unwrap_or_else(|payload| {
+        CONTAINED_PANICS.fetch_add(1, Ordering::Relaxed);
         let what = payload
             .downcast_ref::<&str>()
             .map(|s| (*s).to_string())
@@ -610,7 +640,13 @@ impl Store {
         }
         // Closes the latched handle (a transaction of another thread may still hold it: then the
         // open below finds the file open and a later operation tries again).
-        drop(slot.take());
+        if let Some(old) = slot.take() {
+            // Closing commits redb's allocator state: on a damaged file that can panic too.
+            let _ = contain(&self.path, || {
+                drop(old);
+                Ok(())
+            });
+        }
         let db = contain(&self.path, || {
             (w.open)(&self.path)
                 .map_err(|e| self.failed(format!("reopening after an I/O error: {e}")))
