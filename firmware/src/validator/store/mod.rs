@@ -240,12 +240,15 @@ impl Drop for Store {
         if let Db::Rw(w) = &mut self.db {
             let db = w.db.get_mut().unwrap_or_else(|p| p.into_inner()).take();
             if let Some(db) = db {
-                let closed = contain(&self.path, || {
-                    drop(db);
-                    Ok(())
-                });
-                if let Err(e) = closed {
-                    tracing::error!("closing the store: {e}");
+                // The last handle, unless a transaction of another thread still holds one.
+                match Arc::try_unwrap(db) {
+                    Ok(db) => close_contained(&self.path, db),
+                    Err(shared) => {
+                        let _ = contain(&self.path, || {
+                            drop(shared);
+                            Ok(())
+                        });
+                    }
                 }
             }
         }
@@ -334,6 +337,17 @@ fn contain<T>(path: &Path, f: impl FnOnce() -> Result<T, StoreError>) -> Result<
     })
 }
 
+/// Closes `db` inside [`contain`]: closing a writable database commits redb's allocator state,
+/// which panics on some damaged files (or after an earlier panic poisoned its locks).
+fn close_contained(path: &Path, db: Database) {
+    if let Err(e) = contain(path, || {
+        drop(db);
+        Ok(())
+    }) {
+        tracing::error!("closing the store: {e}");
+    }
+}
+
 /// The pid in `<data_dir>/node.pid`, if that process is alive.
 fn running_pid(data_dir: &Path) -> Option<u32> {
     let text = std::fs::read_to_string(data_dir.join(PID_FILE)).ok()?;
@@ -409,7 +423,10 @@ impl Store {
             stats: OnceLock::new(),
             failing: Mutex::new(None),
         };
-        store.guarded(|| store.init(&db))?;
+        if let Err(e) = store.guarded(|| store.init(&db)) {
+            close_contained(&store.path, db);
+            return Err(e);
+        }
         if let Db::Rw(w) = &store.db {
             *w.db.write().unwrap_or_else(|p| p.into_inner()) = Some(Arc::new(db));
         }
@@ -651,7 +668,10 @@ impl Store {
             (w.open)(&self.path)
                 .map_err(|e| self.failed(format!("reopening after an I/O error: {e}")))
         })?;
-        contain(&self.path, || self.init(&db))?;
+        if let Err(e) = contain(&self.path, || self.init(&db)) {
+            close_contained(&self.path, db);
+            return Err(e);
+        }
         *slot = Some(Arc::new(db));
         w.broken.store(false, Ordering::Release);
         if let Some(s) = self.stats.get() {
