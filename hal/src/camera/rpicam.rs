@@ -751,6 +751,42 @@ mod stand_in {
     }
 
     #[test]
+    fn flips_are_asked_of_the_isp_and_not_done_again_by_the_node() {
+        // The stand-in flips as the ISP would; its frame counter sits at the scene's top left.
+        let (w, h) = (64u32, 48u32);
+        let turned = Orientation::new(false, false, 180).expect("180");
+        let mut src =
+            RpicamSource::open_with_env(tool(), 0, &req(w, h), turned, &[]).expect("open");
+        assert!(src.info().description.contains("rotated 180 by the ISP"));
+        let mut f = I420Frame::new(w, h);
+        src.capture(&mut f, &FixedClock(7)).expect("frame");
+        let y = f.planes().0;
+        // Turned half a circle: the counter (0, big-endian) ends the last row, bytes reversed.
+        let end = y.len();
+        assert_eq!(
+            &y[end - 4..],
+            &[0, 0, 0, 0],
+            "the counter is not where a half turn puts it"
+        );
+        assert!(
+            y[..4].iter().all(|&b| b >= 16),
+            "the picture was flipped twice (or not at all)"
+        );
+        let o = Orientation {
+            hflip: true,
+            vflip: false,
+        };
+        let mut src = RpicamSource::open_with_env(tool(), 0, &req(w, h), o, &[]).expect("open");
+        src.capture(&mut f, &FixedClock(7)).expect("frame");
+        let y = f.planes().0;
+        assert_eq!(
+            &y[w as usize - 4..w as usize],
+            &[0, 0, 0, 0],
+            "mirrored: end of row 0"
+        );
+    }
+
+    #[test]
     fn a_tool_that_cannot_start_is_an_error_at_open_with_its_own_words() {
         let e = open_env(&[("FAKE_RPICAM_CAMERAS", "0")], 640, 480).expect_err("no camera");
         assert_eq!(e.kind(), ErrorKind::Disconnected);
