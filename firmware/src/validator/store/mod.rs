@@ -235,7 +235,7 @@ struct Outage {
 impl Drop for Store {
     /// Closing a writable redb database commits its allocator state, and on some damaged files
     /// that panics too (`bitmap.rs`: `bit < self.len`, found by the `store_open` fuzz target):
-    /// the last handle is dropped inside [`contain`], and such a panic is logged.
+    /// the last handle is dropped inside `contain`, and such a panic is logged.
     fn drop(&mut self) {
         if let Db::Rw(w) = &mut self.db {
             let db = w.db.get_mut().unwrap_or_else(|p| p.into_inner()).take();
@@ -714,6 +714,21 @@ impl Store {
         }
     }
 
+    /// Opens table `def` for reading: `None` when the file has no such table (a store no
+    /// write has touched yet); any other failure is an error, not an empty table (a damaged
+    /// file must not read as "nothing stored").
+    fn table<K: redb::Key + 'static, V: redb::Value + 'static>(
+        &self,
+        txn: &ReadTransaction,
+        def: TableDefinition<'_, K, V>,
+    ) -> Result<Option<redb::ReadOnlyTable<K, V>>, StoreError> {
+        match txn.open_table(def) {
+            Ok(t) => Ok(Some(t)),
+            Err(redb::TableError::TableDoesNotExist(_)) => Ok(None),
+            Err(e) => Err(self.err(e)),
+        }
+    }
+
     fn read(&self) -> Result<ReadTransaction, StoreError> {
         match &self.db {
             Db::Rw(w) => self.handle(w)?.begin_read().map_err(|e| self.err(e)),
@@ -790,7 +805,7 @@ impl Store {
     pub fn meta(&self) -> Result<Meta, StoreError> {
         self.guarded(|| {
             let txn = self.read()?;
-            let Ok(t) = txn.open_table(META) else {
+            let Some(t) = self.table(&txn, META)? else {
                 return Ok(Meta::default());
             };
             let get = |k: &str| -> Result<Option<Vec<u8>>, StoreError> {
@@ -919,7 +934,7 @@ impl Store {
     pub fn latest_trusted(&self) -> Result<Option<(u64, Vec<u8>)>, StoreError> {
         self.guarded(|| {
             let txn = self.read()?;
-            let Ok(t) = txn.open_table(HEADERS) else {
+            let Some(t) = self.table(&txn, HEADERS)? else {
                 return Ok(None);
             };
             Ok(t.last()
@@ -932,7 +947,7 @@ impl Store {
     pub fn trusted_at(&self, height: u64) -> Result<Option<Vec<u8>>, StoreError> {
         self.guarded(|| {
             let txn = self.read()?;
-            let Ok(t) = txn.open_table(HEADERS) else {
+            let Some(t) = self.table(&txn, HEADERS)? else {
                 return Ok(None);
             };
             Ok(t.get(height)
@@ -945,7 +960,7 @@ impl Store {
     pub fn trusted_heights(&self) -> Result<Vec<u64>, StoreError> {
         self.guarded(|| {
             let txn = self.read()?;
-            let Ok(t) = txn.open_table(HEADERS) else {
+            let Some(t) = self.table(&txn, HEADERS)? else {
                 return Ok(Vec::new());
             };
             let mut out = Vec::new();

@@ -210,7 +210,7 @@ impl Store {
     pub fn outbox(&self, from: u64, to: u64) -> Result<Vec<OutboxEntry>, StoreError> {
         self.guarded(|| {
             let txn = self.read()?;
-            let Ok(t) = txn.open_table(OUTBOX) else {
+            let Some(t) = self.table(&txn, OUTBOX)? else {
                 return Ok(Vec::new());
             };
             let mut out = Vec::new();
@@ -229,7 +229,7 @@ impl Store {
     pub fn outbox_entry(&self, seq: u64) -> Result<Option<OutboxEntry>, StoreError> {
         self.guarded(|| {
             let txn = self.read()?;
-            let Ok(t) = txn.open_table(OUTBOX) else {
+            let Some(t) = self.table(&txn, OUTBOX)? else {
                 return Ok(None);
             };
             match t.get(seq).map_err(|e| self.err(e))? {
@@ -244,7 +244,7 @@ impl Store {
         self.guarded(|| {
             let seq = {
                 let txn = self.read()?;
-                let Ok(t) = txn.open_table(PENDING) else {
+                let Some(t) = self.table(&txn, PENDING)? else {
                     return Ok(None);
                 };
                 match t.first().map_err(|e| self.err(e))? {
@@ -260,7 +260,7 @@ impl Store {
     pub fn pending_count(&self) -> Result<u64, StoreError> {
         self.guarded(|| {
             let txn = self.read()?;
-            let Ok(t) = txn.open_table(PENDING) else {
+            let Some(t) = self.table(&txn, PENDING)? else {
                 return Ok(0);
             };
             t.len().map_err(|e| self.err(e))
@@ -271,7 +271,7 @@ impl Store {
     pub fn outbox_len(&self) -> Result<u64, StoreError> {
         self.guarded(|| {
             let txn = self.read()?;
-            let Ok(t) = txn.open_table(OUTBOX) else {
+            let Some(t) = self.table(&txn, OUTBOX)? else {
                 return Ok(0);
             };
             t.len().map_err(|e| self.err(e))
