@@ -438,24 +438,7 @@ mod tests {
             o.fetch_add(1, Ordering::SeqCst);
             Ok(Box::new(PanickyCamera { frames: 0 }) as Box<dyn FrameSource>)
         });
-        let seen = Arc::new(StdMutex::new(Vec::new()));
-        let watch = Box::new(Watch {
-            decoder: Vp8Decoder::new().expect("test setup"),
-            frame: I420Frame::new(320, 240),
-            seen: seen.clone(),
-        });
-        let cfg = config();
-        let fanout = Arc::new(SharedFanout::new(2, 4096).expect("test setup"));
-        let stats = Arc::new(Stats::new());
-        let media = Media::start_with(
-            &cfg,
-            opener,
-            fanout,
-            Arc::default(),
-            stats.clone(),
-            &mut Some(Carry::new(&cfg, watch).expect("test setup")),
-        )
-        .expect("test setup");
+        let (media, stats, seen) = start_watched(opener);
         // The first camera panics on its 10th frame; the reopened one does on its 10th too.
         wait_for("a reopen after the panic", Duration::from_secs(10), || {
             stats.source_reopens.load(Ordering::Relaxed) >= 1
@@ -497,24 +480,7 @@ mod tests {
                     as Box<dyn FrameSource>,
             )
         });
-        let seen = Arc::new(StdMutex::new(Vec::new()));
-        let watch = Box::new(Watch {
-            decoder: Vp8Decoder::new().expect("test setup"),
-            frame: I420Frame::new(320, 240),
-            seen: seen.clone(),
-        });
-        let cfg = config();
-        let fanout = Arc::new(SharedFanout::new(2, 4096).expect("test setup"));
-        let stats = Arc::new(Stats::new());
-        let media = Media::start_with(
-            &cfg,
-            opener,
-            fanout,
-            Arc::default(),
-            stats.clone(),
-            &mut Some(Carry::new(&cfg, watch).expect("test setup")),
-        )
-        .expect("test setup");
+        let (media, stats, seen) = start_watched(opener);
         // 25 camera pictures: the 10 before the corrupt ones and 15 after, from the same open.
         let camera_frames = || {
             seen.lock()
@@ -538,6 +504,31 @@ mod tests {
         assert_eq!(opens.load(Ordering::SeqCst), 1, "the camera was reopened");
         let carry = media.stop();
         assert!(carry.is_some(), "the encode thread ended normally");
+    }
+
+    /// The media threads at 320x240 on the camera `opener` opens, with a [`Watch`] that decodes
+    /// every encoded frame: the threads, their stats, and what the watch saw.
+    #[allow(clippy::type_complexity)]
+    fn start_watched(opener: Opener) -> (Media, Arc<Stats>, Arc<StdMutex<Vec<(Instant, bool)>>>) {
+        let seen = Arc::new(StdMutex::new(Vec::new()));
+        let watch = Box::new(Watch {
+            decoder: Vp8Decoder::new().expect("test setup"),
+            frame: I420Frame::new(320, 240),
+            seen: seen.clone(),
+        });
+        let cfg = config();
+        let fanout = Arc::new(SharedFanout::new(2, 4096).expect("test setup"));
+        let stats = Arc::new(Stats::new());
+        let media = Media::start_with(
+            &cfg,
+            opener,
+            fanout,
+            Arc::default(),
+            stats.clone(),
+            &mut Some(Carry::new(&cfg, watch).expect("test setup")),
+        )
+        .expect("test setup");
+        (media, stats, seen)
     }
 
     /// Decodes every encoded frame and records when it came and whether it was the slate.
