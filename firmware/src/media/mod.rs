@@ -502,6 +502,11 @@ mod tests {
         );
         assert_eq!(stats.source_reopens.load(Ordering::Relaxed), 0);
         assert_eq!(opens.load(Ordering::SeqCst), 1, "the camera was reopened");
+        // Let the script play out (its end is a camera error), so the source is dropped with
+        // every step played.
+        wait_for("the end of the script", Duration::from_secs(10), || {
+            stats.capture_errors.load(Ordering::Relaxed) >= 1
+        });
         let carry = media.stop();
         assert!(carry.is_some(), "the encode thread ended normally");
     }
