@@ -265,7 +265,12 @@ fn unwrap_envelope<'a>(
             max: limits.max_bytes,
         });
     }
-    let env: Envelope<'_> = from_json(json, what)?;
+    // The envelope holds no `tendermint` type (its result stays raw text, read by `from_json`
+    // below with the base64 check), so it is read straight from the text.
+    let env: Envelope<'_> = serde_json::from_slice(json).map_err(|e| ChainError::Json {
+        what,
+        reason: e.to_string(),
+    })?;
     if let Some(err) = env.error {
         let mut message = err.message;
         if let Some(data) = err.data {
@@ -289,14 +294,21 @@ fn unwrap_envelope<'a>(
     })
 }
 
-fn from_json<'a, T: Deserialize<'a>>(json: &'a [u8], what: &'static str) -> Result<T, ChainError> {
+/// `json` read into `T` through the tree that [`check_base64_fields`] checked: the `tendermint`
+/// types are built from that very tree, never from the text again. (Reading the text twice let a
+/// document with a duplicate key through: the tree keeps the last copy, which was checked, while
+/// a typed reader decodes the first, which was not; found by the `light_block` fuzz target.)
+fn from_json<T: serde::de::DeserializeOwned>(
+    json: &[u8],
+    what: &'static str,
+) -> Result<T, ChainError> {
     let json_error = |e: serde_json::Error| ChainError::Json {
         what,
         reason: e.to_string(),
     };
     let tree: serde_json::Value = serde_json::from_slice(json).map_err(json_error)?;
     check_base64_fields(&tree).map_err(|reason| ChainError::Json { what, reason })?;
-    serde_json::from_slice(json).map_err(json_error)
+    serde_json::from_value(tree).map_err(json_error)
 }
 
 /// Whether `s` is base64 that `subtle-encoding` 0.5's decoder (which the `tendermint` types use
@@ -497,6 +509,28 @@ mod tests {
                 && !is_canonical_base64("AA=A")
                 && !is_canonical_base64("AAAAA")
         );
+    }
+
+    /// Found by the fuzz target `light_block` in the CI smoke: a document with a key twice. The
+    /// check read the tree (which keeps the last copy) and the typed reader the text (which
+    /// decodes the first): a bad key in the first copy reached the base64 decoder. Now the types
+    /// are built from the checked tree.
+    #[test]
+    fn a_duplicate_key_cannot_smuggle_bad_base64_past_the_check() {
+        let vector: serde_json::Value = serde_json::from_str(include_str!(
+            "../../../../tests/data/cometbft/single_step/MC4_4_faulty_TestSuccess.json"
+        ))
+        .expect("vector");
+        let block = &vector["input"][0]["block"];
+        let mut bad_set = block["next_validator_set"].clone();
+        bad_set["validators"][0]["pub_key"]["value"] =
+            "GQEC/HB4sDBAVhHtUzyv4yct9ZGnudaP209QQMBSTfSQ=".into();
+        let good = block.to_string();
+        // `{"next_validator_set": BAD, ...the valid block, whose own next_validator_set is last}`
+        let text = format!(r#"{{"next_validator_set":{bad_set},{}"#, &good[1..]);
+        // No panic; the document is read as its last copy says (a valid light block).
+        assert!(parse_light_block(text.as_bytes()).is_ok());
+        assert!(parse_trusted(text.as_bytes()).is_ok());
     }
 
     #[test]
