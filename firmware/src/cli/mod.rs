@@ -252,7 +252,12 @@ pub fn resolve_config(args: &RunArgs) -> Result<Config, ConfigError> {
     // Profile defaults go under the file: they fill only what the file leaves out.
     let (board, chosen) = crate::config::board::choose(args.board.as_deref(), cfg.board.as_deref())
         .map_err(|reason| crate::config::board::error(args.config.as_deref(), reason))?;
-    crate::config::board::apply(&mut cfg, board, table.as_ref());
+    if args.source.is_some() {
+        // `--source` wins anyway: no camera probe for a spec about to be replaced.
+        crate::config::board::apply_probing(&mut cfg, board, table.as_ref(), || false);
+    } else {
+        crate::config::board::apply(&mut cfg, board, table.as_ref());
+    }
     cfg.board = Some(board.name.to_string());
     if chosen == crate::config::board::Chosen::Detected {
         eprintln!(

@@ -59,9 +59,7 @@ const PROBE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// Whether a camera module sits on the CSI connector: `rpicam-vid --list-cameras` lists one.
 pub fn csi_camera_present() -> bool {
-    sutantra_hal::camera::rpicam::find_tool().is_some()
-        && sutantra_hal::camera::rpicam::list_cameras(PROBE_TIMEOUT)
-            .is_ok_and(|l| !l.cameras.is_empty())
+    sutantra_hal::camera::rpicam::list_cameras(PROBE_TIMEOUT).is_ok_and(|l| !l.cameras.is_empty())
 }
 
 /// Fills every profile default the file did not set. `file_table` is the parsed file (None: no

@@ -814,23 +814,7 @@ mod tests {
                 let source = V4l2Source::open_device(Path::new("/dev/video-fake"), &req, device)?;
                 Ok(Box::new(source) as Box<dyn FrameSource>)
             });
-            let seen = Arc::new(StdMutex::new(Vec::new()));
-            let watch = Box::new(Watch {
-                decoder: Vp8Decoder::new().expect("test setup"),
-                frame: I420Frame::new(320, 240),
-                seen: seen.clone(),
-            });
-            let fanout = Arc::new(SharedFanout::new(2, 4096).expect("test setup"));
-            let stats = Arc::new(Stats::new());
-            let media = Media::start_with(
-                &cfg,
-                opener,
-                fanout,
-                Arc::default(),
-                stats.clone(),
-                &mut Some(Carry::new(&cfg, watch).expect("test setup")),
-            )
-            .expect("test setup");
+            let (media, stats, seen) = start_watched(opener);
             let camera_frames = || {
                 seen.lock()
                     .expect("lock")

@@ -331,9 +331,7 @@ impl V4l2Source {
     /// [`ErrorKind::PermissionDenied`]; not a streaming capture device, or no raw YUV format
     /// this crate converts → [`ErrorKind::UnsupportedFormat`] / [`ErrorKind::InvalidInput`].
     pub fn open(path: &Path, req: &SourceRequest) -> Result<Self, CameraError> {
-        check_request(path, req)?;
-        let device = SysDevice::open(path).map_err(|e| device_error(path, "open", &e))?;
-        Self::open_device(path, req, Box::new(device))
+        Self::open_oriented(path, req, Orientation::default())
     }
 
     /// Like [`V4l2Source::open`], on a `device` the caller opened (`path` names it in

@@ -4,6 +4,7 @@
 use super::Outcome;
 use crate::config::Config;
 use std::time::Duration;
+use sutantra_hal::ErrorKind;
 use sutantra_hal::camera::SourceSpec;
 use sutantra_hal::camera::rpicam::{self, CameraList};
 
@@ -13,12 +14,11 @@ const LIST_TIMEOUT: Duration = Duration::from_secs(10);
 /// Lists the CSI cameras (through `rpicam-vid --list-cameras`) and `/dev/video*` nodes.
 pub fn check(cfg: &Config) -> Outcome {
     let wants_rpicam = matches!(cfg.source_spec(), SourceSpec::Rpicam(_));
-    verdict(
-        wants_rpicam,
-        &cfg.source.spec,
-        rpicam::find_tool().map(|_| rpicam::list_cameras(LIST_TIMEOUT)),
-        &video_nodes(),
-    )
+    let listed = match rpicam::list_cameras(LIST_TIMEOUT) {
+        Err(e) if e.kind() == ErrorKind::NotFound => None,
+        other => Some(other),
+    };
+    verdict(wants_rpicam, &cfg.source.spec, listed, &video_nodes())
 }
 
 /// The `/dev/video*` nodes, sorted.

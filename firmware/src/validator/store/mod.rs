@@ -235,21 +235,13 @@ struct Outage {
 impl Drop for Store {
     /// Closing a writable redb database commits its allocator state, and on some damaged files
     /// that panics too (`bitmap.rs`: `bit < self.len`, found by the `store_open` fuzz target):
-    /// the last handle is dropped inside `contain`, and such a panic is logged.
+    /// the last handle is dropped through `close_contained`, which catches and logs such a panic.
     fn drop(&mut self) {
         if let Db::Rw(w) = &mut self.db {
             let db = w.db.get_mut().unwrap_or_else(|p| p.into_inner()).take();
             if let Some(db) = db {
                 // The last handle, unless a transaction of another thread still holds one.
-                match Arc::try_unwrap(db) {
-                    Ok(db) => close_contained(&self.path, db),
-                    Err(shared) => {
-                        let _ = contain(&self.path, || {
-                            drop(shared);
-                            Ok(())
-                        });
-                    }
-                }
+                close_contained(&self.path, db);
             }
         }
     }
@@ -313,6 +305,12 @@ pub fn catching_panics() -> bool {
 /// it here, where it knows which file is damaged, and says what to do; every caller then handles
 /// it like any other store error (the node keeps streaming, the CLI prints it and exits 1).
 fn contain<T>(path: &Path, f: impl FnOnce() -> Result<T, StoreError>) -> Result<T, StoreError> {
+    catch(f).unwrap_or_else(|what| Err(panicked(path, &what)))
+}
+
+/// Runs `f` inside `catch_unwind`, marked for the panic hooks ([`catching_panics`]); `Err` is
+/// the message of a panic it caught (counted in [`contained_panics`]).
+fn catch<T>(f: impl FnOnce() -> T) -> Result<T, String> {
     struct Depth;
     impl Drop for Depth {
         fn drop(&mut self) {
@@ -323,28 +321,30 @@ fn contain<T>(path: &Path, f: impl FnOnce() -> Result<T, StoreError>) -> Result<
     let depth = Depth;
     let out = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f));
     drop(depth);
-    out.unwrap_or_else(|payload| {
+    out.map_err(|payload| {
         CONTAINED_PANICS.fetch_add(1, Ordering::Relaxed);
-        let what = payload
+        payload
             .downcast_ref::<&str>()
             .map(|s| (*s).to_string())
             .or_else(|| payload.downcast_ref::<String>().cloned())
-            .unwrap_or_else(|| "a panic".into());
-        Err(StoreError::Corrupt {
-            path: path.display().to_string(),
-            what: format!("redb stopped on damaged data: {what}"),
-        })
+            .unwrap_or_else(|| "a panic".into())
     })
 }
 
-/// Closes `db` inside [`contain`]: closing a writable database commits redb's allocator state,
-/// which panics on some damaged files (or after an earlier panic poisoned its locks).
-fn close_contained(path: &Path, db: Database) {
-    if let Err(e) = contain(path, || {
-        drop(db);
-        Ok(())
-    }) {
-        tracing::error!("closing the store: {e}");
+/// The error for a panic inside redb on the store at `path`.
+fn panicked(path: &Path, what: &str) -> StoreError {
+    StoreError::Corrupt {
+        path: path.display().to_string(),
+        what: format!("redb stopped on damaged data: {what}"),
+    }
+}
+
+/// Drops `handle` (a writable `Database`, or a shared handle to one that may be the last) inside
+/// [`catch`]: closing a writable database commits redb's allocator state, which panics on some
+/// damaged files (or after an earlier panic poisoned its locks). Such a panic is logged.
+fn close_contained<T>(path: &Path, handle: T) {
+    if let Err(what) = catch(move || drop(handle)) {
+        tracing::error!("closing the store: {}", panicked(path, &what));
     }
 }
 
@@ -658,11 +658,7 @@ impl Store {
         // Closes the latched handle (a transaction of another thread may still hold it: then the
         // open below finds the file open and a later operation tries again).
         if let Some(old) = slot.take() {
-            // Closing commits redb's allocator state: on a damaged file that can panic too.
-            let _ = contain(&self.path, || {
-                drop(old);
-                Ok(())
-            });
+            close_contained(&self.path, old);
         }
         let db = contain(&self.path, || {
             (w.open)(&self.path)
@@ -692,19 +688,17 @@ impl Store {
     /// [`contain`] for an operation on this store: a panic also marks a writable handle for a
     /// reopen (redb's state may be half-changed) and is counted and logged like other failures.
     fn guarded<T>(&self, f: impl FnOnce() -> Result<T, StoreError>) -> Result<T, StoreError> {
-        let out = contain(&self.path, f);
-        if let Err(StoreError::Corrupt { what, .. }) = &out
-            && what.starts_with("redb stopped")
-        {
+        catch(f).unwrap_or_else(|what| {
             if let Db::Rw(w) = &self.db {
                 w.broken.store(true, Ordering::Release);
             }
             if let Some(s) = self.stats.get() {
                 ChainStats::inc(&s.chain.store_errors);
             }
-            tracing::error!(path = %self.path.display(), "{what}; back the file up and move it away");
-        }
-        out
+            let e = panicked(&self.path, &what);
+            tracing::error!("{e}");
+            Err(e)
+        })
     }
 
     fn corrupt(&self, what: impl Into<String>) -> StoreError {
