@@ -150,8 +150,9 @@ class Window:
             "rtp_ts_backwards": self.pts_backwards,
             "rtp_ts_max_step_ms": round(self.pts_max_step / 90.0, 1),
         }
-        if len(self.sizes) > 1:
-            out["sizes_seen"] = sorted(self.sizes)
+        # Every size decoded, the first frame's included (the caller adds it), so a test can
+        # tell which sizes a viewer followed across a pipeline restart.
+        out["sizes_seen"] = sorted(self.sizes)
         return out
 
 
@@ -223,8 +224,12 @@ async def run_viewer(args, index: int, http) -> dict:
         t_first = time.monotonic()
         result["first_frame_ms"] = round((t_first - t_post) * 1000.0, 1)
         result["width"], result["height"] = first.width, first.height
+        if args.ready_file:
+            with open(args.ready_file, "a", encoding="utf-8") as f:
+                f.write(f"{first.width}x{first.height}\n")
 
         window = Window(args.seconds)
+        window.sizes.add((first.width, first.height))
         window_end = t_first + args.seconds
         if LOSS is not None:
             LOSS.armed = True
@@ -395,6 +400,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--verbose", action="store_true", help="aiortc/aioice debug logs on stderr")
     p.add_argument("--insecure", action="store_true", help="https: do not verify the node's certificate")
     p.add_argument("--progress", type=float, default=0.0, help="every N seconds, a JSON line of frames decoded on stderr")
+    p.add_argument("--ready-file", help="create this file when the first frame is decoded (a readiness signal for tests)")
     args = p.parse_args(argv)
     if args.seconds <= 0 or args.viewers < 1:
         p.error("--seconds must be > 0 and --viewers >= 1")
