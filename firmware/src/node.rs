@@ -18,6 +18,7 @@ use crate::media::{Carry, Media, MediaConfig, SharedFanout};
 use crate::ops::control::server::{ControlSocket, Reloader};
 use crate::stats::Stats;
 use crate::validator::LightValidator;
+use crate::webrtc::relay::{Relay, RelaySource};
 use crate::webrtc::whep::Viewers;
 use crate::webrtc::whip::{PublishStats, Publishers};
 use std::future::Future;
@@ -109,8 +110,8 @@ pub async fn run(
         cfg.webrtc.max_viewers + publish_targets,
         cfg.webrtc.viewer_queue_packets,
     )?);
-    let spec = cfg.source_spec();
-    let media_cfg = MediaConfig::from_config(&cfg);
+    let spec = cfg.source.spec.clone();
+    let pipeline_cfg = PipelineConfig::from_config(&cfg);
     // The light validator opens the node key and the store itself (they are the chain's, not the
     // camera's): one it cannot open is reported and retried while the video runs.
     let (validator, observer): (Option<LightValidator>, Box<dyn FrameObserver>) =
@@ -121,13 +122,16 @@ pub async fn run(
         } else {
             (None, Box::new(FrameStats::new()))
         };
-    let media = match Media::start(
-        &media_cfg,
-        fanout.clone(),
-        control.clone(),
-        stats.clone(),
-        observer,
-    ) {
+    let started = Carry::new(&pipeline_cfg.media, observer).and_then(|c| {
+        Pipeline::start(
+            &pipeline_cfg,
+            fanout.clone(),
+            control.clone(),
+            stats.clone(),
+            &mut Some(c),
+        )
+    });
+    let media = match started {
         Ok(m) => m,
         Err(e) => {
             if let Some(v) = validator {
@@ -176,7 +180,7 @@ pub async fn run(
         stats.clone(),
         publish_figures.clone(),
     );
-    let (width, height) = (media.info.width, media.info.height);
+    let (width, height) = media.size();
     let mut control_state = crate::ops::control::server::ControlState::new(
         stats.clone(),
         control.clone(),
@@ -298,11 +302,94 @@ async fn summary_every_minute(stats: Arc<Stats>, fanout: Arc<SharedFanout>) {
     }
 }
 
+/// What a pipeline runs on: the camera threads' settings, or the upstream of a relay.
+#[derive(Debug, Clone)]
+struct PipelineConfig {
+    /// The camera and encoder (for a relay, only the carry's packetizer settings).
+    media: MediaConfig,
+    /// `whep:URL`: relay that server's stream instead.
+    relay: Option<RelaySource>,
+    /// Bind addresses and ICE servers for the relay's connection.
+    webrtc: crate::config::WebRtcConfig,
+    /// The source as configured, for the log.
+    spec: String,
+}
+
+impl PipelineConfig {
+    fn from_config(cfg: &Config) -> Self {
+        Self {
+            media: MediaConfig::from_config(cfg),
+            relay: cfg.source.upstream_url().map(|url| RelaySource {
+                url,
+                token: cfg.source.upstream_token.clone(),
+                min_keyframe_gap: Duration::from_millis(cfg.encoder.min_keyframe_gap_ms),
+            }),
+            webrtc: cfg.webrtc.clone(),
+            spec: cfg.source.spec.clone(),
+        }
+    }
+}
+
+/// What makes the stream: the camera and encoder threads, or a relay of another WHEP server
+/// (which keeps the camera's carry, untouched, for a later switch back).
+#[derive(Debug)]
+enum Pipeline {
+    Camera(Media),
+    Relay { relay: Relay, carry: Carry },
+}
+
+impl Pipeline {
+    /// Starts `cfg`'s pipeline, taking `carry` when it succeeds. Call from a thread that may
+    /// block (start, a reload's blocking task), inside the tokio runtime.
+    fn start(
+        cfg: &PipelineConfig,
+        fanout: Arc<SharedFanout>,
+        control: Arc<MediaControl>,
+        stats: Arc<Stats>,
+        carry: &mut Option<Carry>,
+    ) -> Result<Self, crate::media::MediaError> {
+        let Some(source) = &cfg.relay else {
+            stats.upstream.enabled.store(false, Ordering::Relaxed);
+            return Media::start_carrying(&cfg.media, fanout, control, stats, carry)
+                .map(Pipeline::Camera);
+        };
+        let runtime = tokio::runtime::Handle::try_current().map_err(|e| {
+            crate::media::MediaError::Encoder(format!("the relay needs the runtime: {e}"))
+        })?;
+        let Some(carry) = carry.take() else {
+            return Err(crate::media::MediaError::Encoder(
+                "no packetizer to carry over".into(),
+            ));
+        };
+        let relay = Relay::start(source.clone(), &cfg.webrtc, fanout, control, stats, runtime);
+        Ok(Pipeline::Relay { relay, carry })
+    }
+
+    /// Stops it; returns the carry for the next run (`None` if the encode thread panicked).
+    fn stop(self) -> Option<Carry> {
+        match self {
+            Pipeline::Camera(m) => m.stop(),
+            Pipeline::Relay { relay, carry } => {
+                relay.stop();
+                Some(carry)
+            }
+        }
+    }
+
+    /// The picture size (a relay's is the upstream's, known from its first keyframe: 0 before).
+    fn size(&self) -> (u32, u32) {
+        match self {
+            Pipeline::Camera(m) => (m.info.width, m.info.height),
+            Pipeline::Relay { .. } => (0, 0),
+        }
+    }
+}
+
 /// The parts of a running node a reload changes.
 pub struct Live {
     reload: Reload,
     config: Arc<RwLock<Arc<Config>>>,
-    media: Mutex<Option<Media>>,
+    media: Mutex<Option<Pipeline>>,
     fanout: Arc<SharedFanout>,
     control: Arc<MediaControl>,
     stats: Arc<Stats>,
@@ -348,8 +435,8 @@ impl Live {
         if !report.pipeline.is_empty() {
             let this = self.clone();
             let (old_media, new_media) = (
-                MediaConfig::from_config(&old),
-                MediaConfig::from_config(&eff),
+                PipelineConfig::from_config(&old),
+                PipelineConfig::from_config(&eff),
             );
             let result =
                 tokio::task::spawn_blocking(move || this.restart_media(&old_media, &new_media))
@@ -383,7 +470,7 @@ impl Live {
     }
 
     /// Restarts the media threads on `new`; on failure, on `old` again.
-    fn restart_media(&self, old: &MediaConfig, new: &MediaConfig) -> Result<(), String> {
+    fn restart_media(&self, old: &PipelineConfig, new: &PipelineConfig) -> Result<(), String> {
         let mut slot = self.media.lock().unwrap_or_else(|p| p.into_inner());
         let Some(running) = slot.take() else {
             return Err("the media pipeline is not running".into());
@@ -392,7 +479,7 @@ impl Live {
             return Err("the encode thread had died; restart the node".into());
         };
         let mut carry = Some(carry);
-        match Media::start_carrying(
+        match Pipeline::start(
             new,
             self.fanout.clone(),
             self.control.clone(),
@@ -400,13 +487,14 @@ impl Live {
             &mut carry,
         ) {
             Ok(m) => {
-                tracing::info!(source = %new.spec, width = m.info.width, height = m.info.height, "pipeline restarted with the new settings");
+                let (width, height) = m.size();
+                tracing::info!(source = %new.spec, width, height, "pipeline restarted with the new settings");
                 *slot = Some(m);
                 Ok(())
             }
             Err(e) => {
                 tracing::error!(error = %e, "the new settings failed; back to the previous ones");
-                let back = Media::start_carrying(
+                let back = Pipeline::start(
                     old,
                     self.fanout.clone(),
                     self.control.clone(),
@@ -423,7 +511,7 @@ impl Live {
     /// Stops the media threads (shutdown); returns their carry so it can be dropped in order.
     pub fn stop_media(&self) -> Option<Carry> {
         let m = self.media.lock().unwrap_or_else(|p| p.into_inner()).take();
-        m.and_then(Media::stop)
+        m.and_then(Pipeline::stop)
     }
 
     /// Stops the publishers (shutdown).

@@ -74,6 +74,9 @@ pub struct Stats {
     pub capture_pacing: PacingStats,
     /// The HTTP transport: connections open, refused, timed out (`sutantra_http_*`).
     pub http: HttpStats,
+    /// A relay's upstream (`whep:` source): state, RTT, loss (`sutantra_upstream_*`); unused
+    /// for a camera.
+    pub upstream: UpstreamStats,
     window: Mutex<FpsWindow>,
     source: Mutex<SourceState>,
 }
@@ -226,6 +229,7 @@ impl Stats {
                  (the pacer's own error; the send lateness adds the encode).",
             ),
             http: HttpStats::default(),
+            upstream: UpstreamStats::default(),
             window: Mutex::new(FpsWindow {
                 times: std::collections::VecDeque::with_capacity(256),
             }),
@@ -333,6 +337,104 @@ impl Stats {
     /// Seconds since start.
     pub fn uptime(&self) -> Duration {
         self.started.elapsed()
+    }
+}
+
+/// A relay's upstream WHEP session, as the relay task last saw it.
+#[derive(Debug, Default)]
+pub struct UpstreamStats {
+    /// The source is a relay (`whep:URL`).
+    pub enabled: AtomicBool,
+    /// Sessions that reached the connected state.
+    pub connects: AtomicU64,
+    /// Attempts that failed (HTTP refusal, no connection, no media).
+    pub failures: AtomicU64,
+    /// Sessions that ended after connecting (the upstream went away).
+    pub ended: AtomicU64,
+    /// RTP packets received from the upstream (all sessions).
+    pub packets_received: AtomicU64,
+    /// Upstream packets missing (sequence gaps), all sessions.
+    pub packets_lost: AtomicU64,
+    /// Packets not forwarded: malformed, before a new session's keyframe, late or foreign.
+    pub packets_skipped: AtomicU64,
+    /// Keyframe requests (PLI) sent upstream.
+    pub plis_sent: AtomicU64,
+    /// Round-trip time to the upstream (ICE checks), microseconds; 0 when unknown.
+    pub rtt_us: AtomicU64,
+    detail: Mutex<UpstreamDetail>,
+}
+
+/// The parts of [`UpstreamStats`] that are not numbers.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct UpstreamDetail {
+    /// The upstream WHEP URL.
+    pub url: String,
+    /// `connecting`, `connected`, `waiting` (between attempts), `stopped`.
+    pub state: &'static str,
+    /// Why the last attempt or session ended, if it did.
+    pub last_error: Option<String>,
+}
+
+impl UpstreamStats {
+    /// Marks the source as a relay of `url`.
+    pub fn enable(&self, url: &str) {
+        self.enabled.store(true, Ordering::Relaxed);
+        if let Ok(mut d) = self.detail.lock() {
+            d.url = url.to_string();
+            d.state = "connecting";
+        }
+    }
+
+    /// Records a state change.
+    pub fn set_state(&self, state: &'static str) {
+        if let Ok(mut d) = self.detail.lock() {
+            d.state = state;
+        }
+    }
+
+    /// Records why the last attempt or session ended.
+    pub fn set_error(&self, e: Option<String>) {
+        if let Ok(mut d) = self.detail.lock() {
+            d.last_error = e;
+        }
+    }
+
+    /// URL, state and last error.
+    pub fn detail(&self) -> UpstreamDetail {
+        self.detail.lock().map(|d| d.clone()).unwrap_or_default()
+    }
+
+    /// Loss over all sessions, 0 to 1.
+    pub fn loss(&self) -> f64 {
+        let lost = self.packets_lost.load(Ordering::Relaxed) as f64;
+        let got = self.packets_received.load(Ordering::Relaxed) as f64;
+        if lost + got > 0.0 {
+            lost / (lost + got)
+        } else {
+            0.0
+        }
+    }
+
+    /// The figures as JSON for `status` and `/healthz` (`null` when the source is a camera).
+    pub fn json(&self) -> serde_json::Value {
+        if !self.enabled.load(Ordering::Relaxed) {
+            return serde_json::Value::Null;
+        }
+        let d = self.detail();
+        let rtt = self.rtt_us.load(Ordering::Relaxed);
+        serde_json::json!({
+            "url": d.url,
+            "state": d.state,
+            "last_error": d.last_error,
+            "connects": self.connects.load(Ordering::Relaxed),
+            "failures": self.failures.load(Ordering::Relaxed),
+            "ended": self.ended.load(Ordering::Relaxed),
+            "rtt_ms": (rtt > 0).then(|| (rtt as f64 / 100.0).round() / 10.0),
+            "packets_received": self.packets_received.load(Ordering::Relaxed),
+            "packets_lost": self.packets_lost.load(Ordering::Relaxed),
+            "loss": (self.loss() * 10_000.0).round() / 10_000.0,
+            "plis_sent": self.plis_sent.load(Ordering::Relaxed),
+        })
     }
 }
 

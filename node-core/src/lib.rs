@@ -15,6 +15,7 @@
 //! - [`encode`]: one frame through keyframe decision, encode, packetize and send time, as a
 //!   value the firmware's encode thread drives ([`encode::EncodeStep`]);
 //! - [`fanout`]: one encode to many viewers, a bounded queue each, keyframe requests;
+//! - [`relay`]: an upstream's VP8 RTP rewritten into one continuous stream across reconnects;
 //! - [`supervisor`]: when to reopen a failed camera or restart an encoder (capped backoff);
 //! - [`backoff`]: capped exponential retry delays with one jitter rule (randomness is an input),
 //!   for every retry loop of the node;
@@ -32,5 +33,6 @@ pub mod led;
 pub mod observer;
 pub mod pacer;
 pub mod pool;
+pub mod relay;
 pub mod rtp;
 pub mod supervisor;

@@ -171,9 +171,13 @@ pub struct RunArgs {
     /// TOML configuration file.
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
-    /// Camera: `test-pattern`, `v4l2:/dev/videoN` or `y4m:PATH`.
+    /// Camera: `test-pattern`, `v4l2:/dev/videoN`, `rpicam[:N]` or `y4m:PATH`; or
+    /// `whep:URL` to relay another WHEP server's stream (another node's `http://HOST:8080/whep`).
     #[arg(long, value_name = "SPEC")]
     pub source: Option<String>,
+    /// Bearer token for a `whep:` source's upstream (`source.upstream_token`).
+    #[arg(long, value_name = "TOKEN")]
+    pub upstream_token: Option<String>,
     /// HTTP listen address (viewer page, WHEP, /healthz, /metrics).
     #[arg(long, value_name = "ADDR")]
     pub listen: Option<SocketAddr>,
@@ -267,6 +271,9 @@ pub fn resolve_config(args: &RunArgs) -> Result<Config, ConfigError> {
     }
     if let Some(v) = &args.source {
         cfg.source.spec = v.clone();
+    }
+    if let Some(v) = &args.upstream_token {
+        cfg.source.upstream_token = Some(v.clone());
     }
     if let Some(v) = args.listen {
         cfg.http.listen = v;

@@ -140,8 +140,25 @@ impl Config {
     pub fn validate(&self) -> Result<(), (String, String)> {
         let bad = |k: &str, r: String| Err((k.to_string(), r));
         let s = &self.source;
-        if let Err(e) = s.spec.parse::<SourceSpec>() {
-            return bad("source.spec", e.to_string());
+        match source::whep_upstream(&s.spec) {
+            Some(Err(e)) => return bad("source.spec", e),
+            Some(Ok(_)) => {}
+            None => {
+                if let Err(e) = s.spec.parse::<SourceSpec>() {
+                    return bad("source.spec", e.to_string());
+                }
+            }
+        }
+        if s.upstream_token
+            .as_deref()
+            .is_some_and(|t| t.is_empty() || t.chars().any(|c| c.is_whitespace() || c.is_control()))
+        {
+            return bad(
+                "source.upstream_token",
+                "is empty or holds a space or a control character: give the token the upstream \
+                 WHEP server expects, or remove the key"
+                    .into(),
+            );
         }
         if s.width < 64 || s.width > 4096 || !s.width.is_multiple_of(2) {
             return bad(

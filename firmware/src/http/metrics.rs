@@ -182,6 +182,58 @@ pub(super) async fn metrics(State(state): State<AppState>) -> Response {
         "Seconds since start.",
         s.uptime().as_secs_f64(),
     );
+    let u = &s.upstream;
+    if u.enabled.load(Ordering::Relaxed) {
+        let d = u.detail();
+        metric(
+            "upstream_connected",
+            "gauge",
+            "Relay: 1 while the upstream WHEP session forwards video.",
+            f64::from(u8::from(d.state == "connected")),
+        );
+        metric(
+            "upstream_rtt_seconds",
+            "gauge",
+            "Relay: round-trip time to the upstream (ICE checks); 0 when unknown.",
+            c(&u.rtt_us) / 1e6,
+        );
+        metric(
+            "upstream_packets_received_total",
+            "counter",
+            "Relay: RTP packets received from the upstream.",
+            c(&u.packets_received),
+        );
+        metric(
+            "upstream_packets_lost_total",
+            "counter",
+            "Relay: upstream RTP packets missing (sequence gaps).",
+            c(&u.packets_lost),
+        );
+        metric(
+            "upstream_packets_skipped_total",
+            "counter",
+            "Relay: upstream packets not forwarded (malformed, late, before a keyframe).",
+            c(&u.packets_skipped),
+        );
+        metric(
+            "upstream_connects_total",
+            "counter",
+            "Relay: upstream sessions that forwarded video.",
+            c(&u.connects),
+        );
+        metric(
+            "upstream_failures_total",
+            "counter",
+            "Relay: upstream attempts that failed before forwarding.",
+            c(&u.failures),
+        );
+        metric(
+            "upstream_keyframe_requests_total",
+            "counter",
+            "Relay: keyframe requests (PLI) sent upstream.",
+            c(&u.plis_sent),
+        );
+    }
     let h = &s.http;
     metric(
         "http_connections_open",

@@ -458,6 +458,8 @@ async fn healthz(State(state): State<AppState>) -> Response {
         "fps_target": src.fps_target,
         "viewers": s.viewers.load(Ordering::Relaxed),
         "sessions": state.viewers.count(),
+        // A relay's upstream (`whep:` source): state, RTT, loss; null for a camera.
+        "upstream": s.upstream.json(),
         "viewers_max": state.viewers.max_viewers(),
         "frames_sent": s.frames_sent.load(Ordering::Relaxed),
         "frames_dropped": s.pool_dropped.load(Ordering::Relaxed),

@@ -80,6 +80,15 @@ impl PeerSpec {
         }
     }
 
+    /// A relay's connection to its upstream WHEP server: the offerer, receive-only, no REMB,
+    /// the publisher's shorter ICE timeouts (a broken upstream is subscribed to again).
+    pub fn subscriber(ice_servers: Vec<RTCIceServer>) -> Self {
+        Self {
+            remb: false,
+            ..Self::publisher(ice_servers)
+        }
+    }
+
     /// The VP8 codec with the RTCP feedback the node handles: NACK, PLI, FIR (and REMB).
     pub fn vp8(&self) -> RTCRtpCodec {
         let remb: &[(&str, &str)] = if self.remb { &[("goog-remb", "")] } else { &[] };

@@ -15,6 +15,9 @@
 //! - `cometbft`: the fake CometBFT RPC server (`tests/e2e/fake_cometbft.py`) and the CLI runner.
 //! - `control`: field operations: the CLI against a running node's control socket, `check`.
 //! - `console`: the serial console on a pseudo-terminal (CLI and daemon-hosted), completions.
+//! - `relay`: viewer nodes: a chain of relays (`--source whep:URL`) with the latency stamp read
+//!   at every hop, the relay's CPU against the encoding node's, a viewer of a relay across its
+//!   upstream's restart, 16 viewers on one relay.
 //! - `reload`: `config set` / `config reload` / SIGHUP on a running node: live changes, a
 //!   pipeline restart at a new size while a viewer stays connected, refused edits.
 //! - `transport`: the HTTP transport: a slowloris flood from one address (connection caps,
@@ -51,6 +54,7 @@ mod hostile;
 mod http_errors;
 mod node;
 mod package;
+mod relay;
 mod reload;
 mod rpicam;
 mod snapshot;

@@ -140,7 +140,9 @@ pub struct Node {
     proc: Proc,
     pub port: u16,
     pub base: String,
-    _serial: MutexGuard<'static, ()>,
+    /// The one-node-at-a-time lock; `None` for a node started beside another one (a relay
+    /// chain), which holds it.
+    _serial: Option<MutexGuard<'static, ()>>,
 }
 
 impl Node {
@@ -176,6 +178,19 @@ impl Node {
         Node::start_full_env(keep_dir, source_flags, extra, &[])
     }
 
+    /// One of several nodes that talk to each other (relay chains), under the one-node lock the
+    /// caller holds (`hold_node_lock`) for all of them. With `port`, it listens there (a node
+    /// restarted on the port its relays know); without `source_flags`, the source comes from
+    /// `extra` alone.
+    pub fn start_beside(
+        _lock: &MutexGuard<'static, ()>,
+        port: Option<u16>,
+        source_flags: bool,
+        extra: &[&str],
+    ) -> Node {
+        Node::launch(None, source_flags, extra, &[], None, port)
+    }
+
     fn start_full_env(
         keep_dir: Option<&Path>,
         source_flags: bool,
@@ -184,12 +199,23 @@ impl Node {
     ) -> Node {
         // A failed test poisons the lock; the next test can still run.
         let serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+        Node::launch(keep_dir, source_flags, extra, env, Some(serial), None)
+    }
+
+    fn launch(
+        keep_dir: Option<&Path>,
+        source_flags: bool,
+        extra: &[&str],
+        env: &[(&str, &str)],
+        serial: Option<MutexGuard<'static, ()>>,
+        fixed_port: Option<u16>,
+    ) -> Node {
         let bin = binary();
         let mut last_failure = String::new();
         // The port is free when picked but another process may take it before the node binds it:
         // if the node exits during startup, try again with a new port.
         for _attempt in 0..3 {
-            let port = free_port();
+            let port = fixed_port.unwrap_or_else(free_port);
             let data_dir = match keep_dir {
                 Some(_) => None,
                 None => Some(

@@ -7,6 +7,12 @@ use sutantra_hal::{I420Frame, SystemClock};
 
 /// Opens the source briefly and captures one frame.
 pub fn check(cfg: &Config) -> Outcome {
+    if let Some(url) = cfg.source.upstream_url() {
+        return Outcome::ok(
+            "camera",
+            format!("none needed: the node relays {url} (its status shows the upstream)"),
+        );
+    }
     let spec = cfg.source_spec();
     let req = SourceRequest {
         width: cfg.source.width,

@@ -421,6 +421,31 @@ fn text(v: &Value) -> String {
     }
 }
 
+/// The `status` line of a relay's upstream (nothing for a camera).
+fn upstream_line(u: &Value) -> String {
+    if u.is_null() {
+        return String::new();
+    }
+    let rtt = u["rtt_ms"]
+        .as_f64()
+        .map_or_else(|| "-".to_string(), |r| format!("{r} ms"));
+    let loss = u["loss"].as_f64().unwrap_or(0.0) * 100.0;
+    let mut line = format!(
+        "upstream:      {} {} (rtt {rtt}, loss {loss:.2} %, {} connects, {} keyframe requests)\n",
+        crate::ops::control::logging::escape_controls(u["url"].as_str().unwrap_or("")),
+        u["state"].as_str().unwrap_or(""),
+        u["connects"],
+        u["plis_sent"],
+    );
+    if let Some(e) = u["last_error"].as_str() {
+        line.push_str(&format!(
+            "upstream error: {}\n",
+            crate::ops::control::logging::escape_controls(e)
+        ));
+    }
+    line
+}
+
 /// `publish:` lines of `status`, one per WHIP target.
 fn publish_lines(data: &Value) -> String {
     let mut out = String::new();
@@ -491,6 +516,7 @@ fn human(action: &Action, data: &Value) -> String {
                 f("throttled"),
                 f("log_level"),
             ) + &publish_lines(data)
+                + &upstream_line(&data["upstream"])
                 + &match data["chain_error"].as_str() {
                     // Text from an RPC server or a file: escaped for the terminal.
                     Some(e) => format!(

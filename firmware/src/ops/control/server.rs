@@ -453,6 +453,8 @@ async fn status(state: &ControlState) -> Value {
         "bitrate_kbps": state.kbps.load(Ordering::Relaxed),
         "bitrate_target_kbps": state.control.target_bitrate(),
         "publish": state.publish.targets(),
+        // A relay's upstream: state, RTT, loss (null for a camera).
+        "upstream": s.upstream.json(),
         "viewers": s.viewers.load(Ordering::Relaxed),
         "sessions": state.viewers.count(),
         "frames_sent": s.frames_sent.load(Ordering::Relaxed),
@@ -496,8 +498,15 @@ pub fn board_health() -> (Option<f64>, Option<String>) {
     (temp, throttled)
 }
 
-/// The effective configuration as JSON (the WHEP token is never shown).
+/// The effective configuration as JSON (the WHEP token and a relay's upstream token are never
+/// shown).
 pub fn config_json(cfg: &Config) -> Value {
+    let mut source = serde_json::to_value(&cfg.source).unwrap_or(Value::Null);
+    if let Some(t) = source.get_mut("upstream_token")
+        && !t.is_null()
+    {
+        *t = Value::from("(set)");
+    }
     let mut http = serde_json::to_value(&cfg.http).unwrap_or(Value::Null);
     if let Some(t) = http.get_mut("token")
         && !t.is_null()
@@ -507,7 +516,7 @@ pub fn config_json(cfg: &Config) -> Value {
     json!({
         "data_dir": cfg.data_dir,
         "board": cfg.board,
-        "source": cfg.source,
+        "source": source,
         "encoder": cfg.encoder,
         "http": http,
         "webrtc": cfg.webrtc,
