@@ -123,7 +123,7 @@ fi
 
 # --- Debian packages --------------------------------------------------------------------------
 BUILD_PKGS=(build-essential pkg-config libvpx-dev libclang-dev clang curl ca-certificates)
-TEST_PKGS=(chromium ffmpeg python3-venv stress-ng openssl faketime) # stress-ng: bench/run.sh loads the other core; openssl: the WHIP TLS test's certificates; faketime: the wall-clock step test
+TEST_PKGS=(chromium ffmpeg python3-venv stress-ng openssl faketime janus) # stress-ng: bench/run.sh loads the other core; openssl: the WHIP TLS test's certificates; faketime: the wall-clock step test; janus: the real SFU the node publishes into (tests/tests/e2e/janus.rs)
 PKGS=("${BUILD_PKGS[@]}")
 [[ $MODE == full ]] && PKGS+=("${TEST_PKGS[@]}")
 # Node.js runs the Playwright browser check; the machine image may already ship a newer one.
@@ -146,6 +146,12 @@ if ((${#missing[@]})); then
     say "apt install failed; retrying once with a private archive cache"
     mkdir -p /tmp/apt-archives/partial
     "${APT[@]}" -o Dir::Cache::archives=/tmp/apt-archives install "${missing[@]}"
+  fi
+  # The janus package enables its service with the demo configuration (HTTP API on every
+  # interface, demo rooms); the test starts its own Janus on loopback ports, so the service
+  # stays off.
+  if [[ " ${missing[*]} " == *" janus "* ]] && command -v systemctl >/dev/null && [[ -d /run/systemd/system ]]; then
+    systemctl disable --now janus.service >/dev/null 2>&1 || say "could not disable janus.service; stop it if you do not use it"
   fi
 else
   say "apt: all ${#PKGS[@]} packages present"

@@ -15,6 +15,9 @@
 //! - `cometbft`: the fake CometBFT RPC server (`tests/e2e/fake_cometbft.py`) and the CLI runner.
 //! - `control`: field operations: the CLI against a running node's control socket, `check`.
 //! - `console`: the serial console on a pseudo-terminal (CLI and daemon-hosted), completions.
+//! - `janus`: WHIP publishing into a real SFU, Janus's VideoRoom (Debian's `janus`) behind a
+//!   test-only WHIP bridge (`tests/e2e/janus/`), with headless Chromium subscribed through Janus
+//!   at 30 fps, across a clean restart and a kill of Janus.
 //! - `relay`: viewer nodes: a chain of relays (`--source whep:URL`) with the latency stamp read
 //!   at every hop, the relay's CPU against the encoding node's, a viewer of a relay across its
 //!   upstream's restart, 16 viewers on one relay.
@@ -52,6 +55,7 @@ mod faults;
 mod healthz;
 mod hostile;
 mod http_errors;
+mod janus;
 mod node;
 mod package;
 mod relay;
