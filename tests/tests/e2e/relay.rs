@@ -371,3 +371,123 @@ fn sixteen_viewers_on_one_relay_each_get_29_fps() {
     assert_decoded(&v, "a 17th, decoding viewer", 140);
     assert_eq!(health(&b)["viewers"], 16, "the counting viewers stay");
 }
+
+#[test]
+fn a_relay_answers_nacks_itself_and_forwards_keyframe_requests_upstream() {
+    let lock = hold_node_lock();
+    let a = Node::start_beside(&lock, None, true, &["--ice-server", "none"]);
+    let b = relay_of(&lock, &a, &[]);
+    let metric = |n: &Node, name: &str| n.metric(name).unwrap_or(0.0);
+    let a_requests = metric(&a, "sutantra_keyframe_requests_total");
+    let b_plis = metric(&b, "sutantra_upstream_keyframe_requests_total");
+    // The viewer drops the first arrival of every 50th packet and NACKs it: only B hears those
+    // NACKs, so every resent packet comes from B's own history. After its window it sends 3
+    // PLIs 0.8 s apart (above the 0.5 s keyframe gap).
+    let run = clients::whep(
+        &b.url("/whep"),
+        &["--seconds", "8", "--drop-every", "50", "--pli", "3"],
+        Duration::from_secs(90),
+    );
+    let v = run.json();
+    println!(
+        "[relay] viewer of B dropping packets: {}, loss {}",
+        figures(&v),
+        v["loss"]
+    );
+    assert!(run.success, "viewer failed: {v}\n{}", run.stderr);
+    assert_decoded(&v, "B with 2 % loss at the viewer", 220);
+    let dropped = v["loss"]["dropped"].as_u64().unwrap_or(0);
+    let recovered = v["loss"]["recovered"].as_u64().unwrap_or(0);
+    assert!(dropped >= 15, "too few packets dropped to judge: {v}");
+    assert!(
+        recovered * 10 >= dropped * 9,
+        "B resent only {recovered} of {dropped} packets the viewer NACKed: {v}"
+    );
+    assert_eq!(v["pli_sent"], 3, "{v}");
+    // B asked A for a keyframe for the join and for each PLI (one each: they are 0.8 s apart).
+    let plis = metric(&b, "sutantra_upstream_keyframe_requests_total") - b_plis;
+    let seen = metric(&a, "sutantra_keyframe_requests_total") - a_requests;
+    println!("[relay] keyframe requests: B sent {plis} upstream, A saw {seen}");
+    assert!(
+        plis >= 4.0,
+        "B sent {plis} keyframe requests upstream for a join and 3 PLIs"
+    );
+    assert!(seen >= 3.0, "A saw {seen} keyframe requests from B");
+}
+
+/// `tests/e2e/whip_endpoint.py` on a free port: an aiortc WHIP endpoint that decodes what it
+/// receives and reports it on `GET /_control/stats`.
+struct WhipEndpoint {
+    child: Child,
+    port: u16,
+}
+
+impl WhipEndpoint {
+    fn start() -> Self {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+            .expect("a free port");
+        let child = Command::new(clients::python())
+            .arg(clients::e2e_dir().join("whip_endpoint.py"))
+            .args(["--port", &port.to_string()])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start whip_endpoint.py");
+        let ep = Self { child, port };
+        wait_for("the WHIP endpoint", Duration::from_secs(30), || {
+            ep.stats().is_some()
+        });
+        ep
+    }
+
+    fn stats(&self) -> Option<Value> {
+        let base = format!("http://127.0.0.1:{}", self.port);
+        let r = crate::node::raw_request(&base, "GET", "/_control/stats", &[], None).ok()?;
+        (r.status == 200).then(|| serde_json::from_str(&r.body).ok())?
+    }
+}
+
+impl Drop for WhipEndpoint {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn a_relay_publishes_what_it_relays_over_whip() {
+    let lock = hold_node_lock();
+    let a = Node::start_beside(&lock, None, true, &["--ice-server", "none"]);
+    let ep = WhipEndpoint::start();
+    let whip = format!("http://127.0.0.1:{}/whip", ep.port);
+    let b = relay_of(&lock, &a, &["--publish", &whip]);
+    wait_for(
+        "100 frames decoded at the WHIP endpoint",
+        Duration::from_secs(30),
+        || {
+            ep.stats()
+                .is_some_and(|s| s["frames"].as_u64() >= Some(100))
+        },
+    );
+    let f0 = ep
+        .stats()
+        .map(|s| s["frames"].as_u64().unwrap_or(0))
+        .unwrap_or(0);
+    std::thread::sleep(Duration::from_secs(5));
+    let s = ep.stats().expect("endpoint stats");
+    let got = s["frames"].as_u64().unwrap_or(0) - f0;
+    println!("[relay] WHIP endpoint fed by the relay: {got} frames in 5 s, {s}");
+    assert_eq!(
+        (s["width"].as_u64(), s["height"].as_u64()),
+        (Some(640), Some(480)),
+        "{s}"
+    );
+    assert!(
+        got >= 140,
+        "the endpoint decoded {got} frames in 5 s from the relay\n{}",
+        tail(&b.output(), 3000)
+    );
+}
