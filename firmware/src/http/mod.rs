@@ -393,6 +393,9 @@ async fn snapshot(State(state): State<AppState>, headers: HeaderMap) -> Response
     if let Err(resp) = authorized(&state, &headers) {
         return *resp;
     }
+    if let Some(why) = crate::webrtc::relay::no_picture(&state.stats) {
+        return text(StatusCode::NOT_IMPLEMENTED, why);
+    }
     match state.snapshots.get(None).await {
         Ok(jpeg) => (
             StatusCode::OK,

@@ -534,6 +534,18 @@ async fn forward(
     }
 }
 
+/// A relay forwards its upstream's packets without decoding them: it has no picture to make a
+/// JPEG of. The reason, naming where a snapshot can be taken (`None` for a camera).
+pub fn no_picture(stats: &Stats) -> Option<String> {
+    stats.upstream.enabled.load(Ordering::Relaxed).then(|| {
+        format!(
+            "this node relays {} without decoding it, so it has no picture of its own: take the \
+             snapshot from that node's /snapshot.jpg",
+            stats.upstream.detail().url
+        )
+    })
+}
+
 /// How a session that may have streamed ended.
 fn ended(streaming: bool, why: &str) -> Outcome {
     if streaming {

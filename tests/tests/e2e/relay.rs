@@ -213,6 +213,10 @@ fn a_chain_of_relays_carries_the_stream_and_its_latency_stamp() {
         "a joining viewer asks the upstream for a keyframe: {m:?}"
     );
     assert!(a.healthz()["upstream"].is_null(), "A has a camera");
+    // A relay has no picture of its own: its snapshot says where to take one.
+    let r = c.get("/snapshot.jpg");
+    assert_eq!(r.status, 501, "{}", r.body);
+    assert!(r.body.contains(&b.url("/whep")), "{}", r.body);
 }
 
 #[test]

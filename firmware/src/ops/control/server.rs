@@ -418,6 +418,9 @@ async fn snapshot(state: &ControlState, quality: Option<u8>) -> Response {
     if let Some(q) = quality.filter(|q| !(1..=100).contains(q)) {
         return Response::err(format!("quality {q}: use 1 to 100"));
     }
+    if let Some(why) = crate::webrtc::relay::no_picture(&state.stats) {
+        return Response::err(why);
+    }
     let Some(snapshots) = &state.snapshots else {
         return Response::err("this node takes no snapshots");
     };
