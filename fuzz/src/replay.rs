@@ -84,6 +84,7 @@ replay_tests!(
     convert,
     mjpeg,
     rtcp_feedback,
+    relay_rtp,
 );
 
 /// The WHEP harness really answers the browsers' offers (a harness that refused everything
