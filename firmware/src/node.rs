@@ -231,6 +231,7 @@ pub async fn run(
         control.clone(),
     ));
     let summary = tokio::spawn(summary_every_minute(stats.clone(), fanout.clone()));
+    let trimmer = tokio::spawn(crate::ops::memory::trim_after_churn(stats.clone()));
     let serve_opts = http::ServeOptions::new(&cfg.http, stats.clone()).tls(tls);
     http::serve(listener, app, serve_opts, shutdown)
         .await
@@ -239,6 +240,7 @@ pub async fn run(
     notifier.send("STOPPING=1");
     watchdog.abort();
     summary.abort();
+    trimmer.abort();
     control_task.abort();
     hangups.abort();
     viewers.end_all().await;
