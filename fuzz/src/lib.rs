@@ -905,6 +905,61 @@ pub fn rtcp_feedback(data: &[u8]) {
     }
 }
 
+/// The relay's RTP rewriter (`sutantra_core::relay::Rewriter`) on a stream of upstream packets,
+/// with reconnects: never panics, never changes a payload's length, and every packet it forwards
+/// in a session continues after what it forwarded before (a packet that starts a keyframe after
+/// a reconnect gets a sequence number one past the newest sent).
+pub fn relay_rtp(data: &[u8]) {
+    use sutantra_core::relay::Rewriter;
+    let mut rw = Rewriter::new(0xfff0, 0xffff_f000, 0x7ff0);
+    let mut now = Duration::ZERO;
+    let mut newest: Option<u16> = None;
+    let mut after_change = false;
+    for p in parts(data) {
+        let Some((head, payload)) = p.split_at_checked(8) else {
+            continue;
+        };
+        let flag = head[0];
+        if flag & 2 != 0 {
+            rw.upstream_changed();
+            after_change = true;
+        }
+        let seq = u16::from_be_bytes([head[1], head[2]]);
+        let ts = u32::from_be_bytes([head[3], head[4], head[5], head[6]]);
+        now += Duration::from_millis(u64::from(head[7]));
+        let ssrc = if flag & 4 != 0 {
+            0xdead_beef
+        } else {
+            0x1234_5678
+        };
+        if let Ok(out) = rw.rewrite(now, ssrc, seq, ts, flag & 1 != 0, payload) {
+            assert_eq!(
+                out.payload.len(),
+                payload.len(),
+                "the rewriter changed a length"
+            );
+            if after_change && let Some(n) = newest {
+                assert_eq!(
+                    out.seq,
+                    n.wrapping_add(1),
+                    "a new session does not continue after the newest packet sent"
+                );
+                assert!(
+                    out.keyframe_start,
+                    "a new session started without a keyframe"
+                );
+            }
+            after_change = false;
+            let is_newer = newest.is_none_or(|n| out.seq.wrapping_sub(n) < 0x8000);
+            if is_newer {
+                newest = Some(out.seq);
+            }
+        }
+    }
+    let s = rw.stats();
+    assert!(s.forwarded <= data.len() as u64);
+}
+
 #[cfg(test)]
 mod store_tests {
     use super::*;
@@ -995,59 +1050,4 @@ mod store_tests {
             "the damage was reported only {reported} times"
         );
     }
-}
-
-/// The relay's RTP rewriter (`sutantra_core::relay::Rewriter`) on a stream of upstream packets,
-/// with reconnects: never panics, never changes a payload's length, and every packet it forwards
-/// in a session continues after what it forwarded before (a packet that starts a keyframe after
-/// a reconnect gets a sequence number one past the newest sent).
-pub fn relay_rtp(data: &[u8]) {
-    use sutantra_core::relay::Rewriter;
-    let mut rw = Rewriter::new(0xfff0, 0xffff_f000, 0x7ff0);
-    let mut now = Duration::ZERO;
-    let mut newest: Option<u16> = None;
-    let mut after_change = false;
-    for p in parts(data) {
-        let Some((head, payload)) = p.split_at_checked(8) else {
-            continue;
-        };
-        let flag = head[0];
-        if flag & 2 != 0 {
-            rw.upstream_changed();
-            after_change = true;
-        }
-        let seq = u16::from_be_bytes([head[1], head[2]]);
-        let ts = u32::from_be_bytes([head[3], head[4], head[5], head[6]]);
-        now += Duration::from_millis(u64::from(head[7]));
-        let ssrc = if flag & 4 != 0 {
-            0xdead_beef
-        } else {
-            0x1234_5678
-        };
-        if let Ok(out) = rw.rewrite(now, ssrc, seq, ts, flag & 1 != 0, payload) {
-            assert_eq!(
-                out.payload.len(),
-                payload.len(),
-                "the rewriter changed a length"
-            );
-            if after_change && let Some(n) = newest {
-                assert_eq!(
-                    out.seq,
-                    n.wrapping_add(1),
-                    "a new session does not continue after the newest packet sent"
-                );
-                assert!(
-                    out.keyframe_start,
-                    "a new session started without a keyframe"
-                );
-            }
-            after_change = false;
-            let is_newer = newest.is_none_or(|n| out.seq.wrapping_sub(n) < 0x8000);
-            if is_newer {
-                newest = Some(out.seq);
-            }
-        }
-    }
-    let s = rw.stats();
-    assert!(s.forwarded <= data.len() as u64);
 }
