@@ -8,7 +8,8 @@ raw samples in a results directory and (full runs) rewrites the generated part o
     suite.py --binary target/release/sutantra [--quick] [--only encode,latency,...] [--out DIR]
 
 Phases: encode (CPU per stream, memory and cost per viewer, both sizes, node/ffmpeg/aiortc),
-latency (glass-to-glass and time to first frame, node and aiortc), pacing (soak with the other
+latency (glass-to-glass and time to first frame, node and aiortc), browser (glass-to-glass in
+headless Chromium, node with and without the playout-delay extension and aiortc), pacing (soak with the other
 core loaded: pacing, fps, memory growth), capacity (viewers one core serves), verify and media
 (cargo benches), size (aarch64 binary). Every child process is in its own process group and is
 killed on exit, on error and on Ctrl-C.
@@ -45,11 +46,11 @@ SIZES = [  # name, width, height, kbit/s
 
 FULL = dict(cpu_s=30, mem_s=8, viewer_steps=[1, 4, 16], lat_s=60, ttff_trials=3, soak_s=180,
             soak_warmup_s=20, cap_step=16, cap_s=6, cap_max=160, verify_budget="1", media_frames=300,
-            speed_frames=150)
+            speed_frames=150, browser_s=45, browser_rounds=3)
 QUICK = dict(cpu_s=6, mem_s=3, viewer_steps=[1, 4, 16], lat_s=8, ttff_trials=1, soak_s=20,
              soak_warmup_s=5, cap_step=16, cap_s=4, cap_max=64, verify_budget="0.2", media_frames=60,
-             speed_frames=40)
-PHASES = ["encode", "latency", "pacing", "capacity", "verify", "media", "speed", "size"]
+             speed_frames=40, browser_s=8, browser_rounds=1)
+PHASES = ["encode", "latency", "browser", "pacing", "capacity", "verify", "media", "speed", "size"]
 
 
 def log(msg: str) -> None:
@@ -225,13 +226,13 @@ class Sender:
 
 
 def start_node(args, source: str, w: int, h: int, kbps: int, name: str, cpu: str | None = None,
-               port: int | None = None, send_offset_ms: int = 0) -> Sender:
+               port: int | None = None, send_offset_ms: int = 0, extra_toml: str = "") -> Sender:
     port = port or free_port()
     data = tempfile.mkdtemp(prefix="data-", dir=TMP)
     # The encoder speed the ffmpeg peer and the in-process bench use too (BENCH_CPU_USED).
     conf = os.path.join(data, "bench.toml")
     with open(conf, "w") as f:
-        f.write(f"[encoder]\ncpu_used = {args.cpu_used}\nsend_offset_ms = {send_offset_ms}\n")
+        f.write(f"[encoder]\ncpu_used = {args.cpu_used}\nsend_offset_ms = {send_offset_ms}\n{extra_toml}")
     cmd = [args.binary, "run", "--config", conf, "--source", source, "--width", str(w), "--height", str(h),
            "--bitrate", str(kbps), "--listen", f"127.0.0.1:{port}", "--data-dir", data,
            "--ice-server", "none", "--max-viewers", "256", "--log-level", "warn"]
@@ -485,6 +486,160 @@ def phase_latency(args, out: dict) -> None:
     lat["node_hold"] = {"window": r, "send_offset_ms": args.send_offset_ms, "seconds": secs}
     log(f"latency node with hold: {r['latency_ms']}")
     out["latency"] = lat
+
+
+def hist_counts(m0: dict, m1: dict, base: str) -> list:
+    """Cumulative bucket counts [(le µs, count)] of Prometheus histogram `base` between two
+    /metrics samples (`metrics()` keeps its lines as they are: base_bucket{le="250"})."""
+    def buckets(m):
+        out = []
+        for k, v in m.items():
+            mm = re.match(re.escape(base) + r'_bucket\{le="([^"]+)"\}$', k)
+            if mm:
+                out.append((float("inf") if mm.group(1) == "+Inf" else float(mm.group(1)), v))
+        return sorted(out)
+    b0 = dict(buckets(m0))
+    return [(le, c - b0.get(le, 0.0)) for le, c in buckets(m1)]
+
+
+def hist_summary(cum: list, total_us: float) -> dict:
+    """p50/p95/p99 (bucket upper bounds, µs), mean and count of cumulative buckets."""
+    if not cum or cum[-1][1] <= 0:
+        return {"count": 0}
+    total = cum[-1][1]
+    q = lambda p: next(le for le, c in cum if c >= p * total)
+    return {"count": int(total), "p50_le_us": q(0.5), "p95_le_us": q(0.95), "p99_le_us": q(0.99),
+            "mean_us": round(total_us / total, 1)}
+
+
+def nearest_rank(values: list, q: float):
+    if not values:
+        return None
+    v = sorted(values)
+    return v[min(len(v), max(1, int(-(-q * len(v) // 100)))) - 1]
+
+
+def pooled(rows: list, key) -> dict:
+    """p50/p95/p99/mean (ms, nearest rank) of `key(row)` over CSV rows, empty cells left out."""
+    vals = []
+    for r in rows:
+        try:
+            v = key(r)
+        except (ValueError, KeyError):
+            continue
+        if v == v:  # not NaN
+            vals.append(v)
+    if not vals:
+        return {"count": 0}
+    return {"count": len(vals), "p50": round(nearest_rank(vals, 50), 2), "p95": round(nearest_rank(vals, 95), 2),
+            "p99": round(nearest_rank(vals, 99), 2), "mean": round(statistics.mean(vals), 2)}
+
+
+def browser_view(args, url: str, seconds: float, name: str, samples: str) -> dict:
+    """bench/browser_latency.mjs (headless Chromium: the latency stamp of every frame, on screen
+    by a screencast and at requestVideoFrameCallback) against `url`; its JSON."""
+    cmd = ["node", os.path.join(HERE, "browser_latency.mjs"), "--url", url, "--seconds", str(seconds),
+           "--warmup", "3", "--samples", samples, "--timeout", "60"]
+    p = spawn(cmd, log_name=name, stdout=subprocess.PIPE)
+    try:
+        out, _ = p.communicate(timeout=seconds + 180)
+    finally:
+        stop(p)
+    lines = [l for l in out.decode().splitlines() if l.startswith("{")]
+    if not lines:
+        err = open(os.path.join(TMP, name + ".err"), errors="replace").read()[-800:]
+        raise Fail(f"{name}: no result (exit {p.returncode}): {err}")
+    r = json.loads(lines[-1])
+    if r.get("error"):
+        raise Fail(f"{name}: {r['error']} {r.get('console')}")
+    return r
+
+
+# The senders of the browser phase: key, kind, extra node configuration.
+BROWSER_SENDERS = (("node", "node", ""), ("aiortc", "aiortc", None),
+                   ("node_no_ext", "node", "[webrtc]\nplayout_delay = false\n"))
+
+
+def phase_browser(args, out: dict) -> None:
+    """Glass-to-glass latency in Chromium (issue 17): a headless Chromium viewer
+    (bench/browser_latency.mjs) of the node (playout-delay extension on, the default [0, 0]), of
+    aiortc's sender, and of the node with `webrtc.playout_delay = false`, 640x480 1 Mbit/s, in
+    rounds: each round runs one session per sender, each with a fresh browser (so a new phase
+    between the sender's 30 fps and the browser's 60 Hz frame clock), and the figures pool the
+    rounds' frames. Raw per-frame samples in browser_<sender>_<round>.csv. The node's own share
+    (capture -> last packet handed to the viewers' queues) is its
+    sutantra_frame_capture_to_send_us histogram over the same windows."""
+    if not shutil.which("node") or not os.path.exists(os.path.join(ROOT, "tests", "e2e", "node_modules", "playwright-core")):
+        raise Fail("Node.js and tests/e2e/node_modules/playwright-core are needed: run scripts/setup.sh")
+    y4m = make_y4m(args, "640x480", 640, 480)
+    rounds = max(1, args.c["browser_rounds"])
+    secs = max(2.0, args.c["browser_s"] / rounds)
+    res: dict = {"seconds": args.c["browser_s"], "rounds": rounds, "session_s": secs}
+    runs: dict = {k: [] for k, _, _ in BROWSER_SENDERS}
+    shares: dict = {k: [[], 0.0] for k, _, _ in BROWSER_SENDERS}
+    for rnd in range(1, rounds + 1):
+        for key, kind, toml in BROWSER_SENDERS:
+            log(f"browser round {rnd}/{rounds}: Chromium viewer of {key} ({secs:.0f} s)")
+            if kind == "node":
+                s = start_node(args, "test-pattern", 640, 480, 1000, f"browser-{key}-{rnd}", extra_toml=toml)
+            else:
+                s = start_peer(y4m, 1000, f"browser-{key}-{rnd}", stamp=True)
+            csv = os.path.join(args.results, f"browser_{key}_{rnd}.csv")
+            try:
+                wait_healthz(s.port, s.proc)
+                m0 = metrics(s.port) if kind == "node" else None
+                r = browser_view(args, s.url, secs, f"browser-{key}-{rnd}-viewer", csv)
+                if m0 is not None:
+                    m1 = metrics(s.port)
+                    cum = hist_counts(m0, m1, "sutantra_frame_capture_to_send_us")
+                    acc = shares[key]
+                    acc[0] = cum if not acc[0] else [(le, c + c0) for (le, c), (_, c0) in zip(cum, acc[0])]
+                    acc[1] += m1.get("sutantra_frame_capture_to_send_us_sum", 0) - m0.get("sutantra_frame_capture_to_send_us_sum", 0)
+            finally:
+                stop(s.proc)
+            r["csv"] = os.path.relpath(csv, args.results)
+            runs[key].append(r)
+            log(f"browser {key} round {rnd}: on screen p50 {(r.get('latency_ms') or {}).get('p50')} ms, "
+                f"received -> on screen p50 {(r.get('receive_to_screen_ms') or {}).get('p50')} ms, "
+                f"jitter buffer {r.get('stats', {}).get('jitter_buffer_delay_ms')} ms/frame, "
+                f"{r.get('stats', {}).get('fps_decoded')} fps, extmap answer {r.get('answer_playout_delay_id')}")
+    for key, _, _ in BROWSER_SENDERS:
+        rows = []
+        for r in runs[key]:
+            with open(os.path.join(args.results, r["csv"])) as f:
+                head = f.readline().strip().split(",")
+                rows += [dict(zip(head, l.strip().split(","))) for l in f if l.strip()]
+        num = lambda r, k: float(r[k]) if r.get(k) else float("nan")
+        mean = lambda xs: round(statistics.mean(xs), 2) if xs else None
+        st = [r.get("stats", {}) for r in runs[key]]
+        res[key] = {
+            "frames": len(rows),
+            "on_screen": sum(1 for r in rows if r.get("swap_ms")),
+            "latency_ms": pooled(rows, lambda r: num(r, "stamp_to_swap_ms")),
+            "present_latency_ms": pooled(rows, lambda r: num(r, "stamp_to_present_ms")),
+            "expected_display_latency_ms": pooled(rows, lambda r: num(r, "stamp_to_expected_display_ms")),
+            "stamp_to_receive_ms": pooled(rows, lambda r: num(r, "stamp_to_receive_ms")),
+            "receive_to_screen_ms": pooled(rows, lambda r: num(r, "swap_ms") - num(r, "receive_ms")),
+            "round_p50s": [(r.get("latency_ms") or {}).get("p50") for r in runs[key]],
+            "fps_decoded": mean([x["fps_decoded"] for x in st if x.get("fps_decoded") is not None]),
+            "jitter_buffer_delay_ms": mean([x["jitter_buffer_delay_ms"] for x in st if x.get("jitter_buffer_delay_ms") is not None]),
+            "frames_dropped": sum(x.get("frames_dropped", 0) for x in st),
+            "freezes": sum(x.get("freezes", 0) for x in st),
+            "answer_playout_delay_id": [r.get("answer_playout_delay_id") for r in runs[key]],
+            "browser": runs[key][0].get("browser") if runs[key] else None,
+            "sessions": runs[key],
+        }
+        if shares[key][0]:
+            res[key]["node_share"] = hist_summary(shares[key][0], shares[key][1])
+    n, a, x = (res[k]["latency_ms"] for k in ("node", "aiortc", "node_no_ext"))
+    if n.get("p50") and a.get("p50"):
+        res["ratio_p50"] = round(n["p50"] / a["p50"], 3)
+    if x.get("p50") and a.get("p50"):
+        res["ratio_p50_no_ext"] = round(x["p50"] / a["p50"], 3)
+    log(f"browser: on screen p50 node {n.get('p50')} / aiortc {a.get('p50')} / node without the extension "
+        f"{x.get('p50')} ms; node/aiortc {res.get('ratio_p50')} (without {res.get('ratio_p50_no_ext')}); "
+        f"node share {res['node'].get('node_share')}")
+    out["browser"] = res
 
 
 def phase_pacing(args, out: dict) -> None:
@@ -796,6 +951,9 @@ def table(env: dict, out: dict, args) -> str:
         L.append(f"| time to first frame: WHEP POST -> first decoded frame (median of {len(np_)}) | "
                  f"{fmt(statistics.median(np_), 0)} ms | aiortc {fmt(statistics.median(ap), 0)} ms | "
                  f"{fmt(statistics.median(np_) / statistics.median(ap), 2)} | <= 300 ms | {verdict(statistics.median(np_) <= 300)} |")
+    br = out.get("browser")
+    if br:
+        L += browser_rows(br)
     p = out.get("pacing")
     if p:
         lt = p["lateness"]
@@ -875,6 +1033,43 @@ def table(env: dict, out: dict, args) -> str:
         L.append("")
         L.append(out["verify"]["markdown"])
     return "\n".join(L)
+
+
+def browser_rows(br: dict) -> list[str]:
+    """The table's Chromium rows (phase browser)."""
+    L = []
+    n, a, x = br.get("node", {}), br.get("aiortc", {}), br.get("node_no_ext", {})
+    three = lambda d: f"{fmt(d.get('p50'))} / {fmt(d.get('p95'))} / {fmt(d.get('p99'))} ms"
+    g = lambda r, k: (r.get(k) or {}).get("p50")
+    ratio = lambda u, v: fmt(u / v, 2) if u and v else "n/a"
+    nl, al, xl = (r.get("latency_ms") or {} for r in (n, a, x))
+    r50 = br.get("ratio_p50")
+    L.append(f"| Chromium glass-to-glass 640x480 (stamp -> frame on screen: the screencast's swap time), p50 / p95 / p99 "
+             f"({br['rounds']} x {br['session_s']:.0f} s, {nl.get('count')} frames; node with playout delay [0, 0]) | "
+             f"{three(nl)} | aiortc {three(al)} | {fmt(r50, 2)} (p50) | <= 0.6 | {verdict(r50 <= 0.6) if r50 else 'n/a'} |")
+    L.append(f"| ... node without the extension (`webrtc.playout_delay = false`) | {three(xl)} | aiortc {three(al)} | "
+             f"{fmt(br.get('ratio_p50_no_ext'), 2)} (p50) | - | - |")
+    L.append(f"| ... of it, Chromium's share (frame's last packet received -> on screen), p50; jitter buffer delay per frame "
+             f"| {fmt(g(n, 'receive_to_screen_ms'))} ms; {fmt(n.get('jitter_buffer_delay_ms'))} ms (without the extension "
+             f"{fmt(g(x, 'receive_to_screen_ms'))} ms; {fmt(x.get('jitter_buffer_delay_ms'))} ms) | aiortc "
+             f"{fmt(g(a, 'receive_to_screen_ms'))} ms; {fmt(a.get('jitter_buffer_delay_ms'))} ms | "
+             f"{ratio(g(n, 'receive_to_screen_ms'), g(a, 'receive_to_screen_ms'))} | - | - |")
+    L.append(f"| ... of it, sender + loopback (stamp -> frame's last packet received), p50 | {fmt(g(n, 'stamp_to_receive_ms'))} ms | "
+             f"aiortc {fmt(g(a, 'stamp_to_receive_ms'))} ms | {ratio(g(n, 'stamp_to_receive_ms'), g(a, 'stamp_to_receive_ms'))} | - | - |")
+    sh_ = n.get("node_share") or {}
+    if sh_.get("count"):
+        L.append(f"| ... of that, the node's own share: capture -> last packet handed to the viewers' queues "
+                 f"(`sutantra_frame_capture_to_send_us`, {sh_['count']} frames), p50 / p95 (bucket bounds), mean | "
+                 f"{fmt(sh_['p50_le_us'] / 1000, 2)} / {fmt(sh_['p95_le_us'] / 1000, 2)} ms, mean {fmt(sh_['mean_us'] / 1000, 2)} ms | "
+                 f"- | - | published | - |")
+    L.append(f"| ... Chromium's rVFC readings, stamp -> presentationTime / expectedDisplayTime, p50 | "
+             f"{fmt(g(n, 'present_latency_ms'))} / {fmt(g(n, 'expected_display_latency_ms'))} ms (without the extension "
+             f"{fmt(g(x, 'present_latency_ms'))} / {fmt(g(x, 'expected_display_latency_ms'))} ms) | aiortc "
+             f"{fmt(g(a, 'present_latency_ms'))} / {fmt(g(a, 'expected_display_latency_ms'))} ms | - | - | - |")
+    L.append(f"| ... Chromium decoded, frames dropped, freezes (node / without / aiortc) | {fmt(n.get('fps_decoded'), 2)} fps, "
+             f"{n.get('frames_dropped')}, {n.get('freezes')} / {fmt(x.get('fps_decoded'), 2)} fps, {x.get('frames_dropped')}, "
+             f"{x.get('freezes')} | {fmt(a.get('fps_decoded'), 2)} fps, {a.get('frames_dropped')}, {a.get('freezes')} | - | 30 fps | - |")
+    return L
 
 
 def write_benchmarks_md(text: str, results_rel: str) -> None:

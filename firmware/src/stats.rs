@@ -72,6 +72,9 @@ pub struct Stats {
     pub pacing: PacingStats,
     /// The frame clock's own error: a free-running source's frame taken vs its deadline.
     pub capture_pacing: PacingStats,
+    /// The node's own share of the latency: a frame's capture to its last packet handed to the
+    /// viewers' queues (encode, packetize, send hold).
+    pub capture_to_send: PacingStats,
     /// The HTTP transport: connections open, refused, timed out (`sutantra_http_*`).
     pub http: HttpStats,
     /// A relay's upstream (`whep:` source): state, RTT, loss (`sutantra_upstream_*`); unused
@@ -227,6 +230,11 @@ impl Stats {
                 "sutantra_frame_capture_lateness_us",
                 "Free-running source: frame taken, microseconds after its frame-clock deadline \
                  (the pacer's own error; the send lateness adds the encode).",
+            ),
+            capture_to_send: PacingStats::named(
+                "sutantra_frame_capture_to_send_us",
+                "Frame captured to its last RTP packet handed to the viewers' queues, \
+                 microseconds (the node's own share of the latency: encode, packetize, send hold).",
             ),
             http: HttpStats::default(),
             upstream: UpstreamStats::default(),

@@ -1,4 +1,5 @@
-//! `[webrtc]`: viewer sessions: STUN servers, viewer limit, queues, ports, addresses.
+//! `[webrtc]`: viewer sessions: STUN servers, viewer limit, queues, ports, addresses, the
+//! playout delay asked of viewers.
 
 use serde::Deserialize;
 use std::net::IpAddr;
@@ -43,6 +44,70 @@ pub struct WebRtcConfig {
     pub max_connecting: usize,
     /// How long an answered session may take to connect before it is dropped, in ms.
     pub connect_timeout_ms: u64,
+    /// Negotiate the playout-delay RTP header extension with viewers that offer it (Chrome,
+    /// Edge, Safari do) and put [`playout_delay_ms`](Self::playout_delay_ms) on every packet.
+    pub playout_delay: bool,
+    /// `[min, max]` playout delay asked of such viewers, in ms (multiples of 10, at most
+    /// 40950). `[0, 0]`: show each frame as soon as it is decoded, no smoothing.
+    pub playout_delay_ms: PlayoutDelayMs,
+}
+
+/// The playout delay asked of viewers, `[min, max]` in ms: `playout_delay_ms = [0, 0]`.
+///
+/// The playout-delay extension (<http://www.webrtc.org/experiments/rtp-hdrext/playout-delay>)
+/// carries both in 10 ms units, 12 bits each, so a value must be a multiple of 10 from 0 to
+/// 40950, with min <= max. Checked as the file is read, so a bad value is reported at its line.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(try_from = "[u32; 2]", into = "[u32; 2]")]
+pub struct PlayoutDelayMs {
+    /// The shortest delay, ms.
+    pub min: u16,
+    /// The longest delay, ms.
+    pub max: u16,
+}
+
+impl PlayoutDelayMs {
+    /// The largest delay the extension carries (4095 units of 10 ms).
+    pub const LIMIT_MS: u32 = 40_950;
+
+    /// Both values in the extension's 10 ms units.
+    pub fn units(self) -> (u16, u16) {
+        (self.min / 10, self.max / 10)
+    }
+}
+
+impl TryFrom<[u32; 2]> for PlayoutDelayMs {
+    type Error = String;
+
+    fn try_from([min, max]: [u32; 2]) -> Result<Self, String> {
+        let accepted = format!(
+            "write [MIN, MAX] in ms, multiples of 10 from 0 to {}, MIN <= MAX (e.g. [0, 0]: \
+             show frames at once; [0, 200]: let the browser smooth jitter up to 200 ms)",
+            Self::LIMIT_MS
+        );
+        if min > Self::LIMIT_MS || max > Self::LIMIT_MS {
+            return Err(format!("[{min}, {max}] is out of range: {accepted}"));
+        }
+        if min % 10 != 0 || max % 10 != 0 {
+            return Err(format!(
+                "[{min}, {max}]: the extension carries 10 ms steps: {accepted}"
+            ));
+        }
+        if min > max {
+            return Err(format!("[{min}, {max}]: MIN is above MAX: {accepted}"));
+        }
+        // Both fit: LIMIT_MS < u16::MAX.
+        Ok(Self {
+            min: min as u16,
+            max: max as u16,
+        })
+    }
+}
+
+impl From<PlayoutDelayMs> for [u32; 2] {
+    fn from(d: PlayoutDelayMs) -> Self {
+        [u32::from(d.min), u32::from(d.max)]
+    }
 }
 
 impl Default for WebRtcConfig {
@@ -59,6 +124,8 @@ impl Default for WebRtcConfig {
             gather_timeout_ms: 800,
             max_connecting: 16,
             connect_timeout_ms: 10_000,
+            playout_delay: true,
+            playout_delay_ms: PlayoutDelayMs::default(),
         }
     }
 }
@@ -98,4 +165,59 @@ pub fn parse_stun_url(url: &str) -> Result<(String, u16), String> {
         return Err(format!("`{url}` has no host: write it as stun:HOST:PORT"));
     }
     Ok((host, port))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, Deserialize)]
+    struct Doc {
+        webrtc: WebRtcConfig,
+    }
+
+    fn parse(text: &str) -> Result<WebRtcConfig, String> {
+        toml::from_str::<Doc>(text)
+            .map(|d| d.webrtc)
+            .map_err(|e| e.message().to_string())
+    }
+
+    #[test]
+    fn playout_delay_defaults_to_zero_and_on() {
+        let c = WebRtcConfig::default();
+        assert!(c.playout_delay);
+        assert_eq!(c.playout_delay_ms, PlayoutDelayMs { min: 0, max: 0 });
+        let c =
+            parse("[webrtc]\nplayout_delay = false\nplayout_delay_ms = [0, 200]\n").expect("ok");
+        assert!(!c.playout_delay);
+        assert_eq!(c.playout_delay_ms.units(), (0, 20));
+        let c = parse("[webrtc]\nplayout_delay_ms = [40950, 40950]\n").expect("ok");
+        assert_eq!(c.playout_delay_ms.units(), (4095, 4095));
+    }
+
+    #[test]
+    fn playout_delay_out_of_range_or_off_the_10_ms_grid_is_refused() {
+        for (bad, why) in [
+            ("[0, 40960]", "out of range"),
+            ("[5, 10]", "10 ms steps"),
+            ("[100, 50]", "MIN is above MAX"),
+        ] {
+            let e = parse(&format!("[webrtc]\nplayout_delay_ms = {bad}\n")).expect_err(bad);
+            assert!(e.contains(why), "{bad}: {e}");
+        }
+        assert!(parse("[webrtc]\nplayout_delay_ms = [0]\n").is_err());
+    }
+
+    #[test]
+    fn playout_delay_round_trips_as_an_array() {
+        let c = WebRtcConfig {
+            playout_delay_ms: PlayoutDelayMs { min: 10, max: 100 },
+            ..Default::default()
+        };
+        let v = serde_json::to_value(&c).expect("json");
+        assert_eq!(
+            v.get("playout_delay_ms"),
+            Some(&serde_json::json!([10, 100]))
+        );
+    }
 }

@@ -373,6 +373,7 @@ pub(super) async fn metrics(State(state): State<AppState>) -> Response {
     state.publish.render(&mut out);
     s.pacing.render(&mut out);
     s.capture_pacing.render(&mut out);
+    s.capture_to_send.render(&mut out);
     (
         StatusCode::OK,
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],

@@ -61,6 +61,7 @@ impl EncodeThread {
             let Some(frame) = pool.frame(id) else {
                 continue;
             };
+            let captured_us = frame.mono_us;
             let at = if step.send_offset().is_zero() {
                 None
             } else {
@@ -101,6 +102,12 @@ impl EncodeThread {
                         std::thread::sleep(until.saturating_sub(origin.elapsed()));
                     }
                     self.fanout.broadcast(&packets);
+                    // The node's own share of the latency: capture to the last packet queued.
+                    self.stats.capture_to_send.record_late(
+                        super::capture::mono_origin()
+                            .elapsed()
+                            .saturating_sub(Duration::from_micros(captured_us)),
+                    );
                     // Lateness is measured against the send time: deadline + hold.
                     let sent = origin.elapsed().saturating_sub(step.send_offset());
                     self.stats.on_encoded(bytes, keyframe, packets.len(), sent);

@@ -8,7 +8,8 @@
 //! bounded history, RTCP reports, TWCC) plus what the caller adds, mDNS off (it binds
 //! 224.0.0.251:5353 per connection and fails where there is no multicast), and explicit bind
 //! addresses (`0.0.0.0:0` would skip loopback). The caller adds its handler, its addresses and,
-//! for the probe, its runtime, then builds.
+//! for the probe, its runtime, then builds. A viewer's connection may also negotiate the
+//! playout-delay header extension ([`PLAYOUT_DELAY_URI`]; [`negotiated_extension`] gives its id).
 //!
 //! This file depends on `webrtc`, `rtc` and `std` only (no async runtime), so that it can be
 //! shared with the probe's tokio and smol builds; so is [`negotiated`], which reads what the
@@ -17,9 +18,10 @@
 use rtc::interceptor::Registry;
 use rtc::media_stream::MediaStreamTrack;
 use rtc::peer_connection::configuration::media_engine::{MIME_TYPE_VP8, MediaEngine};
+use rtc::rtp_transceiver::RTCRtpTransceiverDirection;
 use rtc::rtp_transceiver::rtp_sender::{
     RTCPFeedback, RTCRtpCodec, RTCRtpCodecParameters, RTCRtpCodingParameters,
-    RTCRtpEncodingParameters, RtpCodecKind,
+    RTCRtpEncodingParameters, RTCRtpHeaderExtensionCapability, RtpCodecKind,
 };
 use std::sync::Arc;
 use std::time::Duration;
@@ -32,21 +34,31 @@ use webrtc::peer_connection::{
 /// Payload type the node offers for VP8 (in an answer the offerer's number is used).
 pub const VP8_PAYLOAD_TYPE: u8 = 96;
 
+/// The playout-delay RTP header extension: the sender's `[min, max]` bounds on how long the
+/// receiver holds a frame before showing it. libwebrtc (Chrome, Edge, Safari) offers it and
+/// applies the bounds of the first packet of each frame that carries it, until changed.
+pub const PLAYOUT_DELAY_URI: &str = "http://www.webrtc.org/experiments/rtp-hdrext/playout-delay";
+
 /// How one connection is set up; the parts that differ between WHEP and WHIP.
 #[derive(Debug, Clone)]
 pub struct PeerSpec {
     /// STUN (and, for WHIP, the relay's `Link`) servers; empty: host candidates only.
     pub ice_servers: Vec<RTCIceServer>,
     /// Answer an offer as the DTLS server (`a=setup:passive`), so the far end sends the first
-    /// flight. As the client, webrtc 0.21's driver queues our ClientHello while it handles the
-    /// ICE "connected" event and sends it only on its next timer tick, about 200 ms later;
-    /// flights that answer a received packet go out at once. Measured, WHEP POST to first
-    /// decoded frame at an aiortc viewer: 250 -> 70-90 ms (BENCHMARKS.md).
+    /// flight. Chosen when webrtc 0.21 sent our ClientHello as the client only on its driver's
+    /// next timer tick, about 200 ms after ICE connected (WHEP POST to first decoded frame at an
+    /// aiortc viewer: 250 -> 70-90 ms, BENCHMARKS.md). The patched copy in `vendor/webrtc` and
+    /// `vendor/rtc` sends it at once (`vendor/webrtc/SUTANTRA-PATCH.md`), so the node as the
+    /// client (WHIP, a relay's upstream) no longer waits either; viewers keep this role.
     pub answer_as_dtls_server: bool,
     /// ICE disconnected timeout, failed timeout and keep-alive interval.
     pub ice_timeouts: [Duration; 3],
     /// Also offer `goog-remb` feedback (a relay's bandwidth estimate steers the encoder).
     pub remb: bool,
+    /// Negotiate the playout-delay header extension ([`PLAYOUT_DELAY_URI`]) for what we send:
+    /// an offer that has it is answered with it. Off in every constructor; a viewer's session
+    /// turns it on per `webrtc.playout_delay`.
+    pub playout_delay: bool,
 }
 
 impl PeerSpec {
@@ -62,6 +74,7 @@ impl PeerSpec {
                 Duration::from_secs(2),
             ],
             remb: false,
+            playout_delay: false,
         }
     }
 
@@ -77,6 +90,7 @@ impl PeerSpec {
                 Duration::from_secs(1),
             ],
             remb: true,
+            playout_delay: false,
         }
     }
 
@@ -128,6 +142,17 @@ impl PeerSpec {
                 RtpCodecKind::Video,
             )
             .map_err(|e| format!("register VP8: {e}"))?;
+        if self.playout_delay {
+            media
+                .register_header_extension(
+                    RTCRtpHeaderExtensionCapability {
+                        uri: PLAYOUT_DELAY_URI.to_owned(),
+                    },
+                    RtpCodecKind::Video,
+                    Some(RTCRtpTransceiverDirection::Sendonly),
+                )
+                .map_err(|e| format!("register the playout-delay extension: {e}"))?;
+        }
         let registry = register_default_interceptors(Registry::new(), &mut media)
             .map_err(|e| format!("interceptors: {e}"))?;
         let config = RTCConfigurationBuilder::new()
@@ -187,6 +212,23 @@ pub async fn negotiated(
                 .find(|c| c.rtp_codec.mime_type.eq_ignore_ascii_case(MIME_TYPE_VP8))
         {
             return Some((ssrc, codec.payload_type));
+        }
+    }
+    None
+}
+
+/// The id the peer negotiated for header extension `uri` on what we send (from the answer, or
+/// our offer once answered); `None` when it was not negotiated.
+pub async fn negotiated_extension(pc: &Arc<dyn PeerConnection>, uri: &str) -> Option<u16> {
+    for sender in pc.get_senders().await {
+        if let Ok(params) = sender.get_parameters().await
+            && let Some(ext) = params
+                .rtp_parameters
+                .header_extensions
+                .iter()
+                .find(|e| e.uri == uri)
+        {
+            return Some(ext.id);
         }
     }
     None

@@ -13,15 +13,48 @@ use webrtc::peer_connection::{
     PeerConnectionEventHandler, RTCIceGatheringState, RTCPeerConnectionState,
 };
 
-/// Writes everything queued for `id` in the fan-out to `track`, stamped with this connection's SSRC
-/// and negotiated payload type (viewers and publishers alike). Stops at the first write error
-/// and returns its text (truncated: the stack's error embeds the whole packet).
-/// An RTP header without extensions or CSRCs.
 /// Packets a writer moves out of the fan-out per wake-up.
 pub(crate) const WRITE_BATCH: usize = 64;
 
+/// An RTP header without extensions or CSRCs.
 const RTP_HEADER_BYTES: usize = 12;
 
+/// A header extension a writer puts on every packet: the id the peer negotiated for it and its
+/// value (RFC 8285 one-byte form, so ids 1 to 14 and at most 16 bytes).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct PacketExtension {
+    id: u8,
+    value: bytes::Bytes,
+}
+
+impl PacketExtension {
+    /// The playout-delay extension (`[min, max]` in its 10 ms units, 12 bits each) under the
+    /// negotiated `id`; `None` when `id` does not fit the one-byte form (then it is not sent).
+    pub(crate) fn playout_delay(id: u16, min_units: u16, max_units: u16) -> Option<Self> {
+        let id = u8::try_from(id).ok().filter(|id| (1..=14).contains(id))?;
+        let (min, max) = (min_units.min(0x0fff), max_units.min(0x0fff));
+        let value = [
+            (min >> 4) as u8,
+            ((min << 4) as u8) | (max >> 8) as u8,
+            max as u8,
+        ];
+        Some(Self {
+            id,
+            value: bytes::Bytes::copy_from_slice(&value),
+        })
+    }
+
+    /// Bytes it adds to a packet as its only extension: the extension block's 4-byte header, its
+    /// own 1-byte header and value, padded to 32 bits.
+    fn wire_bytes(&self) -> usize {
+        4 + (1 + self.value.len()).next_multiple_of(4)
+    }
+}
+
+/// Writes everything queued for `id` in the fan-out to `track`, stamped with this connection's
+/// SSRC and negotiated payload type (viewers and publishers alike). Stops at the first write
+/// error and returns its text (truncated: the stack's error embeds the whole packet). Returns
+/// the bytes written (RTP headers included).
 pub(crate) async fn send_queued(
     fanout: &SharedFanout,
     id: sutantra_core::fanout::ViewerId,
@@ -30,6 +63,22 @@ pub(crate) async fn send_queued(
     pt: u8,
     batch: &mut Vec<Arc<OutPacket>>,
 ) -> Result<usize, String> {
+    send_queued_with(fanout, id, track, (ssrc, pt), None, batch).await
+}
+
+/// [`send_queued`], with `extension` (if any) on every packet: a viewer's playout delay. Every
+/// packet, not only until the viewer has acknowledged one: libwebrtc reads it from the first
+/// packet of each frame, a lost first packet would lose it, and it costs 4 bytes a packet (8 when
+/// it is the packet's only extension; a browser viewer also negotiates transport-cc).
+pub(crate) async fn send_queued_with(
+    fanout: &SharedFanout,
+    id: sutantra_core::fanout::ViewerId,
+    track: &TrackLocalStaticRTP,
+    (ssrc, pt): (u32, u8),
+    extension: Option<&PacketExtension>,
+    batch: &mut Vec<Arc<OutPacket>>,
+) -> Result<usize, String> {
+    let header_bytes = RTP_HEADER_BYTES + extension.map_or(0, PacketExtension::wire_bytes);
     let mut bytes = 0;
     loop {
         batch.clear();
@@ -38,17 +87,24 @@ pub(crate) async fn send_queued(
             return Ok(bytes);
         }
         for p in batch.iter() {
-            bytes += RTP_HEADER_BYTES + p.payload.len();
+            bytes += header_bytes + p.payload.len();
+            let mut header = rtc::rtp::Header {
+                version: 2,
+                marker: p.marker,
+                payload_type: pt,
+                sequence_number: p.seq,
+                timestamp: p.timestamp,
+                ssrc,
+                ..Default::default()
+            };
+            if let Some(ext) = extension {
+                // The one-byte form always takes an id of 1..=14 and 3 bytes.
+                header
+                    .set_extension(ext.id, ext.value.clone())
+                    .map_err(|e| format!("header extension: {e}"))?;
+            }
             let packet = rtc::rtp::Packet {
-                header: rtc::rtp::Header {
-                    version: 2,
-                    marker: p.marker,
-                    payload_type: pt,
-                    sequence_number: p.seq,
-                    timestamp: p.timestamp,
-                    ssrc,
-                    ..Default::default()
-                },
+                header,
                 payload: p.payload.clone(),
             };
             if let Err(e) = track.write_rtp(packet).await {
@@ -173,6 +229,52 @@ pub fn add_public_candidates(sdp: &str, public_ips: &[IpAddr]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use rtc::shared::marshal::{Marshal, Unmarshal};
+
+    #[test]
+    fn playout_delay_is_encoded_as_the_extension_crate_reads_it() {
+        let ext = PacketExtension::playout_delay(5, 0, 0).expect("id 5 fits");
+        assert_eq!(&ext.value[..], &[0, 0, 0]);
+        let ext = PacketExtension::playout_delay(3, 10, 4095).expect("id 3 fits");
+        let mut buf = &ext.value[..];
+        let parsed =
+            rtc::rtp::extension::playout_delay_extension::PlayoutDelayExtension::unmarshal(
+                &mut buf,
+            )
+            .expect("parses");
+        assert_eq!((parsed.min_delay, parsed.max_delay), (10, 4095));
+        assert_eq!(ext.wire_bytes(), 8);
+        // Two-byte ids are not sent (the one-byte form takes 1..=14).
+        assert!(PacketExtension::playout_delay(15, 0, 0).is_none());
+        assert!(PacketExtension::playout_delay(0, 0, 0).is_none());
+    }
+
+    #[test]
+    fn a_packet_with_the_extension_marshals_with_it() {
+        let ext = PacketExtension::playout_delay(6, 0, 20).expect("fits");
+        let mut header = rtc::rtp::Header {
+            version: 2,
+            payload_type: 96,
+            sequence_number: 7,
+            ssrc: 1,
+            ..Default::default()
+        };
+        header
+            .set_extension(ext.id, ext.value.clone())
+            .expect("set");
+        let packet = rtc::rtp::Packet {
+            header,
+            payload: bytes::Bytes::from_static(&[0x10, 1, 2, 3]),
+        };
+        let wire = packet.marshal().expect("marshal");
+        assert_eq!(wire.len(), RTP_HEADER_BYTES + ext.wire_bytes() + 4);
+        let mut r = &wire[..];
+        let back = rtc::rtp::Packet::unmarshal(&mut r).expect("unmarshal");
+        assert_eq!(
+            back.header.get_extension(6).as_deref(),
+            Some(&ext.value[..])
+        );
+    }
 
     #[test]
     fn public_candidates_are_added_beside_host_ones() {

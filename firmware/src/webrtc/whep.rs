@@ -15,13 +15,19 @@
 //! own SSRC and the payload type the viewer negotiated. PLI and FIR from the viewer request a
 //! keyframe (rate-limited by the encoder). NACKs are answered by the stack's responder from its
 //! bounded history of sent packets.
+//!
+//! Playout delay: with `webrtc.playout_delay` on (the default), a viewer whose offer has the
+//! playout-delay header extension (Chrome's does) gets it in the answer, and every packet sent
+//! to it carries `webrtc.playout_delay_ms` (default `[0, 0]`: show each frame once decoded,
+//! without the receiver's smoothing delay). Offers without it are answered as before.
 
 use crate::config::WebRtcConfig;
 use crate::media::{OutPacket, SharedFanout};
 use crate::stats::Stats;
-use crate::webrtc::peer::{PeerSpec, negotiated};
+use crate::webrtc::peer::{PLAYOUT_DELAY_URI, PeerSpec, negotiated, negotiated_extension};
 use crate::webrtc::session::{
-    Handler, PcEvent, add_public_candidates, local_ips, send_queued, wait_gathering,
+    Handler, PacketExtension, PcEvent, add_public_candidates, local_ips, send_queued_with,
+    wait_gathering,
 };
 use crate::webrtc::stun::StunResolver;
 use std::collections::HashMap;
@@ -399,7 +405,7 @@ impl Viewers {
         events: mpsc::Sender<PcEvent>,
     ) -> Result<(impl PeerConnection + use<>, Arc<TrackLocalStaticRTP>), SessionError> {
         let stun = self.stun.urls().await;
-        let spec = PeerSpec::viewer(if stun.is_empty() {
+        let mut spec = PeerSpec::viewer(if stun.is_empty() {
             vec![]
         } else {
             vec![RTCIceServer {
@@ -407,6 +413,7 @@ impl Viewers {
                 ..Default::default()
             }]
         });
+        spec.playout_delay = self.cfg.playout_delay;
         let handler = Arc::new(Handler { events });
 
         // A fixed port range serves one connection per port: try ports until one binds.
@@ -537,8 +544,22 @@ impl Viewers {
                 return reason;
             }
         };
+        // The playout delay goes on every packet when the viewer negotiated the extension.
+        let playout = if self.cfg.playout_delay {
+            negotiated_extension(&pc, PLAYOUT_DELAY_URI).await
+        } else {
+            None
+        };
+        let extension = playout.and_then(|ext_id| {
+            let (min, max) = self.cfg.playout_delay_ms.units();
+            let ext = PacketExtension::playout_delay(ext_id, min, max);
+            if ext.is_none() {
+                tracing::warn!(viewer = %id, ext_id, "playout-delay extension id above 14 (two-byte form): not sent");
+            }
+            ext
+        });
         self.stats.viewers.fetch_add(1, Ordering::Relaxed);
-        tracing::info!(viewer = %id, ssrc, payload_type = pt, viewers = self.fanout.viewers(), "viewer joined");
+        tracing::info!(viewer = %id, ssrc, payload_type = pt, playout_delay_ext = ?playout, viewers = self.fanout.viewers(), "viewer joined");
         let mut joined = Joined {
             fanout: &self.fanout,
             stats: &self.stats,
@@ -579,7 +600,16 @@ impl Viewers {
             }
             // The fan-out starts a joining viewer at a keyframe (one is requested on join), so it
             // never sees an undecodable picture.
-            if let Err(e) = send_queued(&self.fanout, viewer, &track, ssrc, pt, &mut batch).await {
+            let sent = send_queued_with(
+                &self.fanout,
+                viewer,
+                &track,
+                (ssrc, pt),
+                extension.as_ref(),
+                &mut batch,
+            )
+            .await;
+            if let Err(e) = sent {
                 tracing::debug!(viewer = %id, error = %e, "write failed");
                 break "write failed";
             }

@@ -11,6 +11,8 @@
 //!   on DELETE; the viewer limit answers 503.
 //! - `http_errors`: bad input gets the contract's 4xx answers and does not hurt the node.
 //! - `browser`: the node's own page plays in a real browser.
+//! - `playout`: the playout-delay RTP header extension: answered when offered (not when off),
+//!   applied by Chromium (frames leave its jitter buffer at once) at full rate, the page plays.
 //! - `healthz`: `/healthz` fields and `/metrics` text.
 //! - `cometbft`: the fake CometBFT RPC server (`tests/e2e/fake_cometbft.py`) and the CLI runner.
 //! - `control`: field operations: the CLI against a running node's control socket, `check`.
@@ -58,6 +60,7 @@ mod http_errors;
 mod janus;
 mod node;
 mod package;
+mod playout;
 mod relay;
 mod reload;
 mod rpicam;
