@@ -496,6 +496,8 @@ pub fn run(args: RunArgs) -> ExitCode {
         return ExitCode::from(2);
     }
     init_logging(&args.log_level);
+    // Before any thread starts: one malloc arena (see ops::memory).
+    crate::ops::memory::one_arena();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()

@@ -24,6 +24,8 @@ use tracing_subscriber::{EnvFilter, Layer, Registry, reload};
 
 /// Lines the ring keeps.
 pub const RING_LINES: usize = super::proto::MAX_LOG_LINES;
+/// Bytes of text the ring keeps (allocated once): about 1000 lines of 250 bytes.
+pub const RING_BYTES: usize = 256 * 1024;
 /// Longest line kept (longer ones are cut at a character boundary).
 pub const MAX_LINE: usize = 2048;
 /// New lines a follower may lag behind before it misses some.
@@ -34,8 +36,79 @@ const FOLLOW_BACKLOG: usize = 256;
 pub struct LogControl {
     handle: reload::Handle<EnvFilter, Registry>,
     level: Mutex<String>,
-    ring: Mutex<VecDeque<String>>,
+    ring: Mutex<LineRing>,
     tx: broadcast::Sender<String>,
+}
+
+/// The last lines of the log in one buffer allocated at start. A `String` per line would be
+/// allocated on whichever thread logged it, among a viewer session's allocations; when the
+/// session has gone, each surviving line pins a page the allocator cannot give back (measured
+/// with `bench/churn.py`, see `ops::memory`).
+#[derive(Debug)]
+struct LineRing {
+    buf: Box<[u8]>,
+    /// (start, length) in `buf`, oldest first.
+    lines: VecDeque<(usize, usize)>,
+    /// Where the next line goes.
+    head: usize,
+    /// Most lines kept.
+    max_lines: usize,
+}
+
+impl LineRing {
+    fn new(bytes: usize, lines: usize) -> Self {
+        Self {
+            buf: vec![0; bytes].into_boxed_slice(),
+            lines: VecDeque::with_capacity(lines),
+            head: 0,
+            max_lines: lines.max(1),
+        }
+    }
+
+    /// Keeps `line` (cut to the buffer's size), dropping the oldest lines it overwrites and,
+    /// at the line limit, the oldest one.
+    fn push(&mut self, line: &str) {
+        let mut cut = line.to_string();
+        truncate(&mut cut, self.buf.len());
+        let len = cut.len();
+        if self.head.saturating_add(len) > self.buf.len() {
+            // The tail of the buffer holds the oldest lines (the lap before this one): they go,
+            // and the line starts over at the beginning.
+            let head = self.head;
+            while self.lines.front().is_some_and(|&(s, _)| s >= head) {
+                self.lines.pop_front();
+            }
+            self.head = 0;
+        }
+        let (start, end) = (self.head, self.head.saturating_add(len));
+        // Lines of the lap before that this one overwrites are the oldest: at the front.
+        while self
+            .lines
+            .front()
+            .is_some_and(|&(s, _)| s >= start && s < end.max(start.saturating_add(1)))
+        {
+            self.lines.pop_front();
+        }
+        if self.lines.len() >= self.max_lines {
+            self.lines.pop_front();
+        }
+        if let Some(dst) = self.buf.get_mut(start..end) {
+            dst.copy_from_slice(cut.as_bytes());
+            self.lines.push_back((start, len));
+            self.head = end;
+        }
+    }
+
+    /// The last `n` lines, oldest first.
+    fn recent(&self, n: usize) -> Vec<String> {
+        let skip = self.lines.len().saturating_sub(n);
+        self.lines
+            .iter()
+            .skip(skip)
+            .filter_map(|&(s, l)| self.buf.get(s..s.saturating_add(l)))
+            .map(|b| String::from_utf8_lossy(b).into_owned())
+            .collect()
+    }
 }
 
 static CONTROL: OnceLock<LogControl> = OnceLock::new();
@@ -77,7 +150,7 @@ pub fn init(level: &str) {
     let ctl = LogControl {
         handle,
         level: Mutex::new(text),
-        ring: Mutex::new(VecDeque::with_capacity(RING_LINES)),
+        ring: Mutex::new(LineRing::new(RING_BYTES, RING_LINES)),
         tx,
     };
     if CONTROL.set(ctl).is_err() {
@@ -120,8 +193,7 @@ impl LogControl {
     /// The last `n` lines, oldest first.
     pub fn recent(&self, n: usize) -> Vec<String> {
         let ring = self.ring.lock().unwrap_or_else(|p| p.into_inner());
-        let skip = ring.len().saturating_sub(n);
-        ring.iter().skip(skip).cloned().collect()
+        ring.recent(n)
     }
 
     /// New lines from now on.
@@ -130,13 +202,11 @@ impl LogControl {
     }
 
     fn push(&self, line: String) {
-        {
-            let mut ring = self.ring.lock().unwrap_or_else(|p| p.into_inner());
-            if ring.len() == RING_LINES {
-                ring.pop_front();
-            }
-            ring.push_back(line.clone());
-        }
+        self.ring
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(&line);
+        // Kept by the channel only while a `logs --follow` listens.
         let _ = self.tx.send(line);
     }
 }
@@ -317,6 +387,38 @@ fn ring_line(event: &tracing::Event<'_>, now_ms: u64) -> String {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn the_ring_keeps_the_newest_lines_in_order_within_its_bytes() {
+        let mut ring = super::LineRing::new(1000, 8);
+        let mut all = Vec::new();
+        let mut x: u32 = 7;
+        for i in 0..500 {
+            x = x.wrapping_mul(1_103_515_245).wrapping_add(12_345);
+            let len = (x >> 16) as usize % 300;
+            let line = format!("{i}:{}", "é".repeat(len / 2));
+            ring.push(&line);
+            all.push(line);
+            let got = ring.recent(usize::MAX);
+            assert!(got.len() <= 8 && !got.is_empty(), "{i}: {} lines", got.len());
+            // What it keeps is the newest lines, in order (a line longer than the buffer is cut).
+            let want: Vec<String> = all[all.len() - got.len()..]
+                .iter()
+                .map(|l| {
+                    let mut l = l.clone();
+                    super::truncate(&mut l, 1000);
+                    l
+                })
+                .collect();
+            assert_eq!(got, want, "after line {i}");
+            assert!(got.iter().map(String::len).sum::<usize>() <= 1000);
+        }
+        assert_eq!(ring.recent(2), all[all.len() - 2..].to_vec());
+        let mut huge = super::LineRing::new(16, 4);
+        huge.push(&"x".repeat(100));
+        huge.push("");
+        assert_eq!(huge.recent(9), vec!["x".repeat(16), String::new()]);
+    }
+
     use super::*;
 
     #[test]
