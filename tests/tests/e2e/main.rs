@@ -20,6 +20,8 @@
 //! - `janus`: WHIP publishing into a real SFU, Janus's VideoRoom (Debian's `janus`) behind a
 //!   test-only WHIP bridge (`tests/e2e/janus/`), with headless Chromium subscribed through Janus
 //!   at 30 fps, across a clean restart and a kill of Janus.
+//! - `memory`: resident memory comes back within 2 MiB of the one-viewer figure after a churn of
+//!   viewers (a third aborted), while a steady viewer keeps its 30 fps (`bench/churn.py`).
 //! - `relay`: viewer nodes: a chain of relays (`--source whep:URL`) with the latency stamp read
 //!   at every hop, the relay's CPU against the encoding node's, a viewer of a relay across its
 //!   upstream's restart, 16 viewers on one relay.
@@ -58,6 +60,7 @@ mod healthz;
 mod hostile;
 mod http_errors;
 mod janus;
+mod memory;
 mod node;
 mod package;
 mod playout;
