@@ -399,7 +399,11 @@ mod tests {
             ring.push(&line);
             all.push(line);
             let got = ring.recent(usize::MAX);
-            assert!(got.len() <= 8 && !got.is_empty(), "{i}: {} lines", got.len());
+            assert!(
+                got.len() <= 8 && !got.is_empty(),
+                "{i}: {} lines",
+                got.len()
+            );
             // What it keeps is the newest lines, in order (a line longer than the buffer is cut).
             let want: Vec<String> = all[all.len() - got.len()..]
                 .iter()
