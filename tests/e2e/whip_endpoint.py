@@ -10,12 +10,16 @@ It accepts what a relay or SFU accepts, decodes the video it receives and report
     DELETE /whip/<id>       ends the session -> 200 (404 if unknown)
     GET    /_control/stats  JSON: sessions (open now), sessions_total, posts, post_times (monotonic
                             seconds since start), refused, deletes, frames, width, height,
-                            fps_last_10s, first_frame_s
+                            fps_last_10s, first_frame_s, first_frame_ms (per session that decoded
+                            a frame, oldest first: ms from its POST arriving to its first decoded
+                            frame), dtls_role
 
     whip_endpoint.py --port 9000                  # accept any client
     whip_endpoint.py --port 9000 --token secret   # 401 unless "Authorization: Bearer secret"
     whip_endpoint.py --port 9000 --remb-kbps 300  # tell the sender (RTCP REMB, twice a second)
                                                   # that the link carries 300 kbit/s
+    whip_endpoint.py --port 9000 --dtls-role server  # answer a=setup:passive, so the client opens
+                                                  # the DTLS handshake (aiortc answers active)
 
 The endpoint's ICE candidates are on 127.0.0.1 only (aioice leaves loopback out by default), and it
 uses no STUN server, so nothing leaves the machine. It prints one JSON line when it listens.
@@ -40,8 +44,9 @@ def loopback_only() -> None:
 
 
 class Endpoint:
-    def __init__(self, token: str | None, remb_kbps: int | None):
+    def __init__(self, token: str | None, remb_kbps: int | None, dtls_role: str = "auto"):
         self.token = token
+        self.dtls_role = dtls_role
         self.remb_kbps = remb_kbps
         self.rembs_sent = 0
         self.bytes_recent: collections.deque[tuple[float, int]] = collections.deque(maxlen=20000)
@@ -57,6 +62,7 @@ class Endpoint:
         self.width = None
         self.height = None
         self.first_frame_s = None
+        self.first_frame_ms: list[float] = []
         self.recent: collections.deque[float] = collections.deque(maxlen=4000)
         self.tasks: set[asyncio.Task] = set()
 
@@ -79,6 +85,8 @@ class Endpoint:
             "kbps_last_5s": self.kbps_last_5s(now),
             "rembs_sent": self.rembs_sent,
             "first_frame_s": self.first_frame_s,
+            "first_frame_ms": self.first_frame_ms[-100:],
+            "dtls_role": self.dtls_role,
             "uptime_s": round(now - self.started, 3),
         }
 
@@ -119,9 +127,11 @@ class Endpoint:
             except Exception:
                 return
 
-    async def consume(self, track) -> None:
+    async def consume(self, track, posted: float) -> None:
+        """Decodes `track`; `posted` is when its session's POST arrived (time.monotonic())."""
         from aiortc.mediastreams import MediaStreamError
 
+        first = True
         while True:
             try:
                 frame = await track.recv()
@@ -133,13 +143,17 @@ class Endpoint:
             self.width, self.height = frame.width, frame.height
             if self.first_frame_s is None:
                 self.first_frame_s = round(now - self.started, 3)
+            if first:
+                first = False
+                self.first_frame_ms.append(round((now - posted) * 1000.0, 1))
 
     async def post(self, request):
         from aiohttp import web
         from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
 
+        posted = time.monotonic()
         self.posts += 1
-        self.post_times.append(time.monotonic() - self.started)
+        self.post_times.append(posted - self.started)
         if self.token is not None:
             auth = request.headers.get("Authorization", "")
             if auth != f"Bearer {self.token}":
@@ -156,7 +170,7 @@ class Endpoint:
         @pc.on("track")
         def on_track(track):
             if track.kind == "video":
-                jobs = [self.consume(track)]
+                jobs = [self.consume(track, posted)]
                 receiver = next((t.receiver for t in pc.getTransceivers() if t.kind == "video"), None)
                 if receiver is not None:
                     self.count_bytes(receiver)
@@ -169,6 +183,11 @@ class Endpoint:
 
         try:
             await pc.setRemoteDescription(RTCSessionDescription(sdp=offer, type="offer"))
+            if self.dtls_role == "server":
+                # aiortc answers an actpass offer with a=setup:active (it opens the handshake);
+                # a role set before createAnswer is kept, and written as a=setup:passive.
+                for t in pc.getTransceivers():
+                    t.receiver.transport._set_role("server")
             await pc.setLocalDescription(await pc.createAnswer())
         except Exception as e:  # a bad offer is the client's problem: say why
             await pc.close()
@@ -208,7 +227,7 @@ async def main_async(args) -> None:
     from aiohttp import web
 
     loopback_only()
-    ep = Endpoint(args.token, args.remb_kbps)
+    ep = Endpoint(args.token, args.remb_kbps, args.dtls_role)
     app = web.Application(client_max_size=64 * 1024)
     app.router.add_post("/whip", ep.post)
     app.router.add_post("/old/whip", ep.redirect)
@@ -244,6 +263,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--port", type=int, required=True)
     p.add_argument("--token", help="require Authorization: Bearer TOKEN (401 otherwise)")
     p.add_argument("--remb-kbps", type=int, help="send RTCP REMB with this bitrate twice a second")
+    p.add_argument("--dtls-role", choices=["auto", "server"], default="auto",
+                   help="server: answer a=setup:passive, so the publisher is the DTLS client "
+                   "(auto: aiortc's choice, a=setup:active)")
     p.add_argument("--tls-port", type=int, help="also serve the endpoint over https on this port")
     p.add_argument("--tls-cert", help="PEM certificate chain for --tls-port")
     p.add_argument("--tls-key", help="PEM private key for --tls-port")
