@@ -28,9 +28,7 @@ import argparse
 import atexit
 import json
 import os
-import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -45,60 +43,21 @@ PY = os.path.join(ROOT, ".venv", "bin", "python3")
 if not os.path.exists(PY):
     PY = sys.executable
 
-CHILDREN: list[subprocess.Popen] = []
-TMP = tempfile.mkdtemp(prefix="whip-first-frame-")
+# The suite's child handling: its process groups, logs in its scratch directory, cleanup.
+sys.path.insert(0, HERE)
+import suite  # noqa: E402  (bench/suite.py)
+
+suite.TMP = tempfile.mkdtemp(prefix="whip-first-frame-")
+TMP = suite.TMP
+free_port, stop, cleanup, tail = suite.free_port, suite.stop, suite.cleanup, suite.log_tail
 
 
 def log(msg: str) -> None:
     print(f"[whip_first_frame {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def spawn(cmd: list[str], name: str, **kw) -> subprocess.Popen:
-    out = open(os.path.join(TMP, name + ".log"), "ab")
-    p = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=kw.pop("stdout", out),
-                         stderr=out, start_new_session=True, cwd=ROOT, **kw)
-    p.log_name = name
-    CHILDREN.append(p)
-    return p
-
-
-def stop(p: subprocess.Popen, grace: float = 5.0) -> None:
-    """SIGTERM the child's process group (only what this script started), then SIGKILL."""
-    if p.poll() is None:
-        try:
-            os.killpg(p.pid, signal.SIGTERM)
-        except ProcessLookupError:
-            pass
-        try:
-            p.wait(grace)
-        except subprocess.TimeoutExpired:
-            try:
-                os.killpg(p.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-            p.wait()
-    if p in CHILDREN:
-        CHILDREN.remove(p)
-
-
-def cleanup() -> None:
-    for p in list(CHILDREN):
-        stop(p, 2.0)
-    shutil.rmtree(TMP, ignore_errors=True)
-
-
-def tail(p: subprocess.Popen, n: int = 20) -> str:
-    try:
-        with open(os.path.join(TMP, p.log_name + ".log"), "rb") as f:
-            return "\n".join(f.read().decode(errors="replace").splitlines()[-n:])
-    except OSError:
-        return "(no log)"
+    return suite.spawn(cmd, log_name=name, **kw)
 
 
 def get_json(url: str, timeout: float = 2.0):

@@ -6,13 +6,14 @@
 //! glibc's malloc keeps freed memory in its arenas: a peer connection allocates a few hundred
 //! KiB in small pieces on whichever thread served it, and the holes they leave are neither at
 //! the top of a heap (which free trims by itself) nor whole mappings. `malloc_trim` walks the
-//! arenas and returns every free page: 36.0 -> 25.9 MiB once the sessions had gone. The node
-//! used to call it only when the last session ended, which never happens while one viewer
-//! watches all day. With `GLIBC_TUNABLES` alone nothing came back: one arena (34 MiB), two (37),
+//! arenas and returns every free page: 36.0 -> 25.9 MiB once the sessions had gone. The WHEP
+//! sessions used to call it only when the last session ended, which never happens while one
+//! viewer watches all day; this task is now the only caller. With `GLIBC_TUNABLES` alone nothing came back: one arena (34 MiB), two (37),
 //! a fixed 128 KiB mmap and trim threshold (37).
 //!
 //! So this task trims after churn: at most once per [`TRIM_EVERY`], and only when sessions were
-//! opened or ended since the last trim (a steady stream allocates little and is never walked).
+//! opened or ended, or HTTP connections accepted (a `/metrics` scrape counts), since the last
+//! trim (a steady stream allocates little and is never walked).
 //! One walk of a 25-35 MiB heap costs about a millisecond of one core. That alone brought 300
 //! sessions back to 27.5 MiB: the rest was pages pinned by small allocations that outlived the
 //! sessions among their freed pieces, spread over a dozen per-thread arenas. heaptrack named

@@ -27,9 +27,10 @@ use crate::media::control::MediaControl;
 use crate::media::{OutPacket, SharedFanout};
 use crate::stats::Stats;
 use crate::webrtc::peer::PeerSpec;
-use crate::webrtc::session::PcEvent;
+use crate::webrtc::session::{Handler, PcEvent};
 use crate::webrtc::stun::StunResolver;
 use crate::webrtc::whip::whip_http;
+use crate::webrtc::whip::{Endpoint, Posted, offer_and_post};
 use bytes::Bytes;
 use rtc::rtp_transceiver::rtp_sender::RtpCodecKind;
 use rtc::rtp_transceiver::{RTCRtpTransceiverDirection, RTCRtpTransceiverInit};
@@ -39,19 +40,15 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 use sutantra_core::backoff::Backoff;
 use sutantra_core::fanout::KeyframeLimiter;
-use sutantra_core::relay::{Rewriter, Skip};
+use sutantra_core::relay::Rewriter;
 use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 use webrtc::media_stream::track_remote::{TrackRemote, TrackRemoteEvent};
 use webrtc::peer_connection::{
-    PeerConnection, PeerConnectionEventHandler, RTCIceGatheringState, RTCIceServer,
-    RTCPeerConnectionState, RTCSessionDescription,
+    PeerConnection, PeerConnectionEventHandler, RTCIceServer, RTCPeerConnectionState,
+    RTCSessionDescription,
 };
 
-/// One POST (with its redirects) may take this long.
-const HTTP_TIMEOUT: Duration = Duration::from_secs(10);
-/// A DELETE may take this long.
-const DELETE_TIMEOUT: Duration = Duration::from_secs(2);
 /// From the answer to the first packet of the upstream's track.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(15);
 /// An upstream that sends nothing this long is gone (its process died without closing, or the
@@ -226,29 +223,6 @@ async fn run(ctx: Ctx, mut stop: watch::Receiver<bool>) {
     ctx.stats.upstream.set_state("stopped");
 }
 
-/// Forwards connection events and the upstream's track to the session task.
-struct RelayHandler {
-    events: mpsc::Sender<PcEvent>,
-    tracks: mpsc::Sender<Arc<dyn TrackRemote>>,
-}
-
-#[async_trait::async_trait]
-impl PeerConnectionEventHandler for RelayHandler {
-    async fn on_ice_gathering_state_change(&self, state: RTCIceGatheringState) {
-        if state == RTCIceGatheringState::Complete {
-            let _ = self.events.try_send(PcEvent::GatheringComplete);
-        }
-    }
-
-    async fn on_connection_state_change(&self, state: RTCPeerConnectionState) {
-        let _ = self.events.try_send(PcEvent::State(state));
-    }
-
-    async fn on_track(&self, track: Arc<dyn TrackRemote>) {
-        let _ = self.tracks.try_send(track);
-    }
-}
-
 async fn session(ctx: &Ctx, rewriter: &mut Rewriter, stop: &mut watch::Receiver<bool>) -> Outcome {
     let (events_tx, mut events) = mpsc::channel(32);
     let (tracks_tx, mut tracks) = mpsc::channel(4);
@@ -281,7 +255,10 @@ async fn build_connection(
         .iter()
         .map(|ip| std::net::SocketAddr::new(*ip, 0).to_string())
         .collect();
-    let handler = Arc::new(RelayHandler { events, tracks });
+    let handler = Arc::new(Handler {
+        events,
+        tracks: Some(tracks),
+    });
     let pc = spec
         .builder(
             |registry| registry,
@@ -312,34 +289,21 @@ async fn negotiate_and_forward(
     rewriter: &mut Rewriter,
     stop: &mut watch::Receiver<bool>,
 ) -> Outcome {
-    let deadline = Instant::now() + ctx.gather_timeout;
-    let offer = match pc.create_offer(None).await {
-        Ok(o) => o,
-        Err(e) => return Outcome::Failed(format!("create_offer: {e}")),
+    let endpoint = Endpoint {
+        url: &ctx.source.url,
+        token: ctx.source.token.as_deref(),
+        ca_file: None,
     };
-    if let Err(e) = pc.set_local_description(offer).await {
-        return Outcome::Failed(format!("set_local_description: {e}"));
-    }
-    crate::webrtc::session::wait_gathering(events, deadline).await;
-    let Some(local) = pc.local_description().await else {
-        return Outcome::Failed("no local description".into());
-    };
-    let (url, token, sdp) = (ctx.source.url.clone(), ctx.source.token.clone(), local.sdp);
-    let post = tokio::task::spawn_blocking(move || {
-        whip_http::post_offer(&url, token.as_deref(), None, &sdp, HTTP_TIMEOUT)
-    });
-    let created = tokio::select! {
-        r = post => match r {
-            Ok(Ok(c)) => c,
-            Ok(Err(e)) if e.is_auth() => {
-                return Outcome::Failed(format!(
-                    "{e}: the upstream wants a token: set [source] upstream_token"
-                ));
-            }
-            Ok(Err(e)) => return Outcome::Failed(e.to_string()),
-            Err(e) => return Outcome::Failed(format!("POST task: {e}")),
-        },
-        _ = stop.changed() => return Outcome::Stopped,
+    let created = match offer_and_post(pc, events, ctx.gather_timeout, endpoint, stop).await {
+        Posted::Created(c) => c,
+        Posted::Refused(e) if e.is_auth() => {
+            return Outcome::Failed(format!(
+                "{e}: the upstream wants a token: set [source] upstream_token"
+            ));
+        }
+        Posted::Refused(e) => return Outcome::Failed(e.to_string()),
+        Posted::Failed(e) => return Outcome::Failed(e),
+        Posted::Stopped => return Outcome::Stopped,
     };
     let (resource, send_token) = (created.resource.clone(), created.send_token);
     let outcome = async {
@@ -356,7 +320,7 @@ async fn negotiate_and_forward(
     if let Some(resource) = resource {
         let token = ctx.source.token.clone().filter(|_| send_token);
         let done = tokio::task::spawn_blocking(move || {
-            whip_http::delete(&resource, token.as_deref(), None, DELETE_TIMEOUT)
+            whip_http::delete(&resource, token.as_deref(), None, whip_http::DELETE_TIMEOUT)
         })
         .await;
         if let Ok(Err(e)) = done {
@@ -423,49 +387,47 @@ async fn forward(
             ev = track.poll() => match ev {
                 Some(TrackRemoteEvent::OnRtpPacket(p)) => {
                     last_packet = Instant::now();
+                    // The stream keyframe requests name: this session's, whatever the rewriter
+                    // makes of its packets.
+                    upstream_ssrc = Some(p.header.ssrc);
                     if ctx.control.paused() {
                         continue;
                     }
                     let now = ctx.origin.elapsed();
                     let h = &p.header;
-                    match rewriter.rewrite(now, h.ssrc, h.sequence_number, h.timestamp, h.marker, &p.payload) {
-                        Ok(r) => {
-                            upstream_ssrc = Some(h.ssrc);
-                            if !streaming {
-                                streaming = true;
-                                up.connects.fetch_add(1, Ordering::Relaxed);
-                                up.set_state("connected");
-                                up.set_error(None);
-                                ctx.stats.set_source_state("running");
-                                tracing::info!(upstream = %ctx.source.url, "upstream connected; forwarding");
-                            }
-                            if let Some(wh) = r.keyframe_size
-                                && size != Some(wh)
-                            {
-                                size = Some(wh);
-                                set_size(ctx, wh);
-                            }
-                            tally.bytes += r.payload.len();
-                            tally.packets += 1;
-                            tally.keyframe |= r.keyframe_start;
-                            let marker = r.marker;
-                            let packet = Arc::new(OutPacket {
-                                seq: r.seq,
-                                timestamp: r.timestamp,
-                                marker: r.marker,
-                                keyframe_start: r.keyframe_start,
-                                payload: Bytes::from(r.payload),
-                            });
-                            ctx.fanout.broadcast(std::slice::from_ref(&packet));
-                            if marker {
-                                let t = std::mem::take(&mut tally);
-                                ctx.stats.on_encoded(t.bytes, t.keyframe, t.packets, now);
-                            }
+                    // A skipped packet is counted by the rewriter; the figures take it at the
+                    // next tick.
+                    if let Ok(r) = rewriter.rewrite(now, h.ssrc, h.sequence_number, h.timestamp, h.marker, &p.payload) {
+                        if !streaming {
+                            streaming = true;
+                            up.connects.fetch_add(1, Ordering::Relaxed);
+                            up.set_state("connected");
+                            up.set_error(None);
+                            ctx.stats.set_source_state("running");
+                            tracing::info!(upstream = %ctx.source.url, "upstream connected; forwarding");
                         }
-                        Err(Skip::OtherSource | Skip::WaitingForKeyframe) => {
-                            upstream_ssrc.get_or_insert(h.ssrc);
+                        if let Some(wh) = r.keyframe_size
+                            && size != Some(wh)
+                        {
+                            size = Some(wh);
+                            set_size(ctx, wh);
                         }
-                        Err(_) => {}
+                        tally.bytes += r.payload.len();
+                        tally.packets += 1;
+                        tally.keyframe |= r.keyframe_start;
+                        let marker = r.marker;
+                        let packet = Arc::new(OutPacket {
+                            seq: r.seq,
+                            timestamp: r.timestamp,
+                            marker: r.marker,
+                            keyframe_start: r.keyframe_start,
+                            payload: Bytes::from(r.payload),
+                        });
+                        ctx.fanout.broadcast(std::slice::from_ref(&packet));
+                        if marker {
+                            let t = std::mem::take(&mut tally);
+                            ctx.stats.on_encoded(t.bytes, t.keyframe, t.packets, now);
+                        }
                     }
                 }
                 Some(TrackRemoteEvent::OnEnded) | None => {

@@ -9,6 +9,7 @@ use std::sync::Arc;
 use tokio::sync::mpsc;
 use webrtc::media_stream::track_local::TrackLocal;
 use webrtc::media_stream::track_local::static_rtp::TrackLocalStaticRTP;
+use webrtc::media_stream::track_remote::TrackRemote;
 use webrtc::peer_connection::{
     PeerConnectionEventHandler, RTCIceGatheringState, RTCPeerConnectionState,
 };
@@ -139,9 +140,12 @@ pub(crate) enum PcEvent {
     State(RTCPeerConnectionState),
 }
 
-/// Forwards connection events to the session task without ever blocking the driver.
+/// Forwards connection events (and, for a receiving connection, the remote tracks) to the
+/// session task without ever blocking the driver.
 pub(crate) struct Handler {
     pub(crate) events: mpsc::Sender<PcEvent>,
+    /// Where the remote tracks go (a relay's upstream); `None`: the connection only sends.
+    pub(crate) tracks: Option<mpsc::Sender<Arc<dyn TrackRemote>>>,
 }
 
 #[async_trait::async_trait]
@@ -156,6 +160,12 @@ impl PeerConnectionEventHandler for Handler {
         // Never block the connection's driver: a full queue drops the event (the session task
         // only needs the latest states, and it also watches writes failing).
         let _ = self.events.try_send(PcEvent::State(state));
+    }
+
+    async fn on_track(&self, track: Arc<dyn TrackRemote>) {
+        if let Some(tracks) = &self.tracks {
+            let _ = tracks.try_send(track);
+        }
     }
 }
 

@@ -333,18 +333,11 @@ impl Viewers {
                     "internal error (its task panicked)"
                 }
             };
-            let left = {
-                let mut sessions = this.lock();
-                let removed = sessions.remove(&sid).is_some();
-                (removed, sessions.is_empty())
-            };
-            if left.0 {
+            // The heap it freed goes back to the kernel by `ops::memory`'s trimmer.
+            if this.lock().remove(&sid).is_some() {
                 tracing::info!(viewer = %sid, reason, "viewer left");
             } else {
                 tracing::info!(viewer = %sid, reason = "ended (DELETE, kick or eviction)", "viewer left");
-            }
-            if left.1 {
-                release_free_memory();
             }
         });
         Ok((id, sdp))
@@ -414,7 +407,10 @@ impl Viewers {
             }]
         });
         spec.playout_delay = self.cfg.playout_delay;
-        let handler = Arc::new(Handler { events });
+        let handler = Arc::new(Handler {
+            events,
+            tracks: None,
+        });
 
         // A fixed port range serves one connection per port: try ports until one binds.
         let attempts = if self.cfg.udp_port_min == 0 {
@@ -637,21 +633,6 @@ impl Drop for Joined<'_> {
         }
         self.fanout.leave(self.viewer);
         self.stats.viewers.fetch_sub(1, Ordering::Relaxed);
-    }
-}
-
-/// Hands freed heap back to the kernel when the last session has gone. Each peer connection
-/// allocates a few hundred KiB in small pieces on whichever worker thread served it; glibc keeps
-/// freed memory in its arenas, so after a burst of sessions (600 aborted offers: 20.6 -> 32.9
-/// MiB) resident memory would stay high for good. `malloc_trim` returned it to 26.2 MiB in that
-/// run (measured with a dev-release build, BENCHMARKS.md has the release figures). It walks the
-/// heap once, a few milliseconds, only when no session is left.
-fn release_free_memory() {
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    // SAFETY: malloc_trim only releases free memory of the process's own malloc arenas; it takes
-    // the allocator's locks like any allocation.
-    unsafe {
-        libc::malloc_trim(0);
     }
 }
 

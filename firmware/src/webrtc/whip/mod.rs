@@ -52,10 +52,6 @@ use webrtc::peer_connection::{
 };
 use whip_http::{LinkIceServer, WhipError};
 
-/// One POST (with its redirects) may take this long.
-const HTTP_TIMEOUT: Duration = Duration::from_secs(10);
-/// A DELETE may take this long (shutdown waits for it).
-const DELETE_TIMEOUT: Duration = Duration::from_secs(2);
 /// A published session must connect within this time, or it is dropped and published again.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(15);
 /// A connection that stays disconnected this long is torn down and published again.
@@ -347,7 +343,7 @@ async fn delete_resource(resource: Option<String>, send_token: bool, target: &Pu
             &resource,
             token.as_deref(),
             ca_file.as_deref(),
-            DELETE_TIMEOUT,
+            whip_http::DELETE_TIMEOUT,
         )
     })
     .await;
@@ -401,6 +397,72 @@ struct Conn<'a> {
     twcc_estimate: &'a crate::webrtc::keyframe::CcSink,
 }
 
+/// Where an offer is POSTed: a WHIP endpoint, or the WHEP server a relay subscribes to.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Endpoint<'a> {
+    pub(crate) url: &'a str,
+    pub(crate) token: Option<&'a str>,
+    pub(crate) ca_file: Option<&'a std::path::Path>,
+}
+
+/// How making an offer and POSTing it ended.
+pub(crate) enum Posted {
+    /// The endpoint answered `201`.
+    Created(whip_http::Created),
+    /// The endpoint refused (an HTTP status, a redirect not followed, a bad answer).
+    Refused(WhipError),
+    /// Our side failed (the offer, the gathering, the POST task).
+    Failed(String),
+    /// `stop` changed while the POST was under way.
+    Stopped,
+}
+
+/// Makes `pc`'s offer, waits at most `gather_timeout` for its candidates and POSTs it to
+/// `endpoint` (off the async workers): the first half of a session of either direction.
+pub(crate) async fn offer_and_post(
+    pc: &Arc<dyn PeerConnection>,
+    events: &mut mpsc::Receiver<PcEvent>,
+    gather_timeout: Duration,
+    endpoint: Endpoint<'_>,
+    stop: &mut watch::Receiver<bool>,
+) -> Posted {
+    let deadline = Instant::now() + gather_timeout;
+    let offer = match pc.create_offer(None).await {
+        Ok(o) => o,
+        Err(e) => return Posted::Failed(format!("create_offer: {e}")),
+    };
+    if let Err(e) = pc.set_local_description(offer).await {
+        return Posted::Failed(format!("set_local_description: {e}"));
+    }
+    wait_gathering(events, deadline).await;
+    let Some(local) = pc.local_description().await else {
+        return Posted::Failed("no local description".into());
+    };
+    let (url, token, ca_file, sdp) = (
+        endpoint.url.to_string(),
+        endpoint.token.map(str::to_string),
+        endpoint.ca_file.map(std::path::Path::to_path_buf),
+        local.sdp,
+    );
+    let post = tokio::task::spawn_blocking(move || {
+        whip_http::post_offer(
+            &url,
+            token.as_deref(),
+            ca_file.as_deref(),
+            &sdp,
+            whip_http::POST_TIMEOUT,
+        )
+    });
+    tokio::select! {
+        r = post => match r {
+            Ok(Ok(c)) => Posted::Created(c),
+            Ok(Err(e)) => Posted::Refused(e),
+            Err(e) => Posted::Failed(format!("POST task: {e}")),
+        },
+        _ = stop.changed() => Posted::Stopped,
+    }
+}
+
 async fn negotiate_and_stream(
     conn: Conn<'_>,
     events: &mut mpsc::Receiver<PcEvent>,
@@ -410,40 +472,23 @@ async fn negotiate_and_stream(
     let Conn {
         ctx, pc, target, ..
     } = conn;
-    let deadline = Instant::now() + ctx.gather_timeout;
-    let offer = match pc.create_offer(None).await {
-        Ok(o) => o,
-        Err(e) => return Outcome::Failed(format!("create_offer: {e}")),
-    };
-    if let Err(e) = pc.set_local_description(offer).await {
-        return Outcome::Failed(format!("set_local_description: {e}"));
-    }
-    wait_gathering(events, deadline).await;
-    let Some(local) = pc.local_description().await else {
-        return Outcome::Failed("no local description".into());
-    };
-    let (url, token, ca_file) = (
-        target.url.clone(),
-        target.token.clone(),
-        target.ca_file.clone(),
-    );
-    let sdp = local.sdp;
-    let post = tokio::task::spawn_blocking(move || {
-        whip_http::post_offer(
-            &url,
-            token.as_deref(),
-            ca_file.as_deref(),
-            &sdp,
-            HTTP_TIMEOUT,
-        )
-    });
-    let created = tokio::select! {
-        r = post => match r {
-            Ok(Ok(c)) => c,
-            Ok(Err(e)) => return Outcome::Refused(e),
-            Err(e) => return Outcome::Failed(format!("POST task: {e}")),
+    let created = match offer_and_post(
+        pc,
+        events,
+        ctx.gather_timeout,
+        Endpoint {
+            url: &target.url,
+            token: target.token.as_deref(),
+            ca_file: target.ca_file.as_deref(),
         },
-        _ = stop.changed() => return Outcome::Stopped,
+        stop,
+    )
+    .await
+    {
+        Posted::Created(c) => c,
+        Posted::Refused(e) => return Outcome::Refused(e),
+        Posted::Failed(e) => return Outcome::Failed(e),
+        Posted::Stopped => return Outcome::Stopped,
     };
     if !created.ice_servers.is_empty() && created.ice_servers != *link_servers {
         tracing::info!(
@@ -660,7 +705,10 @@ async fn build_connection(
                         feedback::forwarder(twcc_estimate),
                     )
             },
-            Arc::new(Handler { events }) as Arc<dyn PeerConnectionEventHandler>,
+            Arc::new(Handler {
+                events,
+                tracks: None,
+            }) as Arc<dyn PeerConnectionEventHandler>,
             addrs,
         )?
         .build()

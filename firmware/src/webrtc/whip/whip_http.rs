@@ -125,6 +125,12 @@ fn short(text: &str) -> String {
     s
 }
 
+/// How long one POST (with its redirects) may take; for WHIP publishers and a relay's WHEP
+/// subscription alike.
+pub const POST_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a DELETE may take (shutdown waits for it).
+pub const DELETE_TIMEOUT: Duration = Duration::from_secs(2);
+
 /// POSTs `offer` to `url` (with `Authorization: Bearer token` if given, to `url`'s origin
 /// only), following up to `MAX_REDIRECTS` 307/308 redirects; returns the created session.
 pub fn post_offer(
