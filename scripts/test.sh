@@ -10,6 +10,24 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 ROOT=$(pwd)
 export SUTANTRA_BIN=${SUTANTRA_BIN:-${CARGO_TARGET_DIR:-$ROOT/target}/release/sutantra}
 export RUST_BACKTRACE=${RUST_BACKTRACE:-1}
+# One build of everything, so no incremental state (it doubled the debug and dev-release dirs).
+export CARGO_INCREMENTAL=${CARGO_INCREMENTAL:-0}
+TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
+# Below this much free disk (GiB), the build dirs a later step no longer needs are removed
+# after their step (a fresh CI machine ran out of disk in cargo-test once). A second run then
+# rebuilds them: about 5 minutes per board target.
+MIN_FREE_GIB=${SUTANTRA_MIN_FREE_GIB:-25}
+
+free_gib() { df -Pk "$ROOT" | awk 'NR == 2 { printf "%.1f", $4 / 1048576 }'; }
+make_room() { # make_room DIR...: remove the DIRs if free disk is below MIN_FREE_GIB
+  local free
+  free=$(free_gib)
+  if awk -v f="$free" -v m="$MIN_FREE_GIB" 'BEGIN { exit !(f < m) }'; then
+    echo "test.sh: ${free} GiB free (< ${MIN_FREE_GIB}): removing $*"
+    rm -rf "$@"
+    echo "test.sh: $(free_gib) GiB free"
+  fi
+}
 
 results=()
 failed=()
@@ -20,9 +38,9 @@ step() { # step NAME COMMAND...: run, time and record one step; keep going on fa
   "$@" || rc=$?
   local took=$((SECONDS - start))
   if ((rc == 0)); then
-    results+=("ok    $name (${took}s)")
+    results+=("ok    $name (${took}s, $(free_gib) GiB free)")
   else
-    results+=("FAIL  $name (${took}s, exit $rc)")
+    results+=("FAIL  $name (${took}s, exit $rc, $(free_gib) GiB free)")
     failed+=("$name")
   fi
   return 0
@@ -45,16 +63,26 @@ step harness-self-check bash -c '
 # The boards: the aarch64 build and its unit tests under qemu-user, armv7 and armv6 builds
 # (container-free cross path, cross/README.md). Skipped when a test-name filter is given.
 if (($# == 0)); then
+  a64=$TARGET_DIR/aarch64-unknown-linux-gnu
   step cross-aarch64 ./cross/build.sh aarch64-unknown-linux-gnu --test
+  # The emulated aarch64 board (cargo-test) runs this build; kept apart from its build dir.
+  if [[ -x $a64/release/sutantra && -z ${SUTANTRA_AARCH64_BIN:-} ]]; then
+    mkdir -p "$TARGET_DIR/e2e"
+    cp "$a64/release/sutantra" "$TARGET_DIR/e2e/sutantra-aarch64"
+    export SUTANTRA_AARCH64_BIN=$TARGET_DIR/e2e/sutantra-aarch64
+  fi
+  make_room "$a64"
   # armv7 and armv6 without fat LTO: they check that the node compiles and links for the
   # 32-bit boards; the aarch64 build above is the full release build (packages: package-deb.sh).
   step cross-armv7 ./cross/build.sh armv7-unknown-linux-gnueabihf --profile dev-release
+  make_room "$TARGET_DIR/armv7-unknown-linux-gnueabihf"
   step cross-armv6 ./cross/build.sh arm-unknown-linux-gnueabihf --profile dev-release
+  make_room "$TARGET_DIR/arm-unknown-linux-gnueabihf"
 fi
 # Unit, integration and end-to-end tests; --show-output prints the measured figures (fps, latency).
 # The output is also kept in a log: with --show-output a failure's message sits in the middle of
 # a long report, so the summary below repeats every failure's panic message at the end.
-TEST_LOG=${CARGO_TARGET_DIR:-$ROOT/target}/test-output.log
+TEST_LOG=$TARGET_DIR/test-output.log
 mkdir -p "$(dirname "$TEST_LOG")"
 step cargo-test bash -c 'set -o pipefail; log=$1; shift
   cargo test --workspace --no-fail-fast -- --show-output "$@" 2>&1 | tee "$log"' _ "$TEST_LOG" "$@"
@@ -62,6 +90,7 @@ step cargo-test bash -c 'set -o pipefail; log=$1; shift
 # control request), where a nightly toolchain is present (scripts/fuzz.sh says why it skips
 # otherwise). Every corpus also replays on stable in cargo-test (`sutantra-fuzz`).
 if (($# == 0)); then
+  make_room "$TARGET_DIR/debug" "$TARGET_DIR/qemu-cache"
   step fuzz-smoke ./scripts/fuzz.sh --smoke
 fi
 
