@@ -25,6 +25,14 @@ pub struct EncoderConfig {
     /// SendGrid`); 0 (the default) sends each frame as soon as it is encoded, for the lowest
     /// latency. Shorter than one frame interval.
     pub send_offset_ms: u64,
+    /// libvpx's static threshold (`VP8E_SET_STATIC_THRESHOLD`), 0..=10000: a macroblock whose
+    /// prediction from the last frame is closer than this (a sum of squared luma errors over
+    /// its 256 pixels) is sent as "unchanged" and not refined further. The default, 500, makes a
+    /// still scene cost 0.4-0.5x the CPU of a moving one, at a quality ceiling near 45-48 dB on
+    /// still areas; 0 or 1 is off (every block re-coded every frame: smooth still pictures creep
+    /// up to 49-50 dB, for 2-3x the CPU). See `sutantra_core::codec::vp8::Vp8Tuning` and
+    /// BENCHMARKS.md, "Still scenes".
+    pub static_threshold: u32,
 }
 
 impl Default for EncoderConfig {
@@ -38,6 +46,7 @@ impl Default for EncoderConfig {
             min_keyframe_gap_ms: 500,
             min_bitrate_kbps: 150,
             send_offset_ms: 0,
+            static_threshold: sutantra_core::codec::vp8::STATIC_THRESHOLD,
         }
     }
 }

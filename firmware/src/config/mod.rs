@@ -228,6 +228,15 @@ impl Config {
                 ),
             );
         }
+        if e.static_threshold > 10_000 {
+            return bad(
+                "encoder.static_threshold",
+                format!(
+                    "{}: use 0 to 10000 (500 is the default; 0 or 1 turns it off)",
+                    e.static_threshold
+                ),
+            );
+        }
         if !(1..=8).contains(&e.threads) {
             return bad("encoder.threads", format!("{}: use 1 to 8", e.threads));
         }
@@ -664,6 +673,18 @@ mod tests {
             .expect_err("must be refused");
         assert_eq!((e.line, e.key.as_str()), (3, "source.width"));
         assert!(e.reason.contains("even width"), "{}", e.reason);
+    }
+
+    #[test]
+    fn static_threshold_defaults_to_the_measured_value_and_is_bounded() {
+        let c = Config::parse("", "c.toml").expect("default parses");
+        assert_eq!(c.encoder.static_threshold, 500);
+        let c = Config::parse("[encoder]\nstatic_threshold = 0\n", "c.toml").expect("0 is off");
+        assert_eq!(c.encoder.static_threshold, 0);
+        let e = Config::parse("[encoder]\n\nstatic_threshold = 20000\n", "n.toml")
+            .expect_err("must be refused");
+        assert_eq!((e.line, e.key.as_str()), (3, "encoder.static_threshold"));
+        assert!(e.reason.contains("0 to 10000"), "{}", e.reason);
     }
 
     const CHAIN: &str = "[chain]\nchain_id = \"dockerchain\"\nrpc = [\"http://127.0.0.1:26657\"]\n\

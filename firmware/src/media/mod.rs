@@ -20,7 +20,7 @@ use control::MediaControl;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
-use sutantra_core::codec::vp8::{Vp8Config, Vp8Encoder};
+use sutantra_core::codec::vp8::{Vp8Config, Vp8Encoder, Vp8Tuning};
 use sutantra_core::encode::EncodeStep;
 use sutantra_core::observer::FrameObserver;
 use sutantra_core::pacer::SendGrid;
@@ -48,6 +48,8 @@ pub struct MediaConfig {
     pub cpu_used: i32,
     /// Encoder threads.
     pub threads: u32,
+    /// libvpx's static threshold (`encoder.static_threshold`).
+    pub static_threshold: u32,
     /// Shortest gap between forced keyframes.
     pub min_keyframe_gap: Duration,
     /// Hold each encoded frame until this long after its frame-clock deadline (zero: send at
@@ -75,6 +77,7 @@ impl MediaConfig {
             keyframe_interval: cfg.encoder.keyframe_interval,
             cpu_used: cfg.encoder.cpu_used,
             threads: cfg.encoder.threads,
+            static_threshold: cfg.encoder.static_threshold,
             min_keyframe_gap: std::time::Duration::from_millis(cfg.encoder.min_keyframe_gap_ms),
             send_offset: std::time::Duration::from_millis(cfg.encoder.send_offset_ms),
             rtp_payload_bytes: cfg.webrtc.rtp_payload_bytes,
@@ -214,7 +217,12 @@ impl Media {
             cpu_used: cfg.cpu_used,
             threads: cfg.threads,
         };
-        let encoder = Vp8Encoder::new(&enc_cfg).map_err(|e| MediaError::Encoder(e.to_string()))?;
+        let tuning = Vp8Tuning {
+            static_threshold: cfg.static_threshold,
+            ..Vp8Tuning::default()
+        };
+        let encoder = Vp8Encoder::with_tuning(&enc_cfg, &tuning)
+            .map_err(|e| MediaError::Encoder(e.to_string()))?;
         let Some(Carry {
             observer,
             packetizer,
@@ -571,6 +579,7 @@ mod tests {
             keyframe_interval: 60,
             cpu_used: 8,
             threads: 1,
+            static_threshold: 500,
             min_keyframe_gap: Duration::from_millis(100),
             send_offset: Duration::ZERO,
             rtp_payload_bytes: 1200,

@@ -2,7 +2,9 @@
 //!
 //! This file owns the encoder side of the libvpx boundary. It configures libvpx the way WebRTC
 //! does for live VP8 (one pass, CBR, no lag, no frame dropping, error-resilient, a single token
-//! partition so the RFC 7741 payloader can mark everything as partition 0) and feeds it the
+//! partition so the RFC 7741 payloader can mark everything as partition 0), except for a static
+//! threshold that lets still areas skip ([`Vp8Tuning`]; WebRTC's camera value of 1 is practically
+//! off, and a still scene then costs 0.6-1x the CPU of a moving one). It feeds libvpx the
 //! pipeline's pooled [`I420Frame`]s without copying them: each frame's contiguous Y, U, V buffer is
 //! wrapped in a `vpx_image_t` on the stack. The encoded bytes are copied once, into a buffer the
 //! encoder owns and reuses, so the steady state allocates nothing per frame.
@@ -199,6 +201,101 @@ fn check_bitrate(kbps: u32) -> Result<(), CodecError> {
     Ok(())
 }
 
+/// libvpx's range for `VP8E_SET_NOISE_SENSITIVITY` (VP8: 0 off .. 6).
+const NOISE_SENSITIVITY_MAX: u32 = 6;
+/// libvpx's range for `VP8E_SET_SCREEN_CONTENT_MODE` (0 off, 1 on, 2 on with more aggressive
+/// rate control).
+const SCREEN_CONTENT_MAX: u32 = 2;
+
+/// The static threshold the node uses ([`Vp8Tuning::default`]); chosen by measurement, see
+/// [`Vp8Tuning::static_threshold`].
+pub const STATIC_THRESHOLD: u32 = 500;
+
+/// libvpx's realtime tools for static content, set once when the encoder is created.
+/// [`Vp8Encoder::new`] uses [`Vp8Tuning::default`]; [`Vp8Encoder::with_tuning`] takes others
+/// (the `still` benchmark measures the candidates against each other).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Vp8Tuning {
+    /// `VP8E_SET_STATIC_THRESHOLD` (libvpx's `encode_breakout`, `check_for_encode_breakout` in
+    /// `vp8/encoder/pickinter.c`): a macroblock whose first good inter prediction (usually
+    /// "no motion, last frame") leaves a luma sum of squared errors below
+    /// `max(this, dequant^2 / 16)` and a chroma one below half of this is coded as a skip (no
+    /// residual) and its mode search stops there. 0 or 1 is practically off (WebRTC's camera
+    /// value; the chroma test then needs an exact match).
+    ///
+    /// The default, [`STATIC_THRESHOLD`] = 500 (a block whose luma error is below a mean
+    /// square of ~2 per pixel, 45 dB, stops being refined), is the `still` benchmark's choice
+    /// (BENCHMARKS.md, "Still scenes"; 640x480, 1 Mbit/s, speed 6). On a still picture with a
+    /// small moving region it cut the CPU per frame to 0.36-0.41x that of the threshold 1
+    /// (0.32-0.46x the moving test pattern's) and the bitrate by 28-56 %. On the moving test
+    /// pattern and on still pictures with camera noise (sigma 1-2) it changes nothing. The price
+    /// is a quality ceiling on still areas: a synthetic textured picture lost 0.33 dB (45.8 ->
+    /// 45.5) and the frozen test pattern gained 1.2 dB, but two smooth photographs, which at
+    /// 1 Mbit/s creep up to 49-50 dB when every block keeps being re-coded, stop at 47.4-48.0 dB.
+    /// Lower values lose less there but save nothing on textured pictures (300: 0.9x the CPU);
+    /// higher ones cost more quality everywhere. At quantizer indexes of 70 and up (a hard
+    /// picture at a low bitrate) libvpx's own `dequant^2 / 16` is above 500 and this changes
+    /// nothing.
+    pub static_threshold: u32,
+    /// `VP8E_SET_NOISE_SENSITIVITY`, 0..=6: libvpx's temporal denoiser (0 off, 1 luma, 2 luma
+    /// and chroma, 3 aggressive, 4 adaptive). Off, as before: measured, 1 and 4 cost 1.1-1.4x
+    /// the CPU per frame on every scene, 1.1-1.4 dB on the clean moving pattern and 2.4-3 dB on
+    /// clean still pictures; they only pay on a noisy camera (+1.8 dB at sigma 2, +0.3 dB at
+    /// sigma 1), for CPU the Pi Zero does not have.
+    pub noise_sensitivity: u32,
+    /// `VP8E_SET_SCREEN_CONTENT_MODE`, 0..=2 (0 off, 1 screen content, 2 screen content that
+    /// drops frames on overshoot: [`Vp8Encoder::encode`] then returns no data). Off: measured,
+    /// 1 saves no CPU on camera-like or pattern content and loses 0.1-0.9 dB; 2 with a
+    /// threshold of 300 (WebRTC's screen-share pair) saves only what 300 alone saves, loses
+    /// more, and dropped a frame of a noisy still scene.
+    pub screen_content_mode: u32,
+}
+
+impl Default for Vp8Tuning {
+    fn default() -> Self {
+        Self {
+            static_threshold: STATIC_THRESHOLD,
+            noise_sensitivity: 0,
+            screen_content_mode: 0,
+        }
+    }
+}
+
+impl Vp8Tuning {
+    /// Checks every field against libvpx's range; the error names the first bad field.
+    pub fn validate(&self) -> Result<(), CodecError> {
+        if c_int::try_from(self.static_threshold).is_err() {
+            return Err(invalid(
+                "static_threshold",
+                format!(
+                    "is {}; it must be at most {}",
+                    self.static_threshold,
+                    c_int::MAX
+                ),
+            ));
+        }
+        if self.noise_sensitivity > NOISE_SENSITIVITY_MAX {
+            return Err(invalid(
+                "noise_sensitivity",
+                format!(
+                    "is {}; libvpx accepts 0..={NOISE_SENSITIVITY_MAX}",
+                    self.noise_sensitivity
+                ),
+            ));
+        }
+        if self.screen_content_mode > SCREEN_CONTENT_MAX {
+            return Err(invalid(
+                "screen_content_mode",
+                format!(
+                    "is {}; libvpx accepts 0..={SCREEN_CONTENT_MAX}",
+                    self.screen_content_mode
+                ),
+            ));
+        }
+        Ok(())
+    }
+}
+
 /// One encoded VP8 frame, borrowed from the encoder until its next call.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct EncodedFrame<'a> {
@@ -218,6 +315,7 @@ pub struct Vp8Encoder {
     /// The libvpx configuration in force, kept for `vpx_codec_enc_config_set`.
     enc_cfg: vpx_codec_enc_cfg_t,
     cfg: Vp8Config,
+    tuning: Vp8Tuning,
     next_pts: i64,
     /// Output buffer, cleared per frame; its capacity is kept.
     out: Vec<u8>,
@@ -232,6 +330,7 @@ impl std::fmt::Debug for Vp8Encoder {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Vp8Encoder")
             .field("cfg", &self.cfg)
+            .field("tuning", &self.tuning)
             .field("next_pts", &self.next_pts)
             .field("out_capacity", &self.out.capacity())
             .finish_non_exhaustive()
@@ -239,9 +338,16 @@ impl std::fmt::Debug for Vp8Encoder {
 }
 
 impl Vp8Encoder {
-    /// Creates an encoder for `cfg` (validated first) with WebRTC's realtime settings.
+    /// Creates an encoder for `cfg` (validated first) with WebRTC's realtime settings and the
+    /// node's static-content tuning ([`Vp8Tuning::default`]).
     pub fn new(cfg: &Vp8Config) -> Result<Self, CodecError> {
+        Self::with_tuning(cfg, &Vp8Tuning::default())
+    }
+
+    /// Like [`Self::new`] with other static-content settings (both are validated first).
+    pub fn with_tuning(cfg: &Vp8Config, tuning: &Vp8Tuning) -> Result<Self, CodecError> {
         cfg.validate()?;
+        tuning.validate()?;
 
         // SAFETY: `vpx_codec_vp8_cx` has no preconditions; it returns the static VP8 encoder
         // interface (null only if libvpx was built without VP8 encoding, checked below).
@@ -328,6 +434,7 @@ impl Vp8Encoder {
             ctx,
             enc_cfg,
             cfg: *cfg,
+            tuning: *tuning,
             next_pts: 0,
             // Room for a generous keyframe; it grows (once) if a bigger one ever comes.
             out: Vec::with_capacity(I420Frame::buffer_len(cfg.width, cfg.height) / 4),
@@ -335,14 +442,25 @@ impl Vp8Encoder {
         // From here on an early return drops `enc`, which destroys the context.
         use vp8e_enc_control_id as C;
         enc.control(C::VP8E_SET_CPUUSED, "VP8E_SET_CPUUSED", cfg.cpu_used)?;
-        // Skip encoding of blocks that did not change (cheap on static scenes).
-        enc.control(C::VP8E_SET_STATIC_THRESHOLD, "VP8E_SET_STATIC_THRESHOLD", 1)?;
-        // No temporal denoiser: it costs CPU the Pi Zero does not have.
+        // `validate` bounded the tuning values to `c_int`.
+        let to_int = |v: u32| i32::try_from(v).unwrap_or(i32::MAX);
+        enc.control(
+            C::VP8E_SET_STATIC_THRESHOLD,
+            "VP8E_SET_STATIC_THRESHOLD",
+            to_int(tuning.static_threshold),
+        )?;
         enc.control(
             C::VP8E_SET_NOISE_SENSITIVITY,
             "VP8E_SET_NOISE_SENSITIVITY",
-            0,
+            to_int(tuning.noise_sensitivity),
         )?;
+        if tuning.screen_content_mode != 0 {
+            enc.control(
+                C::VP8E_SET_SCREEN_CONTENT_MODE,
+                "VP8E_SET_SCREEN_CONTENT_MODE",
+                to_int(tuning.screen_content_mode),
+            )?;
+        }
         // One token partition (VP8_ONE_TOKENPARTITION): the payloader sends partition index 0.
         enc.control(C::VP8E_SET_TOKEN_PARTITIONS, "VP8E_SET_TOKEN_PARTITIONS", 0)?;
         let intra = cfg.max_intra_bitrate_pct();
@@ -378,6 +496,11 @@ impl Vp8Encoder {
     /// The configuration in force (including the bitrate last set by [`Self::set_bitrate`]).
     pub fn config(&self) -> &Vp8Config {
         &self.cfg
+    }
+
+    /// The static-content settings handed to libvpx when the encoder was created.
+    pub fn tuning(&self) -> &Vp8Tuning {
+        &self.tuning
     }
 
     /// Encodes `frame` with the realtime deadline, as a keyframe if `force_keyframe` (or if

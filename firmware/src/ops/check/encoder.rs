@@ -4,7 +4,7 @@
 use super::Outcome;
 use crate::config::Config;
 use std::time::{Duration, Instant};
-use sutantra_core::codec::vp8::{Vp8Config, Vp8Encoder};
+use sutantra_core::codec::vp8::{Vp8Config, Vp8Encoder, Vp8Tuning};
 use sutantra_hal::camera::{SourceRequest, SourceSpec, open_source};
 use sutantra_hal::{I420Frame, SystemClock};
 
@@ -24,16 +24,23 @@ pub fn check(cfg: &Config) -> Outcome {
         Ok(s) => s,
         Err(e) => return Outcome::fail("encoder", format!("test pattern: {e}"), "report a bug"),
     };
-    let mut encoder = match Vp8Encoder::new(&Vp8Config {
-        width: w,
-        height: h,
-        fps_num: fps,
-        fps_den: 1,
-        bitrate_kbps: cfg.encoder.bitrate_kbps,
-        keyframe_interval: cfg.encoder.keyframe_interval,
-        cpu_used: cfg.encoder.cpu_used,
-        threads: cfg.encoder.threads,
-    }) {
+    let tuning = Vp8Tuning {
+        static_threshold: cfg.encoder.static_threshold,
+        ..Vp8Tuning::default()
+    };
+    let mut encoder = match Vp8Encoder::with_tuning(
+        &Vp8Config {
+            width: w,
+            height: h,
+            fps_num: fps,
+            fps_den: 1,
+            bitrate_kbps: cfg.encoder.bitrate_kbps,
+            keyframe_interval: cfg.encoder.keyframe_interval,
+            cpu_used: cfg.encoder.cpu_used,
+            threads: cfg.encoder.threads,
+        },
+        &tuning,
+    ) {
         Ok(e) => e,
         Err(e) => {
             return Outcome::fail(
