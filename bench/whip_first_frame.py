@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """Time to the first frame when the node publishes over WHIP, and when a viewer pulls over WHEP.
 
-    whip_first_frame.py --binary before=/work/dtls-before/release/sutantra \\
-                        --binary after=/work/dtls-target/release/sutantra [--runs 10]
+    whip_first_frame.py --binary before=PATH/TO/UNPATCHED/sutantra \\
+                        --binary after=target/release/sutantra [--runs 10]
 
 After one unmeasured publish per endpoint (aiortc's first session pays its lazy imports), for
 every run, for each binary in turn (interleaved, the order alternating, so a machine that gets
