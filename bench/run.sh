@@ -2,12 +2,13 @@
 # The benchmark suite of issue 7: whole-process figures of the node against its peers (ffmpeg's
 # libvpx, an aiortc sender) measured in the same run, plus the in-process cargo benches.
 #
-#   bench/run.sh                 full run (about 14 minutes on 2 cores): prints the table, keeps raw
+#   bench/run.sh                 full run (about 14 minutes on 2 cores before the browser phase,
+#                                which took 452 s on its own): prints the table, keeps raw
 #                                samples in bench/results/<date>/, rewrites the generated part of
 #                                BENCHMARKS.md
 #   bench/run.sh --quick         short windows (about 4-5 minutes), results in target/bench/, BENCHMARKS.md
 #                                untouched: to check the suite works, not for figures
-#   bench/run.sh --only encode,latency,pacing,capacity,verify,media,size   some phases only
+#   bench/run.sh --only encode,latency,browser,pacing,capacity,verify,media,speed,size   some phases
 #   bench/run.sh --no-build      use target/release/sutantra as it is
 #
 # Durations can be overridden with BENCH_<NAME>=value (names in bench/suite.py FULL, e.g.
