@@ -8,11 +8,11 @@ set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 ROOT=$(pwd)
-export SUTANTRA_BIN=${SUTANTRA_BIN:-${CARGO_TARGET_DIR:-$ROOT/target}/release/sutantra}
+TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
+export SUTANTRA_BIN=${SUTANTRA_BIN:-$TARGET_DIR/release/sutantra}
 export RUST_BACKTRACE=${RUST_BACKTRACE:-1}
 # One build of everything, so no incremental state (it doubled the debug and dev-release dirs).
 export CARGO_INCREMENTAL=${CARGO_INCREMENTAL:-0}
-TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
 # Below this much free disk (GiB), the build dirs a later step no longer needs are removed
 # after their step (a fresh CI machine ran out of disk in cargo-test once). A second run then
 # rebuilds them: about 5 minutes per board target.

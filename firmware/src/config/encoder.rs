@@ -35,6 +35,16 @@ pub struct EncoderConfig {
     pub static_threshold: u32,
 }
 
+impl EncoderConfig {
+    /// libvpx's static-content settings from this section (the rest at the node's defaults).
+    pub fn tuning(&self) -> sutantra_core::codec::vp8::Vp8Tuning {
+        sutantra_core::codec::vp8::Vp8Tuning {
+            static_threshold: self.static_threshold,
+            ..Default::default()
+        }
+    }
+}
+
 impl Default for EncoderConfig {
     fn default() -> Self {
         let b = &sutantra_boards::GENERIC;

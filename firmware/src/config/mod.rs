@@ -681,6 +681,11 @@ mod tests {
         assert_eq!(c.encoder.static_threshold, 500);
         let c = Config::parse("[encoder]\nstatic_threshold = 0\n", "c.toml").expect("0 is off");
         assert_eq!(c.encoder.static_threshold, 0);
+        assert_eq!(
+            c.encoder.tuning().static_threshold,
+            0,
+            "what the encoder is given"
+        );
         let e = Config::parse("[encoder]\n\nstatic_threshold = 20000\n", "n.toml")
             .expect_err("must be refused");
         assert_eq!((e.line, e.key.as_str()), (3, "encoder.static_threshold"));

@@ -48,8 +48,8 @@ pub struct MediaConfig {
     pub cpu_used: i32,
     /// Encoder threads.
     pub threads: u32,
-    /// libvpx's static threshold (`encoder.static_threshold`).
-    pub static_threshold: u32,
+    /// libvpx's static-content settings (`encoder.static_threshold`).
+    pub tuning: Vp8Tuning,
     /// Shortest gap between forced keyframes.
     pub min_keyframe_gap: Duration,
     /// Hold each encoded frame until this long after its frame-clock deadline (zero: send at
@@ -77,7 +77,7 @@ impl MediaConfig {
             keyframe_interval: cfg.encoder.keyframe_interval,
             cpu_used: cfg.encoder.cpu_used,
             threads: cfg.encoder.threads,
-            static_threshold: cfg.encoder.static_threshold,
+            tuning: cfg.encoder.tuning(),
             min_keyframe_gap: std::time::Duration::from_millis(cfg.encoder.min_keyframe_gap_ms),
             send_offset: std::time::Duration::from_millis(cfg.encoder.send_offset_ms),
             rtp_payload_bytes: cfg.webrtc.rtp_payload_bytes,
@@ -217,11 +217,7 @@ impl Media {
             cpu_used: cfg.cpu_used,
             threads: cfg.threads,
         };
-        let tuning = Vp8Tuning {
-            static_threshold: cfg.static_threshold,
-            ..Vp8Tuning::default()
-        };
-        let encoder = Vp8Encoder::with_tuning(&enc_cfg, &tuning)
+        let encoder = Vp8Encoder::with_tuning(&enc_cfg, &cfg.tuning)
             .map_err(|e| MediaError::Encoder(e.to_string()))?;
         let Some(Carry {
             observer,
@@ -579,7 +575,7 @@ mod tests {
             keyframe_interval: 60,
             cpu_used: 8,
             threads: 1,
-            static_threshold: 500,
+            tuning: Vp8Tuning::default(),
             min_keyframe_gap: Duration::from_millis(100),
             send_offset: Duration::ZERO,
             rtp_payload_bytes: 1200,

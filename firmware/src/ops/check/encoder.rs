@@ -4,7 +4,7 @@
 use super::Outcome;
 use crate::config::Config;
 use std::time::{Duration, Instant};
-use sutantra_core::codec::vp8::{Vp8Config, Vp8Encoder, Vp8Tuning};
+use sutantra_core::codec::vp8::{Vp8Config, Vp8Encoder};
 use sutantra_hal::camera::{SourceRequest, SourceSpec, open_source};
 use sutantra_hal::{I420Frame, SystemClock};
 
@@ -24,10 +24,6 @@ pub fn check(cfg: &Config) -> Outcome {
         Ok(s) => s,
         Err(e) => return Outcome::fail("encoder", format!("test pattern: {e}"), "report a bug"),
     };
-    let tuning = Vp8Tuning {
-        static_threshold: cfg.encoder.static_threshold,
-        ..Vp8Tuning::default()
-    };
     let mut encoder = match Vp8Encoder::with_tuning(
         &Vp8Config {
             width: w,
@@ -39,7 +35,7 @@ pub fn check(cfg: &Config) -> Outcome {
             cpu_used: cfg.encoder.cpu_used,
             threads: cfg.encoder.threads,
         },
-        &tuning,
+        &cfg.encoder.tuning(),
     ) {
         Ok(e) => e,
         Err(e) => {
