@@ -224,6 +224,112 @@ impl SendGrid {
     }
 }
 
+/// How many frame intervals [`Decimator`] averages to tell the camera's rate.
+const RATE_WINDOW: usize = 32;
+
+/// Keeps a camera that paces itself to the configured rate: a camera that runs faster than
+/// configured is decimated (frames dropped, never queued), while a camera at the configured
+/// rate keeps every frame whatever its delivery jitter.
+///
+/// It measures the camera's rate over its last 32 frame intervals (an exact average: the
+/// jitter of one frame moves it by 1/32 of that jitter). While the camera runs no more than
+/// 1/16 faster than configured, every frame is kept: a 30 FPS sensor against a 29.97
+/// configuration, a crystal's drift, a frame delivered 40 ms late and the next one early.
+/// Once it runs faster (measured from its 8th frame), the frames are thinned by a token
+/// bucket on the camera's own timeline: each arrival adds the time since the last one to a
+/// credit, capped at two intervals; a frame is kept when the credit holds two thirds of an
+/// interval, and a kept frame spends one interval. A 60 FPS camera set to 30 keeps every
+/// other frame, with a margin of a sixth of an interval against jitter either way; over any
+/// window, the frames kept are at most the configured rate's count plus two.
+///
+/// A fixed frame grid cannot do this: a camera's frames land at a phase of their own on the
+/// grid, and at a phase near a grid boundary any jitter drops frames (a 30 FPS camera beside
+/// a busy core lost one frame in ten that way).
+#[derive(Debug, Clone)]
+pub struct Decimator {
+    period: i128,
+    credit: i128,
+    /// Arrival times of the last `RATE_WINDOW + 1` frames (a ring), and how many were seen.
+    arrivals: [Duration; RATE_WINDOW + 1],
+    seen: usize,
+    thinning: bool,
+}
+
+impl Decimator {
+    /// A decimator to `fps_num / fps_den` frames per second.
+    pub fn new(fps_num: u32, fps_den: u32) -> Result<Self, PacerError> {
+        if fps_num == 0 || fps_den == 0 {
+            return Err(PacerError::ZeroRate {
+                num: fps_num,
+                den: fps_den,
+            });
+        }
+        // At most 1e9 * u32::MAX: far inside i128.
+        let period = NANOS_PER_SEC * u128::from(fps_den) / u128::from(fps_num);
+        Ok(Self {
+            period: i128::try_from(period).unwrap_or(i128::MAX / 4),
+            credit: 0,
+            arrivals: [Duration::ZERO; RATE_WINDOW + 1],
+            seen: 0,
+            thinning: false,
+        })
+    }
+
+    /// Whether the frame that arrived at `now` is kept. The first frame (after construction
+    /// or [`reset`](Self::reset)) always is. A clock that steps back counts as no time passed.
+    pub fn keep(&mut self, now: Duration) -> bool {
+        let slots = RATE_WINDOW + 1;
+        let Some(last) = self.seen.checked_sub(1).map(|i| self.arrivals[i % slots]) else {
+            self.arrivals[0] = now;
+            self.seen = 1;
+            self.credit = 0;
+            return true;
+        };
+        let now = now.max(last);
+        // The average interval over the window (or since the first frame, until it fills).
+        let intervals = (self.seen).min(RATE_WINDOW);
+        let oldest = self.arrivals[(self.seen - intervals) % slots];
+        self.arrivals[self.seen % slots] = now;
+        self.seen = self.seen.saturating_add(1);
+        if self.seen == usize::MAX {
+            // Keep the ring's arithmetic in range on a run of centuries.
+            self.seen = slots + self.seen % slots;
+        }
+        let average = i128::try_from(now.saturating_sub(oldest).as_nanos() / intervals as u128)
+            .unwrap_or(i128::MAX);
+        let elapsed = i128::try_from(now.saturating_sub(last).as_nanos()).unwrap_or(i128::MAX);
+        self.credit = self
+            .credit
+            .saturating_add(elapsed)
+            .min(self.period.saturating_mul(2));
+        if intervals >= 8 {
+            // Hysteresis: thin from 1/16 faster than configured, stop at 1/32.
+            if !self.thinning && average < self.period - self.period / 16 {
+                self.thinning = true;
+                self.credit = self.period;
+            } else if self.thinning && average > self.period - self.period / 32 {
+                self.thinning = false;
+            }
+        }
+        if !self.thinning {
+            return true;
+        }
+        if self.credit >= self.period - self.period / 3 {
+            self.credit -= self.period;
+            true
+        } else {
+            false
+        }
+    }
+
+    /// Forgets the camera's timeline (it was closed and reopened): the next frame is kept.
+    pub fn reset(&mut self) {
+        self.seen = 0;
+        self.credit = 0;
+        self.thinning = false;
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -499,5 +605,120 @@ mod send_grid_tests {
                 .contains("not shorter than one frame interval"),
             "{e}"
         );
+    }
+}
+
+#[cfg(test)]
+mod decimator_tests {
+    use super::*;
+
+    fn ms(v: u64) -> Duration {
+        Duration::from_millis(v)
+    }
+
+    fn us(v: u64) -> Duration {
+        Duration::from_micros(v)
+    }
+
+    /// Arrival times of a camera at `fps` for `secs`, each up to `late_ms` late (a
+    /// deterministic pseudo-random lateness), in order, as a driver hands them over.
+    fn camera(fps: f64, secs: u32, late_ms: u64, seed: u64) -> Vec<Duration> {
+        let mut x = seed;
+        let mut last = Duration::ZERO;
+        (0..(f64::from(secs) * fps) as u64)
+            .map(|n| {
+                x = x
+                    .wrapping_mul(6_364_136_223_846_793_005)
+                    .wrapping_add(1_442_695_040_888_963_407);
+                let late = if late_ms == 0 {
+                    0
+                } else {
+                    (x >> 33) % (late_ms * 1000)
+                };
+                let due = Duration::from_nanos((n as f64 * 1e9 / fps) as u64) + us(late);
+                last = last.max(due);
+                last
+            })
+            .collect()
+    }
+
+    fn kept(d: &mut Decimator, arrivals: &[Duration]) -> Vec<Duration> {
+        arrivals.iter().copied().filter(|&t| d.keep(t)).collect()
+    }
+
+    #[test]
+    fn a_camera_at_the_configured_rate_keeps_every_frame_whatever_its_jitter() {
+        // Up to 40 ms late (more than a frame interval), the first frame among them.
+        for seed in 1..20 {
+            let frames = camera(30.0, 60, 40, seed);
+            let mut d = Decimator::new(30, 1).expect("rate");
+            assert_eq!(kept(&mut d, &frames).len(), frames.len(), "seed {seed}");
+        }
+        // A sensor at 30 FPS against a 29.97 configuration, and one at 29.97 against 30.
+        let frames = camera(30.0, 600, 5, 7);
+        let mut d = Decimator::new(30_000, 1001).expect("rate");
+        assert_eq!(kept(&mut d, &frames).len(), frames.len());
+        let frames = camera(30_000.0 / 1001.0, 600, 5, 7);
+        let mut d = Decimator::new(30, 1).expect("rate");
+        assert_eq!(kept(&mut d, &frames).len(), frames.len());
+        // A slower camera loses nothing.
+        let frames = camera(25.0, 60, 10, 3);
+        assert_eq!(
+            kept(&mut Decimator::new(30, 1).expect("rate"), &frames).len(),
+            frames.len()
+        );
+    }
+
+    #[test]
+    fn a_camera_twice_as_fast_keeps_every_other_frame_and_leaves_no_holes() {
+        for (late_ms, seed) in [(0, 1), (3, 2), (3, 9)] {
+            let frames = camera(60.0, 60, late_ms, seed);
+            let mut d = Decimator::new(30, 1).expect("rate");
+            let kept = kept(&mut d, &frames);
+            // 30 FPS, plus the frames before the rate is known: 1800 to 1810 in 60 s.
+            assert!(
+                (1800..=1810).contains(&kept.len()),
+                "{} kept of {} (jitter {late_ms} ms)",
+                kept.len(),
+                frames.len()
+            );
+            let longest = kept.windows(2).map(|w| w[1] - w[0]).max().expect("frames");
+            assert!(longest <= ms(34) + ms(late_ms), "a hole of {longest:?}");
+        }
+        // Three times too fast (90 FPS camera, 30 configured).
+        let frames = camera(90.0, 60, 2, 5);
+        let n = kept(&mut Decimator::new(30, 1).expect("rate"), &frames).len();
+        assert!((1800..=1810).contains(&n), "{n} kept");
+    }
+
+    #[test]
+    fn a_camera_that_speeds_up_is_thinned_and_one_that_slows_again_is_not() {
+        let mut d = Decimator::new(30, 1).expect("rate");
+        // 2 s at 30 FPS: all kept.
+        assert!((0..60).all(|n| d.keep(us(33_333 * n))));
+        // Then 2 s at 120 FPS (a driver that switched mode): about 30 FPS kept.
+        let t0 = us(33_333 * 60);
+        let fast = (0..240).filter(|&n| d.keep(t0 + us(8_333 * n))).count();
+        assert!((60..=72).contains(&fast), "{fast} of 240 kept");
+        // Back to 30 FPS: thinning stops within the window, then every frame is kept again.
+        let t1 = t0 + us(8_333 * 240);
+        let _ = (0..32).filter(|&n| d.keep(t1 + us(33_333 * n))).count();
+        assert!((32..120).all(|n| d.keep(t1 + us(33_333 * n))));
+    }
+
+    #[test]
+    fn a_clock_step_back_or_a_reset_is_no_panic_and_the_next_frame_is_kept() {
+        let mut d = Decimator::new(30, 1).expect("rate");
+        assert!(d.keep(Duration::from_secs(3600)));
+        for _ in 0..100 {
+            let _ = d.keep(Duration::ZERO);
+            let _ = d.keep(Duration::MAX);
+        }
+        d.reset();
+        assert!(d.keep(Duration::ZERO));
+        assert!(matches!(
+            Decimator::new(0, 1),
+            Err(PacerError::ZeroRate { .. })
+        ));
     }
 }

@@ -9,7 +9,7 @@ use crate::stats::Stats;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
-use sutantra_core::pacer::{Pacer, Tick};
+use sutantra_core::pacer::{Decimator, Pacer, Tick};
 use sutantra_core::supervisor::Restarter;
 use sutantra_hal::camera::{SourceSpec, draw_slate};
 use sutantra_hal::{
@@ -52,8 +52,10 @@ pub(super) fn capture_loop(
     let clock = SystemClock;
     let info = source.info();
     let (fps_num, fps_den) = (info.fps_num, info.fps_den);
-    let period = Duration::from_nanos(1_000_000_000 * fps_den as u64 / fps_num.max(1) as u64);
-    let Ok(mut pacer) = Pacer::new(fps_num, fps_den, origin.elapsed()) else {
+    let (Ok(mut pacer), Ok(mut decimator)) = (
+        Pacer::new(fps_num, fps_den, origin.elapsed()),
+        Decimator::new(fps_num, fps_den),
+    ) else {
         tracing::error!(fps_num, fps_den, "invalid frame rate; capture stopped");
         return;
     };
@@ -77,6 +79,13 @@ pub(super) fn capture_loop(
             tracing::info!(source = %spec, "restarting the source on request");
             stats.set_source_state("restarting");
             away_since = go_away(&mut source, &mut restarter);
+            if !free {
+                // The slate runs on the frame clock, which a camera's own pacing left idle:
+                // start it afresh rather than count the camera's time as skipped ticks.
+                if let Ok(p) = Pacer::new(fps_num, fps_den, away_since) {
+                    pacer = p;
+                }
+            }
             restarter.restart_now(away_since);
         }
         let Some(src) = source.as_mut() else {
@@ -84,6 +93,7 @@ pub(super) fn capture_loop(
                 match open() {
                     Ok(s) if s.info().width == info.width && s.info().height == info.height => {
                         free = s.pacing() == Pacing::Free;
+                        decimator.reset();
                         source = Some(s);
                         restarter.succeeded();
                         stats.set_source_state("running");
@@ -157,12 +167,6 @@ pub(super) fn capture_loop(
                 }
             }
         }
-        let decimate = |pacer: &mut Pacer| {
-            // Device-paced: keep only the frames the frame clock wants (a camera that runs
-            // faster than configured is decimated, not queued). A quarter period of tolerance
-            // keeps a camera at exactly the configured rate from losing frames to phase jitter.
-            !free && matches!(pacer.poll(origin.elapsed() + period / 4), Tick::Wait { .. })
-        };
         let result = send_frame(pool, stats, |frame| {
             // A panic in a source (a bug met on an odd driver value) is a camera error: the
             // source is closed and reopened while the slate runs, as for an unplug.
@@ -178,7 +182,9 @@ pub(super) fn capture_loop(
                 ))
             })?;
             stats.on_captured();
-            if decimate(&mut pacer) {
+            // Device-paced: a camera that runs faster than configured is decimated on its own
+            // timeline, not queued; one at the configured rate keeps every frame.
+            if !free && !decimator.keep(origin.elapsed()) {
                 stats.decimated.fetch_add(1, Ordering::Relaxed);
                 return Err(None);
             }
@@ -196,6 +202,13 @@ pub(super) fn capture_loop(
             stats.set_source_state("error");
             tracing::warn!(source = %spec, error = %e, "capture failed; closing the source to reopen it");
             away_since = go_away(&mut source, &mut restarter);
+            if !free {
+                // The slate runs on the frame clock, which a camera's own pacing left idle:
+                // start it afresh rather than count the camera's time as skipped ticks.
+                if let Ok(p) = Pacer::new(fps_num, fps_den, away_since) {
+                    pacer = p;
+                }
+            }
         }
     }
     close_source(source, &spec);
