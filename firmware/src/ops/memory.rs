@@ -19,10 +19,11 @@
 //! sessions among their freed pieces, spread over a dozen per-thread arenas. heaptrack named
 //! them: almost all were the log ring's lines (the stack warns a few times per session). So
 //! the ring now keeps its lines in one buffer allocated at start (`ops::control::logging`), and
-//! [`one_arena`] keeps all threads in glibc's main arena. Measured with one viewer at 24.2 MiB:
-//! after 300 sessions 26.3 MiB, after 1000 sessions 26.7 MiB (peak 34.6), back within 10 s of
-//! the churn's end; the steady viewer kept 30 fps. The 2.1-2.5 MiB left are pages that still
-//! hold a live piece each and the thread stacks' deepest pages.
+//! [`one_arena`] keeps all threads in glibc's main arena. The ring's buffer is written at start, so that
+//! its pages count from the first second rather than appear as growth once it has filled.
+//! Measured with one viewer at 23.9 MiB: after 1000 sessions 25.6-25.7 MiB (peak 33.5-33.7),
+//! back within 12 s of the churn's end; the steady viewer kept 30 fps. The 1.7-1.8 MiB left
+//! are heap pages that still hold a live piece each (BENCHMARKS.md).
 
 use crate::stats::Stats;
 use std::sync::Arc;

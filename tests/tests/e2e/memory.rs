@@ -2,8 +2,9 @@
 //! resident memory returns close to what it was with one viewer, while that viewer keeps its
 //! 30 fps. The churn is `bench/churn.py` (aiortc sessions whose decoder only counts frames; cut
 //! POSTs; offers whose answer is never used). Before the fix 150 sessions left RSS about 10 MiB
-//! higher for good; now it comes back to within about 2 MiB (the bound; 2.0-2.5 MiB
-//! measured, BENCHMARKS.md), and the test allows 3 MiB so that it does not flake on that edge.
+//! higher for good; now it comes back within the bound of 2 MiB (1.7-1.8 MiB
+//! measured after 1000 sessions, BENCHMARKS.md), and the test allows 3 MiB so that it does not
+//! flake on a loaded machine with 0.2 MiB to spare.
 
 use std::process::Command;
 use std::time::Duration;

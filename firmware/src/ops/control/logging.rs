@@ -58,7 +58,11 @@ struct LineRing {
 impl LineRing {
     fn new(bytes: usize, lines: usize) -> Self {
         Self {
-            buf: vec![0; bytes].into_boxed_slice(),
+            // Filled, not zeroed: a zeroed buffer this large is fresh pages the kernel maps
+            // only as the node logs, so its 256 KiB would show up hours later as growth (it
+            // did, after a churn of viewers that logged a lap of the ring). Written now, its
+            // pages are resident from the start, like the frame pool's.
+            buf: vec![b'\n'; bytes].into_boxed_slice(),
             lines: VecDeque::with_capacity(lines),
             head: 0,
             max_lines: lines.max(1),
