@@ -2,13 +2,14 @@
 # The benchmark suite of issue 7: whole-process figures of the node against its peers (ffmpeg's
 # libvpx, an aiortc sender) measured in the same run, plus the in-process cargo benches.
 #
-#   bench/run.sh                 full run (about 14 minutes on 2 cores before the browser phase,
-#                                which took 452 s on its own): prints the table, keeps raw
+#   bench/run.sh                 full run (about 14 minutes on 2 cores, plus the browser phase,
+#                                452 s, and churn + whip + still, 460 s): prints the table, keeps raw
 #                                samples in bench/results/<date>/, rewrites the generated part of
 #                                BENCHMARKS.md
 #   bench/run.sh --quick         short windows (about 4-5 minutes), results in target/bench/, BENCHMARKS.md
 #                                untouched: to check the suite works, not for figures
-#   bench/run.sh --only encode,latency,browser,pacing,capacity,verify,media,speed,size   some phases
+#   bench/run.sh --only encode,latency,browser,pacing,capacity,churn,whip,still,verify,media,speed,size
+#                                some phases
 #   bench/run.sh --no-build      use target/release/sutantra as it is
 #
 # Durations can be overridden with BENCH_<NAME>=value (names in bench/suite.py FULL, e.g.
@@ -24,7 +25,7 @@ for a in "$@"; do
   case "$a" in
     --no-build) BUILD=0 ;;
     -h | --help)
-      sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'
+      sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'
       exit 0
       ;;
     *) ARGS+=("$a") ;;

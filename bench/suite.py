@@ -10,8 +10,10 @@ raw samples in a results directory and (full runs) rewrites the generated part o
 Phases: encode (CPU per stream, memory and cost per viewer, both sizes, node/ffmpeg/aiortc),
 latency (glass-to-glass and time to first frame, node and aiortc), browser (glass-to-glass in
 headless Chromium, node with and without the playout-delay extension and aiortc), pacing (soak with the other
-core loaded: pacing, fps, memory growth), capacity (viewers one core serves), verify and media
-(cargo benches), size (aarch64 binary). Every child process is in its own process group and is
+core loaded: pacing, fps, memory growth), capacity (viewers one core serves), churn (RSS after
+viewer sessions come and go, bench/churn.py), whip (WHIP POST -> first frame at an aiortc endpoint,
+bench/whip_first_frame.py), still (CPU and PSNR on a still scene, `cargo bench --bench still`),
+verify and media (cargo benches), size (aarch64 binary). Every child process is in its own process group and is
 killed on exit, on error and on Ctrl-C.
 """
 
@@ -46,11 +48,14 @@ SIZES = [  # name, width, height, kbit/s
 
 FULL = dict(cpu_s=30, mem_s=8, viewer_steps=[1, 4, 16], lat_s=60, ttff_trials=3, soak_s=180,
             soak_warmup_s=20, cap_step=16, cap_s=6, cap_max=160, verify_budget="1", media_frames=300,
-            speed_frames=150, browser_s=45, browser_rounds=3)
+            speed_frames=150, browser_s=45, browser_rounds=3, churn_sessions=1000, churn_settle_s=60,
+            still_frames=300, still_reps=5, whip_runs=10)
 QUICK = dict(cpu_s=6, mem_s=3, viewer_steps=[1, 4, 16], lat_s=8, ttff_trials=1, soak_s=20,
              soak_warmup_s=5, cap_step=16, cap_s=4, cap_max=64, verify_budget="0.2", media_frames=60,
-             speed_frames=40, browser_s=8, browser_rounds=1)
-PHASES = ["encode", "latency", "browser", "pacing", "capacity", "verify", "media", "speed", "size"]
+             speed_frames=40, browser_s=8, browser_rounds=1, churn_sessions=60, churn_settle_s=15,
+             still_frames=60, still_reps=1, whip_runs=2)
+PHASES = ["encode", "latency", "browser", "pacing", "capacity", "churn", "whip", "still", "verify", "media", "speed",
+          "size"]
 
 
 def log(msg: str) -> None:
@@ -774,13 +779,93 @@ def profile(s: Sender, viewers: int, path: str, seconds: int = 5) -> None:
 
 def cargo_bench(args, bench: str, extra: list[str], env: dict | None = None) -> str:
     # The light client's bench lives in the chain crate, the media benches in the core.
-    crate = "sutantra-chain" if bench == "verify" else "sutantra-core"
+    crate = "sutantra-chain" if bench == "verify" else "sutantra-core"  # media, still: the core
     cmd = ["cargo", "bench", "-q", "-p", crate, "--bench", bench, "--"] + extra
     log("running " + " ".join(cmd))
     r = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, env={**os.environ, **(env or {})})
     if r.returncode != 0:
         raise Fail(f"{' '.join(cmd)} failed:\n{r.stderr[-2000:]}")
     return r.stdout
+
+
+def churn_run(s: Sender, name: str, sessions: int, settle: int, path: str) -> dict:
+    """bench/churn.py against a sender (one steady counting viewer, then `sessions` sessions, a
+    third aborted, then RSS every second for `settle` s); its whole output kept at `path`."""
+    wait_healthz(s.port, s.proc)
+    cmd = [PY, os.path.join(HERE, "churn.py"), "--url", s.url, "--pid", str(s.proc.pid),
+           "--sessions", str(sessions), "--settle", str(settle)]
+    log(f"churn {name}: {sessions} sessions, {settle} s settle")
+    r = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=sessions * 2 + settle + 300)
+    lines = [l for l in r.stdout.splitlines() if l.startswith("{")]
+    if not lines:
+        raise Fail(f"churn.py against {name} printed no result (exit {r.returncode}):\n{r.stderr[-1500:]}")
+    res = json.loads(lines[-1])
+    with open(path, "w") as f:
+        json.dump(res, f, indent=1)
+    return res
+
+
+def phase_churn(args, out: dict) -> None:
+    """Memory that comes back (issue 17): the node's RSS after a churn of viewer sessions, and
+    aiortc's sender under the same churn in the same run."""
+    n, settle = args.c["churn_sessions"], args.c["churn_settle_s"]
+    res: dict = {"sessions": n, "settle_s": settle}
+    s = start_node(args, "test-pattern", 640, 480, 1000, "churn-node")
+    try:
+        res["node"] = churn_run(s, "node", n, settle, os.path.join(args.results, "churn_node.json"))
+    finally:
+        stop(s.proc)
+    a = start_peer(make_y4m(args, "640x480", 640, 480), 1000, "churn-aiortc")
+    try:
+        res["aiortc"] = churn_run(a, "aiortc", n, settle, os.path.join(args.results, "churn_aiortc.json"))
+    except (Fail, subprocess.TimeoutExpired) as e:
+        res["aiortc"] = {"error": str(e)[:500]}
+    finally:
+        stop(a.proc)
+    out["churn"] = res
+
+
+def phase_whip(args, out: dict) -> None:
+    """WHIP POST -> first frame decoded at an aiortc endpoint, the node and an aiortc publisher
+    in the same run (bench/whip_first_frame.py; its samples and printout kept)."""
+    raw = os.path.join(args.results, "whip_first_frame.json")
+    cmd = [PY, os.path.join(HERE, "whip_first_frame.py"), "--binary", f"node={args.binary}",
+           "--runs", str(args.c["whip_runs"]), "--no-whep", "--json", raw]
+    log("running " + " ".join(cmd))
+    r = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=1800)
+    with open(os.path.join(args.results, "whip_first_frame.txt"), "w") as f:
+        f.write(r.stdout)
+    if r.returncode != 0 or not os.path.exists(raw):
+        raise Fail(f"whip_first_frame.py failed (exit {r.returncode}):\n{r.stderr[-1500:]}")
+    with open(raw) as f:
+        samples = json.load(f)["samples_ms"]
+    out["whip"] = {k: {"median": statistics.median(v), "min": min(v), "max": max(v), "n": len(v)}
+                   for k, v in samples.items()}
+
+
+def phase_still(args, out: dict) -> None:
+    """Still scenes (issue 17): the node's encoder on a still and a moving scene, today's
+    static threshold (1) against the default, and ffmpeg's libvpx on the same frames."""
+    text = cargo_bench(args, "still", ["--quick", "--frames", str(args.c["still_frames"]),
+                                       "--reps", str(args.c["still_reps"])])
+    with open(os.path.join(args.results, "still.txt"), "w") as f:
+        f.write(text)
+    node, peer = {}, {}
+    for line in text.splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if not line.startswith("|") or len(cells) < 6 or cells[0] in ("scene",) or cells[0].startswith("---"):
+            continue
+        try:
+            if len(cells) >= 10:  # scene | tuning | CPU ms | runs | vs today | vs moving | kbit/s | PSNR | dPSNR | dropped
+                node[(cells[0], cells[1].split(":")[0])] = {"cpu_ms": float(cells[2]), "kbps": float(cells[6]),
+                                                            "psnr_db": float(cells[7].split("/")[0])}
+            else:  # scene | encoder | CPU ms | runs | kbit/s | PSNR
+                peer[(cells[0], cells[1])] = {"cpu_ms": float(cells[2]), "kbps": float(cells[4]),
+                                              "psnr_db": float(cells[5])}
+        except ValueError:
+            continue
+    out["still"] = {"node": {f"{k[0]}|{k[1]}": v for k, v in node.items()},
+                    "ffmpeg": {f"{k[0]}|{k[1]}": v for k, v in peer.items()}}
 
 
 def phase_verify(args, out: dict) -> None:
@@ -991,6 +1076,22 @@ def table(env: dict, out: dict, args) -> str:
         L.append(f"| viewers one core serves, 640x480 1 Mbit/s (node pinned to one CPU) | {served} | - | - | >= 50 | "
                  f"{v} ({cap['limit']}; last step: {last.get('viewers')} viewers, node "
                  f"{fmt((last.get('node_cpu_frac') or 0) * 100)} % core, load generator {fmt((last.get('loadgen_cpu_frac') or 0) * 100)} %) |")
+    ch = out.get("churn")
+    if ch and ch.get("node"):
+        L += churn_rows(ch)
+    wf = out.get("whip")
+    if wf:
+        for role, what in (("auto", "endpoint answers setup:active"), ("server", "endpoint answers setup:passive")):
+            nd, ai = wf.get(f"whip {role} node"), wf.get(f"whip {role} aiortc")
+            if not nd:
+                continue
+            L.append(f"| WHIP first frame: POST -> first frame decoded at an aiortc endpoint ({what}), median (min-max) of "
+                     f"{nd['n']} | {fmt(nd['median'])} ({fmt(nd['min'])}-{fmt(nd['max'])}) ms | aiortc publisher "
+                     f"{fmt((ai or {}).get('median'))} ms | {fmt(nd['median'] / ai['median'], 2) if ai else 'n/a'} | "
+                     f"<= 100 ms | {verdict(nd['median'] <= 100)} |")
+    st = out.get("still")
+    if st and st.get("node"):
+        L += still_rows(st)
     med = out.get("media")
     if med:
         for r in med:
@@ -1033,6 +1134,49 @@ def table(env: dict, out: dict, args) -> str:
         L.append("")
         L.append(out["verify"]["markdown"])
     return "\n".join(L)
+
+
+def churn_rows(ch: dict) -> list[str]:
+    """The table's rows of phase churn."""
+    L = []
+    n, a = ch["node"], ch.get("aiortc") or {}
+    over = lambda r: (r["final_kib"] - r["baseline_kib"]) if r.get("final_kib") is not None else None
+    kinds = n.get("kinds", {})
+    back = n.get("back_within_bound_after_s")
+    a_txt = (f"aiortc {fmt(mib(a.get('baseline_kib')))} -> {fmt(mib(a.get('final_kib')))} MiB (+{fmt(mib(over(a)), 2)})"
+             if a.get("final_kib") is not None else f"aiortc: {a.get('error', 'n/a')[:80]}")
+    ratio = fmt(over(n) / over(a), 2) if a.get("final_kib") is not None and over(a) and over(a) > 0 else "n/a"
+    L.append(f"| RSS after {ch['sessions']} viewer sessions ({kinds.get('whole')} whole, {kinds.get('cut_post')} cut POSTs, "
+             f"{kinds.get('abandoned')} abandoned; one steady viewer), {ch['settle_s']} s later: one viewer -> after "
+             f"(over) | {fmt(mib(n['baseline_kib']))} -> {fmt(mib(n['final_kib']))} MiB (+{fmt(mib(over(n)), 2)}; peak "
+             f"{fmt(mib(n.get('peak_kib')))}; back within 2 MiB after {back if back is not None else 'never'} s; steady viewer "
+             f"{fmt(n.get('steady_fps_settle'))} fps) | {a_txt} | {ratio} (growth) | <= +2 MiB within 60 s | "
+             f"{verdict(back is not None and back <= 60)} |")
+    return L
+
+
+def still_rows(st: dict) -> list[str]:
+    """The table's rows of phase still."""
+    L = []
+    nd, ff = st["node"], st.get("ffmpeg", {})
+    g = lambda scene, tuning: nd.get(f"{scene}|{tuning}") or {}
+    mv_t, mv_d, sl_t, sl_d = g("moving", "today"), g("moving", "default"), g("still", "today"), g("still", "default")
+    if not (mv_t and mv_d and sl_t and sl_d):
+        return L
+    fs = next((v for k, v in ff.items() if k.startswith("still|") and k.endswith("-static-thresh 500")), {})
+    fs0 = next((v for k, v in ff.items() if k.startswith("still|") and k.endswith("-static-thresh 0")), {})
+    r = sl_d["cpu_ms"] / mv_d["cpu_ms"]
+    dp = sl_d["psnr_db"] - sl_t["psnr_db"]
+    L.append(f"| still scene 640x480 1 Mbit/s (a still picture, a 64x64 moving block; `cargo bench --bench still`): CPU per "
+             f"frame, Y PSNR, static threshold 500 (default) | {fmt(sl_d['cpu_ms'], 2)} ms, {fmt(sl_d['psnr_db'], 2)} dB "
+             f"(moving scene {fmt(mv_d['cpu_ms'], 2)} ms; threshold 1 {fmt(sl_t['cpu_ms'], 2)} ms, {fmt(sl_t['psnr_db'], 2)} dB) "
+             f"| ffmpeg libvpx, same frames: -static-thresh 500 {fmt(fs.get('cpu_ms'), 2)} ms, {fmt(fs.get('psnr_db'), 2)} dB; "
+             f"0 {fmt(fs0.get('cpu_ms'), 2)} ms | {fmt(r, 2)} (still / moving); {fmt(sl_d['cpu_ms'] / fs['cpu_ms'], 2) if fs.get('cpu_ms') else 'n/a'} "
+             f"(/ ffmpeg) | <= 0.5, PSNR within 0.5 dB ({dp:+.2f}) | {verdict(r <= 0.5 and dp >= -0.5)} |")
+    L.append(f"| moving scene, static threshold 500 against 1 (no worse) | {fmt(mv_d['cpu_ms'], 2)} ms, {fmt(mv_d['psnr_db'], 2)} dB | "
+             f"threshold 1: {fmt(mv_t['cpu_ms'], 2)} ms, {fmt(mv_t['psnr_db'], 2)} dB | {fmt(mv_d['cpu_ms'] / mv_t['cpu_ms'], 2)} | "
+             f"<= 1.05, PSNR within 0.1 dB | {verdict(mv_d['cpu_ms'] / mv_t['cpu_ms'] <= 1.05 and mv_d['psnr_db'] - mv_t['psnr_db'] >= -0.1)} |")
+    return L
 
 
 def browser_rows(br: dict) -> list[str]:
