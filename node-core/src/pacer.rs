@@ -539,11 +539,11 @@ mod tests {
 mod send_grid_tests {
     use super::*;
 
-    fn ms(v: u64) -> Duration {
+    pub(super) fn ms(v: u64) -> Duration {
         Duration::from_millis(v)
     }
 
-    fn us(v: u64) -> Duration {
+    pub(super) fn us(v: u64) -> Duration {
         Duration::from_micros(v)
     }
 
@@ -610,15 +610,8 @@ mod send_grid_tests {
 
 #[cfg(test)]
 mod decimator_tests {
+    use super::send_grid_tests::{ms, us};
     use super::*;
-
-    fn ms(v: u64) -> Duration {
-        Duration::from_millis(v)
-    }
-
-    fn us(v: u64) -> Duration {
-        Duration::from_micros(v)
-    }
 
     /// Arrival times of a camera at `fps` for `secs`, each up to `late_ms` late (a
     /// deterministic pseudo-random lateness), in order, as a driver hands them over.

@@ -64,12 +64,22 @@ pub(super) fn capture_loop(
     let mut source = Some(source);
     let mut restarter = Restarter::new(REOPEN_MIN, REOPEN_MAX);
     let mut away_since = origin.elapsed();
-    let go_away = |source: &mut Option<Box<dyn FrameSource>>, restarter: &mut Restarter| {
+    let go_away = |source: &mut Option<Box<dyn FrameSource>>,
+                   restarter: &mut Restarter,
+                   pacer: &mut Pacer,
+                   free: bool| {
         // Close the failed device before reopening: while its file stays open, a camera that
         // comes back is registered as another /dev/videoN. A failed stream-off or buffer
         // release is reported, not fatal: the hal closes the device all the same.
         close_source(source.take(), &spec);
         let now = origin.elapsed();
+        if !free {
+            // The slate runs on the frame clock, which a camera's own pacing left idle: start
+            // it afresh rather than count the camera's time as skipped ticks.
+            if let Ok(p) = Pacer::new(fps_num, fps_den, now) {
+                *pacer = p;
+            }
+        }
         restarter.failed(now);
         now
     };
@@ -78,14 +88,7 @@ pub(super) fn capture_loop(
             // `sutantra reboot-stream`: close the source; the reopen path below restarts it.
             tracing::info!(source = %spec, "restarting the source on request");
             stats.set_source_state("restarting");
-            away_since = go_away(&mut source, &mut restarter);
-            if !free {
-                // The slate runs on the frame clock, which a camera's own pacing left idle:
-                // start it afresh rather than count the camera's time as skipped ticks.
-                if let Ok(p) = Pacer::new(fps_num, fps_den, away_since) {
-                    pacer = p;
-                }
-            }
+            away_since = go_away(&mut source, &mut restarter, &mut pacer, free);
             restarter.restart_now(away_since);
         }
         let Some(src) = source.as_mut() else {
@@ -201,14 +204,7 @@ pub(super) fn capture_loop(
             stats.capture_errors.fetch_add(1, Ordering::Relaxed);
             stats.set_source_state("error");
             tracing::warn!(source = %spec, error = %e, "capture failed; closing the source to reopen it");
-            away_since = go_away(&mut source, &mut restarter);
-            if !free {
-                // The slate runs on the frame clock, which a camera's own pacing left idle:
-                // start it afresh rather than count the camera's time as skipped ticks.
-                if let Ok(p) = Pacer::new(fps_num, fps_den, away_since) {
-                    pacer = p;
-                }
-            }
+            away_since = go_away(&mut source, &mut restarter, &mut pacer, free);
         }
     }
     close_source(source, &spec);
